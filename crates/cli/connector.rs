@@ -1,0 +1,235 @@
+//! `latch connector add|remove|list|catalog`.
+
+use clap::{Args, Subcommand};
+use latch_core::catalog::AuthMode;
+use latch_core::AddConnector;
+
+use crate::exit::Failure;
+use crate::{open_latch, print_json};
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Add a connector; prints how its scopes change its provider's request.
+    Add(AddArgs),
+    /// Remove a connector; prints the scopes no connector needs any more.
+    Remove {
+        /// Connector name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List configured connectors.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the connector types Latch knows (built-in and from manifests).
+    Catalog {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct AddArgs {
+    /// Connector name: a catalog entry (`jira`, `confluence`, `jsm`, `bitbucket`, `opsgenie`),
+    /// or any name with --type.
+    name: String,
+    /// Catalog entry, for a second instance under another name.
+    #[arg(long = "type")]
+    kind: Option<String>,
+    /// Provider to sign in through (default: the catalog entry's).
+    #[arg(long)]
+    provider: Option<String>,
+    /// Auth mode: user, service, api-token, pat, api-key (default: the entry's first).
+    #[arg(long)]
+    auth: Option<String>,
+    /// Site name, URL or cloud id.
+    #[arg(long)]
+    site: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Cmd {
+    pub(crate) fn json(&self) -> bool {
+        match self {
+            Self::Add(a) => a.json,
+            Self::Remove { json, .. } | Self::List { json } | Self::Catalog { json } => *json,
+        }
+    }
+
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        match self {
+            Self::Add(args) => add(args),
+            Self::Remove { name, json } => remove(&name, json),
+            Self::List { json } => list(json),
+            Self::Catalog { json } => catalog(json),
+        }
+    }
+}
+
+fn add(args: AddArgs) -> Result<(), Failure> {
+    let auth = match &args.auth {
+        None => None,
+        Some(text) => Some(AuthMode::parse(text).ok_or_else(|| {
+            Failure::usage(format!(
+                "unknown auth mode `{text}`: use user, service, api-token, pat or api-key"
+            ))
+        })?),
+    };
+    let mut latch = open_latch()?;
+    let added = latch.add_connector(AddConnector {
+        name: args.name,
+        kind: args.kind,
+        provider: args.provider,
+        auth,
+        site: args.site,
+    })?;
+    if args.json {
+        return print_json(&added);
+    }
+    println!(
+        "Added connector `{}` (provider `{}`).",
+        added.name, added.provider
+    );
+    if added.diff.added.is_empty() && added.diff.shared.is_empty() {
+        println!("It needs no OAuth scopes.");
+    } else {
+        println!("Scope request of `{}` after the merge:", added.provider);
+        for entry in added.requested.entries() {
+            let mark = if added.diff.added.contains(&entry.scope) {
+                "+"
+            } else if added.diff.shared.contains(&entry.scope) {
+                "="
+            } else {
+                " "
+            };
+            let mut by = entry.requested_by.join(", ");
+            if entry.provider_default {
+                by = if by.is_empty() {
+                    "provider".to_owned()
+                } else {
+                    format!("provider, {by}")
+                };
+            }
+            println!("  {mark} {:<36} ({by})", entry.scope.as_str());
+        }
+        println!(
+            "  (+ added by this connector, = already requested and now shared; {} new, {} shared)",
+            added.diff.added.len(),
+            added.diff.shared.len()
+        );
+    }
+    for finding in &added.findings {
+        println!(
+            "{:?}: {}\n  fix: {}",
+            finding.severity, finding.message, finding.fix
+        );
+    }
+    if added.needs_step_up {
+        println!(
+            "The current sign-in lacks the new scopes: sign in again to consent to them \
+             (`latch login {}`).",
+            added.provider
+        );
+    }
+    Ok(())
+}
+
+fn remove(name: &str, json: bool) -> Result<(), Failure> {
+    let mut latch = open_latch()?;
+    let removed = latch.remove_connector(name)?;
+    if json {
+        return print_json(&removed);
+    }
+    println!("Removed connector `{}`.", removed.name);
+    if removed.no_longer_requested.is_empty() {
+        println!("Every scope it needed is still needed by another connector.");
+    } else {
+        println!(
+            "No connector of `{}` requests these any more:",
+            removed.provider
+        );
+        for scope in &removed.no_longer_requested {
+            println!("  - {scope}");
+        }
+        println!("The next sign-in asks for less; until then the grant keeps them.");
+    }
+    Ok(())
+}
+
+fn list(json: bool) -> Result<(), Failure> {
+    let latch = open_latch()?;
+    let status = latch.status()?;
+    if json {
+        return print_json(&status.connectors);
+    }
+    if status.connectors.is_empty() {
+        println!("No connectors yet. Add one: latch connector add jira --provider atlassian");
+        return Ok(());
+    }
+    println!(
+        "{:<14} {:<12} {:<12} {:<10} {}",
+        "CONNECTOR", "TYPE", "PROVIDER", "AUTH", "SITE"
+    );
+    for c in &status.connectors {
+        println!(
+            "{:<14} {:<12} {:<12} {:<10} {}",
+            c.name,
+            c.kind,
+            c.provider,
+            c.auth.as_str(),
+            c.site.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}
+
+#[derive(serde::Serialize)]
+struct CatalogEntry<'a> {
+    name: &'a str,
+    display_name: &'a str,
+    provider: &'a str,
+    auth_modes: Vec<&'static str>,
+    upstream_scopes: &'a latch_core::scope::ScopeList,
+    api_base: &'a str,
+}
+
+fn catalog(json: bool) -> Result<(), Failure> {
+    let latch = open_latch()?;
+    let entries: Vec<_> = latch
+        .config()
+        .catalog
+        .connectors()
+        .map(|(name, spec)| CatalogEntry {
+            name,
+            display_name: &spec.display_name,
+            provider: &spec.provider,
+            auth_modes: spec.auth_modes.iter().map(|m| m.as_str()).collect(),
+            upstream_scopes: &spec.upstream_scopes,
+            api_base: &spec.api_base,
+        })
+        .collect();
+    if json {
+        return print_json(&entries);
+    }
+    println!(
+        "{:<14} {:<26} {:<12} {}",
+        "TYPE", "PRODUCT", "PROVIDER", "AUTH MODES"
+    );
+    for e in &entries {
+        println!(
+            "{:<14} {:<26} {:<12} {}",
+            e.name,
+            e.display_name,
+            e.provider,
+            e.auth_modes.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! `latch`: the command-line face. It parses, calls `latch-core`, and prints; nothing else.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod connector;
+mod exit;
+mod input;
+mod manifest;
+mod provider;
+mod status;
+
+use exit::Failure;
+
+/// Latch keeps your Atlassian tokens in the OS keychain and hands local tools fresh ones.
+#[derive(Parser)]
+#[command(name = "latch", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Identity providers (OAuth app registrations).
+    #[command(subcommand)]
+    Provider(provider::Cmd),
+    /// Connectors: the products you reach through a provider.
+    #[command(subcommand)]
+    Connector(connector::Cmd),
+    /// Manifests that add custom providers and connectors.
+    #[command(subcommand)]
+    Manifest(manifest::Cmd),
+    /// What every connector needs, has and lacks.
+    Status(status::Cmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = match &cli.command {
+        Command::Provider(c) => c.json(),
+        Command::Connector(c) => c.json(),
+        Command::Manifest(_) => false,
+        Command::Status(c) => c.json,
+    };
+    let result = match cli.command {
+        Command::Provider(cmd) => cmd.run(),
+        Command::Connector(cmd) => cmd.run(),
+        Command::Manifest(cmd) => cmd.run(),
+        Command::Status(cmd) => cmd.run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => failure.report(json),
+    }
+}
+
+/// Opens the home folder named by `LATCH_HOME` (or the platform default) over the OS keychain.
+fn open_latch() -> Result<latch_core::Latch, Failure> {
+    let home = latch_core::home::Home::from_env()?;
+    let keychain = std::sync::Arc::new(latch_keychain::Keychain::new());
+    Ok(latch_core::Latch::open(home, keychain)?)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Failure::internal(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! `latch provider add|list|secret`.
+
+use clap::{Args, Subcommand};
+use latch_core::{AddProvider, EndpointOverrides};
+
+use crate::exit::Failure;
+use crate::input::read_secret;
+use crate::{open_latch, print_json};
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Register a provider; its client secret is read from stdin or a prompt into the keychain.
+    Add(AddArgs),
+    /// List configured providers.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a provider's client secret (read from stdin or a prompt).
+    Secret {
+        /// Provider name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct AddArgs {
+    /// Provider name (`atlassian`, `bitbucket`, or a manifest's).
+    name: String,
+    /// Catalog preset, when the name differs from it.
+    #[arg(long)]
+    preset: Option<String>,
+    /// OAuth client id from the provider's developer console.
+    #[arg(long)]
+    client_id: String,
+    /// The callback registered in the console, byte for byte (default: the preset's).
+    #[arg(long)]
+    redirect_uri: Option<String>,
+    /// Override the authorize endpoint.
+    #[arg(long)]
+    authorize_url: Option<String>,
+    /// Override the token endpoint.
+    #[arg(long)]
+    token_url: Option<String>,
+    /// Override the revocation endpoint.
+    #[arg(long)]
+    revoke_url: Option<String>,
+    /// Override the accessible-resources endpoint.
+    #[arg(long)]
+    resources_url: Option<String>,
+    /// Override the account endpoint.
+    #[arg(long)]
+    me_url: Option<String>,
+    /// Override the API gateway.
+    #[arg(long)]
+    api_base: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Cmd {
+    pub(crate) fn json(&self) -> bool {
+        match self {
+            Self::Add(a) => a.json,
+            Self::List { json } => *json,
+            Self::Secret { .. } => false,
+        }
+    }
+
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        match self {
+            Self::Add(args) => add(args),
+            Self::List { json } => list(json),
+            Self::Secret { name } => {
+                let mut latch = open_latch()?;
+                let secret = read_secret(&format!("Client secret for {name}: "))?;
+                latch.set_provider_secret(&name, secret)?;
+                eprintln!("Stored the client secret of `{name}` in the OS keychain.");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn add(args: AddArgs) -> Result<(), Failure> {
+    let mut latch = open_latch()?;
+    let preset = args.preset.clone().unwrap_or_else(|| args.name.clone());
+    let confidential = latch
+        .config()
+        .catalog
+        .provider(&preset)
+        .is_some_and(|p| p.client_type == latch_core::catalog::ClientType::Confidential);
+    let secret = if confidential {
+        Some(read_secret(&format!("Client secret for {}: ", args.name))?)
+    } else {
+        None
+    };
+    let added = latch.add_provider(
+        AddProvider {
+            name: args.name,
+            preset: args.preset,
+            client_id: Some(args.client_id),
+            redirect_uri: args.redirect_uri,
+            endpoints: EndpointOverrides {
+                authorize_url: args.authorize_url,
+                token_url: args.token_url,
+                revoke_url: args.revoke_url,
+                resources_url: args.resources_url,
+                me_url: args.me_url,
+                api_base: args.api_base,
+            },
+        },
+        secret,
+    )?;
+    if args.json {
+        return print_json(&added);
+    }
+    let verb = if added.updated { "Updated" } else { "Added" };
+    println!("{verb} provider `{}`.", added.name);
+    if added.secret_stored {
+        println!("The client secret is in the OS keychain (not in latch.toml).");
+    }
+    if let Some(uri) = &added.redirect_uri {
+        println!("Register this callback URL in the app's settings, exactly: {uri}");
+    }
+    if let Some(console) = &added.console_url {
+        println!("Developer console: {console}");
+    }
+    println!("Next: `latch connector add jira --provider {}`", added.name);
+    Ok(())
+}
+
+fn list(json: bool) -> Result<(), Failure> {
+    let latch = open_latch()?;
+    let status = latch.status()?;
+    if json {
+        return print_json(&status.providers);
+    }
+    if status.providers.is_empty() {
+        println!("No providers yet. Add one: latch provider add atlassian --client-id ID");
+        return Ok(());
+    }
+    println!(
+        "{:<14} {:<12} {:<28} {:<10} {}",
+        "PROVIDER", "PRESET", "CLIENT ID", "SECRET", "CALLBACK"
+    );
+    for p in &status.providers {
+        let secret = match p.client_secret {
+            latch_core::status::ClientSecretState::Stored => "stored",
+            latch_core::status::ClientSecretState::Missing => "MISSING",
+            latch_core::status::ClientSecretState::NotNeeded => "-",
+        };
+        println!(
+            "{:<14} {:<12} {:<28} {:<10} {}",
+            p.name,
+            p.preset,
+            p.client_id.as_deref().unwrap_or("-"),
+            secret,
+            p.redirect_uri.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `latch status`: a table for people, `--json` (schema `latch.status/v1`) for scripts.
+
+use clap::Args;
+
+use crate::exit::Failure;
+use crate::{open_latch, print_json};
+
+#[derive(Args)]
+pub(crate) struct Cmd {
+    /// Print JSON (schema `latch.status/v1`, see the README).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl Cmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        let report = latch.status()?;
+        if self.json {
+            return print_json(&report);
+        }
+        if report.providers.is_empty() && report.connectors.is_empty() {
+            println!("Nothing set up yet.");
+            println!("  1. latch provider add atlassian --client-id ID   (secret on stdin)");
+            println!("  2. latch connector add jira");
+            return Ok(());
+        }
+        for p in &report.providers {
+            println!(
+                "provider {} ({}): {} scope(s) requested",
+                p.name,
+                p.display_name,
+                p.requested_scopes.len()
+            );
+            if !p.requested_scope_string.is_empty() {
+                println!("  scope= {}", p.requested_scope_string);
+            }
+        }
+        println!();
+        println!(
+            "{:<14} {:<12} {:<10} {:<15} {:<10} {}",
+            "CONNECTOR", "PROVIDER", "AUTH", "STATE", "SITE", "MISSING"
+        );
+        for c in &report.connectors {
+            let missing: Vec<_> = c.scopes.missing.iter().map(|s| s.as_str()).collect();
+            println!(
+                "{:<14} {:<12} {:<10} {:<15} {:<10} {}",
+                c.name,
+                c.provider,
+                c.auth.as_str(),
+                c.state.as_str(),
+                c.site.as_deref().unwrap_or("-"),
+                if missing.is_empty() {
+                    "-".to_owned()
+                } else {
+                    missing.join(" ")
+                }
+            );
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let findings: Vec<_> = report
+            .providers
+            .iter()
+            .flat_map(|p| &p.findings)
+            .chain(report.connectors.iter().flat_map(|c| &c.findings))
+            .filter(|f| seen.insert((f.code.clone(), f.subject.clone(), f.message.clone())))
+            .collect();
+        if !findings.is_empty() {
+            println!();
+            for f in findings {
+                println!(
+                    "{:?} [{}] {}: {}\n  fix: {}",
+                    f.severity, f.code, f.subject, f.message, f.fix
+                );
+            }
+        }
+        Ok(())
+    }
+}

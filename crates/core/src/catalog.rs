@@ -1,0 +1,541 @@
+//! The connector catalog: providers (identity-provider presets) and connectors (products),
+//! compiled in from `crates/core/catalog/*.toml`, extended by user manifests of the same schema.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::scope::{ScopeList, Vocabulary};
+use crate::toml_location::{line_of_key, line_of_offset};
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("atlassian.toml", include_str!("../catalog/atlassian.toml")),
+    ("bitbucket.toml", include_str!("../catalog/bitbucket.toml")),
+    ("opsgenie.toml", include_str!("../catalog/opsgenie.toml")),
+];
+
+/// How a connector authenticates upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Opsgenie `Authorization: GenieKey <key>`.
+    ApiKey,
+    /// Basic `email:api-token`.
+    ApiToken,
+    /// Data Center personal access token, `Authorization: Bearer`.
+    Pat,
+    /// OAuth client credentials (service accounts); no refresh token.
+    Service,
+    /// OAuth authorization code in the person's browser, with a rotating refresh token.
+    User,
+}
+
+impl AuthMode {
+    /// The name used in latch.toml and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiKey => "api-key",
+            Self::ApiToken => "api-token",
+            Self::Pat => "pat",
+            Self::Service => "service",
+            Self::User => "user",
+        }
+    }
+
+    /// Parses the latch.toml / command-line name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::ApiKey,
+            Self::ApiToken,
+            Self::Pat,
+            Self::Service,
+            Self::User,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+    }
+}
+
+/// Whether the provider's client must authenticate at the token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientType {
+    /// A client secret is required (kept in the keychain).
+    Confidential,
+    /// No OAuth at all: connectors use static credentials only.
+    None,
+    /// No client secret; PKCE protects the code.
+    Public,
+}
+
+/// How the token endpoint wants its body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenRequest {
+    /// `application/x-www-form-urlencoded` (RFC 6749; Bitbucket requires it).
+    Form,
+    /// `application/json` (Atlassian's documented form).
+    Json,
+}
+
+/// Where the client credentials go in a token request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenAuth {
+    /// HTTP Basic `client_id:client_secret`.
+    Basic,
+    /// `client_id` and `client_secret` fields in the body.
+    Body,
+}
+
+/// An identity provider preset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSpec {
+    /// Human name.
+    pub display_name: String,
+    /// The scope vocabulary it speaks.
+    pub vocabulary: Vocabulary,
+    /// Confidential, public, or no OAuth.
+    pub client_type: ClientType,
+    /// Whether to send PKCE S256.
+    #[serde(default)]
+    pub pkce: bool,
+    /// Token request body encoding.
+    #[serde(default = "default_token_request")]
+    pub token_request: TokenRequest,
+    /// Client authentication at the token endpoint.
+    #[serde(default = "default_token_auth")]
+    pub token_auth: TokenAuth,
+    /// Authorization endpoint.
+    #[serde(default)]
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Token revocation endpoint (RFC 7009), when the provider has one.
+    #[serde(default)]
+    pub revoke_url: Option<String>,
+    /// Sites a token can reach (Atlassian accessible-resources).
+    #[serde(default)]
+    pub resources_url: Option<String>,
+    /// The signed-in account.
+    #[serde(default)]
+    pub me_url: Option<String>,
+    /// API gateway base.
+    #[serde(default)]
+    pub api_base: Option<String>,
+    /// Extra query parameters on the authorize URL.
+    #[serde(default)]
+    pub authorize_params: IndexMap<String, String>,
+    /// Scopes the provider always requests, whatever its connectors.
+    #[serde(default)]
+    pub default_scopes: ScopeList,
+    /// The callback Latch suggests registering.
+    #[serde(default)]
+    pub default_redirect_uri: Option<String>,
+    /// Whether a refresh token needs `offline_access` in the request.
+    #[serde(default)]
+    pub needs_offline_access: bool,
+    /// How long a rotated-out refresh token stays usable (a lost response may be retried).
+    #[serde(default)]
+    pub refresh_reuse_window_secs: Option<u64>,
+    /// Refresh tokens die after this many idle days.
+    #[serde(default)]
+    pub inactivity_expiry_days: Option<u32>,
+    /// Refresh-token families die this many days after consent.
+    #[serde(default)]
+    pub absolute_expiry_days: Option<u32>,
+    /// Where the person registers the app (shown in set-up hints).
+    #[serde(default)]
+    pub console_url: Option<String>,
+}
+
+fn default_token_request() -> TokenRequest {
+    TokenRequest::Form
+}
+
+fn default_token_auth() -> TokenAuth {
+    TokenAuth::Body
+}
+
+/// A connector's health probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    /// HTTP method.
+    pub method: String,
+    /// Path below the connector's API base.
+    pub path: String,
+}
+
+/// A product reached through a provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSpec {
+    /// Human name.
+    pub display_name: String,
+    /// The provider it signs in through.
+    pub provider: String,
+    /// The upstream scopes it needs.
+    pub upstream_scopes: ScopeList,
+    /// API base, with `{cloud_id}` where the site goes.
+    pub api_base: String,
+    /// Markers that tell this product's accessible-resources entries apart.
+    #[serde(default)]
+    pub site_scope_markers: Vec<String>,
+    /// Supported auth modes; the first is the default.
+    pub auth_modes: Vec<AuthMode>,
+    /// Health probe.
+    pub probe: Probe,
+}
+
+impl ConnectorSpec {
+    /// Whether the API base needs a bound site.
+    pub fn needs_site(&self) -> bool {
+        self.api_base.contains("{cloud_id}")
+    }
+}
+
+/// A manifest file's content: the same schema for built-in and user files.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    #[serde(default)]
+    providers: IndexMap<String, ProviderSpec>,
+    #[serde(default)]
+    connectors: IndexMap<String, ConnectorSpec>,
+}
+
+/// A manifest that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{}: {message}", file.display(), line.map_or_else(String::new, |l| l.to_string()))]
+pub struct ManifestError {
+    /// The file.
+    pub file: PathBuf,
+    /// The line, when known.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Every provider and connector Latch knows.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    providers: IndexMap<String, ProviderSpec>,
+    connectors: IndexMap<String, ConnectorSpec>,
+}
+
+impl Catalog {
+    /// The built-in catalog.
+    pub fn builtin() -> Self {
+        let mut catalog = Self::default();
+        for (name, text) in BUILTIN {
+            // Built-in files are checked by the `builtin_catalog_is_valid` test.
+            if let Err(err) = catalog.add_manifest_text(Path::new(name), text) {
+                debug_assert!(false, "built-in catalog: {err}");
+            }
+        }
+        catalog
+    }
+
+    /// Adds a user manifest file. The whole file is rejected on the first problem.
+    pub fn add_manifest_file(&mut self, path: &Path) -> Result<(), ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ManifestError {
+            file: path.to_owned(),
+            line: None,
+            message: format!("cannot read the manifest: {err}"),
+        })?;
+        self.add_manifest_text(path, &text)
+    }
+
+    fn add_manifest_text(&mut self, file: &Path, text: &str) -> Result<(), ManifestError> {
+        let fail = |line: Option<usize>, message: String| ManifestError {
+            file: file.to_owned(),
+            line,
+            message,
+        };
+        let manifest: Manifest = toml::from_str(text).map_err(|err| {
+            fail(
+                err.span().map(|s| line_of_offset(text, s.start)),
+                err.message().to_owned(),
+            )
+        })?;
+        if manifest.providers.is_empty() && manifest.connectors.is_empty() {
+            return Err(fail(
+                None,
+                "the manifest defines nothing: add a [providers.NAME] or [connectors.NAME] table"
+                    .to_owned(),
+            ));
+        }
+        let mut next = self.clone();
+        for (name, spec) in manifest.providers {
+            let at = |key: &str| line_of_key(text, &["providers", &name, key]);
+            check_name(&name).map_err(|m| fail(at(""), m))?;
+            if next.providers.contains_key(&name) {
+                return Err(fail(
+                    at(""),
+                    format!("provider `{name}` is already defined; give yours another name"),
+                ));
+            }
+            for (key, url) in [
+                ("authorize_url", &spec.authorize_url),
+                ("token_url", &spec.token_url),
+                ("revoke_url", &spec.revoke_url),
+                ("resources_url", &spec.resources_url),
+                ("me_url", &spec.me_url),
+                ("api_base", &spec.api_base),
+                ("default_redirect_uri", &spec.default_redirect_uri),
+            ] {
+                if let Some(url) = url {
+                    check_url(url).map_err(|m| fail(at(key), format!("`{key}`: {m}")))?;
+                }
+            }
+            if spec.client_type != ClientType::None
+                && (spec.authorize_url.is_none() || spec.token_url.is_none())
+            {
+                return Err(fail(
+                    at(""),
+                    format!(
+                        "provider `{name}` does OAuth (client_type = \"{}\") but lacks \
+                         `authorize_url` or `token_url`; add both, or set client_type = \"none\"",
+                        match spec.client_type {
+                            ClientType::Confidential => "confidential",
+                            _ => "public",
+                        }
+                    ),
+                ));
+            }
+            next.providers.insert(name, spec);
+        }
+        for (name, spec) in manifest.connectors {
+            let at = |key: &str| line_of_key(text, &["connectors", &name, key]);
+            check_name(&name).map_err(|m| fail(at(""), m))?;
+            if next.connectors.contains_key(&name) {
+                return Err(fail(
+                    at(""),
+                    format!("connector `{name}` is already defined; give yours another name"),
+                ));
+            }
+            let Some(provider) = next.providers.get(&spec.provider) else {
+                return Err(fail(
+                    at("provider"),
+                    format!(
+                        "connector `{name}` names provider `{}`, which no manifest defines; \
+                         known providers: {}",
+                        spec.provider,
+                        next.providers
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            check_url(&spec.api_base.replace("{cloud_id}", "site"))
+                .map_err(|m| fail(at("api_base"), format!("`api_base`: {m}")))?;
+            if spec.auth_modes.is_empty() {
+                return Err(fail(
+                    at("auth_modes"),
+                    "`auth_modes` is empty: list at least one of user, service, api-token, \
+                     pat, api-key"
+                        .to_owned(),
+                ));
+            }
+            let oauth_modes = spec
+                .auth_modes
+                .iter()
+                .any(|m| matches!(m, AuthMode::User | AuthMode::Service));
+            if oauth_modes && provider.client_type == ClientType::None {
+                return Err(fail(
+                    at("auth_modes"),
+                    format!(
+                        "connector `{name}` supports OAuth modes but provider `{}` has no OAuth \
+                         (client_type = \"none\"); keep only api-token, pat or api-key",
+                        spec.provider
+                    ),
+                ));
+            }
+            if !spec.probe.path.starts_with('/') {
+                return Err(fail(
+                    at("probe"),
+                    "`probe.path` must start with `/`".to_owned(),
+                ));
+            }
+            next.connectors.insert(name, spec);
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// A provider preset by name.
+    pub fn provider(&self, name: &str) -> Option<&ProviderSpec> {
+        self.providers.get(name)
+    }
+
+    /// A connector type by name.
+    pub fn connector(&self, name: &str) -> Option<&ConnectorSpec> {
+        self.connectors.get(name)
+    }
+
+    /// Every provider preset.
+    pub fn providers(&self) -> impl Iterator<Item = (&String, &ProviderSpec)> {
+        self.providers.iter()
+    }
+
+    /// Every connector type.
+    pub fn connectors(&self) -> impl Iterator<Item = (&String, &ConnectorSpec)> {
+        self.connectors.iter()
+    }
+}
+
+/// Names end up in URL paths (`/jira/...`) and environment variables (`LATCH_JIRA_URL`).
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= 32
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid name: use 1–32 lower-case letters, digits and `-`, \
+             starting with a letter"
+        ))
+    }
+}
+
+/// Endpoints must be https, except on loopback (tests, local gateways).
+pub fn check_url(text: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|err| format!("{text:?} is not a URL ({err})"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback_host(&url) => Ok(url),
+        "http" => Err(format!(
+            "{text:?} uses http:// on a non-loopback host; use https:// (http is accepted only \
+             for 127.0.0.1, [::1] and localhost)"
+        )),
+        other => Err(format!("{text:?} has scheme `{other}`; use https://")),
+    }
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_is_valid() {
+        let mut catalog = Catalog::default();
+        for (name, text) in BUILTIN {
+            catalog
+                .add_manifest_text(Path::new(name), text)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        for name in ["jira", "confluence", "jsm", "bitbucket", "opsgenie"] {
+            assert!(catalog.connector(name).is_some(), "{name}");
+        }
+        let atlassian = catalog.provider("atlassian").unwrap();
+        assert_eq!(atlassian.authorize_params["audience"], "api.atlassian.com");
+        assert_eq!(atlassian.authorize_params["prompt"], "consent");
+        assert_eq!(atlassian.client_type, ClientType::Confidential);
+        let jira = catalog.connector("jira").unwrap();
+        assert_eq!(
+            jira.upstream_scopes.to_string(),
+            "read:me read:jira-user read:jira-work write:jira-work offline_access"
+        );
+        assert_eq!(jira.probe.path, "/rest/api/3/myself");
+        assert!(jira.needs_site());
+    }
+
+    #[test]
+    fn builtin_scopes_pass_lint() {
+        use crate::scope::{lint, LintConnector};
+        let catalog = Catalog::builtin();
+        for (name, spec) in catalog.connectors() {
+            let provider = catalog.provider(&spec.provider).unwrap();
+            let findings = lint(
+                &spec.provider,
+                provider.vocabulary,
+                provider.needs_offline_access,
+                &[LintConnector {
+                    name,
+                    user_mode: spec.auth_modes.contains(&AuthMode::User),
+                    scopes: &spec.upstream_scopes,
+                }],
+            );
+            assert!(findings.is_empty(), "{name}: {findings:?}");
+        }
+    }
+
+    fn reject(text: &str) -> ManifestError {
+        let mut catalog = Catalog::builtin();
+        catalog
+            .add_manifest_text(Path::new("custom.toml"), text)
+            .unwrap_err()
+    }
+
+    #[test]
+    fn manifest_adds_a_custom_connector() {
+        let mut catalog = Catalog::builtin();
+        catalog
+            .add_manifest_text(
+                Path::new("custom.toml"),
+                r#"
+[connectors.jira-admin]
+display_name = "Jira admin"
+provider = "atlassian"
+upstream_scopes = ["read:me", "manage:jira-configuration", "offline_access"]
+api_base = "https://api.atlassian.com/ex/jira/{cloud_id}"
+auth_modes = ["user"]
+probe = { method = "GET", path = "/rest/api/3/myself" }
+"#,
+            )
+            .unwrap();
+        assert!(catalog.connector("jira-admin").is_some());
+    }
+
+    #[test]
+    fn malformed_manifests_name_file_line_and_problem() {
+        let err = reject("[connectors.x]\ndisplay_name = \"X\"\nprovider = 3\n");
+        assert_eq!(err.line, Some(3));
+        assert!(err.to_string().starts_with("custom.toml:3: "), "{err}");
+
+        let err = reject(
+            "[connectors.x]\ndisplay_name = \"X\"\nprovider = \"nope\"\nupstream_scopes = []\n\
+             api_base = \"https://x.example\"\nauth_modes = [\"user\"]\n\
+             probe = { method = \"GET\", path = \"/\" }\n",
+        );
+        assert_eq!(err.line, Some(3));
+        assert!(err.message.contains("provider `nope`"), "{err}");
+
+        let err = reject(
+            "[providers.p]\ndisplay_name = \"P\"\nvocabulary = \"generic\"\n\
+             client_type = \"public\"\nauthorize_url = \"http://idp.example/a\"\n\
+             token_url = \"https://idp.example/t\"\n",
+        );
+        assert_eq!(err.line, Some(5));
+        assert!(err.message.contains("http://"), "{err}");
+
+        let err = reject("[connectors.jira]\ncolour = 1\n");
+        assert!(err.message.contains("colour"), "{err}");
+
+        let err = reject(
+            "[connectors.Bad_Name]\ndisplay_name = \"X\"\nprovider = \"atlassian\"\n\
+             upstream_scopes = []\napi_base = \"https://x.example\"\nauth_modes = [\"user\"]\n\
+             probe = { method = \"GET\", path = \"/\" }\n",
+        );
+        assert!(err.message.contains("Bad_Name"), "{err}");
+        assert_eq!(err.line, Some(1));
+    }
+}

@@ -1,0 +1,723 @@
+//! `latch.toml`: what the person configured (providers, connectors, proxy). Read with
+//! line-accurate errors; written with `toml_edit` so that hand edits and comments survive.
+//!
+//! The file never holds a secret: client secrets and credentials live in the keychain.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+use crate::catalog::{
+    check_name, check_url, AuthMode, Catalog, ClientType, ConnectorSpec, ProviderSpec,
+};
+use crate::error::{ConfigError, Error, Result};
+use crate::toml_location::{line_of_key, line_of_offset};
+
+/// The proxy's default listen address.
+pub const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:7391";
+
+/// latch.toml as written.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[proxy]`.
+    #[serde(default)]
+    pub proxy: ProxySection,
+    /// `[catalog]`.
+    #[serde(default)]
+    pub catalog: CatalogSection,
+    /// `[providers.NAME]`.
+    #[serde(default)]
+    pub providers: IndexMap<String, ProviderSection>,
+    /// `[connectors.NAME]`.
+    #[serde(default)]
+    pub connectors: IndexMap<String, ConnectorSection>,
+}
+
+/// `[proxy]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// `listen = "127.0.0.1:7391"`.
+    pub listen: Option<String>,
+}
+
+/// `[catalog]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogSection {
+    /// Manifest files that add providers and connectors; relative paths are relative to the
+    /// folder of latch.toml.
+    #[serde(default)]
+    pub manifests: Vec<PathBuf>,
+}
+
+/// `[providers.NAME]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSection {
+    /// Catalog preset; defaults to the table name.
+    pub preset: Option<String>,
+    /// OAuth client id (public).
+    pub client_id: Option<String>,
+    /// Registered callback, byte for byte.
+    pub redirect_uri: Option<String>,
+    /// Override of the preset's authorize endpoint.
+    pub authorize_url: Option<String>,
+    /// Override of the preset's token endpoint.
+    pub token_url: Option<String>,
+    /// Override of the preset's revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// Override of the preset's accessible-resources endpoint.
+    pub resources_url: Option<String>,
+    /// Override of the preset's account endpoint.
+    pub me_url: Option<String>,
+    /// Override of the preset's API gateway.
+    pub api_base: Option<String>,
+}
+
+/// `[connectors.NAME]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSection {
+    /// Catalog entry; defaults to the table name.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Provider; defaults to the catalog entry's provider.
+    pub provider: Option<String>,
+    /// Auth mode; defaults to the catalog entry's first mode.
+    pub auth: Option<String>,
+    /// Site name, URL or cloud id.
+    pub site: Option<String>,
+    /// Account e-mail for `api-token` (the Basic user name; not a secret).
+    pub email: Option<String>,
+}
+
+/// A provider, resolved against the catalog.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// Its name (the table name).
+    pub name: String,
+    /// The preset it came from.
+    pub preset: String,
+    /// Preset with the file's overrides applied.
+    pub spec: ProviderSpec,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// The callback to register and listen on.
+    pub redirect_uri: Option<String>,
+    /// Whether it is declared in latch.toml (providers without OAuth need not be).
+    pub configured: bool,
+}
+
+/// A connector, resolved against the catalog.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    /// Its name (the table name; the proxy route).
+    pub name: String,
+    /// The catalog entry.
+    pub kind: String,
+    /// The catalog entry's content.
+    pub spec: ConnectorSpec,
+    /// Its provider's name.
+    pub provider: String,
+    /// How it authenticates.
+    pub auth: AuthMode,
+    /// The site it is bound to, if any.
+    pub site: Option<String>,
+    /// Account e-mail for `api-token`.
+    pub email: Option<String>,
+}
+
+/// latch.toml, parsed, with the catalog it extends and every reference resolved.
+#[derive(Clone, Debug)]
+pub struct Config {
+    path: PathBuf,
+    text: String,
+    /// The proxy's listen address.
+    pub listen: SocketAddr,
+    /// Built-in catalog plus manifests.
+    pub catalog: Catalog,
+    /// Manifest paths as written.
+    pub manifests: Vec<PathBuf>,
+    /// Providers in file order, then catalog providers without OAuth that connectors use.
+    pub providers: Vec<Provider>,
+    /// Connectors in file order.
+    pub connectors: Vec<Connector>,
+}
+
+impl Config {
+    /// Reads and resolves latch.toml; a missing file is an empty configuration.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => {
+                return Err(ConfigError {
+                    file: path.to_owned(),
+                    line: None,
+                    key: None,
+                    message: format!("cannot read the file: {err}"),
+                    fix: "check the file's permissions, or point LATCH_HOME elsewhere".to_owned(),
+                }
+                .into())
+            }
+        };
+        Self::parse(path, text)
+    }
+
+    /// Parses and resolves latch.toml text.
+    pub fn parse(path: &Path, text: String) -> Result<Self> {
+        let file: ConfigFile = toml::from_str(&text).map_err(|err| ConfigError {
+            file: path.to_owned(),
+            line: err.span().map(|s| line_of_offset(&text, s.start)),
+            key: None,
+            message: err.message().trim().to_owned(),
+            fix: "correct the line above (see the latch.toml section of the README for every key)"
+                .to_owned(),
+        })?;
+        Resolver { path, text: &text }.resolve(file, text.clone())
+    }
+
+    /// The file this was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A provider by name.
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// A connector by name.
+    pub fn connector(&self, name: &str) -> Option<&Connector> {
+        self.connectors.iter().find(|c| c.name == name)
+    }
+
+    /// The connectors of one provider, in file order.
+    pub fn connectors_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Connector> {
+        self.connectors
+            .iter()
+            .filter(move |c| c.provider == provider)
+    }
+
+    /// An editable copy of the file.
+    pub(crate) fn edit(&self) -> Result<ConfigEdit> {
+        let doc = self
+            .text
+            .parse::<toml_edit::DocumentMut>()
+            .map_err(|err| ConfigError {
+                file: self.path.clone(),
+                line: err.span().map(|s| line_of_offset(&self.text, s.start)),
+                key: None,
+                message: err.message().to_owned(),
+                fix: "correct the line above".to_owned(),
+            })?;
+        Ok(ConfigEdit {
+            path: self.path.clone(),
+            doc,
+        })
+    }
+}
+
+struct Resolver<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Resolver<'_> {
+    fn fail(&self, key: &[&str], message: String, fix: impl Into<String>) -> Error {
+        ConfigError {
+            file: self.path.to_owned(),
+            line: line_of_key(self.text, key),
+            key: Some(
+                key.iter()
+                    .filter(|k| !k.is_empty())
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("."),
+            ),
+            message,
+            fix: fix.into(),
+        }
+        .into()
+    }
+
+    fn resolve(&self, file: ConfigFile, text: String) -> Result<Config> {
+        let listen_text = file.proxy.listen.as_deref().unwrap_or(DEFAULT_PROXY_LISTEN);
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            self.fail(
+                &["proxy", "listen"],
+                format!("`{listen_text}` is not an address:port"),
+                "write it like \"127.0.0.1:7391\" (port 0 picks a free port)",
+            )
+        })?;
+        if !listen.ip().is_loopback() {
+            return Err(self.fail(
+                &["proxy", "listen"],
+                format!(
+                    "the proxy must listen on loopback only, not {}",
+                    listen.ip()
+                ),
+                "use 127.0.0.1 or [::1]; other machines must never reach the proxy",
+            ));
+        }
+
+        let mut catalog = Catalog::builtin();
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        for manifest in &file.catalog.manifests {
+            let full = if manifest.is_absolute() {
+                manifest.clone()
+            } else {
+                base.join(manifest)
+            };
+            catalog.add_manifest_file(&full)?;
+        }
+
+        let mut providers = Vec::new();
+        for (name, section) in &file.providers {
+            providers.push(self.provider(&catalog, name, section)?);
+        }
+        let mut connectors = Vec::new();
+        for (name, section) in &file.connectors {
+            let connector = self.connector(&catalog, name, section)?;
+            if !providers
+                .iter()
+                .any(|p: &Provider| p.name == connector.provider)
+            {
+                let implicit = catalog
+                    .provider(&connector.provider)
+                    .filter(|spec| spec.client_type == ClientType::None);
+                match implicit {
+                    Some(spec) => providers.push(Provider {
+                        name: connector.provider.clone(),
+                        preset: connector.provider.clone(),
+                        spec: spec.clone(),
+                        client_id: None,
+                        redirect_uri: None,
+                        configured: false,
+                    }),
+                    None => {
+                        return Err(self.fail(
+                            &["connectors", name, "provider"],
+                            format!(
+                                "connector `{name}` uses provider `{}`, which is not configured",
+                                connector.provider
+                            ),
+                            format!(
+                                "run `latch provider add {} --client-id ...` first, or name a \
+                                 configured provider",
+                                connector.provider
+                            ),
+                        ))
+                    }
+                }
+            }
+            connectors.push(connector);
+        }
+        Ok(Config {
+            path: self.path.to_owned(),
+            text,
+            listen,
+            catalog,
+            manifests: file.catalog.manifests,
+            providers,
+            connectors,
+        })
+    }
+
+    fn provider(
+        &self,
+        catalog: &Catalog,
+        name: &str,
+        section: &ProviderSection,
+    ) -> Result<Provider> {
+        check_name(name)
+            .map_err(|m| self.fail(&["providers", name], m, "rename the [providers.NAME] table"))?;
+        let preset = section.preset.clone().unwrap_or_else(|| name.to_owned());
+        let Some(spec) = catalog.provider(&preset) else {
+            let known: Vec<_> = catalog.providers().map(|(n, _)| n.clone()).collect();
+            return Err(self.fail(
+                &[
+                    "providers",
+                    name,
+                    if section.preset.is_some() {
+                        "preset"
+                    } else {
+                        ""
+                    },
+                ],
+                format!("there is no provider preset `{preset}`"),
+                format!(
+                    "set `preset` to one of {} or add a manifest that defines it",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let mut spec = spec.clone();
+        for (key, value, target) in [
+            (
+                "authorize_url",
+                &section.authorize_url,
+                &mut spec.authorize_url,
+            ),
+            ("token_url", &section.token_url, &mut spec.token_url),
+            ("revoke_url", &section.revoke_url, &mut spec.revoke_url),
+            (
+                "resources_url",
+                &section.resources_url,
+                &mut spec.resources_url,
+            ),
+            ("me_url", &section.me_url, &mut spec.me_url),
+            ("api_base", &section.api_base, &mut spec.api_base),
+        ] {
+            if let Some(value) = value {
+                check_url(value).map_err(|m| {
+                    self.fail(&["providers", name, key], m, "write a full https:// URL")
+                })?;
+                *target = Some(value.clone());
+            }
+        }
+        if let Some(uri) = &section.redirect_uri {
+            check_redirect_uri(uri).map_err(|m| {
+                self.fail(
+                    &["providers", name, "redirect_uri"],
+                    m,
+                    "use a loopback callback with an explicit port, such as \
+                     \"http://127.0.0.1:8734/callback\", and register the same URL in the \
+                     provider's developer console",
+                )
+            })?;
+        }
+        if spec.client_type != ClientType::None
+            && section.client_id.as_deref().unwrap_or("").is_empty()
+        {
+            return Err(self.fail(
+                &["providers", name],
+                format!("provider `{name}` has no `client_id`"),
+                format!(
+                    "run `latch provider add {name} --client-id ...` or add client_id = \"...\""
+                ),
+            ));
+        }
+        Ok(Provider {
+            name: name.to_owned(),
+            preset,
+            redirect_uri: section
+                .redirect_uri
+                .clone()
+                .or_else(|| spec.default_redirect_uri.clone()),
+            spec,
+            client_id: section.client_id.clone(),
+            configured: true,
+        })
+    }
+
+    fn connector(
+        &self,
+        catalog: &Catalog,
+        name: &str,
+        section: &ConnectorSection,
+    ) -> Result<Connector> {
+        check_name(name).map_err(|m| {
+            self.fail(
+                &["connectors", name],
+                m,
+                "rename the [connectors.NAME] table",
+            )
+        })?;
+        let kind = section.kind.clone().unwrap_or_else(|| name.to_owned());
+        let Some(spec) = catalog.connector(&kind) else {
+            let known: Vec<_> = catalog.connectors().map(|(n, _)| n.clone()).collect();
+            return Err(self.fail(
+                &[
+                    "connectors",
+                    name,
+                    if section.kind.is_some() { "type" } else { "" },
+                ],
+                format!("there is no connector type `{kind}` in the catalog"),
+                format!(
+                    "use one of {} (set `type` for a second instance), or add a manifest",
+                    known.join(", ")
+                ),
+            ));
+        };
+        let auth = match &section.auth {
+            None => spec.auth_modes[0],
+            Some(text) => {
+                let mode = AuthMode::parse(text).filter(|m| spec.auth_modes.contains(m));
+                mode.ok_or_else(|| {
+                    self.fail(
+                        &["connectors", name, "auth"],
+                        format!("connector `{name}` does not support auth = \"{text}\""),
+                        format!(
+                            "use one of: {}",
+                            spec.auth_modes
+                                .iter()
+                                .map(|m| m.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })?
+            }
+        };
+        Ok(Connector {
+            name: name.to_owned(),
+            kind,
+            provider: section
+                .provider
+                .clone()
+                .unwrap_or_else(|| spec.provider.clone()),
+            spec: spec.clone(),
+            auth,
+            site: section.site.clone(),
+            email: section.email.clone(),
+        })
+    }
+}
+
+/// The callback must be loopback http with an explicit port: Latch listens there, and
+/// Atlassian matches it byte for byte.
+pub fn check_redirect_uri(text: &str) -> std::result::Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|err| format!("{text:?} is not a URL ({err})"))?;
+    let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Domain(d)) if d.eq_ignore_ascii_case("localhost"));
+    if url.scheme() != "http" || !loopback {
+        return Err(format!(
+            "redirect_uri {text:?} must be an http:// loopback URL: Latch receives the callback \
+             on this machine"
+        ));
+    }
+    if url.port().is_none() {
+        return Err(format!(
+            "redirect_uri {text:?} has no port; providers match the callback exactly, so Latch \
+             must know which port to listen on"
+        ));
+    }
+    Ok(url)
+}
+
+/// A pending change to latch.toml, written atomically.
+pub(crate) struct ConfigEdit {
+    path: PathBuf,
+    doc: toml_edit::DocumentMut,
+}
+
+impl ConfigEdit {
+    fn table<'a>(&'a mut self, section: &str, name: &str) -> &'a mut toml_edit::Table {
+        let root = self.doc.as_table_mut();
+        if !root.contains_table(section) {
+            let mut parent = toml_edit::Table::new();
+            parent.set_implicit(true);
+            root.insert(section, toml_edit::Item::Table(parent));
+        }
+        let parent = root[section].as_table_mut().map(|t| {
+            if !t.contains_table(name) {
+                t.insert(name, toml_edit::Item::Table(toml_edit::Table::new()));
+            }
+            t
+        });
+        // Both tables were just ensured above.
+        match parent.and_then(|t| t[name].as_table_mut()) {
+            Some(t) => t,
+            None => unreachable_table(),
+        }
+    }
+
+    /// Sets keys of `[section.name]`, creating it; `None` values remove the key.
+    pub(crate) fn set(&mut self, section: &str, name: &str, values: &[(&str, Option<&str>)]) {
+        let table = self.table(section, name);
+        for (key, value) in values {
+            match value {
+                Some(v) => {
+                    table.insert(key, toml_edit::value(*v));
+                }
+                None => {
+                    table.remove(key);
+                }
+            }
+        }
+    }
+
+    /// Whether `[section.name]` exists.
+    pub(crate) fn has(&self, section: &str, name: &str) -> bool {
+        self.doc
+            .get(section)
+            .and_then(|s| s.as_table_like())
+            .is_some_and(|t| t.contains_key(name))
+    }
+
+    /// Removes `[section.name]`.
+    pub(crate) fn remove(&mut self, section: &str, name: &str) -> bool {
+        self.doc
+            .get_mut(section)
+            .and_then(|s| s.as_table_like_mut())
+            .and_then(|t| t.remove(name))
+            .is_some()
+    }
+
+    /// Appends a manifest path to `[catalog] manifests`.
+    pub(crate) fn add_manifest(&mut self, path: &str) {
+        let root = self.doc.as_table_mut();
+        if !root.contains_table("catalog") {
+            root.insert("catalog", toml_edit::Item::Table(toml_edit::Table::new()));
+        }
+        let catalog = &mut root["catalog"];
+        if catalog.get("manifests").is_none() {
+            catalog["manifests"] = toml_edit::value(toml_edit::Array::new());
+        }
+        if let Some(list) = catalog["manifests"].as_array_mut() {
+            if !list.iter().any(|v| v.as_str() == Some(path)) {
+                list.push(path);
+            }
+        }
+    }
+
+    /// The new text, checked by parsing it as the real loader would.
+    pub(crate) fn validate(&self) -> Result<Config> {
+        Config::parse(&self.path, self.doc.to_string())
+    }
+
+    /// Writes the file atomically (temp file + rename), so a crash never leaves half a file.
+    pub(crate) fn write(self) -> Result<()> {
+        let text = self.doc.to_string();
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".latch.toml.{}.tmp", std::process::id()));
+        let io = |source| Error::Write {
+            path: self.path.clone(),
+            source,
+        };
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &self.path).map_err(io)
+    }
+}
+
+#[cold]
+fn unreachable_table() -> ! {
+    // `table()` inserts the table before looking it up, so this cannot happen.
+    panic!("latch.toml table vanished while being edited")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        Config::parse(Path::new("/h/latch.toml"), text.to_owned())
+    }
+
+    fn err(text: &str) -> ConfigError {
+        match parse(text) {
+            Err(Error::Config(e)) => e,
+            other => panic!("expected a config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_is_empty_config() {
+        let config = parse("").unwrap();
+        assert!(config.providers.is_empty() && config.connectors.is_empty());
+        assert_eq!(config.listen.to_string(), DEFAULT_PROXY_LISTEN);
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let config = parse(
+            r#"
+[proxy]
+listen = "127.0.0.1:7391"
+
+[providers.atlassian]
+preset = "atlassian"
+client_id = "abc"
+redirect_uri = "http://127.0.0.1:8734/callback"
+token_url = "http://127.0.0.1:9000/oauth/token"
+
+[connectors.jira]
+provider = "atlassian"
+auth = "user"
+site = "acme"
+
+[connectors.jira-two]
+type = "jira"
+"#,
+        )
+        .unwrap();
+        let p = config.provider("atlassian").unwrap();
+        assert_eq!(
+            p.spec.token_url.as_deref(),
+            Some("http://127.0.0.1:9000/oauth/token")
+        );
+        assert_eq!(
+            p.spec.authorize_url.as_deref(),
+            Some("https://auth.atlassian.com/authorize")
+        );
+        let two = config.connector("jira-two").unwrap();
+        assert_eq!(
+            (two.kind.as_str(), two.provider.as_str()),
+            ("jira", "atlassian")
+        );
+        assert_eq!(two.auth, AuthMode::User);
+    }
+
+    #[test]
+    fn errors_name_file_line_key_and_fix() {
+        let e = err("[providers.atlassian]\nclient_id = \"x\"\n\n[connectors.jira]\nprovider = \"atlasian\"\n");
+        assert_eq!(e.line, Some(5));
+        assert_eq!(e.key.as_deref(), Some("connectors.jira.provider"));
+        assert!(e.fix.contains("latch provider add atlasian"), "{e}");
+        assert!(e.to_string().starts_with("/h/latch.toml:5: "), "{e}");
+
+        let e = err("[proxy]\nlisten = \"0.0.0.0:7391\"\n");
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("loopback"));
+
+        let e = err(
+            "[providers.atlassian]\nclient_id = \"x\"\nredirect_uri = \"http://127.0.0.1/cb\"\n",
+        );
+        assert_eq!(e.line, Some(3));
+        assert!(e.message.contains("no port"));
+
+        let e = err(
+            "[providers.atlassian]\nclient_id = \"x\"\ntoken_url = \"http://evil.example/t\"\n",
+        );
+        assert_eq!(e.line, Some(3));
+
+        let e = err("[connectors.jira]\nprovder = \"atlassian\"\n");
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("provder"), "{e}");
+
+        let e = err("[connectors.opsgenie]\nauth = \"user\"\n");
+        assert_eq!(e.line, Some(2));
+        assert!(e.fix.contains("api-key"), "{e}");
+
+        let e = err("[connectors.jiraa]\n");
+        assert!(e.message.contains("jiraa") && e.fix.contains("jira"), "{e}");
+    }
+
+    #[test]
+    fn providers_without_oauth_need_no_table() {
+        let config = parse("[connectors.opsgenie]\n").unwrap();
+        assert!(!config.provider("opsgenie").unwrap().configured);
+    }
+
+    #[test]
+    fn edits_keep_comments_and_round_trip() {
+        let config = parse("# mine\n[proxy]\nlisten = \"127.0.0.1:7391\" # keep\n").unwrap();
+        let mut edit = config.edit().unwrap();
+        edit.set("providers", "atlassian", &[("client_id", Some("abc"))]);
+        edit.set("connectors", "jira", &[("provider", Some("atlassian"))]);
+        let text = edit.doc.to_string();
+        assert!(text.contains("# mine") && text.contains("# keep"), "{text}");
+        assert!(text.contains("[providers.atlassian]"), "{text}");
+        let config = edit.validate().unwrap();
+        assert_eq!(config.connectors.len(), 1);
+        let mut edit = config.edit().unwrap();
+        assert!(edit.remove("connectors", "jira"));
+        assert!(!edit.has("connectors", "jira"));
+    }
+}

@@ -1,0 +1,906 @@
+//! The use cases every face (CLI, desktop app, proxy) calls: one `Latch` per home folder.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::catalog::{check_name, AuthMode, ClientType};
+use crate::config::{check_redirect_uri, Config, Provider};
+use crate::error::{Error, Result};
+use crate::finding::{Finding, Severity};
+use crate::home::Home;
+use crate::ports::{SecretKey, SecretStore};
+use crate::scope::{lint, LintConnector, MergeDiff, Scope, ScopeDiff, ScopeList, ScopeRequest};
+use crate::secret::Secret;
+use crate::status::{
+    ClientSecretState, ConnectorScopes, ConnectorState, ConnectorStatus, GrantStatus,
+    ProviderStatus, StatusReport, STATUS_SCHEMA,
+};
+
+/// Endpoint overrides for `provider add` (Data Center, gov cloud, tests).
+#[derive(Clone, Debug, Default)]
+pub struct EndpointOverrides {
+    /// Authorize endpoint.
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: Option<String>,
+    /// Revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// accessible-resources endpoint.
+    pub resources_url: Option<String>,
+    /// Account endpoint.
+    pub me_url: Option<String>,
+    /// API gateway.
+    pub api_base: Option<String>,
+}
+
+/// `latch provider add`.
+#[derive(Clone, Debug, Default)]
+pub struct AddProvider {
+    /// Name (the latch.toml table).
+    pub name: String,
+    /// Catalog preset; defaults to the name.
+    pub preset: Option<String>,
+    /// OAuth client id.
+    pub client_id: Option<String>,
+    /// Registered callback; defaults to the preset's.
+    pub redirect_uri: Option<String>,
+    /// Endpoint overrides.
+    pub endpoints: EndpointOverrides,
+}
+
+/// What `provider add` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProviderAdded {
+    /// Name.
+    pub name: String,
+    /// Whether it replaced an existing provider.
+    pub updated: bool,
+    /// Whether a client secret was stored in the keychain.
+    pub secret_stored: bool,
+    /// The callback to register in the provider's console, byte for byte.
+    pub redirect_uri: Option<String>,
+    /// Where to register it.
+    pub console_url: Option<String>,
+}
+
+/// `latch connector add`.
+#[derive(Clone, Debug, Default)]
+pub struct AddConnector {
+    /// Name (the latch.toml table and the proxy route).
+    pub name: String,
+    /// Catalog entry; defaults to the name.
+    pub kind: Option<String>,
+    /// Provider; defaults to the catalog entry's.
+    pub provider: Option<String>,
+    /// Auth mode; defaults to the catalog entry's first.
+    pub auth: Option<AuthMode>,
+    /// Site.
+    pub site: Option<String>,
+}
+
+/// What `connector add` did to its provider's scope request.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnectorAdded {
+    /// Connector name.
+    pub name: String,
+    /// Provider name.
+    pub provider: String,
+    /// Scopes newly requested / already requested and now shared.
+    pub diff: MergeDiff,
+    /// The provider's whole request after the merge, with attribution.
+    pub requested: ScopeRequest,
+    /// Lint findings for the provider after the merge.
+    pub findings: Vec<Finding>,
+    /// Whether the grant lacks the new scopes (sign in again to consent).
+    pub needs_step_up: bool,
+}
+
+/// What `connector remove` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnectorRemoved {
+    /// Connector name.
+    pub name: String,
+    /// Provider name.
+    pub provider: String,
+    /// Scopes no connector requests any more (the next consent asks for less).
+    pub no_longer_requested: Vec<Scope>,
+}
+
+/// One Latch home: configuration, metadata database and keychain.
+pub struct Latch {
+    home: Home,
+    config: Config,
+    store: latch_store::Store,
+    secrets: Arc<dyn SecretStore>,
+    home_id: String,
+}
+
+impl Latch {
+    /// Opens a home folder, creating the database on first use.
+    pub fn open(home: Home, secrets: Arc<dyn SecretStore>) -> Result<Self> {
+        home.ensure()?;
+        let config = Config::load(home.config_file())?;
+        let db = home.database();
+        let store = latch_store::Store::open(&db).map_err(|source| Error::Store {
+            path: db.clone(),
+            source,
+        })?;
+        let home_id = store
+            .meta_init("home_id", &random_hex(8))
+            .map_err(|source| Error::Store { path: db, source })?;
+        Ok(Self {
+            home,
+            config,
+            store,
+            secrets,
+            home_id,
+        })
+    }
+
+    /// The configuration as loaded.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The home folder.
+    pub fn home(&self) -> &Home {
+        &self.home
+    }
+
+    /// This home's id; it prefixes every keychain item so that two homes never share one.
+    pub fn home_id(&self) -> &str {
+        &self.home_id
+    }
+
+    fn store_err(&self, source: latch_store::StoreError) -> Error {
+        Error::Store {
+            path: self.home.database(),
+            source,
+        }
+    }
+
+    /// The keychain item of a provider's client secret.
+    pub fn client_secret_key(&self, provider: &str) -> SecretKey {
+        SecretKey::new(&self.home_id, "provider", provider, "client-secret")
+    }
+
+    fn provider_or_err(&self, name: &str) -> Result<&Provider> {
+        self.config
+            .provider(name)
+            .ok_or_else(|| Error::UnknownProvider {
+                name: name.to_owned(),
+                known: self
+                    .config
+                    .providers
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect(),
+            })
+    }
+
+    /// Adds (or updates) a provider. The client secret goes to the keychain first; latch.toml
+    /// is written only when that worked, so a failure leaves everything as it was.
+    pub fn add_provider(
+        &mut self,
+        request: AddProvider,
+        secret: Option<Secret>,
+    ) -> Result<ProviderAdded> {
+        check_name(&request.name).map_err(|message| Error::Invalid {
+            message,
+            fix: "choose another provider name".to_owned(),
+        })?;
+        let preset_name = request
+            .preset
+            .clone()
+            .unwrap_or_else(|| request.name.clone());
+        let Some(preset) = self.config.catalog.provider(&preset_name) else {
+            return Err(Error::UnknownProvider {
+                name: preset_name,
+                known: self
+                    .config
+                    .catalog
+                    .providers()
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            });
+        };
+        let client_type = preset.client_type;
+        let console_url = preset.console_url.clone();
+        if client_type == ClientType::None {
+            return Err(Error::Invalid {
+                message: format!(
+                    "provider `{preset_name}` has no OAuth; its connectors use API keys or tokens"
+                ),
+                fix: format!("add the connector directly: `latch connector add {preset_name}`"),
+            });
+        }
+        if request.client_id.as_deref().unwrap_or("").trim().is_empty() {
+            return Err(Error::Invalid {
+                message: "a client id is required".to_owned(),
+                fix: "pass --client-id with the id from the provider's developer console"
+                    .to_owned(),
+            });
+        }
+        if let Some(uri) = &request.redirect_uri {
+            check_redirect_uri(uri).map_err(|message| Error::Invalid {
+                message,
+                fix: "pass --redirect-uri http://127.0.0.1:PORT/callback".to_owned(),
+            })?;
+        }
+        let secret = secret.filter(|s| !s.is_empty());
+        if client_type == ClientType::Confidential && secret.is_none() {
+            return Err(Error::Invalid {
+                message: format!(
+                    "provider `{}` is a confidential client: its client secret is required",
+                    request.name
+                ),
+                fix: "pipe the secret on stdin (`... <<< \"$SECRET\"`) or type it at the prompt"
+                    .to_owned(),
+            });
+        }
+
+        let mut edit = self.config.edit()?;
+        let updated = edit.has("providers", &request.name);
+        let e = &request.endpoints;
+        edit.set(
+            "providers",
+            &request.name,
+            &[
+                ("preset", Some(preset_name.as_str())),
+                ("client_id", request.client_id.as_deref().map(str::trim)),
+                ("redirect_uri", request.redirect_uri.as_deref()),
+                ("authorize_url", e.authorize_url.as_deref()),
+                ("token_url", e.token_url.as_deref()),
+                ("revoke_url", e.revoke_url.as_deref()),
+                ("resources_url", e.resources_url.as_deref()),
+                ("me_url", e.me_url.as_deref()),
+                ("api_base", e.api_base.as_deref()),
+            ],
+        );
+        let next = edit.validate()?;
+
+        let now = now_rfc3339();
+        let secret_stored = match &secret {
+            Some(secret) => {
+                self.secrets
+                    .put(&self.client_secret_key(&request.name), secret)?;
+                true
+            }
+            None => false,
+        };
+        edit.write()?;
+        self.config = next;
+        self.store
+            .provider_upsert(&request.name, &now)
+            .map_err(|e| self.store_err(e))?;
+        if secret_stored {
+            self.store
+                .provider_secret_stored(&request.name, Some(&now))
+                .map_err(|e| self.store_err(e))?;
+        }
+        let redirect_uri = self.provider_or_err(&request.name)?.redirect_uri.clone();
+        Ok(ProviderAdded {
+            name: request.name,
+            updated,
+            secret_stored,
+            redirect_uri,
+            console_url,
+        })
+    }
+
+    /// Replaces a provider's client secret in the keychain.
+    pub fn set_provider_secret(&mut self, name: &str, secret: Secret) -> Result<()> {
+        let provider = self.provider_or_err(name)?;
+        if provider.spec.client_type != ClientType::Confidential {
+            return Err(Error::Invalid {
+                message: format!("provider `{name}` is not a confidential client"),
+                fix: "nothing to store: it uses no client secret".to_owned(),
+            });
+        }
+        if secret.is_empty() {
+            return Err(Error::Invalid {
+                message: "the secret is empty".to_owned(),
+                fix: "pipe the secret on stdin or type it at the prompt".to_owned(),
+            });
+        }
+        self.secrets.put(&self.client_secret_key(name), &secret)?;
+        let now = now_rfc3339();
+        self.store
+            .provider_upsert(name, &now)
+            .and_then(|()| self.store.provider_secret_stored(name, Some(&now)))
+            .map_err(|e| self.store_err(e))
+    }
+
+    /// A provider's requested scopes: the provider's defaults, then each of its connectors'
+    /// scopes merged in configuration order.
+    pub fn scope_request(&self, provider: &str) -> ScopeRequest {
+        let mut request = self
+            .config
+            .provider(provider)
+            .map(|p| ScopeRequest::with_defaults(&p.spec.default_scopes))
+            .unwrap_or_default();
+        for connector in self.config.connectors_of(provider) {
+            if matches!(connector.auth, AuthMode::User | AuthMode::Service) {
+                request.merge(&connector.name, &connector.spec.upstream_scopes);
+            }
+        }
+        request
+    }
+
+    /// Adds a connector and merges its scopes into its provider's request.
+    pub fn add_connector(&mut self, request: AddConnector) -> Result<ConnectorAdded> {
+        check_name(&request.name).map_err(|message| Error::Invalid {
+            message,
+            fix: "choose another connector name".to_owned(),
+        })?;
+        let kind = request.kind.clone().unwrap_or_else(|| request.name.clone());
+        let Some(spec) = self.config.catalog.connector(&kind) else {
+            return Err(Error::UnknownConnector {
+                name: kind,
+                known: self
+                    .config
+                    .catalog
+                    .connectors()
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            });
+        };
+        if self.config.connector(&request.name).is_some() {
+            return Err(Error::Exists(format!(
+                "connector `{}` already exists; remove it first (`latch connector remove {}`) \
+                 or pick another name with --type {kind}",
+                request.name, request.name
+            )));
+        }
+        let provider = request
+            .provider
+            .clone()
+            .unwrap_or_else(|| spec.provider.clone());
+        let provider_spec = self.config.catalog.provider(&provider);
+        let provider_known = self.config.provider(&provider).is_some()
+            || provider_spec.is_some_and(|p| p.client_type == ClientType::None);
+        if !provider_known {
+            return Err(Error::Invalid {
+                message: format!(
+                    "connector `{}` needs provider `{provider}`, which is not added yet",
+                    request.name
+                ),
+                fix: format!("run `latch provider add {provider} --client-id ...` first"),
+            });
+        }
+        if let Some(auth) = request.auth {
+            if !spec.auth_modes.contains(&auth) {
+                return Err(Error::Invalid {
+                    message: format!(
+                        "connector type `{kind}` does not support auth mode `{}`",
+                        auth.as_str()
+                    ),
+                    fix: format!(
+                        "use one of: {}",
+                        spec.auth_modes
+                            .iter()
+                            .map(|m| m.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+        }
+        let before = self.scope_request(&provider);
+
+        let mut edit = self.config.edit()?;
+        edit.set(
+            "connectors",
+            &request.name,
+            &[
+                ("type", (kind != request.name).then_some(kind.as_str())),
+                ("provider", Some(provider.as_str())),
+                ("auth", request.auth.map(AuthMode::as_str)),
+                ("site", request.site.as_deref()),
+            ],
+        );
+        let next = edit.validate()?;
+        edit.write()?;
+        self.config = next;
+        self.store
+            .connector_upsert(&request.name, &provider, &now_rfc3339())
+            .map_err(|e| self.store_err(e))?;
+
+        let connector = self.config.connector(&request.name).cloned();
+        let mut diff = MergeDiff::default();
+        let mut requested = before.clone();
+        if let Some(c) = &connector {
+            if matches!(c.auth, AuthMode::User | AuthMode::Service) {
+                diff = requested.merge(&c.name, &c.spec.upstream_scopes);
+            }
+        }
+        let granted = self.granted_scopes(&provider)?;
+        let needs_step_up = match (&granted, &connector) {
+            (Some(granted), Some(c)) => !c.spec.upstream_scopes.minus(granted).is_empty(),
+            _ => false,
+        };
+        Ok(ConnectorAdded {
+            name: request.name,
+            findings: self.provider_findings(&provider),
+            provider,
+            diff,
+            requested,
+            needs_step_up,
+        })
+    }
+
+    /// Removes a connector; scopes no other connector asks for leave the provider's request.
+    pub fn remove_connector(&mut self, name: &str) -> Result<ConnectorRemoved> {
+        let Some(connector) = self.config.connector(name).cloned() else {
+            return Err(Error::UnknownConnector {
+                name: name.to_owned(),
+                known: self
+                    .config
+                    .connectors
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect(),
+            });
+        };
+        let before = self.scope_request(&connector.provider).scopes();
+        let mut edit = self.config.edit()?;
+        edit.remove("connectors", name);
+        let next = edit.validate()?;
+        edit.write()?;
+        self.config = next;
+        self.store
+            .connector_delete(name)
+            .map_err(|e| self.store_err(e))?;
+        let after = self.scope_request(&connector.provider).scopes();
+        Ok(ConnectorRemoved {
+            name: name.to_owned(),
+            provider: connector.provider,
+            no_longer_requested: before.minus(&after).iter().cloned().collect(),
+        })
+    }
+
+    /// Registers a manifest file in latch.toml after checking it.
+    pub fn add_manifest(&mut self, path: &Path) -> Result<Vec<String>> {
+        let absolute = std::path::absolute(path).map_err(|source| Error::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+        let before: Vec<String> = self
+            .config
+            .catalog
+            .connectors()
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut edit = self.config.edit()?;
+        edit.add_manifest(&absolute.to_string_lossy());
+        let next = edit.validate()?;
+        edit.write()?;
+        self.config = next;
+        Ok(self
+            .config
+            .catalog
+            .connectors()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !before.contains(n))
+            .collect())
+    }
+
+    fn granted_scopes(&self, provider: &str) -> Result<Option<ScopeList>> {
+        let grant = self.store.grant(provider).map_err(|e| self.store_err(e))?;
+        Ok(grant.map(|g| ScopeList::parse(&g.granted_scopes).unwrap_or_default()))
+    }
+
+    fn provider_findings(&self, provider: &str) -> Vec<Finding> {
+        let Some(p) = self.config.provider(provider) else {
+            return Vec::new();
+        };
+        let connectors: Vec<_> = self
+            .config
+            .connectors_of(provider)
+            .filter(|c| matches!(c.auth, AuthMode::User | AuthMode::Service))
+            .collect();
+        let lint_input: Vec<_> = connectors
+            .iter()
+            .map(|c| LintConnector {
+                name: &c.name,
+                user_mode: c.auth == AuthMode::User,
+                scopes: &c.spec.upstream_scopes,
+            })
+            .collect();
+        lint(
+            provider,
+            p.spec.vocabulary,
+            p.spec.needs_offline_access,
+            &lint_input,
+        )
+    }
+
+    /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
+    /// touches the keychain or the network, so it works when both are down.
+    pub fn status(&self) -> Result<StatusReport> {
+        let provider_rows = self.store.providers().map_err(|e| self.store_err(e))?;
+        let connector_rows = self.store.connectors().map_err(|e| self.store_err(e))?;
+        let mut providers = Vec::new();
+        let mut all_findings: Vec<Finding> = Vec::new();
+        for p in &self.config.providers {
+            let request = self.scope_request(&p.name);
+            let grant = self.store.grant(&p.name).map_err(|e| self.store_err(e))?;
+            let client_secret = match p.spec.client_type {
+                ClientType::Confidential => {
+                    let stored = provider_rows
+                        .iter()
+                        .any(|r| r.name == p.name && r.client_secret_stored_at.is_some());
+                    if stored {
+                        ClientSecretState::Stored
+                    } else {
+                        ClientSecretState::Missing
+                    }
+                }
+                _ => ClientSecretState::NotNeeded,
+            };
+            let mut findings = self.provider_findings(&p.name);
+            if client_secret == ClientSecretState::Missing {
+                findings.push(Finding::new(
+                    "client_secret_missing",
+                    Severity::Error,
+                    format!("provider:{}", p.name),
+                    format!(
+                        "provider `{}` is a confidential client but its client secret is not in \
+                         the keychain",
+                        p.name
+                    ),
+                    "run `latch provider secret NAME` and paste the secret from the developer \
+                     console",
+                ));
+            }
+            all_findings.extend(findings.iter().cloned());
+            providers.push(ProviderStatus {
+                name: p.name.clone(),
+                preset: p.preset.clone(),
+                display_name: p.spec.display_name.clone(),
+                client_type: p.spec.client_type,
+                client_id: p.client_id.clone(),
+                client_secret,
+                redirect_uri: p.redirect_uri.clone(),
+                requested_scope_string: request.scopes().to_string(),
+                requested_scopes: request.entries().to_vec(),
+                grant: grant.map(|g| GrantStatus {
+                    state: g.state,
+                    account_id: g.account_id,
+                    account_name: g.account_name,
+                    account_email: g.account_email,
+                    granted_scopes: ScopeList::parse(&g.granted_scopes)
+                        .unwrap_or_default()
+                        .iter()
+                        .cloned()
+                        .collect(),
+                    access_expires_at: g.access_expires_at,
+                    refreshed_at: g.refreshed_at,
+                    generation: g.generation,
+                    last_error: g.last_error,
+                }),
+                findings,
+            });
+        }
+
+        let mut connectors = Vec::new();
+        for c in &self.config.connectors {
+            let request = self.scope_request(&c.provider);
+            let provider = providers.iter().find(|p| p.name == c.provider);
+            let oauth = matches!(c.auth, AuthMode::User | AuthMode::Service);
+            let granted = if oauth {
+                self.granted_scopes(&c.provider)?
+            } else {
+                None
+            };
+            let requested_list = request.scopes();
+            let diff =
+                ScopeDiff::compute(&c.spec.upstream_scopes, &requested_list, granted.as_ref());
+            let subject = format!("connector:{}", c.name);
+            let findings: Vec<Finding> = all_findings
+                .iter()
+                .filter(|f| f.subject == subject || f.subject == format!("provider:{}", c.provider))
+                .cloned()
+                .collect();
+            let credential_stored = connector_rows
+                .iter()
+                .any(|r| r.name == c.name && r.credential_stored_at.is_some());
+            let grant_state = provider
+                .and_then(|p| p.grant.as_ref())
+                .map(|g| g.state.as_str());
+            let state = if findings.iter().any(|f| f.severity == Severity::Error) {
+                ConnectorState::Misconfigured
+            } else if !oauth {
+                if credential_stored {
+                    ConnectorState::Ok
+                } else {
+                    ConnectorState::NotSignedIn
+                }
+            } else {
+                match grant_state {
+                    None => ConnectorState::NotSignedIn,
+                    Some("needs_login") => ConnectorState::NeedsLogin,
+                    Some("refresh_failing") => ConnectorState::RefreshFailing,
+                    Some(_) if !diff.missing.is_empty() => ConnectorState::NeedsStepUp,
+                    Some(_) if c.spec.needs_site() && c.site.is_none() => {
+                        ConnectorState::SiteUnbound
+                    }
+                    Some(_) => ConnectorState::Ok,
+                }
+            };
+            connectors.push(ConnectorStatus {
+                name: c.name.clone(),
+                kind: c.kind.clone(),
+                display_name: c.spec.display_name.clone(),
+                provider: c.provider.clone(),
+                auth: c.auth,
+                state,
+                site: c.site.clone(),
+                scopes: ConnectorScopes {
+                    required: c.spec.upstream_scopes.iter().cloned().collect(),
+                    requested: c
+                        .spec
+                        .upstream_scopes
+                        .iter()
+                        .filter_map(|s| request.attribution(s).cloned())
+                        .collect(),
+                    granted: granted.map(|g| g.iter().cloned().collect()),
+                    missing: diff.missing,
+                    extra: diff.extra,
+                },
+                findings,
+            });
+        }
+        Ok(StatusReport {
+            schema: STATUS_SCHEMA,
+            providers,
+            connectors,
+        })
+    }
+
+    /// Direct access to the metadata store, for faces' read-only queries and tests.
+    pub fn store(&self) -> &latch_store::Store {
+        &self.store
+    }
+
+    /// The keychain port.
+    pub fn secrets(&self) -> &Arc<dyn SecretStore> {
+        &self.secrets
+    }
+}
+
+/// The current time as RFC 3339 UTC, to the second.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `bytes` random bytes as lower-case hex, from the OS generator.
+pub fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::MemorySecretStore;
+
+    const FIXTURE_SECRET: &str = "fixture-client-secret-Zq81xVb0";
+
+    fn open(dir: &Path, secrets: Arc<MemorySecretStore>) -> Latch {
+        Latch::open(Home::at(dir), secrets).unwrap()
+    }
+
+    fn add_atlassian(latch: &mut Latch) {
+        latch
+            .add_provider(
+                AddProvider {
+                    name: "atlassian".into(),
+                    client_id: Some("client-123".into()),
+                    ..AddProvider::default()
+                },
+                Some(Secret::new(FIXTURE_SECRET.into())),
+            )
+            .unwrap();
+    }
+
+    fn connector(name: &str) -> AddConnector {
+        AddConnector {
+            name: name.into(),
+            ..AddConnector::default()
+        }
+    }
+
+    #[test]
+    fn provider_then_connectors_merge_with_attribution() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(MemorySecretStore::default());
+        let mut latch = open(dir.path(), secrets.clone());
+        add_atlassian(&mut latch);
+        assert_eq!(secrets.len(), 1);
+        let jira = latch.add_connector(connector("jira")).unwrap();
+        assert_eq!(jira.diff.added.len(), 5);
+        let conf = latch.add_connector(connector("confluence")).unwrap();
+        assert_eq!(conf.diff.added.len(), 4);
+        assert_eq!(conf.diff.shared.len(), 2);
+
+        // A fresh process sees the same thing from the files alone.
+        let latch = open(dir.path(), secrets);
+        let status = latch.status().unwrap();
+        let provider = &status.providers[0];
+        assert_eq!(provider.client_secret, ClientSecretState::Stored);
+        let me = provider
+            .requested_scopes
+            .iter()
+            .find(|r| r.scope.as_str() == "read:me")
+            .unwrap();
+        assert_eq!(me.requested_by, ["jira", "confluence"]);
+        assert!(status
+            .connectors
+            .iter()
+            .all(|c| c.state == ConnectorState::NotSignedIn));
+        let text = std::fs::read_to_string(dir.path().join("latch.toml")).unwrap();
+        assert!(!text.contains(FIXTURE_SECRET));
+    }
+
+    #[test]
+    fn keychain_failure_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut latch = open(dir.path(), Arc::new(MemorySecretStore::unavailable()));
+        let err = latch
+            .add_provider(
+                AddProvider {
+                    name: "atlassian".into(),
+                    client_id: Some("c".into()),
+                    ..AddProvider::default()
+                },
+                Some(Secret::new("s".into())),
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "keychain_unavailable");
+        assert!(!dir.path().join("latch.toml").exists());
+        assert!(latch.status().unwrap().providers.is_empty());
+    }
+
+    #[test]
+    fn confidential_provider_requires_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut latch = open(dir.path(), Arc::new(MemorySecretStore::default()));
+        let err = latch
+            .add_provider(
+                AddProvider {
+                    name: "atlassian".into(),
+                    client_id: Some("c".into()),
+                    ..AddProvider::default()
+                },
+                None,
+            )
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_request");
+    }
+
+    #[test]
+    fn unknown_connector_and_missing_provider_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut latch = open(dir.path(), Arc::new(MemorySecretStore::default()));
+        let err = latch.add_connector(connector("jiraa")).unwrap_err();
+        assert_eq!(err.code(), "unknown_connector");
+        assert!(err.to_string().contains("jira"), "{err}");
+        let err = latch.add_connector(connector("jira")).unwrap_err();
+        assert!(
+            err.to_string().contains("latch provider add atlassian"),
+            "{err}"
+        );
+        // Opsgenie needs no OAuth provider.
+        latch.add_connector(connector("opsgenie")).unwrap();
+    }
+
+    #[test]
+    fn remove_shrinks_the_request_to_what_others_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut latch = open(dir.path(), Arc::new(MemorySecretStore::default()));
+        add_atlassian(&mut latch);
+        latch.add_connector(connector("jira")).unwrap();
+        latch.add_connector(connector("confluence")).unwrap();
+        let removed = latch.remove_connector("confluence").unwrap();
+        assert_eq!(removed.no_longer_requested.len(), 4);
+        assert!(!removed
+            .no_longer_requested
+            .iter()
+            .any(|s| s.as_str() == "read:me"));
+    }
+
+    #[test]
+    fn step_up_is_reported_when_the_grant_lacks_scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut latch = open(dir.path(), Arc::new(MemorySecretStore::default()));
+        add_atlassian(&mut latch);
+        latch.add_connector(connector("jira")).unwrap();
+        latch
+            .store
+            .grant_put(&latch_store::GrantRow {
+                provider: "atlassian".into(),
+                state: "ok".into(),
+                granted_scopes:
+                    "read:me read:jira-user read:jira-work write:jira-work offline_access".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let added = latch.add_connector(connector("confluence")).unwrap();
+        assert!(added.needs_step_up);
+        let status = latch.status().unwrap();
+        let conf = status
+            .connectors
+            .iter()
+            .find(|c| c.name == "confluence")
+            .unwrap();
+        assert_eq!(conf.state, ConnectorState::NeedsStepUp);
+        assert_eq!(conf.scopes.missing.len(), 4);
+        let jira = status.connectors.iter().find(|c| c.name == "jira").unwrap();
+        assert_eq!(jira.state, ConnectorState::SiteUnbound);
+    }
+
+    /// No secret may reach SQLite: populate every table through the use cases and the
+    /// repositories, then scan every value and the raw files (database and WAL).
+    #[test]
+    fn no_fixture_secret_reaches_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut latch = open(dir.path(), Arc::new(MemorySecretStore::default()));
+        add_atlassian(&mut latch);
+        latch.add_connector(connector("jira")).unwrap();
+        latch
+            .set_provider_secret("atlassian", Secret::new(format!("{FIXTURE_SECRET}-2")))
+            .unwrap();
+        let local_key = "latch_fixture_local_key_9f8e7d";
+        latch
+            .store
+            .local_key_insert(&latch_store::LocalKeyRow {
+                name: "ci".into(),
+                key_hash: crate::secret::constant_time_eq(b"", b"")
+                    .then(|| vec![1u8; 32])
+                    .unwrap_or_default(),
+                connectors: "jira".into(),
+                read_only: true,
+                path_patterns: String::new(),
+                created_at: now_rfc3339(),
+                expires_at: None,
+                revoked_at: None,
+            })
+            .unwrap();
+        latch
+            .store
+            .grant_put(&latch_store::GrantRow {
+                provider: "atlassian".into(),
+                state: "ok".into(),
+                granted_scopes: "read:me".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let values = latch.store.dump_values().unwrap();
+        assert!(!values.is_empty());
+        for (table, column, bytes) in values {
+            let text = String::from_utf8_lossy(&bytes);
+            for secret in [FIXTURE_SECRET, local_key] {
+                assert!(!text.contains(secret), "{table}.{column} holds a secret");
+            }
+        }
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !text.contains(FIXTURE_SECRET),
+                    "{} holds a secret",
+                    path.display()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Latch's core: the domain (catalog, scopes, configuration, status) and the use cases every
+//! face calls. It defines the ports it needs (`SecretStore`) and knows no face, no keychain
+//! implementation and no HTTP server.
+
+pub mod catalog;
+pub mod config;
+mod error;
+pub mod finding;
+pub mod home;
+mod latch;
+pub mod ports;
+pub mod scope;
+pub mod secret;
+pub mod status;
+mod toml_location;
+
+pub use error::{ConfigError, Error, Result};
+pub use latch::{
+    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorRemoved,
+    EndpointOverrides, Latch, ProviderAdded,
+};

@@ -1,0 +1,171 @@
+//! The OS keychain behind the core's `SecretStore` port: Secret Service on Linux, Keychain on
+//! macOS, Credential Manager on Windows. This is the only crate that uses `keyring`.
+//!
+//! Every item lives under service `latch`, one item per secret, named by the core's
+//! `SecretKey`. When no keychain is reachable, every call fails with an error that says what to
+//! start or install. There is no plaintext fallback, and the platform store is chosen
+//! explicitly (never keyring's in-memory mock, which it silently picks when no platform
+//! feature is enabled).
+
+use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
+use latch_core::secret::Secret;
+
+/// The keychain service every Latch item is stored under.
+pub const SERVICE: &str = "latch";
+
+/// The OS keychain.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Keychain;
+
+impl Keychain {
+    /// The platform keychain. Nothing is contacted until the first call.
+    pub fn new() -> Self {
+        Self
+    }
+
+    fn entry(&self, key: &SecretKey) -> Result<keyring::Entry, SecretStoreError> {
+        let credential = platform_builder()
+            .build(None, SERVICE, key.as_str())
+            .map_err(|err| map_error(key, err))?;
+        Ok(keyring::Entry::new_with_credential(credential))
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn platform_builder() -> Box<keyring::credential::CredentialBuilder> {
+    keyring::secret_service::default_credential_builder()
+}
+
+#[cfg(target_os = "macos")]
+fn platform_builder() -> Box<keyring::credential::CredentialBuilder> {
+    keyring::macos::default_credential_builder()
+}
+
+#[cfg(target_os = "windows")]
+fn platform_builder() -> Box<keyring::credential::CredentialBuilder> {
+    keyring::windows::default_credential_builder()
+}
+
+#[cfg(not(any(
+    target_os = "linux",
+    target_os = "freebsd",
+    target_os = "openbsd",
+    target_os = "macos",
+    target_os = "windows"
+)))]
+compile_error!(
+    "latch-keychain has no OS keychain for this platform; refusing to build without one"
+);
+
+impl SecretStore for Keychain {
+    fn put(&self, key: &SecretKey, value: &Secret) -> Result<(), SecretStoreError> {
+        self.entry(key)?
+            .set_password(value.expose())
+            .map_err(|err| map_error(key, err))
+    }
+
+    fn get(&self, key: &SecretKey) -> Result<Option<Secret>, SecretStoreError> {
+        match self.entry(key)?.get_password() {
+            Ok(value) => Ok(Some(Secret::new(value))),
+            Err(keyring::Error::NoEntry) => Ok(None),
+            Err(err) => Err(map_error(key, err)),
+        }
+    }
+
+    fn delete(&self, key: &SecretKey) -> Result<bool, SecretStoreError> {
+        match self.entry(key)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring::Error::NoEntry) => Ok(false),
+            Err(err) => Err(map_error(key, err)),
+        }
+    }
+}
+
+/// Turns keyring's errors into the core's, with the fix spelled out. `BadEncoding` carries the
+/// stored bytes and `Ambiguous` carries credentials: neither is ever formatted.
+fn map_error(key: &SecretKey, err: keyring::Error) -> SecretStoreError {
+    match err {
+        keyring::Error::PlatformFailure(inner) => unavailable(&inner.to_string()),
+        keyring::Error::NoStorageAccess(inner) => SecretStoreError::Locked {
+            reason: inner.to_string(),
+            fix: LOCKED_FIX.to_owned(),
+        },
+        keyring::Error::NoEntry => SecretStoreError::Refused {
+            key: key.to_string(),
+            reason: "no such item".to_owned(),
+        },
+        keyring::Error::BadEncoding(_) => SecretStoreError::Refused {
+            key: key.to_string(),
+            reason: "the stored item is not UTF-8 text; delete it and store the secret again"
+                .to_owned(),
+        },
+        keyring::Error::TooLong(attribute, limit) => SecretStoreError::Refused {
+            key: key.to_string(),
+            reason: format!("`{attribute}` is longer than the platform limit of {limit}"),
+        },
+        keyring::Error::Invalid(attribute, reason) => SecretStoreError::Refused {
+            key: key.to_string(),
+            reason: format!("`{attribute}` is invalid: {reason}"),
+        },
+        keyring::Error::Ambiguous(items) => SecretStoreError::Refused {
+            key: key.to_string(),
+            reason: format!(
+                "{} keychain items match; remove the duplicates with your keychain tool",
+                items.len()
+            ),
+        },
+        _ => unavailable("unrecognised keychain error"),
+    }
+}
+
+#[cfg(target_os = "linux")]
+const LOCKED_FIX: &str = "unlock the login keyring: log in to a desktop session, open \
+    \"Passwords and Keys\" and unlock it, or on a headless machine run \
+    `echo -n PASSWORD | gnome-keyring-daemon --unlock --components=secrets` in the same D-Bus \
+    session";
+#[cfg(not(target_os = "linux"))]
+const LOCKED_FIX: &str = "unlock your keychain and try again";
+
+fn unavailable(reason: &str) -> SecretStoreError {
+    let fix = if cfg!(target_os = "linux") {
+        if reason.contains("autolaunch") || reason.contains("DBUS_SESSION_BUS_ADDRESS") {
+            "there is no D-Bus session: run Latch inside a desktop session, or on a headless \
+             machine start one with `dbus-run-session -- sh` and run \
+             `echo -n PASSWORD | gnome-keyring-daemon --unlock --components=secrets` in it"
+        } else if reason.contains("org.freedesktop.secrets") || reason.contains("ServiceUnknown") {
+            "no Secret Service is running on the session bus: install one \
+             (`sudo apt install gnome-keyring`, or enable KeePassXC's Secret Service \
+             integration) and start it"
+        } else {
+            "make sure a Secret Service provider (gnome-keyring, KeePassXC) is running and \
+             unlocked in this session"
+        }
+    } else {
+        "make sure the OS keychain is available to this user session"
+    };
+    SecretStoreError::Unavailable {
+        reason: reason.trim().to_owned(),
+        fix: fix.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_what_to_do() {
+        let err = unavailable("Unable to autolaunch a dbus-daemon without a $DISPLAY for X11");
+        assert!(err.to_string().contains("dbus-run-session"), "{err}");
+        let err =
+            unavailable("The name org.freedesktop.secrets was not provided by any .service files");
+        assert!(err.to_string().contains("gnome-keyring"), "{err}");
+    }
+
+    #[test]
+    fn bad_encoding_never_shows_the_bytes() {
+        let key = SecretKey::named("unit/test/key");
+        let err = map_error(&key, keyring::Error::BadEncoding(b"s3cr3t-bytes".to_vec()));
+        assert!(!format!("{err} {err:?}").contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,625 @@
+//! Latch's metadata in SQLite: providers, connectors, grants' non-secret facts, sites, local
+//! keys (hash + policy) and the audit log, with versioned migrations and WAL.
+//!
+//! Architecture invariant: no column holds a secret. This crate does not know the core's
+//! `Secret` type, so a secret cannot be handed to it without an explicit `expose()` at the
+//! call site; `tests::no_column_is_named_like_a_secret` and the core's populated-database scan
+//! keep it that way.
+
+mod migrations;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// What the database can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file was written by a newer Latch.
+    #[error("the database has schema version {found}, newer than this Latch understands ({known}); upgrade Latch")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        known: i64,
+    },
+}
+
+/// Result with the store's error.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A provider's non-secret facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderRow {
+    /// Name.
+    pub name: String,
+    /// When the client secret was last written to the keychain (RFC 3339), if ever.
+    pub client_secret_stored_at: Option<String>,
+    /// When the provider was added.
+    pub created_at: String,
+}
+
+/// A connector's non-secret runtime facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorRow {
+    /// Name.
+    pub name: String,
+    /// Provider name.
+    pub provider: String,
+    /// When it was added.
+    pub added_at: String,
+    /// When its static credential (api-token, pat, api-key) was last stored, if ever.
+    pub credential_stored_at: Option<String>,
+}
+
+/// A grant's non-secret facts (one per provider: one consent, one token family).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantRow {
+    /// Provider name.
+    pub provider: String,
+    /// State (`ok`, `needs_login`, `refresh_failing`, …).
+    pub state: String,
+    /// Account id from `/me`.
+    pub account_id: Option<String>,
+    /// Display name.
+    pub account_name: Option<String>,
+    /// E-mail.
+    pub account_email: Option<String>,
+    /// Granted scopes, space-separated.
+    pub granted_scopes: String,
+    /// First consent.
+    pub obtained_at: Option<String>,
+    /// Last successful refresh.
+    pub refreshed_at: Option<String>,
+    /// Access-token expiry.
+    pub access_expires_at: Option<String>,
+    /// Rotation counter: bumped on every refresh-token write.
+    pub generation: i64,
+    /// Last error, in plain words, secret-free.
+    pub last_error: Option<String>,
+    /// Consecutive refresh failures.
+    pub consecutive_failures: i64,
+}
+
+/// A site a grant can reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteRow {
+    /// Cloud id (repeats across products).
+    pub cloud_id: String,
+    /// Site name.
+    pub name: String,
+    /// Site URL.
+    pub url: String,
+    /// Scopes granted on it, space-separated.
+    pub scopes: String,
+}
+
+/// A local key's stored form: never the key, only its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalKeyRow {
+    /// Name chosen by the person.
+    pub name: String,
+    /// SHA-256 of the key.
+    pub key_hash: Vec<u8>,
+    /// Connectors it may reach, space-separated.
+    pub connectors: String,
+    /// GET/HEAD/OPTIONS only.
+    pub read_only: bool,
+    /// Path patterns, space-separated; empty = any.
+    pub path_patterns: String,
+    /// Creation time.
+    pub created_at: String,
+    /// Expiry, if any.
+    pub expires_at: Option<String>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<String>,
+}
+
+/// One proxied request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Time.
+    pub at: String,
+    /// Local key name, if the request had a valid one.
+    pub key_name: Option<String>,
+    /// Connector, if routed.
+    pub connector: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Path (no query string: it can carry secrets).
+    pub path: String,
+    /// Status returned to the caller.
+    pub status: i64,
+    /// Bytes sent to the caller.
+    pub bytes: i64,
+    /// Latency in microseconds.
+    pub latency_us: i64,
+    /// Whether the request triggered a refresh.
+    pub refreshed: bool,
+}
+
+/// The metadata database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database file, in WAL mode.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        Self::setup(conn, true)
+    }
+
+    /// A private in-memory database (unit tests).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?, false)
+    }
+
+    fn setup(conn: Connection, wal: bool) -> Result<Self> {
+        // Several processes (CLI, desktop app) share the file: wait for locks, don't fail.
+        conn.busy_timeout(Duration::from_secs(10))?;
+        if wal {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let mut store = Self { conn };
+        migrations::apply(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// The schema version after migrations.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// A value from the `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a value in the `meta` table unless it is already set; returns the stored value.
+    /// Safe against two processes racing to initialise the same key.
+    pub fn meta_init(&self, key: &str, value: &str) -> Result<String> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+            [key, value],
+        )?;
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
+    }
+
+    /// Records a provider (idempotent).
+    pub fn provider_upsert(&self, name: &str, now: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO providers (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
+            [name, now],
+        )?;
+        Ok(())
+    }
+
+    /// Records that the provider's client secret was written to the keychain.
+    pub fn provider_secret_stored(&self, name: &str, at: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE providers SET client_secret_stored_at = ?2 WHERE name = ?1",
+            params![name, at],
+        )?;
+        Ok(())
+    }
+
+    /// Every provider row.
+    pub fn providers(&self) -> Result<Vec<ProviderRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, client_secret_stored_at, created_at FROM providers ORDER BY created_at, name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ProviderRow {
+                name: r.get(0)?,
+                client_secret_stored_at: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes a provider row and its grant.
+    pub fn provider_delete(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM providers WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Records a connector (idempotent; keeps the first `added_at`).
+    pub fn connector_upsert(&self, name: &str, provider: &str, now: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO connectors (name, provider, added_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET provider = excluded.provider",
+            [name, provider, now],
+        )?;
+        Ok(())
+    }
+
+    /// Records that a connector's static credential was stored (or removed, with `None`).
+    pub fn connector_credential_stored(&self, name: &str, at: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connectors SET credential_stored_at = ?2 WHERE name = ?1",
+            params![name, at],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a connector row.
+    pub fn connector_delete(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM connectors WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Every connector row.
+    pub fn connectors(&self) -> Result<Vec<ConnectorRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, provider, added_at, credential_stored_at FROM connectors ORDER BY added_at, name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ConnectorRow {
+                name: r.get(0)?,
+                provider: r.get(1)?,
+                added_at: r.get(2)?,
+                credential_stored_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Creates or replaces a grant's facts.
+    pub fn grant_put(&self, grant: &GrantRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO grants (provider, state, account_id, account_name, account_email,
+                 granted_scopes, obtained_at, refreshed_at, access_expires_at, generation,
+                 last_error, consecutive_failures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT(provider) DO UPDATE SET
+                 state = excluded.state, account_id = excluded.account_id,
+                 account_name = excluded.account_name, account_email = excluded.account_email,
+                 granted_scopes = excluded.granted_scopes, obtained_at = excluded.obtained_at,
+                 refreshed_at = excluded.refreshed_at,
+                 access_expires_at = excluded.access_expires_at,
+                 generation = excluded.generation, last_error = excluded.last_error,
+                 consecutive_failures = excluded.consecutive_failures",
+            params![
+                grant.provider,
+                grant.state,
+                grant.account_id,
+                grant.account_name,
+                grant.account_email,
+                grant.granted_scopes,
+                grant.obtained_at,
+                grant.refreshed_at,
+                grant.access_expires_at,
+                grant.generation,
+                grant.last_error,
+                grant.consecutive_failures,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// A provider's grant, if any.
+    pub fn grant(&self, provider: &str) -> Result<Option<GrantRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT provider, state, account_id, account_name, account_email, granted_scopes,
+                        obtained_at, refreshed_at, access_expires_at, generation, last_error,
+                        consecutive_failures
+                 FROM grants WHERE provider = ?1",
+                [provider],
+                |r| {
+                    Ok(GrantRow {
+                        provider: r.get(0)?,
+                        state: r.get(1)?,
+                        account_id: r.get(2)?,
+                        account_name: r.get(3)?,
+                        account_email: r.get(4)?,
+                        granted_scopes: r.get(5)?,
+                        obtained_at: r.get(6)?,
+                        refreshed_at: r.get(7)?,
+                        access_expires_at: r.get(8)?,
+                        generation: r.get(9)?,
+                        last_error: r.get(10)?,
+                        consecutive_failures: r.get(11)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Deletes a grant and its sites.
+    pub fn grant_delete(&self, provider: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM grants WHERE provider = ?1", [provider])?
+            > 0)
+    }
+
+    /// Replaces a grant's sites.
+    pub fn sites_replace(&mut self, provider: &str, sites: &[SiteRow]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM sites WHERE provider = ?1", [provider])?;
+        for site in sites {
+            tx.execute(
+                "INSERT OR REPLACE INTO sites (provider, cloud_id, name, url, scopes)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![provider, site.cloud_id, site.name, site.url, site.scopes],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A grant's sites.
+    pub fn sites(&self, provider: &str) -> Result<Vec<SiteRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT cloud_id, name, url, scopes FROM sites WHERE provider = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([provider], |r| {
+            Ok(SiteRow {
+                cloud_id: r.get(0)?,
+                name: r.get(1)?,
+                url: r.get(2)?,
+                scopes: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stores a new local key.
+    pub fn local_key_insert(&self, key: &LocalKeyRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO local_keys (name, key_hash, connectors, read_only, path_patterns,
+                 created_at, expires_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                key.name,
+                key.key_hash,
+                key.connectors,
+                key.read_only,
+                key.path_patterns,
+                key.created_at,
+                key.expires_at,
+                key.revoked_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every local key, newest first.
+    pub fn local_keys(&self) -> Result<Vec<LocalKeyRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name, key_hash, connectors, read_only, path_patterns, created_at, expires_at,
+                    revoked_at
+             FROM local_keys ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(LocalKeyRow {
+                name: r.get(0)?,
+                key_hash: r.get(1)?,
+                connectors: r.get(2)?,
+                read_only: r.get(3)?,
+                path_patterns: r.get(4)?,
+                created_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                revoked_at: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends an audit row.
+    pub fn audit_insert(&self, row: &AuditRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO audit (at, key_name, connector, method, path, status, bytes, latency_us,
+                 refreshed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                row.at,
+                row.key_name,
+                row.connector,
+                row.method,
+                row.path,
+                row.status,
+                row.bytes,
+                row.latency_us,
+                row.refreshed
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Audit rows since a time (RFC 3339, inclusive), oldest first.
+    pub fn audit_since(&self, since: &str) -> Result<Vec<AuditRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT at, key_name, connector, method, path, status, bytes, latency_us, refreshed
+             FROM audit WHERE at >= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([since], |r| {
+            Ok(AuditRow {
+                at: r.get(0)?,
+                key_name: r.get(1)?,
+                connector: r.get(2)?,
+                method: r.get(3)?,
+                path: r.get(4)?,
+                status: r.get(5)?,
+                bytes: r.get(6)?,
+                latency_us: r.get(7)?,
+                refreshed: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every text and blob value in every table, for secret scans in tests and `doctor`.
+    pub fn dump_values(&self) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let tables: Vec<String> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?;
+            let names = stmt.query_map([], |r| r.get(0))?;
+            names.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::new();
+        for table in tables {
+            let columns = self.columns(&table)?;
+            let mut stmt = self.conn.prepare(&format!("SELECT * FROM \"{table}\""))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                for (i, column) in columns.iter().enumerate() {
+                    let bytes = match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            t.to_vec()
+                        }
+                        _ => continue,
+                    };
+                    out.push((table.clone(), column.clone(), bytes));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Column names of a table.
+    pub fn columns(&self, table: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
+        let names = stmt.query_map([], |r| r.get(1))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    /// Every table name.
+    pub fn tables(&self) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")?;
+        let names = stmt.query_map([], |r| r.get(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_idempotent_and_versioned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latch.db");
+        let store = Store::open(&path).unwrap();
+        let version = store.schema_version().unwrap();
+        assert_eq!(version, migrations::latest());
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.schema_version().unwrap(), version);
+        let mode: String = store
+            .conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latch.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        assert!(matches!(
+            Store::open(&path),
+            Err(StoreError::TooNew { found: 999, .. })
+        ));
+    }
+
+    /// Names are the first line of defence: a column called `refresh_token` is a bug even if
+    /// nothing writes to it yet. Only non-secret facts about secrets may mention them.
+    #[test]
+    fn no_column_is_named_like_a_secret() {
+        let store = Store::open_in_memory().unwrap();
+        let allowed = [
+            "client_secret_stored_at",
+            "credential_stored_at",
+            "key_hash",
+        ];
+        for table in store.tables().unwrap() {
+            for column in store.columns(&table).unwrap() {
+                let lower = column.to_lowercase();
+                let suspicious = ["secret", "token", "password", "credential", "key"]
+                    .iter()
+                    .any(|w| lower.contains(w))
+                    && lower != "key"
+                    && lower != "key_name";
+                assert!(
+                    !suspicious || allowed.contains(&lower.as_str()),
+                    "column {table}.{column} is named like a secret"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn grants_sites_keys_and_audit_round_trip() {
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .provider_upsert("atlassian", "2026-01-01T00:00:00Z")
+            .unwrap();
+        let grant = GrantRow {
+            provider: "atlassian".into(),
+            state: "ok".into(),
+            granted_scopes: "read:me".into(),
+            generation: 3,
+            ..GrantRow::default()
+        };
+        store.grant_put(&grant).unwrap();
+        assert_eq!(store.grant("atlassian").unwrap(), Some(grant));
+        let site = SiteRow {
+            cloud_id: "c1".into(),
+            name: "acme".into(),
+            url: "https://acme.atlassian.net".into(),
+            scopes: "read:jira-work".into(),
+        };
+        store.sites_replace("atlassian", &[site.clone()]).unwrap();
+        assert_eq!(store.sites("atlassian").unwrap(), vec![site]);
+        store.grant_delete("atlassian").unwrap();
+        assert!(store.sites("atlassian").unwrap().is_empty());
+        let audit = AuditRow {
+            at: "2026-01-01T00:00:01Z".into(),
+            key_name: Some("k".into()),
+            connector: Some("jira".into()),
+            method: "GET".into(),
+            path: "/jira/rest/api/3/myself".into(),
+            status: 200,
+            bytes: 10,
+            latency_us: 5,
+            refreshed: false,
+        };
+        store.audit_insert(&audit).unwrap();
+        assert_eq!(
+            store.audit_since("2026-01-01T00:00:00Z").unwrap(),
+            vec![audit]
+        );
+    }
+}

@@ -1,0 +1,99 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`. Append only: a released
+//! migration is never edited.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation schema.
+    "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     );
+     CREATE TABLE providers (
+         name                    TEXT PRIMARY KEY,
+         client_secret_stored_at TEXT,
+         created_at              TEXT NOT NULL
+     );
+     CREATE TABLE connectors (
+         name                 TEXT PRIMARY KEY,
+         provider             TEXT NOT NULL,
+         added_at             TEXT NOT NULL,
+         credential_stored_at TEXT
+     );
+     CREATE TABLE grants (
+         provider             TEXT PRIMARY KEY,
+         state                TEXT NOT NULL,
+         account_id           TEXT,
+         account_name         TEXT,
+         account_email        TEXT,
+         granted_scopes       TEXT NOT NULL DEFAULT '',
+         obtained_at          TEXT,
+         refreshed_at         TEXT,
+         access_expires_at    TEXT,
+         generation           INTEGER NOT NULL DEFAULT 0,
+         last_error           TEXT,
+         consecutive_failures INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE sites (
+         provider TEXT NOT NULL REFERENCES grants(provider) ON DELETE CASCADE,
+         cloud_id TEXT NOT NULL,
+         name     TEXT NOT NULL,
+         url      TEXT NOT NULL,
+         scopes   TEXT NOT NULL,
+         PRIMARY KEY (provider, cloud_id, url)
+     );
+     CREATE TABLE local_keys (
+         id            INTEGER PRIMARY KEY,
+         name          TEXT NOT NULL UNIQUE,
+         key_hash      BLOB NOT NULL UNIQUE,
+         connectors    TEXT NOT NULL,
+         read_only     INTEGER NOT NULL,
+         path_patterns TEXT NOT NULL,
+         created_at    TEXT NOT NULL,
+         expires_at    TEXT,
+         revoked_at    TEXT
+     );
+     CREATE TABLE audit (
+         id         INTEGER PRIMARY KEY,
+         at         TEXT NOT NULL,
+         key_name   TEXT,
+         connector  TEXT,
+         method     TEXT NOT NULL,
+         path       TEXT NOT NULL,
+         status     INTEGER NOT NULL,
+         bytes      INTEGER NOT NULL,
+         latency_us INTEGER NOT NULL,
+         refreshed  INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX audit_at ON audit (at);",
+];
+
+/// The newest schema version.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Applies every migration newer than the file's version, each in its own transaction.
+pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > latest() {
+        return Err(StoreError::TooNew {
+            found,
+            known: latest(),
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the write lock.
+        let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if now > index as i64 {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

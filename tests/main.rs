@@ -1,0 +1,4 @@
+//! Black-box tests of the `latch` binary: one integration binary, modules by area.
+
+mod cli;
+mod support;
