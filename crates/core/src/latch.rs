@@ -12,7 +12,7 @@ use crate::ports::{SecretKey, SecretStore};
 use crate::scope::{lint, LintConnector, MergeDiff, Scope, ScopeDiff, ScopeList, ScopeRequest};
 use crate::secret::Secret;
 use crate::status::{
-    ClientSecretState, ConnectorScopes, ConnectorState, ConnectorStatus, GrantStatus,
+    ClientSecretState, ConnectorScopes, ConnectorState, ConnectorStatus, GrantStatus, HomeStatus,
     ProviderStatus, StatusReport, STATUS_SCHEMA,
 };
 
@@ -653,6 +653,11 @@ impl Latch {
         }
         Ok(StatusReport {
             schema: STATUS_SCHEMA,
+            home: HomeStatus {
+                id: self.home_id.clone(),
+                config_file: self.home.config_file().display().to_string(),
+                database: self.home.database().display().to_string(),
+            },
             providers,
             connectors,
         })

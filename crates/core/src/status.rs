@@ -64,10 +64,23 @@ pub enum ClientSecretState {
 pub struct StatusReport {
     /// Always [`STATUS_SCHEMA`].
     pub schema: &'static str,
+    /// Where this installation keeps its files.
+    pub home: HomeStatus,
     /// Providers in configuration order.
     pub providers: Vec<ProviderStatus>,
     /// Connectors in configuration order.
     pub connectors: Vec<ConnectorStatus>,
+}
+
+/// Where an installation keeps its files.
+#[derive(Clone, Debug, Serialize)]
+pub struct HomeStatus {
+    /// Prefix of every keychain item of this installation.
+    pub id: String,
+    /// latch.toml.
+    pub config_file: String,
+    /// The SQLite database.
+    pub database: String,
 }
 
 /// One provider.

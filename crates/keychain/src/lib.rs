@@ -128,7 +128,10 @@ const LOCKED_FIX: &str = "unlock your keychain and try again";
 
 fn unavailable(reason: &str) -> SecretStoreError {
     let fix = if cfg!(target_os = "linux") {
-        if reason.contains("autolaunch") || reason.contains("DBUS_SESSION_BUS_ADDRESS") {
+        if reason.contains("autolaunch")
+            || reason.contains("DBUS_SESSION_BUS_ADDRESS")
+            || reason.contains("Failed to connect to socket")
+        {
             "there is no D-Bus session: run Latch inside a desktop session, or on a headless \
              machine start one with `dbus-run-session -- sh` and run \
              `echo -n PASSWORD | gnome-keyring-daemon --unlock --components=secrets` in it"
