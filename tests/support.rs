@@ -5,27 +5,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// A temp `LATCH_HOME` and a way to run `latch` in it.
-pub struct Home {
+pub(crate) struct Home {
     dir: tempfile::TempDir,
 }
 
 impl Home {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn file(&self, name: &str) -> PathBuf {
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// `latch ARGS` with this home, the caller's D-Bus session, and no other LATCH_* variable.
-    pub fn cmd(&self, args: &[&str]) -> Command {
+    pub(crate) fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_latch"));
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("LATCH_") {
@@ -37,12 +37,12 @@ impl Home {
     }
 
     /// Runs `latch ARGS` with `stdin` piped in.
-    pub fn run(&self, args: &[&str], stdin: &str) -> Output {
+    pub(crate) fn run(&self, args: &[&str], stdin: &str) -> Output {
         run_with_stdin(self.cmd(args), stdin)
     }
 
     /// Runs and requires success; returns stdout.
-    pub fn ok(&self, args: &[&str], stdin: &str) -> String {
+    pub(crate) fn ok(&self, args: &[&str], stdin: &str) -> String {
         let out = self.run(args, stdin);
         assert!(
             out.status.success(),
@@ -53,12 +53,12 @@ impl Home {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+    pub(crate) fn json(&self, args: &[&str]) -> serde_json::Value {
         serde_json::from_str(&self.ok(args, "")).unwrap()
     }
 }
 
-pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
+pub(crate) fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -75,7 +75,7 @@ pub fn run_with_stdin(mut cmd: Command, stdin: &str) -> Output {
 }
 
 /// Tests that store secrets need the real Secret Service started by scripts/with-keyring.sh.
-pub fn require_secret_service() {
+pub(crate) fn require_secret_service() {
     assert!(
         std::env::var_os("LATCH_TEST_SECRET_SERVICE").is_some(),
         "this test needs the real Secret Service: run it through `make test`"
@@ -83,7 +83,7 @@ pub fn require_secret_service() {
 }
 
 /// `secret-tool lookup service latch username KEY`.
-pub fn keychain_lookup(key: &str) -> Option<String> {
+pub(crate) fn keychain_lookup(key: &str) -> Option<String> {
     let out = Command::new("secret-tool")
         .args(["lookup", "service", "latch", "username", key])
         .output()
@@ -94,7 +94,7 @@ pub fn keychain_lookup(key: &str) -> Option<String> {
 }
 
 /// Every file below `dir`, as lossy text (for secret scans).
-pub fn all_files_text(dir: &Path) -> Vec<(PathBuf, String)> {
+pub(crate) fn all_files_text(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {

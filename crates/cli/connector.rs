@@ -5,12 +5,13 @@ use latch_core::catalog::AuthMode;
 use latch_core::AddConnector;
 
 use crate::exit::Failure;
+use crate::table;
 use crate::{open_latch, print_json};
 
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Add a connector; prints how its scopes change its provider's request.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// Remove a connector; prints the scopes no connector needs any more.
     Remove {
         /// Connector name.
@@ -65,7 +66,7 @@ impl Cmd {
 
     pub(crate) fn run(self) -> Result<(), Failure> {
         match self {
-            Self::Add(args) => add(args),
+            Self::Add(args) => add(*args),
             Self::Remove { name, json } => remove(&name, json),
             Self::List { json } => list(json),
             Self::Catalog { json } => catalog(json),
@@ -173,20 +174,20 @@ fn list(json: bool) -> Result<(), Failure> {
         println!("No connectors yet. Add one: latch connector add jira --provider atlassian");
         return Ok(());
     }
-    println!(
-        "{:<14} {:<12} {:<12} {:<10} {}",
-        "CONNECTOR", "TYPE", "PROVIDER", "AUTH", "SITE"
-    );
-    for c in &status.connectors {
-        println!(
-            "{:<14} {:<12} {:<12} {:<10} {}",
-            c.name,
-            c.kind,
-            c.provider,
-            c.auth.as_str(),
-            c.site.as_deref().unwrap_or("-")
-        );
-    }
+    let rows: Vec<Vec<String>> = status
+        .connectors
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.kind.clone(),
+                c.provider.clone(),
+                c.auth.as_str().to_owned(),
+                c.site.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    table::print(&["CONNECTOR", "TYPE", "PROVIDER", "AUTH", "SITE"], &rows);
     Ok(())
 }
 
@@ -218,18 +219,17 @@ fn catalog(json: bool) -> Result<(), Failure> {
     if json {
         return print_json(&entries);
     }
-    println!(
-        "{:<14} {:<26} {:<12} {}",
-        "TYPE", "PRODUCT", "PROVIDER", "AUTH MODES"
-    );
-    for e in &entries {
-        println!(
-            "{:<14} {:<26} {:<12} {}",
-            e.name,
-            e.display_name,
-            e.provider,
-            e.auth_modes.join(", ")
-        );
-    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.name.to_owned(),
+                e.display_name.to_owned(),
+                e.provider.to_owned(),
+                e.auth_modes.join(", "),
+            ]
+        })
+        .collect();
+    table::print(&["TYPE", "PRODUCT", "PROVIDER", "AUTH MODES"], &rows);
     Ok(())
 }

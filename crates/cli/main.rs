@@ -10,6 +10,7 @@ mod input;
 mod manifest;
 mod provider;
 mod status;
+mod table;
 
 use exit::Failure;
 

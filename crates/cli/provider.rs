@@ -5,12 +5,13 @@ use latch_core::{AddProvider, EndpointOverrides};
 
 use crate::exit::Failure;
 use crate::input::read_secret;
+use crate::table;
 use crate::{open_latch, print_json};
 
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Register a provider; its client secret is read from stdin or a prompt into the keychain.
-    Add(AddArgs),
+    Add(Box<AddArgs>),
     /// List configured providers.
     List {
         /// Print JSON.
@@ -71,7 +72,7 @@ impl Cmd {
 
     pub(crate) fn run(self) -> Result<(), Failure> {
         match self {
-            Self::Add(args) => add(args),
+            Self::Add(args) => add(*args),
             Self::List { json } => list(json),
             Self::Secret { name } => {
                 let mut latch = open_latch()?;
@@ -142,24 +143,27 @@ fn list(json: bool) -> Result<(), Failure> {
         println!("No providers yet. Add one: latch provider add atlassian --client-id ID");
         return Ok(());
     }
-    println!(
-        "{:<14} {:<12} {:<28} {:<10} {}",
-        "PROVIDER", "PRESET", "CLIENT ID", "SECRET", "CALLBACK"
+    let rows: Vec<Vec<String>> = status
+        .providers
+        .iter()
+        .map(|p| {
+            let secret = match p.client_secret {
+                latch_core::status::ClientSecretState::Stored => "stored",
+                latch_core::status::ClientSecretState::Missing => "MISSING",
+                latch_core::status::ClientSecretState::NotNeeded => "-",
+            };
+            vec![
+                p.name.clone(),
+                p.preset.clone(),
+                p.client_id.clone().unwrap_or_else(|| "-".to_owned()),
+                secret.to_owned(),
+                p.redirect_uri.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    table::print(
+        &["PROVIDER", "PRESET", "CLIENT ID", "SECRET", "CALLBACK"],
+        &rows,
     );
-    for p in &status.providers {
-        let secret = match p.client_secret {
-            latch_core::status::ClientSecretState::Stored => "stored",
-            latch_core::status::ClientSecretState::Missing => "MISSING",
-            latch_core::status::ClientSecretState::NotNeeded => "-",
-        };
-        println!(
-            "{:<14} {:<12} {:<28} {:<10} {}",
-            p.name,
-            p.preset,
-            p.client_id.as_deref().unwrap_or("-"),
-            secret,
-            p.redirect_uri.as_deref().unwrap_or("-")
-        );
-    }
     Ok(())
 }

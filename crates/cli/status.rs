@@ -3,6 +3,7 @@
 use clap::Args;
 
 use crate::exit::Failure;
+use crate::table;
 use crate::{open_latch, print_json};
 
 #[derive(Args)]
@@ -37,26 +38,29 @@ impl Cmd {
             }
         }
         println!();
-        println!(
-            "{:<14} {:<12} {:<10} {:<15} {:<10} {}",
-            "CONNECTOR", "PROVIDER", "AUTH", "STATE", "SITE", "MISSING"
+        let rows: Vec<Vec<String>> = report
+            .connectors
+            .iter()
+            .map(|c| {
+                let missing: Vec<_> = c.scopes.missing.iter().map(|s| s.as_str()).collect();
+                vec![
+                    c.name.clone(),
+                    c.provider.clone(),
+                    c.auth.as_str().to_owned(),
+                    c.state.as_str().to_owned(),
+                    c.site.clone().unwrap_or_else(|| "-".to_owned()),
+                    if missing.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        missing.join(" ")
+                    },
+                ]
+            })
+            .collect();
+        table::print(
+            &["CONNECTOR", "PROVIDER", "AUTH", "STATE", "SITE", "MISSING"],
+            &rows,
         );
-        for c in &report.connectors {
-            let missing: Vec<_> = c.scopes.missing.iter().map(|s| s.as_str()).collect();
-            println!(
-                "{:<14} {:<12} {:<10} {:<15} {:<10} {}",
-                c.name,
-                c.provider,
-                c.auth.as_str(),
-                c.state.as_str(),
-                c.site.as_deref().unwrap_or("-"),
-                if missing.is_empty() {
-                    "-".to_owned()
-                } else {
-                    missing.join(" ")
-                }
-            );
-        }
         let mut seen = std::collections::BTreeSet::new();
         let findings: Vec<_> = report
             .providers

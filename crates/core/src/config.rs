@@ -508,29 +508,50 @@ pub(crate) struct ConfigEdit {
 }
 
 impl ConfigEdit {
-    fn table<'a>(&'a mut self, section: &str, name: &str) -> &'a mut toml_edit::Table {
-        let root = self.doc.as_table_mut();
-        if !root.contains_table(section) {
-            let mut parent = toml_edit::Table::new();
-            parent.set_implicit(true);
-            root.insert(section, toml_edit::Item::Table(parent));
-        }
-        let parent = root[section].as_table_mut().map(|t| {
-            if !t.contains_table(name) {
-                t.insert(name, toml_edit::Item::Table(toml_edit::Table::new()));
+    fn table<'a>(
+        &'a mut self,
+        section: &str,
+        name: &str,
+    ) -> Result<&'a mut dyn toml_edit::TableLike> {
+        let unsupported = |path: &Path| -> Error {
+            ConfigError {
+                file: path.to_owned(),
+                line: None,
+                key: Some(format!("{section}.{name}")),
+                message: format!("`{section}.{name}` is not written as a table"),
+                fix: format!("write it as a [{section}.{name}] table, or edit it by hand"),
             }
-            t
-        });
-        // Both tables were just ensured above.
-        match parent.and_then(|t| t[name].as_table_mut()) {
-            Some(t) => t,
-            None => unreachable_table(),
+            .into()
+        };
+        let path = self.path.clone();
+        let parent = self
+            .doc
+            .as_table_mut()
+            .entry(section)
+            .or_insert_with(|| {
+                let mut parent = toml_edit::Table::new();
+                parent.set_implicit(true);
+                toml_edit::Item::Table(parent)
+            })
+            .as_table_like_mut()
+            .ok_or_else(|| unsupported(&path))?;
+        if !parent.contains_key(name) {
+            parent.insert(name, toml_edit::Item::Table(toml_edit::Table::new()));
         }
+        parent
+            .get_mut(name)
+            .and_then(|item| item.as_table_like_mut())
+            .ok_or_else(|| unsupported(&path))
     }
 
     /// Sets keys of `[section.name]`, creating it; `None` values remove the key.
-    pub(crate) fn set(&mut self, section: &str, name: &str, values: &[(&str, Option<&str>)]) {
-        let table = self.table(section, name);
+    pub(crate) fn set(
+        &mut self,
+        section: &str,
+        name: &str,
+        values: &[(&str, Option<&str>)],
+    ) -> Result<()> {
+        let table = self.table(section, name)?;
         for (key, value) in values {
             match value {
                 Some(v) => {
@@ -541,6 +562,7 @@ impl ConfigEdit {
                 }
             }
         }
+        Ok(())
     }
 
     /// Whether `[section.name]` exists.
@@ -594,12 +616,6 @@ impl ConfigEdit {
         std::fs::write(&tmp, text).map_err(io)?;
         std::fs::rename(&tmp, &self.path).map_err(io)
     }
-}
-
-#[cold]
-fn unreachable_table() -> ! {
-    // `table()` inserts the table before looking it up, so this cannot happen.
-    panic!("latch.toml table vanished while being edited")
 }
 
 #[cfg(test)]
@@ -709,8 +725,10 @@ type = "jira"
     fn edits_keep_comments_and_round_trip() {
         let config = parse("# mine\n[proxy]\nlisten = \"127.0.0.1:7391\" # keep\n").unwrap();
         let mut edit = config.edit().unwrap();
-        edit.set("providers", "atlassian", &[("client_id", Some("abc"))]);
-        edit.set("connectors", "jira", &[("provider", Some("atlassian"))]);
+        edit.set("providers", "atlassian", &[("client_id", Some("abc"))])
+            .unwrap();
+        edit.set("connectors", "jira", &[("provider", Some("atlassian"))])
+            .unwrap();
         let text = edit.doc.to_string();
         assert!(text.contains("# mine") && text.contains("# keep"), "{text}");
         assert!(text.contains("[providers.atlassian]"), "{text}");

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 //! Against the real Secret Service (gnome-keyring in a private D-Bus session, started by
 //! `scripts/with-keyring.sh`, which `make test` uses). Another client, `secret-tool`, must see
 //! what Latch writes, and must stop seeing it after Latch deletes it.

@@ -601,7 +601,9 @@ mod tests {
             url: "https://acme.atlassian.net".into(),
             scopes: "read:jira-work".into(),
         };
-        store.sites_replace("atlassian", &[site.clone()]).unwrap();
+        store
+            .sites_replace("atlassian", std::slice::from_ref(&site))
+            .unwrap();
         assert_eq!(store.sites("atlassian").unwrap(), vec![site]);
         store.grant_delete("atlassian").unwrap();
         assert!(store.sites("atlassian").unwrap().is_empty());

@@ -1,0 +1,61 @@
+# Latch: `make run` starts the desktop app, `make test` runs every check and test.
+# Both install what they need first (apt packages, npm packages, Rust crates).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Debian/Ubuntu packages: Tauri (webkit2gtk, appindicator), the Secret Service (gnome-keyring,
+# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium).
+APT_PACKAGES := build-essential pkg-config curl ca-certificates \
+	libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
+	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help deps deps-apt deps-rust deps-npm ui run test lint unit-and-e2e
+
+help:
+	@echo "make run   - install what is needed, build the UI, start the Latch desktop app"
+	@echo "make test  - install what is needed, run fmt, clippy, the UI type check and every test"
+
+deps: deps-apt deps-rust deps-npm
+
+deps-apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+deps-rust:
+	@command -v cargo >/dev/null || { \
+	  echo "Installing the Rust toolchain with rustup"; \
+	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy; }
+	@. "$$HOME/.cargo/env" 2>/dev/null || true; rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
+	@cargo fetch --locked -q 2>/dev/null || cargo fetch -q
+
+deps-npm:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; }
+	@node -e 'const [M,m]=process.versions.node.split(".").map(Number); if (M<20||(M===20&&m<19)) { console.error("Node.js >= 20.19 is needed (found "+process.versions.node+")"); process.exit(1) }'
+	@cd ui && npm install --no-audit --no-fund --loglevel=error
+
+ui: deps-npm
+	@cd ui && npm run --silent build
+
+run: deps ui
+	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
+	  echo "No display: starting Latch under Xvfb (headless)."; \
+	  xvfb-run -a cargo run -p latch-desktop; \
+	else cargo run -p latch-desktop; fi
+
+lint: deps ui
+	cargo fmt --all -- --check
+	cd ui && npm run --silent check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	scripts/check-architecture.sh
+
+unit-and-e2e: deps ui
+	scripts/with-keyring.sh cargo test --workspace --locked
+
+test: lint unit-and-e2e

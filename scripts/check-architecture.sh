@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Architecture invariants (docs/ARCHITECTURE.md): only latch-keychain depends on keyring, only
+# latch-desktop on tauri, and the core on neither (nor on axum).
+set -euo pipefail
+fail=0
+only_dependent() { # crate, allowed direct dependent
+  local deps
+  deps=$(cargo tree --workspace --locked -e normal -i "$1" --depth 1 --prefix none 2>/dev/null \
+    | awk 'NR>1 {print $1}' | sort -u)
+  for d in $deps; do
+    if [ "$d" != "$2" ]; then
+      echo "architecture: $d depends on $1; only $2 may" >&2
+      fail=1
+    fi
+  done
+}
+only_dependent keyring latch-keychain
+only_dependent tauri latch-desktop
+for banned in keyring tauri axum hyper; do
+  if cargo tree -p latch-core --locked -e normal --prefix none 2>/dev/null | grep -q "^$banned v"; then
+    echo "architecture: latch-core must not depend on $banned" >&2
+    fail=1
+  fi
+done
+exit $fail
