@@ -17,6 +17,10 @@ const CONFIG: u8 = 3;
 const KEYCHAIN: u8 = 4;
 /// An unknown provider or connector was named.
 const NOT_FOUND: u8 = 5;
+/// The person must act: sign in (again), consent to more scopes, store a credential.
+const NEEDS_PERSON: u8 = 6;
+/// The identity provider or network failed (refresh failing, code exchange failed, timeout).
+const UPSTREAM: u8 = 7;
 
 impl Failure {
     pub(crate) fn internal(message: String) -> Self {
@@ -44,6 +48,48 @@ impl Failure {
         }
         eprintln!("error: {}", self.message);
         ExitCode::from(self.code)
+    }
+}
+
+impl From<latch_core::grants::GrantError> for Failure {
+    fn from(err: latch_core::grants::GrantError) -> Self {
+        use latch_core::grants::GrantError as E;
+        let code = match &err {
+            E::NotSignedIn { .. } | E::NeedsLogin { .. } => NEEDS_PERSON,
+            E::RefreshFailing { .. } => UPSTREAM,
+            E::UnknownConnector(_) => NOT_FOUND,
+            E::Misconfigured { .. } => CONFIG,
+            E::Keychain(_) => KEYCHAIN,
+            _ => FAILED,
+        };
+        Self {
+            code,
+            kind: err.code(),
+            message: err.to_string(),
+        }
+    }
+}
+
+impl From<latch_core::login::LoginError> for Failure {
+    fn from(err: latch_core::login::LoginError) -> Self {
+        use latch_core::login::LoginError as E;
+        match err {
+            E::Grant(e) => e.into(),
+            E::Core(e) => e.into(),
+            other => {
+                let code = match &other {
+                    E::Denied { .. } => NEEDS_PERSON,
+                    E::Exchange { .. } | E::Timeout(_) => UPSTREAM,
+                    E::Setup { .. } => CONFIG,
+                    _ => FAILED,
+                };
+                Self {
+                    code,
+                    kind: other.code(),
+                    message: other.to_string(),
+                }
+            }
+        }
     }
 }
 

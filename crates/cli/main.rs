@@ -9,6 +9,7 @@ mod exit;
 mod input;
 mod manifest;
 mod provider;
+mod session;
 mod status;
 mod table;
 
@@ -35,6 +36,15 @@ enum Command {
     Manifest(manifest::Cmd),
     /// What every connector needs, has and lacks.
     Status(status::Cmd),
+    /// Sign in to a provider in your browser (one consent for all its connectors).
+    Login(session::LoginCmd),
+    /// Sign out of a provider: revoke where supported, delete its keychain items.
+    Logout(session::LogoutCmd),
+    /// Print a fresh upstream token for a connector (the only command that prints a secret).
+    Token(session::TokenCmd),
+    /// Connector credentials (API tokens, PATs, API keys, service-account secrets).
+    #[command(subcommand)]
+    Credential(session::CredentialCmd),
 }
 
 fn main() -> ExitCode {
@@ -44,12 +54,19 @@ fn main() -> ExitCode {
         Command::Connector(c) => c.json(),
         Command::Manifest(_) => false,
         Command::Status(c) => c.json,
+        Command::Login(c) => c.json,
+        Command::Logout(c) => c.json,
+        Command::Token(_) | Command::Credential(_) => false,
     };
     let result = match cli.command {
         Command::Provider(cmd) => cmd.run(),
         Command::Connector(cmd) => cmd.run(),
         Command::Manifest(cmd) => cmd.run(),
         Command::Status(cmd) => cmd.run(),
+        Command::Login(cmd) => cmd.run(),
+        Command::Logout(cmd) => cmd.run(),
+        Command::Token(cmd) => cmd.run(),
+        Command::Credential(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +79,15 @@ fn open_latch() -> Result<latch_core::Latch, Failure> {
     let home = latch_core::home::Home::from_env()?;
     let keychain = std::sync::Arc::new(latch_keychain::Keychain::new());
     Ok(latch_core::Latch::open(home, keychain)?)
+}
+
+/// A single-threaded runtime: the CLI does one thing at a time; blocking keychain calls go to
+/// tokio's blocking pool.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {

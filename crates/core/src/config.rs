@@ -28,6 +28,9 @@ pub struct ConfigFile {
     /// `[catalog]`.
     #[serde(default)]
     pub catalog: CatalogSection,
+    /// `[network]`.
+    #[serde(default)]
+    pub network: NetworkSection,
     /// `[providers.NAME]`.
     #[serde(default)]
     pub providers: IndexMap<String, ProviderSection>,
@@ -42,6 +45,14 @@ pub struct ConfigFile {
 pub struct ProxySection {
     /// `listen = "127.0.0.1:7391"`.
     pub listen: Option<String>,
+}
+
+/// `[network]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSection {
+    /// Timeout of one request to an identity provider, in seconds (default 30).
+    pub timeout_secs: Option<u64>,
 }
 
 /// `[catalog]`.
@@ -93,6 +104,8 @@ pub struct ConnectorSection {
     pub site: Option<String>,
     /// Account e-mail for `api-token` (the Basic user name; not a secret).
     pub email: Option<String>,
+    /// Client id of a service account (`auth = "service"`); its secret is in the keychain.
+    pub client_id: Option<String>,
 }
 
 /// A provider, resolved against the catalog.
@@ -129,6 +142,8 @@ pub struct Connector {
     pub site: Option<String>,
     /// Account e-mail for `api-token`.
     pub email: Option<String>,
+    /// Service-account client id.
+    pub client_id: Option<String>,
 }
 
 /// latch.toml, parsed, with the catalog it extends and every reference resolved.
@@ -138,6 +153,8 @@ pub struct Config {
     text: String,
     /// The proxy's listen address.
     pub listen: SocketAddr,
+    /// Timeout of one request to an identity provider.
+    pub http_timeout: std::time::Duration,
     /// Built-in catalog plus manifests.
     pub catalog: Catalog,
     /// Manifest paths as written.
@@ -317,10 +334,22 @@ impl Resolver<'_> {
             }
             connectors.push(connector);
         }
+        let http_timeout = match file.network.timeout_secs {
+            Some(0) => {
+                return Err(self.fail(
+                    &["network", "timeout_secs"],
+                    "a timeout of 0 seconds would fail every request".to_owned(),
+                    "use a number of seconds such as 30",
+                ))
+            }
+            Some(secs) => std::time::Duration::from_secs(secs),
+            None => std::time::Duration::from_secs(30),
+        };
         Ok(Config {
             path: self.path.to_owned(),
             text,
             listen,
+            http_timeout,
             catalog,
             manifests: file.catalog.manifests,
             providers,
@@ -475,6 +504,7 @@ impl Resolver<'_> {
             auth,
             site: section.site.clone(),
             email: section.email.clone(),
+            client_id: section.client_id.clone(),
         })
     }
 }

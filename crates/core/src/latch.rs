@@ -1,7 +1,7 @@
 //! The use cases every face (CLI, desktop app, proxy) calls: one `Latch` per home folder.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::catalog::{check_name, AuthMode, ClientType};
 use crate::config::{check_redirect_uri, Config, Provider};
@@ -106,11 +106,22 @@ pub struct ConnectorRemoved {
     pub no_longer_requested: Vec<Scope>,
 }
 
+/// What `latch credential set` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CredentialStored {
+    /// Connector.
+    pub connector: String,
+    /// Its auth mode.
+    pub auth: AuthMode,
+    /// For service accounts: `ok`, or why the first token request failed.
+    pub service_token: Option<String>,
+}
+
 /// One Latch home: configuration, metadata database and keychain.
 pub struct Latch {
     home: Home,
-    config: Config,
-    store: latch_store::Store,
+    config: Arc<Config>,
+    store: Arc<Mutex<latch_store::Store>>,
     secrets: Arc<dyn SecretStore>,
     home_id: String,
 }
@@ -130,8 +141,8 @@ impl Latch {
             .map_err(|source| Error::Store { path: db, source })?;
         Ok(Self {
             home,
-            config,
-            store,
+            config: Arc::new(config),
+            store: Arc::new(Mutex::new(store)),
             secrets,
             home_id,
         })
@@ -161,7 +172,7 @@ impl Latch {
 
     /// The keychain item of a provider's client secret.
     pub fn client_secret_key(&self, provider: &str) -> SecretKey {
-        SecretKey::new(&self.home_id, "provider", provider, "client-secret")
+        crate::grants::client_secret_key(&self.home_id, provider)
     }
 
     fn provider_or_err(&self, name: &str) -> Result<&Provider> {
@@ -269,12 +280,12 @@ impl Latch {
             None => false,
         };
         edit.write()?;
-        self.config = next;
-        self.store
+        self.config = Arc::new(next);
+        self.db()
             .provider_upsert(&request.name, &now)
             .map_err(|e| self.store_err(e))?;
         if secret_stored {
-            self.store
+            self.db()
                 .provider_secret_stored(&request.name, Some(&now))
                 .map_err(|e| self.store_err(e))?;
         }
@@ -305,9 +316,9 @@ impl Latch {
         }
         self.secrets.put(&self.client_secret_key(name), &secret)?;
         let now = now_rfc3339();
-        self.store
+        self.db()
             .provider_upsert(name, &now)
-            .and_then(|()| self.store.provider_secret_stored(name, Some(&now)))
+            .and_then(|()| self.db().provider_secret_stored(name, Some(&now)))
             .map_err(|e| self.store_err(e))
     }
 
@@ -401,8 +412,8 @@ impl Latch {
         )?;
         let next = edit.validate()?;
         edit.write()?;
-        self.config = next;
-        self.store
+        self.config = Arc::new(next);
+        self.db()
             .connector_upsert(&request.name, &provider, &now_rfc3339())
             .map_err(|e| self.store_err(e))?;
 
@@ -447,8 +458,8 @@ impl Latch {
         edit.remove("connectors", name);
         let next = edit.validate()?;
         edit.write()?;
-        self.config = next;
-        self.store
+        self.config = Arc::new(next);
+        self.db()
             .connector_delete(name)
             .map_err(|e| self.store_err(e))?;
         let after = self.scope_request(&connector.provider).scopes();
@@ -475,7 +486,7 @@ impl Latch {
         edit.add_manifest(&absolute.to_string_lossy());
         let next = edit.validate()?;
         edit.write()?;
-        self.config = next;
+        self.config = Arc::new(next);
         Ok(self
             .config
             .catalog
@@ -486,7 +497,7 @@ impl Latch {
     }
 
     fn granted_scopes(&self, provider: &str) -> Result<Option<ScopeList>> {
-        let grant = self.store.grant(provider).map_err(|e| self.store_err(e))?;
+        let grant = self.db().grant(provider).map_err(|e| self.store_err(e))?;
         Ok(grant.map(|g| ScopeList::parse(&g.granted_scopes).unwrap_or_default()))
     }
 
@@ -518,13 +529,13 @@ impl Latch {
     /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
     /// touches the keychain or the network, so it works when both are down.
     pub fn status(&self) -> Result<StatusReport> {
-        let provider_rows = self.store.providers().map_err(|e| self.store_err(e))?;
-        let connector_rows = self.store.connectors().map_err(|e| self.store_err(e))?;
+        let provider_rows = self.db().providers().map_err(|e| self.store_err(e))?;
+        let connector_rows = self.db().connectors().map_err(|e| self.store_err(e))?;
         let mut providers = Vec::new();
         let mut all_findings: Vec<Finding> = Vec::new();
         for p in &self.config.providers {
             let request = self.scope_request(&p.name);
-            let grant = self.store.grant(&p.name).map_err(|e| self.store_err(e))?;
+            let grant = self.db().grant(&p.name).map_err(|e| self.store_err(e))?;
             let client_secret = match p.spec.client_type {
                 ClientType::Confidential => {
                     let stored = provider_rows
@@ -588,8 +599,14 @@ impl Latch {
             let request = self.scope_request(&c.provider);
             let provider = providers.iter().find(|p| p.name == c.provider);
             let oauth = matches!(c.auth, AuthMode::User | AuthMode::Service);
+            let grant_id = crate::grants::grant_id(c);
             let granted = if oauth {
-                self.granted_scopes(&c.provider)?
+                self.granted_scopes(&grant_id)?
+            } else {
+                None
+            };
+            let own_grant = if c.auth == AuthMode::Service {
+                self.db().grant(&grant_id).map_err(|e| self.store_err(e))?
             } else {
                 None
             };
@@ -605,9 +622,13 @@ impl Latch {
             let credential_stored = connector_rows
                 .iter()
                 .any(|r| r.name == c.name && r.credential_stored_at.is_some());
-            let grant_state = provider
-                .and_then(|p| p.grant.as_ref())
-                .map(|g| g.state.as_str());
+            let grant_state = match &own_grant {
+                Some(g) => Some(g.state.as_str()),
+                None if c.auth == AuthMode::Service => None,
+                None => provider
+                    .and_then(|p| p.grant.as_ref())
+                    .map(|g| g.state.as_str()),
+            };
             let state = if findings.iter().any(|f| f.severity == Severity::Error) {
                 ConnectorState::Misconfigured
             } else if !oauth {
@@ -621,7 +642,9 @@ impl Latch {
                     None => ConnectorState::NotSignedIn,
                     Some("needs_login") => ConnectorState::NeedsLogin,
                     Some("refresh_failing") => ConnectorState::RefreshFailing,
-                    Some(_) if !diff.missing.is_empty() => ConnectorState::NeedsStepUp,
+                    Some(_) if !diff.missing.is_empty() && c.auth == AuthMode::User => {
+                        ConnectorState::NeedsStepUp
+                    }
                     Some(_) if c.spec.needs_site() && c.site.is_none() => {
                         ConnectorState::SiteUnbound
                     }
@@ -663,9 +686,94 @@ impl Latch {
         })
     }
 
-    /// Direct access to the metadata store, for faces' read-only queries and tests.
-    pub fn store(&self) -> &latch_store::Store {
-        &self.store
+    /// The metadata store. Hold the guard briefly: other threads of this process wait on it.
+    pub fn db(&self) -> MutexGuard<'_, latch_store::Store> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (statements are
+        // atomic), so a poisoned lock is still usable.
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A shared handle on the metadata store.
+    pub fn store_handle(&self) -> Arc<Mutex<latch_store::Store>> {
+        Arc::clone(&self.store)
+    }
+
+    /// The configuration, shared.
+    pub fn config_handle(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
+    }
+
+    /// The token lifecycle over this home (shares the store and keychain).
+    pub fn grants(&self) -> Arc<crate::grants::Grants> {
+        Arc::new(crate::grants::Grants::new(
+            self.home_id.clone(),
+            self.home.locks_dir(),
+            Arc::clone(&self.config),
+            Arc::clone(&self.store),
+            Arc::clone(&self.secrets),
+        ))
+    }
+
+    /// Stores a connector's own secret: an API token, PAT or API key, or a service account's
+    /// client secret (then fetches a first token to prove it works).
+    pub async fn set_credential(&mut self, connector: &str, secret: Secret) -> Result<CredentialStored> {
+        let Some(c) = self.config.connector(connector).cloned() else {
+            return Err(Error::UnknownConnector {
+                name: connector.to_owned(),
+                known: self.config.connectors.iter().map(|c| c.name.clone()).collect(),
+            });
+        };
+        if c.auth == AuthMode::User {
+            return Err(Error::Invalid {
+                message: format!("connector `{connector}` signs in through its provider"),
+                fix: format!("run `latch login {}`", c.provider),
+            });
+        }
+        if c.auth == AuthMode::Service && c.client_id.is_none() {
+            return Err(Error::Invalid {
+                message: format!("service connector `{connector}` has no client id"),
+                fix: format!("set `client_id = \"...\"` under [connectors.{connector}] in latch.toml"),
+            });
+        }
+        if c.auth == AuthMode::ApiToken && c.email.is_none() {
+            return Err(Error::Invalid {
+                message: format!("connector `{connector}` uses an API token but has no e-mail"),
+                fix: format!("set `email = \"...\"` under [connectors.{connector}] in latch.toml"),
+            });
+        }
+        if secret.is_empty() {
+            return Err(Error::Invalid {
+                message: "the credential is empty".to_owned(),
+                fix: "pipe it on stdin or type it at the prompt".to_owned(),
+            });
+        }
+        let key = crate::grants::connector_secret_key(&self.home_id, connector);
+        self.secrets.put(&key, &secret)?;
+        let at = now_rfc3339();
+        self.db()
+            .connector_upsert(connector, &c.provider, &at)
+            .and_then(|()| self.db().connector_credential_stored(connector, Some(&at)))
+            .map_err(|e| self.store_err(e))?;
+        let verified = if c.auth == AuthMode::Service {
+            Some(self.grants().start_service(connector).await.map_err(|e| e.to_string()))
+        } else {
+            None
+        };
+        Ok(CredentialStored {
+            connector: connector.to_owned(),
+            auth: c.auth,
+            service_token: verified.map(|r| r.err().unwrap_or_else(|| "ok".to_owned())),
+        })
+    }
+
+    /// Records the site a connector is bound to in latch.toml.
+    pub fn bind_site(&mut self, connector: &str, site: &str) -> Result<()> {
+        let mut edit = self.config.edit()?;
+        edit.set("connectors", connector, &[("site", Some(site))])?;
+        let next = edit.validate()?;
+        edit.write()?;
+        self.config = Arc::new(next);
+        Ok(())
     }
 
     /// The keychain port.
@@ -828,9 +936,10 @@ mod tests {
         add_atlassian(&mut latch);
         latch.add_connector(connector("jira")).unwrap();
         latch
-            .store
+            .db()
             .grant_put(&latch_store::GrantRow {
-                provider: "atlassian".into(),
+                id: "atlassian".into(),
+                kind: "user".into(),
                 state: "ok".into(),
                 granted_scopes:
                     "read:me read:jira-user read:jira-work write:jira-work offline_access".into(),
@@ -864,7 +973,7 @@ mod tests {
             .unwrap();
         let local_key = "latch_fixture_local_key_9f8e7d";
         latch
-            .store
+            .db()
             .local_key_insert(&latch_store::LocalKeyRow {
                 name: "ci".into(),
                 // Stands for SHA-256 of `local_key`: only the hash is ever stored.
@@ -878,15 +987,16 @@ mod tests {
             })
             .unwrap();
         latch
-            .store
+            .db()
             .grant_put(&latch_store::GrantRow {
-                provider: "atlassian".into(),
+                id: "atlassian".into(),
+                kind: "user".into(),
                 state: "ok".into(),
                 granted_scopes: "read:me".into(),
                 ..Default::default()
             })
             .unwrap();
-        let values = latch.store.dump_values().unwrap();
+        let values = latch.db().dump_values().unwrap();
         assert!(!values.is_empty());
         for (table, column, bytes) in values {
             let text = String::from_utf8_lossy(&bytes);

@@ -6,8 +6,11 @@ pub mod catalog;
 pub mod config;
 mod error;
 pub mod finding;
+pub mod grants;
 pub mod home;
 mod latch;
+pub mod login;
+pub mod oauth;
 pub mod ports;
 pub mod scope;
 pub mod secret;
@@ -16,6 +19,6 @@ mod toml_location;
 
 pub use error::{ConfigError, Error, Result};
 pub use latch::{
-    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorRemoved,
+    now_rfc3339, random_hex, AddConnector, CredentialStored, AddProvider, ConnectorAdded, ConnectorRemoved,
     EndpointOverrides, Latch, ProviderAdded,
 };

@@ -134,3 +134,9 @@ impl SecretStore for MemorySecretStore {
         Ok(self.items.lock().unwrap().remove(key.as_str()).is_some())
     }
 }
+
+/// Opens a URL in the person's browser (the system browser, or `$BROWSER`).
+pub trait Browser: Send + Sync {
+    /// Opens the URL; an error means the person must open it by hand.
+    fn open(&self, url: &str) -> Result<(), String>;
+}

@@ -57,12 +57,14 @@ pub struct ConnectorRow {
     pub credential_stored_at: Option<String>,
 }
 
-/// A grant's non-secret facts (one per provider: one consent, one token family).
+/// A grant's non-secret facts: one token family (a user consent) or one service credential.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GrantRow {
-    /// Provider name.
-    pub provider: String,
-    /// State (`ok`, `needs_login`, `refresh_failing`, …).
+    /// Grant id: the provider name for user grants, `service:CONNECTOR` for service accounts.
+    pub id: String,
+    /// `user` or `service`.
+    pub kind: String,
+    /// State (`ok`, `needs_login`, `refresh_failing`).
     pub state: String,
     /// Account id from `/me`.
     pub account_id: Option<String>,
@@ -74,14 +76,20 @@ pub struct GrantRow {
     pub granted_scopes: String,
     /// First consent.
     pub obtained_at: Option<String>,
-    /// Last successful refresh.
+    /// Last successful refresh (the refresh token's last rotation).
     pub refreshed_at: Option<String>,
-    /// Access-token expiry.
+    /// When the current access token was issued.
+    pub access_issued_at: Option<String>,
+    /// When the current access token expires.
     pub access_expires_at: Option<String>,
-    /// Rotation counter: bumped on every refresh-token write.
+    /// Set while a refresh is in flight; left behind by a crash mid-refresh.
+    pub refresh_started_at: Option<String>,
+    /// Rotation counter: bumped on every token write.
     pub generation: i64,
     /// Last error, in plain words, secret-free.
     pub last_error: Option<String>,
+    /// When the last failure happened.
+    pub last_failure_at: Option<String>,
     /// Consecutive refresh failures.
     pub consecutive_failures: i64,
 }
@@ -287,20 +295,26 @@ impl Store {
     /// Creates or replaces a grant's facts.
     pub fn grant_put(&self, grant: &GrantRow) -> Result<()> {
         self.conn.execute(
-            "INSERT INTO grants (provider, state, account_id, account_name, account_email,
-                 granted_scopes, obtained_at, refreshed_at, access_expires_at, generation,
-                 last_error, consecutive_failures)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-             ON CONFLICT(provider) DO UPDATE SET
-                 state = excluded.state, account_id = excluded.account_id,
-                 account_name = excluded.account_name, account_email = excluded.account_email,
+            "INSERT INTO grants (id, kind, state, account_id, account_name, account_email,
+                 granted_scopes, obtained_at, refreshed_at, access_issued_at, access_expires_at,
+                 refresh_started_at, generation, last_error, last_failure_at,
+                 consecutive_failures)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT(id) DO UPDATE SET
+                 kind = excluded.kind, state = excluded.state,
+                 account_id = excluded.account_id, account_name = excluded.account_name,
+                 account_email = excluded.account_email,
                  granted_scopes = excluded.granted_scopes, obtained_at = excluded.obtained_at,
                  refreshed_at = excluded.refreshed_at,
+                 access_issued_at = excluded.access_issued_at,
                  access_expires_at = excluded.access_expires_at,
+                 refresh_started_at = excluded.refresh_started_at,
                  generation = excluded.generation, last_error = excluded.last_error,
+                 last_failure_at = excluded.last_failure_at,
                  consecutive_failures = excluded.consecutive_failures",
             params![
-                grant.provider,
+                grant.id,
+                grant.kind,
                 grant.state,
                 grant.account_id,
                 grant.account_name,
@@ -308,62 +322,75 @@ impl Store {
                 grant.granted_scopes,
                 grant.obtained_at,
                 grant.refreshed_at,
+                grant.access_issued_at,
                 grant.access_expires_at,
+                grant.refresh_started_at,
                 grant.generation,
                 grant.last_error,
+                grant.last_failure_at,
                 grant.consecutive_failures,
             ],
         )?;
         Ok(())
     }
 
-    /// A provider's grant, if any.
-    pub fn grant(&self, provider: &str) -> Result<Option<GrantRow>> {
+    /// A grant, if any.
+    pub fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
         Ok(self
             .conn
             .query_row(
-                "SELECT provider, state, account_id, account_name, account_email, granted_scopes,
-                        obtained_at, refreshed_at, access_expires_at, generation, last_error,
+                "SELECT id, kind, state, account_id, account_name, account_email, granted_scopes,
+                        obtained_at, refreshed_at, access_issued_at, access_expires_at,
+                        refresh_started_at, generation, last_error, last_failure_at,
                         consecutive_failures
-                 FROM grants WHERE provider = ?1",
-                [provider],
+                 FROM grants WHERE id = ?1",
+                [id],
                 |r| {
                     Ok(GrantRow {
-                        provider: r.get(0)?,
-                        state: r.get(1)?,
-                        account_id: r.get(2)?,
-                        account_name: r.get(3)?,
-                        account_email: r.get(4)?,
-                        granted_scopes: r.get(5)?,
-                        obtained_at: r.get(6)?,
-                        refreshed_at: r.get(7)?,
-                        access_expires_at: r.get(8)?,
-                        generation: r.get(9)?,
-                        last_error: r.get(10)?,
-                        consecutive_failures: r.get(11)?,
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        state: r.get(2)?,
+                        account_id: r.get(3)?,
+                        account_name: r.get(4)?,
+                        account_email: r.get(5)?,
+                        granted_scopes: r.get(6)?,
+                        obtained_at: r.get(7)?,
+                        refreshed_at: r.get(8)?,
+                        access_issued_at: r.get(9)?,
+                        access_expires_at: r.get(10)?,
+                        refresh_started_at: r.get(11)?,
+                        generation: r.get(12)?,
+                        last_error: r.get(13)?,
+                        last_failure_at: r.get(14)?,
+                        consecutive_failures: r.get(15)?,
                     })
                 },
             )
             .optional()?)
     }
 
-    /// Deletes a grant and its sites.
-    pub fn grant_delete(&self, provider: &str) -> Result<bool> {
+    /// The generation of a grant (cheap; used to notice rotations by other processes).
+    pub fn grant_generation(&self, id: &str) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .execute("DELETE FROM grants WHERE provider = ?1", [provider])?
-            > 0)
+            .query_row("SELECT generation FROM grants WHERE id = ?1", [id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Deletes a grant and its sites.
+    pub fn grant_delete(&self, id: &str) -> Result<bool> {
+        Ok(self.conn.execute("DELETE FROM grants WHERE id = ?1", [id])? > 0)
     }
 
     /// Replaces a grant's sites.
-    pub fn sites_replace(&mut self, provider: &str, sites: &[SiteRow]) -> Result<()> {
+    pub fn sites_replace(&mut self, grant_id: &str, sites: &[SiteRow]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM sites WHERE provider = ?1", [provider])?;
+        tx.execute("DELETE FROM sites WHERE grant_id = ?1", [grant_id])?;
         for site in sites {
             tx.execute(
-                "INSERT OR REPLACE INTO sites (provider, cloud_id, name, url, scopes)
+                "INSERT OR REPLACE INTO sites (grant_id, cloud_id, name, url, scopes)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![provider, site.cloud_id, site.name, site.url, site.scopes],
+                params![grant_id, site.cloud_id, site.name, site.url, site.scopes],
             )?;
         }
         tx.commit()?;
@@ -371,11 +398,11 @@ impl Store {
     }
 
     /// A grant's sites.
-    pub fn sites(&self, provider: &str) -> Result<Vec<SiteRow>> {
+    pub fn sites(&self, grant_id: &str) -> Result<Vec<SiteRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT cloud_id, name, url, scopes FROM sites WHERE provider = ?1 ORDER BY rowid",
+            "SELECT cloud_id, name, url, scopes FROM sites WHERE grant_id = ?1 ORDER BY rowid",
         )?;
-        let rows = stmt.query_map([provider], |r| {
+        let rows = stmt.query_map([grant_id], |r| {
             Ok(SiteRow {
                 cloud_id: r.get(0)?,
                 name: r.get(1)?,
@@ -587,7 +614,8 @@ mod tests {
             .provider_upsert("atlassian", "2026-01-01T00:00:00Z")
             .unwrap();
         let grant = GrantRow {
-            provider: "atlassian".into(),
+            id: "atlassian".into(),
+            kind: "user".into(),
             state: "ok".into(),
             granted_scopes: "read:me".into(),
             generation: 3,

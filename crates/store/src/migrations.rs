@@ -23,7 +23,8 @@ const MIGRATIONS: &[&str] = &[
          credential_stored_at TEXT
      );
      CREATE TABLE grants (
-         provider             TEXT PRIMARY KEY,
+         id                   TEXT PRIMARY KEY,
+         kind                 TEXT NOT NULL,
          state                TEXT NOT NULL,
          account_id           TEXT,
          account_name         TEXT,
@@ -31,18 +32,21 @@ const MIGRATIONS: &[&str] = &[
          granted_scopes       TEXT NOT NULL DEFAULT '',
          obtained_at          TEXT,
          refreshed_at         TEXT,
+         access_issued_at     TEXT,
          access_expires_at    TEXT,
+         refresh_started_at   TEXT,
          generation           INTEGER NOT NULL DEFAULT 0,
          last_error           TEXT,
+         last_failure_at      TEXT,
          consecutive_failures INTEGER NOT NULL DEFAULT 0
      );
      CREATE TABLE sites (
-         provider TEXT NOT NULL REFERENCES grants(provider) ON DELETE CASCADE,
+         grant_id TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
          cloud_id TEXT NOT NULL,
          name     TEXT NOT NULL,
          url      TEXT NOT NULL,
          scopes   TEXT NOT NULL,
-         PRIMARY KEY (provider, cloud_id, url)
+         PRIMARY KEY (grant_id, cloud_id, url)
      );
      CREATE TABLE local_keys (
          id            INTEGER PRIMARY KEY,

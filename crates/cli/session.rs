@@ -1,0 +1,226 @@
+//! `latch login`, `latch logout`, `latch token`, `latch credential set`: the token lifecycle.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use latch_core::login::{LoginOptions, LoginProgress, SitePicker};
+use latch_core::ports::Browser;
+use latch_core::login::SiteRow;
+
+use crate::exit::Failure;
+use crate::input::read_secret;
+use crate::{open_latch, print_json, runtime};
+
+#[derive(Args)]
+pub(crate) struct LoginCmd {
+    /// Provider to sign in to (default: the only configured OAuth provider).
+    provider: Option<String>,
+    /// Print the sign-in URL instead of opening a browser.
+    #[arg(long)]
+    no_browser: bool,
+    /// Site to bind connectors to when several fit (name, URL or cloud id).
+    #[arg(long)]
+    site: Option<String>,
+    /// Seconds to wait for the browser to come back.
+    #[arg(long, default_value_t = 300)]
+    timeout: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+struct SystemBrowser;
+
+impl Browser for SystemBrowser {
+    fn open(&self, url: &str) -> Result<(), String> {
+        // Honours $BROWSER, else the platform opener; returns once the browser is spawned.
+        webbrowser::open(url).map_err(|e| e.to_string())
+    }
+}
+
+struct Terminal {
+    no_browser: bool,
+}
+
+impl LoginProgress for Terminal {
+    fn authorize_url(&self, url: &str, opened: bool) {
+        if self.no_browser {
+            eprintln!("Open this URL in a browser on this machine to sign in:");
+            println!("{url}");
+        } else if opened {
+            eprintln!("Opened your browser to sign in. If nothing appeared, open:\n  {url}");
+        } else {
+            eprintln!("Could not open a browser. Open this URL to sign in:\n  {url}");
+        }
+        eprintln!("Waiting for the sign-in to come back to Latch…");
+    }
+
+    fn refused_callback(&self, why: &str) {
+        eprintln!("warning: ignored {why} (another tab or a web page?); still waiting");
+    }
+}
+
+struct PromptPicker;
+
+impl SitePicker for PromptPicker {
+    fn pick(&self, connector: &str, sites: &[SiteRow]) -> Option<usize> {
+        eprintln!("Several sites fit connector `{connector}`:");
+        for (i, site) in sites.iter().enumerate() {
+            eprintln!("  {}. {} ({})", i + 1, site.name, site.url);
+        }
+        eprint!("Choose 1-{} (empty to skip): ", sites.len());
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).ok()?;
+        line.trim().parse::<usize>().ok().and_then(|n| n.checked_sub(1))
+    }
+}
+
+impl LoginCmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let mut latch = open_latch()?;
+        let provider = match self.provider {
+            Some(p) => p,
+            None => {
+                let oauth: Vec<_> = latch
+                    .config()
+                    .providers
+                    .iter()
+                    .filter(|p| p.spec.client_type != latch_core::catalog::ClientType::None)
+                    .map(|p| p.name.clone())
+                    .collect();
+                match oauth.as_slice() {
+                    [one] => one.clone(),
+                    [] => return Err(Failure::usage("no provider to sign in to: run `latch provider add atlassian --client-id ...` first".into())),
+                    many => return Err(Failure::usage(format!("several providers: name one of {}", many.join(", ")))),
+                }
+            }
+        };
+        let options = LoginOptions {
+            provider,
+            open_browser: !self.no_browser,
+            site: self.site,
+            timeout: Duration::from_secs(self.timeout),
+        };
+        let interactive = std::io::stdin().is_terminal();
+        let picker: Option<&dyn SitePicker> = if interactive { Some(&PromptPicker) } else { None };
+        let progress = Terminal {
+            no_browser: self.no_browser,
+        };
+        let outcome = runtime()?.block_on(latch_core::login::login(
+            &mut latch,
+            &options,
+            &SystemBrowser,
+            &progress,
+            picker,
+        ))?;
+        if self.json {
+            return print_json(&outcome);
+        }
+        match &outcome.account {
+            Some(who) => println!("Signed in to `{}` as {who}.", outcome.provider),
+            None => println!("Signed in to `{}`.", outcome.provider),
+        }
+        if !outcome.refresh_token {
+            println!("warning: no refresh token was issued; you will need to sign in again when the access token expires (is `offline_access` requested and allowed?)");
+        }
+        if !outcome.sites.is_empty() {
+            println!("Sites: {}", outcome.sites.join(", "));
+        }
+        for (connector, site) in &outcome.bound {
+            println!("  {connector} → {site}");
+        }
+        for connector in &outcome.unbound {
+            println!("  {connector}: several sites fit; choose one with `latch login {} --site NAME`", outcome.provider);
+        }
+        if !outcome.missing.is_empty() {
+            let missing: Vec<_> = outcome.missing.iter().map(|s| s.as_str()).collect();
+            println!(
+                "warning: these requested scopes were not granted: {}\n  Connectors needing them stay `needs_step_up`; `latch status` shows which. Sign in again and keep them ticked, or add them to the app in the developer console.",
+                missing.join(" ")
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct LogoutCmd {
+    /// Provider to sign out of.
+    provider: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl LogoutCmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        let grants = latch.grants();
+        let outcome = runtime()?.block_on(grants.logout(&self.provider))?;
+        if self.json {
+            return print_json(&outcome);
+        }
+        use latch_core::grants::Revocation;
+        if !outcome.signed_in && outcome.keychain_items_deleted == 0 {
+            println!("`{}` was not signed in.", outcome.provider);
+            return Ok(());
+        }
+        match &outcome.revoked {
+            Revocation::Revoked => println!("Revoked the sign-in at the provider."),
+            Revocation::Unsupported => println!("The provider has no revocation endpoint; the tokens were deleted here and expire unused."),
+            Revocation::NothingToRevoke => {}
+            Revocation::Failed(why) => println!("warning: revocation at the provider failed ({why}); the tokens were deleted here."),
+        }
+        println!(
+            "Signed out of `{}`: {} keychain item(s) deleted.",
+            outcome.provider, outcome.keychain_items_deleted
+        );
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct TokenCmd {
+    /// Connector whose upstream token to print.
+    connector: String,
+}
+
+impl TokenCmd {
+    /// The one command whose job is to print a secret: alone on stdout, nothing else there.
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        let grants = latch.grants();
+        let credential = runtime()?.block_on(grants.credential(&self.connector))?;
+        println!("{}", credential.token().expose());
+        Ok(())
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CredentialCmd {
+    /// Store a connector's API token, PAT, API key or service-account secret (stdin/prompt).
+    Set {
+        /// Connector name.
+        connector: String,
+    },
+}
+
+impl CredentialCmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        match self {
+            Self::Set { connector } => {
+                let mut latch = open_latch()?;
+                let secret = read_secret(&format!("Credential for {connector}: "))?;
+                let stored = runtime()?.block_on(latch.set_credential(&connector, secret))?;
+                println!("Stored the credential of `{}` in the OS keychain.", stored.connector);
+                match stored.service_token.as_deref() {
+                    Some("ok") => println!("The service account obtained a token."),
+                    Some(why) => println!("warning: the service account could not obtain a token: {why}"),
+                    None => {}
+                }
+                Ok(())
+            }
+        }
+    }
+}

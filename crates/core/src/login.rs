@@ -1,0 +1,590 @@
+//! `latch login`: one consent in the person's browser for the union of a provider's connector
+//! scopes, received on a one-shot loopback listener at the registered callback.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::catalog::{AuthMode, ClientType};
+use crate::config::check_redirect_uri;
+use crate::grants::{self, fmt_time, now, GrantError, Grants};
+use crate::latch::Latch;
+use crate::oauth::{self, Pkce, TokenError};
+use crate::ports::Browser;
+use crate::scope::{Scope, ScopeList};
+use crate::secret::{constant_time_eq, Secret};
+use latch_store::GrantRow;
+pub use latch_store::SiteRow;
+
+/// How `latch login` runs.
+pub struct LoginOptions {
+    /// Provider name.
+    pub provider: String,
+    /// Open the system browser (else only print the URL).
+    pub open_browser: bool,
+    /// Bind connectors to this site (name, URL or cloud id) when several fit.
+    pub site: Option<String>,
+    /// How long to wait for the browser.
+    pub timeout: Duration,
+}
+
+/// Asks the person to choose a site when several fit a connector.
+pub trait SitePicker {
+    /// Index into `sites`, or `None` to leave the connector unbound.
+    fn pick(&self, connector: &str, sites: &[SiteRow]) -> Option<usize>;
+}
+
+/// Where the login is, for faces that show progress (the CLI prints the URL).
+pub trait LoginProgress {
+    /// The authorize URL, before the browser is opened.
+    fn authorize_url(&self, url: &str, opened_browser: bool);
+    /// A request to the callback that was refused (wrong `state`, other path): the flow goes on.
+    fn refused_callback(&self, why: &str);
+}
+
+/// What a login achieved.
+#[derive(Debug, Serialize)]
+pub struct LoginOutcome {
+    /// Provider.
+    pub provider: String,
+    /// Account display name and id, when the provider has a `/me`.
+    pub account: Option<String>,
+    /// Sites the grant reaches.
+    pub sites: Vec<String>,
+    /// Connector → bound site.
+    pub bound: Vec<(String, String)>,
+    /// Connectors that need a site choice (`--site`).
+    pub unbound: Vec<String>,
+    /// Requested but not granted (the person unticked them, or the app lacks them).
+    pub missing: Vec<Scope>,
+    /// Whether a refresh token was issued.
+    pub refresh_token: bool,
+}
+
+/// Why a login failed. Messages are plain words with the fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The registered callback port is taken.
+    #[error("cannot listen on {addr} for the sign-in callback: {reason}\n  fix: close the program using port {port}, or register another callback URL in the provider's console and set the same `redirect_uri` for `{provider}` in latch.toml (they must match byte for byte)")]
+    PortBusy {
+        /// host:port.
+        addr: String,
+        /// Port.
+        port: u16,
+        /// OS error.
+        reason: String,
+        /// Provider.
+        provider: String,
+    },
+    /// Nothing came back in time.
+    #[error("no sign-in arrived within {0} seconds\n  fix: run `latch login` again and finish the consent in the browser (or use --no-browser and open the printed URL yourself)")]
+    Timeout(u64),
+    /// The provider sent the person back with `error=`.
+    #[error("{message}\n  fix: {fix}")]
+    Denied {
+        /// The OAuth error code.
+        code: String,
+        /// What happened.
+        message: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The code could not be redeemed.
+    #[error("{message}\n  fix: {fix}")]
+    Exchange {
+        /// What happened.
+        message: String,
+        /// What to do.
+        fix: String,
+    },
+    /// Set-up problem.
+    #[error("{message}\n  fix: {fix}")]
+    Setup {
+        /// What is missing.
+        message: String,
+        /// What to do.
+        fix: String,
+    },
+    /// Storing the grant failed.
+    #[error(transparent)]
+    Grant(#[from] GrantError),
+    /// Writing the site binding failed.
+    #[error(transparent)]
+    Core(#[from] crate::Error),
+}
+
+impl LoginError {
+    /// A stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::PortBusy { .. } => "port_busy",
+            Self::Timeout(_) => "login_timeout",
+            Self::Denied { .. } => "consent_denied",
+            Self::Exchange { .. } => "code_exchange_failed",
+            Self::Setup { .. } => "misconfigured",
+            Self::Grant(e) => e.code(),
+            Self::Core(e) => e.code(),
+        }
+    }
+}
+
+fn denied(code: &str, description: Option<&str>, scopes: &ScopeList, redirect: &str) -> LoginError {
+    let said = description.map(|d| format!(" (the provider said: {d})")).unwrap_or_default();
+    let (message, fix) = match code {
+        "access_denied" => (
+            format!("the consent was declined{said}; nothing was stored"),
+            "run `latch login` again and choose Accept; if you did accept, check the app's \
+             client secret (`latch provider secret NAME`)"
+                .to_owned(),
+        ),
+        "invalid_scope" => (
+            format!("the provider refused a requested scope{said}"),
+            format!(
+                "add every requested scope to the app in the developer console (Permissions), or \
+                 remove the connector that needs it; requested: {scopes}"
+            ),
+        ),
+        "server_error" | "temporarily_unavailable" => (
+            format!("the identity provider reported an error{said}"),
+            format!(
+                "for Atlassian this means the authorize request lacked `audience=api.atlassian.com` \
+                 (check `authorize_url`/preset in latch.toml), or the app has not been granted a \
+                 requested scope in the developer console (Permissions tab); requested: {scopes}"
+            ),
+        ),
+        "unauthorized_client" | "invalid_client" => (
+            format!("the provider does not accept this client{said}"),
+            "check the client id (`latch provider add NAME --client-id ...`) and that the app \
+             allows the authorization-code grant"
+                .to_owned(),
+        ),
+        _ if description.is_some_and(|d| d.to_lowercase().contains("redirect")) => (
+            format!("the provider refused the callback URL{said}"),
+            format!("register exactly this callback URL in the app's settings: {redirect}"),
+        ),
+        _ => (
+            format!("the sign-in failed with `{code}`{said}"),
+            "run `latch login` again; if it repeats, `latch doctor` explains more".to_owned(),
+        ),
+    };
+    LoginError::Denied {
+        code: code.to_owned(),
+        message,
+        fix,
+    }
+}
+
+fn exchange_failed(err: TokenError, provider: &str, redirect: &str) -> LoginError {
+    let (message, fix) = match &err {
+        TokenError::InvalidGrant { .. } => (
+            format!("the provider refused the sign-in code: {err}"),
+            format!(
+                "run `latch login {provider}` again; if it repeats, make sure the registered \
+                 callback is exactly {redirect}"
+            ),
+        ),
+        TokenError::Rejected { code, .. } if code == "invalid_client" || code == "access_denied" => (
+            format!("the provider refused the client credentials: {err}"),
+            format!("store the right client secret: `latch provider secret {provider}`"),
+        ),
+        _ => (
+            format!("redeeming the sign-in code failed: {err}"),
+            "check the network and the provider's status, then run `latch login` again".to_owned(),
+        ),
+    };
+    LoginError::Exchange { message, fix }
+}
+
+struct Callback {
+    path: String,
+    params: Vec<(String, String)>,
+}
+
+impl Callback {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Callback> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 1024];
+    let read = async {
+        loop {
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                return Some(());
+            }
+            if buf.len() > 16 * 1024 {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read).await.ok()??;
+    let head = String::from_utf8_lossy(&buf);
+    let line = head.lines().next()?;
+    let mut parts = line.split(' ');
+    if parts.next()? != "GET" {
+        return None;
+    }
+    let target = parts.next()?;
+    let url = url::Url::parse(&format!("http://callback.invalid{target}")).ok()?;
+    Some(Callback {
+        path: url.path().to_owned(),
+        params: url.query_pairs().into_owned().collect(),
+    })
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, title: &str, body: &str) {
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Latch — {title}</title>\
+         <style>body{{font:16px system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1e1b4b}}\
+         h1{{font-size:1.4rem}}</style></head><body><h1>{title}</h1><p>{body}</p></body></html>"
+    );
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n{page}",
+        page.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Runs the consent and stores the grant. See the module docs.
+pub async fn login(
+    latch: &mut Latch,
+    options: &LoginOptions,
+    browser: &dyn Browser,
+    progress: &dyn LoginProgress,
+    picker: Option<&dyn SitePicker>,
+) -> Result<LoginOutcome, LoginError> {
+    let name = options.provider.as_str();
+    let Some(provider) = latch.config().provider(name).cloned() else {
+        return Err(LoginError::Setup {
+            message: format!("provider `{name}` is not configured"),
+            fix: format!("run `latch provider add {name} --client-id ...`"),
+        });
+    };
+    if provider.spec.client_type == ClientType::None {
+        return Err(LoginError::Setup {
+            message: format!("provider `{name}` has no OAuth sign-in"),
+            fix: "store the connector's API key or token: `latch credential set CONNECTOR`".into(),
+        });
+    }
+    let scopes = latch.scope_request(name).scopes();
+    let user_connectors: Vec<_> = latch
+        .config()
+        .connectors_of(name)
+        .filter(|c| c.auth == AuthMode::User)
+        .cloned()
+        .collect();
+    if user_connectors.is_empty() {
+        return Err(LoginError::Setup {
+            message: format!("no connector of `{name}` signs in as a user"),
+            fix: format!("add one first: `latch connector add jira --provider {name}`"),
+        });
+    }
+    let (Some(authorize), Some(client_id), Some(redirect)) = (
+        provider.spec.authorize_url.clone(),
+        provider.client_id.clone(),
+        provider.redirect_uri.clone(),
+    ) else {
+        return Err(LoginError::Setup {
+            message: format!("provider `{name}` lacks an authorize URL, client id or callback"),
+            fix: format!("run `latch provider add {name} --client-id ...`"),
+        });
+    };
+    let redirect_url = check_redirect_uri(&redirect).map_err(|message| LoginError::Setup {
+        message,
+        fix: "fix `redirect_uri` in latch.toml".into(),
+    })?;
+    let grants = latch.grants();
+    // Fail before the browser opens when the secret is missing.
+    let client_secret = grants.client_secret(&provider).await?;
+
+    let host = redirect_url.host_str().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
+    let host = if host.eq_ignore_ascii_case("localhost") { "127.0.0.1" } else { host };
+    let port = redirect_url.port().unwrap_or(80);
+    let addr = format!("{host}:{port}");
+    let listener = TcpListener::bind(&addr).await.map_err(|e| LoginError::PortBusy {
+        addr: addr.clone(),
+        port,
+        reason: e.to_string(),
+        provider: name.to_owned(),
+    })?;
+
+    let state = Secret::new(oauth::random_token(32));
+    let pkce = provider.spec.pkce.then(Pkce::new);
+    let url = oauth::authorize_url(
+        &authorize,
+        &client_id,
+        &redirect,
+        &scopes,
+        &state,
+        pkce.as_ref(),
+        &provider.spec.authorize_params,
+    )
+    .map_err(|e| LoginError::Setup {
+        message: format!("the authorize URL is invalid: {e}"),
+        fix: "fix `authorize_url` in latch.toml".into(),
+    })?;
+    let opened = options.open_browser && browser.open(url.as_str()).is_ok();
+    progress.authorize_url(url.as_str(), opened);
+
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let code = loop {
+        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
+        let Ok(Ok((mut stream, _))) = accepted else {
+            if accepted.is_err() {
+                return Err(LoginError::Timeout(options.timeout.as_secs()));
+            }
+            continue;
+        };
+        let Some(callback) = read_request(&mut stream).await else {
+            respond(&mut stream, "400 Bad Request", "Not a sign-in", "Latch expected a sign-in callback here.").await;
+            continue;
+        };
+        if callback.path != redirect_url.path() {
+            respond(&mut stream, "404 Not Found", "Not found", "This is Latch's sign-in callback; nothing else lives here.").await;
+            continue;
+        }
+        let state_ok = callback
+            .get("state")
+            .is_some_and(|s| constant_time_eq(s.as_bytes(), state.expose().as_bytes()));
+        if !state_ok {
+            // Not our flow (an old tab, or a page poking at the port): refuse, keep waiting.
+            progress.refused_callback("a callback with the wrong state");
+            respond(
+                &mut stream,
+                "400 Bad Request",
+                "Sign-in not recognised",
+                "This sign-in link is not the one Latch started (its state does not match). \
+                 Latch is still waiting for the sign-in it opened; nothing was stored.",
+            )
+            .await;
+            continue;
+        }
+        if let Some(error) = callback.get("error") {
+            let err = denied(error, callback.get("error_description"), &scopes, &redirect);
+            respond(&mut stream, "200 OK", "Sign-in did not complete", &html_escape(&err.to_string())).await;
+            return Err(err);
+        }
+        let Some(code) = callback.get("code").filter(|c| !c.is_empty()) else {
+            respond(&mut stream, "400 Bad Request", "Sign-in incomplete", "The callback carried no code.").await;
+            return Err(LoginError::Exchange {
+                message: "the provider sent no authorization code".into(),
+                fix: "run `latch login` again".into(),
+            });
+        };
+        respond(
+            &mut stream,
+            "200 OK",
+            "Signed in",
+            "Latch received the sign-in. You can close this tab and return to Latch.",
+        )
+        .await;
+        break Secret::new(code.to_owned());
+    };
+    // One-shot: a replayed callback finds nobody listening.
+    drop(listener);
+
+    let endpoint = oauth::TokenEndpoint {
+        url: provider.spec.token_url.clone().unwrap_or_default(),
+        encoding: provider.spec.token_request,
+        auth: provider.spec.token_auth,
+        client_id: client_id.clone(),
+    };
+    let tokens = oauth::request_token(
+        grants.http(),
+        &endpoint,
+        client_secret.as_ref(),
+        oauth::Grant::Code {
+            code: &code,
+            redirect_uri: &redirect,
+            verifier: pkce.as_ref().map(|p| &p.verifier),
+        },
+    )
+    .await
+    .map_err(|e| exchange_failed(e, name, &redirect))?;
+    let refresh_token = tokens.refresh_token.is_some();
+    let granted = tokens.scope.clone().unwrap_or_else(|| scopes.clone());
+
+    // A new consent starts a new token family: drop the old one first.
+    let old_rt = grants::refresh_token_key(grants.home_id(), name);
+    let secrets = std::sync::Arc::clone(grants.secrets());
+    let _ = tokio::task::spawn_blocking(move || secrets.delete(&old_rt)).await;
+    let row = GrantRow {
+        id: name.to_owned(),
+        kind: "user".into(),
+        state: grants::state::OK.into(),
+        generation: latch
+            .db()
+            .grant(name)
+            .ok()
+            .flatten()
+            .map_or(0, |g| g.generation),
+        ..GrantRow::default()
+    };
+    grants.forget(name);
+    let access = grants.store_tokens(name, row, tokens, None).await?;
+    {
+        let db = latch.db();
+        if let Some(mut row) = db.grant(name).map_err(GrantError::from)? {
+            row.obtained_at = Some(fmt_time(now()));
+            row.granted_scopes = granted.to_string();
+            db.grant_put(&row).map_err(GrantError::from)?;
+        }
+    }
+
+    let account = fetch_account(&grants, &provider, &access).await;
+    if let Some((id, display, email)) = &account {
+        let db = latch.db();
+        if let Some(mut row) = db.grant(name).map_err(GrantError::from)? {
+            row.account_id = Some(id.clone());
+            row.account_name = display.clone();
+            row.account_email = email.clone();
+            db.grant_put(&row).map_err(GrantError::from)?;
+        }
+    }
+    let sites = fetch_sites(&grants, &provider, &access).await;
+    latch
+        .db()
+        .sites_replace(name, &sites)
+        .map_err(GrantError::from)?;
+
+    let mut bound = Vec::new();
+    let mut unbound = Vec::new();
+    for connector in user_connectors.iter().filter(|c| c.spec.needs_site()) {
+        let candidates: Vec<&SiteRow> = sites
+            .iter()
+            .filter(|s| {
+                connector.spec.site_scope_markers.is_empty()
+                    || connector
+                        .spec
+                        .site_scope_markers
+                        .iter()
+                        .any(|m| s.scopes.contains(m.as_str()))
+            })
+            .collect();
+        let wanted = connector.site.clone().or_else(|| options.site.clone());
+        let choice = match &wanted {
+            Some(w) => candidates.iter().find(|s| site_matches(s, w)).copied(),
+            None if candidates.len() == 1 => candidates.first().copied(),
+            None if candidates.len() > 1 => {
+                let owned: Vec<SiteRow> = candidates.iter().map(|s| (*s).clone()).collect();
+                picker
+                    .and_then(|p| p.pick(&connector.name, &owned))
+                    .and_then(|i| candidates.get(i).copied())
+            }
+            None => None,
+        };
+        match choice {
+            Some(site) => {
+                if connector.site.as_deref() != Some(site.name.as_str()) {
+                    latch.bind_site(&connector.name, &site.name)?;
+                }
+                bound.push((connector.name.clone(), site.name.clone()));
+            }
+            None => unbound.push(connector.name.clone()),
+        }
+    }
+    let missing = scopes.minus(&granted).iter().cloned().collect();
+    Ok(LoginOutcome {
+        provider: name.to_owned(),
+        account: account.map(|(id, display, email)| {
+            let who = display.or(email).unwrap_or_default();
+            if who.is_empty() {
+                id
+            } else {
+                format!("{who} ({id})")
+            }
+        }),
+        sites: sites.iter().map(|s| format!("{} ({})", s.name, s.url)).collect(),
+        bound,
+        unbound,
+        missing,
+        refresh_token,
+    })
+}
+
+/// Whether a site is the one the person named: by name, URL, host or cloud id.
+pub fn site_matches(site: &SiteRow, wanted: &str) -> bool {
+    let wanted = wanted.trim().trim_end_matches('/');
+    site.name.eq_ignore_ascii_case(wanted)
+        || site.cloud_id == wanted
+        || site.url.trim_end_matches('/').eq_ignore_ascii_case(wanted)
+        || url::Url::parse(&site.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .is_some_and(|h| h.eq_ignore_ascii_case(wanted))
+}
+
+async fn get_json(grants: &Grants, url: &str, access: &Secret) -> Option<serde_json::Value> {
+    let response = grants
+        .http()
+        .get(url)
+        .bearer_auth(access.expose())
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.json().await.ok()
+}
+
+async fn fetch_account(
+    grants: &Grants,
+    provider: &crate::config::Provider,
+    access: &Secret,
+) -> Option<(String, Option<String>, Option<String>)> {
+    let me = get_json(grants, provider.spec.me_url.as_deref()?, access).await?;
+    let text = |k: &str| me.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+    let id = text("account_id").or_else(|| text("uuid")).or_else(|| text("sub"))?;
+    Some((id, text("name").or_else(|| text("display_name")), text("email")))
+}
+
+async fn fetch_sites(
+    grants: &Grants,
+    provider: &crate::config::Provider,
+    access: &Secret,
+) -> Vec<SiteRow> {
+    let Some(url) = provider.spec.resources_url.as_deref() else {
+        return Vec::new();
+    };
+    let Some(serde_json::Value::Array(items)) = get_json(grants, url, access).await else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let text = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            let scopes: Vec<&str> = item
+                .get("scopes")
+                .and_then(|s| s.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            Some(SiteRow {
+                cloud_id: text("id")?,
+                name: text("name").unwrap_or_default(),
+                url: text("url").unwrap_or_default(),
+                scopes: scopes.join(" "),
+            })
+        })
+        .collect()
+}
