@@ -110,3 +110,201 @@ pub(crate) fn all_files_text(dir: &Path) -> Vec<(PathBuf, String)> {
     }
     out
 }
+
+/// A free loopback port (bound, then released: the test binds it again at once).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The fixture authorization server (oidc-provider + an Atlassian-like gateway), on loopback.
+pub(crate) struct Fixture {
+    child: std::process::Child,
+    pub(crate) base: String,
+    pub(crate) redirect_uri: String,
+}
+
+pub(crate) const CLIENT_ID: &str = "latch-test-client";
+pub(crate) const CLIENT_SECRET: &str = "fixture-client-secret-0a9b8c7d";
+pub(crate) const CLOUD_ID: &str = "11111111-2222-3333-4444-555555555555";
+
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+impl Fixture {
+    pub(crate) fn start() -> Self {
+        let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
+        let mut child = Command::new("node")
+            .arg(repo_path("tests/fixture/server.js"))
+            .env("FIXTURE_REDIRECT_URIS", &redirect_uri)
+            .env("FIXTURE_CLIENT_ID", CLIENT_ID)
+            .env("FIXTURE_CLIENT_SECRET", CLIENT_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs the fixture (installed by `make deps`)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("fixture did not start: {line:?} (run `make deps`)"));
+        let port = ready["port"].as_u64().unwrap();
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            redirect_uri,
+        }
+    }
+
+    fn curl(&self, args: &[&str]) -> String {
+        let out = Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
+        assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub(crate) fn stats(&self) -> serde_json::Value {
+        serde_json::from_str(&self.curl(&[&format!("{}/__stats", self.base)])).unwrap()
+    }
+
+    pub(crate) fn refresh_calls(&self) -> u64 {
+        self.stats()["token_calls"]["refresh_token"].as_u64().unwrap()
+    }
+
+    pub(crate) fn control(&self, body: serde_json::Value) {
+        self.curl(&[
+            "-X",
+            "POST",
+            "-d",
+            &body.to_string(),
+            &format!("{}/__control", self.base),
+        ]);
+    }
+
+    pub(crate) fn revoke_all(&self) {
+        self.curl(&["-X", "POST", &format!("{}/__revoke_all", self.base)]);
+    }
+
+    /// Every token the fixture issued (to check none leaked into files or output).
+    pub(crate) fn issued(&self) -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.curl(&[&format!("{}/__issued", self.base)])).unwrap();
+        ["access", "refresh"]
+            .iter()
+            .flat_map(|k| v[*k].as_array().unwrap().clone())
+            .map(|t| t.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Whether the authorization server considers the token active (any scopes).
+    pub(crate) fn token_active(&self, token: &str) -> bool {
+        let body = self.curl(&["-X", "POST", "--data-binary", token, &format!("{}/__introspect", self.base)]);
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["active"] == true
+    }
+
+    /// Whether the gateway accepts the token (a real request through the fixture gateway).
+    pub(crate) fn token_works(&self, token: &str) -> bool {
+        let url = format!("{}/ex/jira/{CLOUD_ID}/rest/api/3/myself", self.base);
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout) == "200"
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Home {
+    /// `latch provider add atlassian` pointed at the fixture, plus jira and confluence.
+    pub(crate) fn with_fixture_provider(fixture: &Fixture) -> Self {
+        require_secret_service();
+        let home = Self::new();
+        let b = &fixture.base;
+        home.ok(
+            &[
+                "provider",
+                "add",
+                "atlassian",
+                "--client-id",
+                CLIENT_ID,
+                "--redirect-uri",
+                &fixture.redirect_uri,
+                "--authorize-url",
+                &format!("{b}/authorize"),
+                "--token-url",
+                &format!("{b}/oauth/token"),
+                "--resources-url",
+                &format!("{b}/oauth/token/accessible-resources"),
+                "--me-url",
+                &format!("{b}/me"),
+                "--api-base",
+                b,
+                "--revoke-url",
+                &format!("{b}/oauth/revoke"),
+            ],
+            CLIENT_SECRET,
+        );
+        home.ok(&["connector", "add", "jira"], "");
+        home.ok(&["connector", "add", "confluence"], "");
+        home
+    }
+
+    /// `latch ARGS` with `$BROWSER` = headless Chromium driving the consent.
+    pub(crate) fn browser_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = self.cmd(args);
+        cmd.env("BROWSER", repo_path("tests/fixture/browser.sh"));
+        cmd
+    }
+
+    pub(crate) fn login(&self) -> Output {
+        run_with_stdin(self.browser_cmd(&["login", "atlassian", "--timeout", "60"]), "")
+    }
+
+    pub(crate) fn token(&self, connector: &str) -> Output {
+        self.run(&["token", connector], "")
+    }
+
+    /// Makes the stored access token look expired, as time would.
+    pub(crate) fn expire_access(&self) {
+        let db = rusqlite::Connection::open(self.file("latch.db")).unwrap();
+        db.execute(
+            "UPDATE grants SET access_expires_at = '2000-01-01T00:00:00Z', access_issued_at = '1999-12-31T23:00:00Z'",
+            [],
+        )
+        .unwrap();
+    }
+
+    pub(crate) fn grant_column(&self, column: &str) -> Option<String> {
+        let db = rusqlite::Connection::open(self.file("latch.db")).unwrap();
+        db.query_row(&format!("SELECT {column} FROM grants WHERE id = 'atlassian'"), [], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .unwrap()
+    }
+
+    pub(crate) fn append_config(&self, text: &str) {
+        let path = self.file("latch.toml");
+        let mut current = std::fs::read_to_string(&path).unwrap_or_default();
+        current.push_str(text);
+        std::fs::write(path, current).unwrap();
+    }
+}
+
+pub(crate) fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub(crate) fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

@@ -51,6 +51,12 @@ pub(crate) struct AddArgs {
     /// Site name, URL or cloud id.
     #[arg(long)]
     site: Option<String>,
+    /// Account e-mail, for `--auth api-token` (the Basic user name).
+    #[arg(long)]
+    email: Option<String>,
+    /// Service-account client id, for `--auth service` (its secret: `latch credential set`).
+    #[arg(long)]
+    client_id: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -90,6 +96,8 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         provider: args.provider,
         auth,
         site: args.site,
+        email: args.email,
+        client_id: args.client_id,
     })?;
     if args.json {
         return print_json(&added);

@@ -578,7 +578,15 @@ impl Grants {
                 grant: grant.to_owned(),
                 fix: self.login_hint(grant),
             })?;
-        let scopes = connector.spec.upstream_scopes.clone();
+        // `offline_access` asks for a refresh token, which client credentials never carry.
+        let scopes = ScopeList::from_scopes(
+            connector
+                .spec
+                .upstream_scopes
+                .iter()
+                .filter(|s| s.as_str() != "offline_access")
+                .cloned(),
+        );
         let mut attempt = 0;
         let result = loop {
             attempt += 1;

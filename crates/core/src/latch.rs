@@ -76,6 +76,10 @@ pub struct AddConnector {
     pub auth: Option<AuthMode>,
     /// Site.
     pub site: Option<String>,
+    /// Account e-mail (`api-token`).
+    pub email: Option<String>,
+    /// Service-account client id (`service`).
+    pub client_id: Option<String>,
 }
 
 /// What `connector add` did to its provider's scope request.
@@ -316,9 +320,9 @@ impl Latch {
         }
         self.secrets.put(&self.client_secret_key(name), &secret)?;
         let now = now_rfc3339();
-        self.db()
-            .provider_upsert(name, &now)
-            .and_then(|()| self.db().provider_secret_stored(name, Some(&now)))
+        let db = self.db();
+        db.provider_upsert(name, &now)
+            .and_then(|()| db.provider_secret_stored(name, Some(&now)))
             .map_err(|e| self.store_err(e))
     }
 
@@ -330,8 +334,10 @@ impl Latch {
             .provider(provider)
             .map(|p| ScopeRequest::with_defaults(&p.spec.default_scopes))
             .unwrap_or_default();
+        // Only connectors that sign in as the person join the consent; a service account's
+        // scopes are chosen when the admin creates it.
         for connector in self.config.connectors_of(provider) {
-            if matches!(connector.auth, AuthMode::User | AuthMode::Service) {
+            if connector.auth == AuthMode::User {
                 request.merge(&connector.name, &connector.spec.upstream_scopes);
             }
         }
@@ -408,6 +414,8 @@ impl Latch {
                 ("provider", Some(provider.as_str())),
                 ("auth", request.auth.map(AuthMode::as_str)),
                 ("site", request.site.as_deref()),
+                ("email", request.email.as_deref()),
+                ("client_id", request.client_id.as_deref()),
             ],
         )?;
         let next = edit.validate()?;
@@ -420,14 +428,14 @@ impl Latch {
         let connector = self.config.connector(&request.name).cloned();
         let mut diff = MergeDiff::default();
         let mut requested = before.clone();
-        if let Some(c) = &connector {
-            if matches!(c.auth, AuthMode::User | AuthMode::Service) {
-                diff = requested.merge(&c.name, &c.spec.upstream_scopes);
-            }
+        if let Some(c) = connector.as_ref().filter(|c| c.auth == AuthMode::User) {
+            diff = requested.merge(&c.name, &c.spec.upstream_scopes);
         }
         let granted = self.granted_scopes(&provider)?;
         let needs_step_up = match (&granted, &connector) {
-            (Some(granted), Some(c)) => !c.spec.upstream_scopes.minus(granted).is_empty(),
+            (Some(granted), Some(c)) if c.auth == AuthMode::User => {
+                !c.spec.upstream_scopes.minus(granted).is_empty()
+            }
             _ => false,
         };
         Ok(ConnectorAdded {
@@ -750,10 +758,12 @@ impl Latch {
         let key = crate::grants::connector_secret_key(&self.home_id, connector);
         self.secrets.put(&key, &secret)?;
         let at = now_rfc3339();
-        self.db()
-            .connector_upsert(connector, &c.provider, &at)
-            .and_then(|()| self.db().connector_credential_stored(connector, Some(&at)))
-            .map_err(|e| self.store_err(e))?;
+        {
+            let db = self.db();
+            db.connector_upsert(connector, &c.provider, &at)
+                .and_then(|()| db.connector_credential_stored(connector, Some(&at)))
+                .map_err(|e| self.store_err(e))?;
+        }
         let verified = if c.auth == AuthMode::Service {
             Some(self.grants().start_service(connector).await.map_err(|e| e.to_string()))
         } else {

@@ -513,7 +513,16 @@ pub async fn login(
                 format!("{who} ({id})")
             }
         }),
-        sites: sites.iter().map(|s| format!("{} ({})", s.name, s.url)).collect(),
+        sites: {
+            let mut shown: Vec<String> = Vec::new();
+            for site in &sites {
+                let label = format!("{} ({})", site.name, site.url);
+                if !shown.contains(&label) {
+                    shown.push(label);
+                }
+            }
+            shown
+        },
         bound,
         unbound,
         missing,
