@@ -39,6 +39,7 @@ deps-npm:
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; }
 	@node -e 'const [M,m]=process.versions.node.split(".").map(Number); if (M<20||(M===20&&m<19)) { console.error("Node.js >= 20.19 is needed (found "+process.versions.node+")"); process.exit(1) }'
 	@cd ui && npm install --no-audit --no-fund --loglevel=error
+	@cd tests/fixture && npm install --no-audit --no-fund --loglevel=error
 
 ui: deps-npm
 	@cd ui && npm run --silent build

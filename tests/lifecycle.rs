@@ -14,14 +14,23 @@ fn token_of(home: &Home, connector: &str) -> String {
     assert!(out.status.success(), "latch token failed: {}", stderr(&out));
     let text = stdout(&out);
     let lines: Vec<_> = text.lines().collect();
-    assert_eq!(lines.len(), 1, "latch token prints the token alone: {text:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "latch token prints the token alone: {text:?}"
+    );
     lines[0].to_owned()
 }
 
 fn signed_in(fixture: &Fixture) -> Home {
     let home = Home::with_fixture_provider(fixture);
     let out = home.login();
-    assert!(out.status.success(), "login failed: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "login failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     home
 }
 
@@ -35,15 +44,24 @@ fn login_token_refresh_logout() {
     let login = home.login();
     assert!(login.status.success(), "{}", stderr(&login));
     let said = stdout(&login);
-    assert!(said.contains("Signed in to `atlassian` as Fixture User"), "{said}");
-    assert!(said.contains("jira → acme") && said.contains("confluence → acme"), "{said}");
+    assert!(
+        said.contains("Signed in to `atlassian` as Fixture User"),
+        "{said}"
+    );
+    assert!(
+        said.contains("jira → acme") && said.contains("confluence → acme"),
+        "{said}"
+    );
     assert!(stderr(&login).contains("audience=api.atlassian.com"));
 
     let status = home.json(&["status", "--json"]);
     for connector in status["connectors"].as_array().unwrap() {
         assert_eq!(connector["state"], "ok", "{connector}");
         assert_eq!(connector["site"], "acme");
-        assert!(connector["scopes"]["missing"].as_array().unwrap().is_empty());
+        assert!(connector["scopes"]["missing"]
+            .as_array()
+            .unwrap()
+            .is_empty());
     }
     let grant = &status["providers"][0]["grant"];
     assert_eq!(grant["account_id"], "fixture-user");
@@ -52,7 +70,11 @@ fn login_token_refresh_logout() {
     // A cached token is reused: no refresh.
     let first = token_of(&home, "jira");
     assert!(fixture.token_works(&first));
-    assert_eq!(token_of(&home, "confluence"), first, "one grant serves both products");
+    assert_eq!(
+        token_of(&home, "confluence"),
+        first,
+        "one grant serves both products"
+    );
     assert_eq!(fixture.refresh_calls(), 0);
 
     // Expired: exactly one refresh, a new working token, the rotated refresh token stored.
@@ -65,7 +87,10 @@ fn login_token_refresh_logout() {
     assert!(fixture.token_works(&second));
     assert_eq!(fixture.refresh_calls(), 1);
     let rt_after = keychain_lookup(&rt_key).unwrap();
-    assert_ne!(rt_before, rt_after, "the rotated refresh token replaced the old one");
+    assert_ne!(
+        rt_before, rt_after,
+        "the rotated refresh token replaced the old one"
+    );
     assert_eq!(token_of(&home, "jira"), second, "cached after the refresh");
     assert_eq!(fixture.refresh_calls(), 1);
 
@@ -76,7 +101,11 @@ fn login_token_refresh_logout() {
     let outputs = [said, stderr(&login), status_text];
     for secret in &secrets {
         for (path, text) in all_files_text(home.path()) {
-            assert!(!text.contains(secret.as_str()), "{} holds a token", path.display());
+            assert!(
+                !text.contains(secret.as_str()),
+                "{} holds a token",
+                path.display()
+            );
         }
         for output in &outputs {
             assert!(!output.contains(secret.as_str()), "a token was printed");
@@ -84,7 +113,10 @@ fn login_token_refresh_logout() {
     }
 
     let logout = home.ok(&["logout", "atlassian"], "");
-    assert!(logout.contains("Revoked") && logout.contains("2 keychain item(s) deleted"), "{logout}");
+    assert!(
+        logout.contains("Revoked") && logout.contains("2 keychain item(s) deleted"),
+        "{logout}"
+    );
     assert_eq!(keychain_lookup(&rt_key), None);
     assert_eq!(fixture.stats()["revocations"], 1);
     let out = home.token("jira");
@@ -142,14 +174,25 @@ fn refresh_storm_refreshes_exactly_once() {
     let mut all = in_process;
     for child in processes {
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         all.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
     }
     assert_eq!(all.len(), 204);
-    assert_eq!(fixture.refresh_calls(), 1, "exactly one refresh for the whole storm");
+    assert_eq!(
+        fixture.refresh_calls(),
+        1,
+        "exactly one refresh for the whole storm"
+    );
     let fresh = &all[0];
     assert_ne!(fresh, &old);
-    assert!(all.iter().all(|t| t == fresh), "everybody got the one new token");
+    assert!(
+        all.iter().all(|t| t == fresh),
+        "everybody got the one new token"
+    );
     assert!(fixture.token_works(fresh));
 
     // The family is intact: the next rotation works, and nothing was detected as reuse.
@@ -167,16 +210,30 @@ fn refresh_storm_refreshes_exactly_once() {
 fn a_killed_refresh_recovers_at_every_point() {
     let fixture = Fixture::start();
     let home = signed_in(&fixture);
-    for point in ["before_request", "after_response", "after_keychain_write", "after_db_write"] {
+    for point in [
+        "before_request",
+        "after_response",
+        "after_keychain_write",
+        "after_db_write",
+    ] {
         home.expire_access();
         let mut cmd = home.cmd(&["token", "jira"]);
         cmd.env("LATCH_TEST_CRASH_AT", point);
         let crashed = cmd.output().unwrap();
-        assert!(!crashed.status.success(), "{point}: the process should have died");
-        assert!(stdout(&crashed).is_empty(), "{point}: no token may escape a crashed refresh");
+        assert!(
+            !crashed.status.success(),
+            "{point}: the process should have died"
+        );
+        assert!(
+            stdout(&crashed).is_empty(),
+            "{point}: no token may escape a crashed refresh"
+        );
 
         let token = token_of(&home, "jira");
-        assert!(fixture.token_works(&token), "{point}: the recovered token works");
+        assert!(
+            fixture.token_works(&token),
+            "{point}: the recovered token works"
+        );
         let status = home.json(&["status", "--json"]);
         assert_eq!(status["connectors"][0]["state"], "ok", "{point}");
         assert!(home.grant_column("refresh_started_at").is_none(), "{point}");
@@ -199,7 +256,10 @@ fn a_killed_refresh_without_reuse_window_reports_needs_login() {
     let out = home.token("jira");
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("needs a new sign-in") && err.contains("invalid_grant"), "{err}");
+    assert!(
+        err.contains("needs a new sign-in") && err.contains("invalid_grant"),
+        "{err}"
+    );
     assert!(err.contains("interrupted"), "{err}");
     let calls = fixture.refresh_calls();
     // No retry loop: asking again does not touch the token endpoint.
@@ -220,7 +280,11 @@ fn invalid_grant_means_needs_login_without_retries() {
     home.expire_access();
     let out = home.token("jira");
     assert_eq!(out.status.code(), Some(6));
-    assert!(stderr(&out).contains("latch login atlassian"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("latch login atlassian"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(fixture.refresh_calls(), 1, "invalid_grant is never retried");
     let out = home.token("confluence");
     assert_eq!(out.status.code(), Some(6));
@@ -238,7 +302,11 @@ fn token_endpoint_failures_are_bounded_and_kept() {
     let fixture = Fixture::start();
     let home = signed_in(&fixture);
     home.append_config("\n[network]\ntimeout_secs = 1\n");
-    for (mode, expect) in [("html", "not a token response"), ("500", "HTTP 500"), ("slow", "no answer")] {
+    for (mode, expect) in [
+        ("html", "not a token response"),
+        ("500", "HTTP 500"),
+        ("slow", "no answer"),
+    ] {
         fixture.control(serde_json::json!({ "token_mode": mode, "slow_ms": 2500 }));
         home.expire_access();
         let calls = fixture.refresh_calls();
@@ -246,15 +314,27 @@ fn token_endpoint_failures_are_bounded_and_kept() {
         assert_eq!(out.status.code(), Some(7), "{mode}: {}", stderr(&out));
         assert!(stderr(&out).contains(expect), "{mode}: {}", stderr(&out));
         let tried = fixture.refresh_calls() - calls;
-        assert!((1..=3).contains(&tried), "{mode}: bounded retries, tried {tried}");
+        assert!(
+            (1..=3).contains(&tried),
+            "{mode}: bounded retries, tried {tried}"
+        );
         let status = home.json(&["status", "--json"]);
-        assert_eq!(status["connectors"][0]["state"], "refresh_failing", "{mode}");
-        assert!(status["providers"][0]["grant"]["last_error"].as_str().unwrap().contains(expect));
+        assert_eq!(
+            status["connectors"][0]["state"], "refresh_failing",
+            "{mode}"
+        );
+        assert!(status["providers"][0]["grant"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains(expect));
         // Back to normal: the next use recovers, even after the slow answer rotated the token.
         fixture.control(serde_json::json!({ "token_mode": "normal" }));
         let token = token_of(&home, "jira");
         assert!(fixture.token_works(&token), "{mode}");
-        assert_eq!(home.json(&["status", "--json"])["connectors"][0]["state"], "ok");
+        assert_eq!(
+            home.json(&["status", "--json"])["connectors"][0]["state"],
+            "ok"
+        );
     }
     assert_eq!(fixture.stats()["refresh_errors"], serde_json::json!({}));
 }
@@ -277,15 +357,28 @@ fn wrong_state_is_refused_and_a_replayed_callback_finds_nobody() {
     assert!(url.contains("state="), "{url}");
 
     let forged = format!("{}?code=forged&state=not-the-state", fixture.redirect_uri);
-    let page = Command::new("curl").args(["-s", "-w", "\n%{http_code}", &forged]).output().unwrap();
+    let page = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", &forged])
+        .output()
+        .unwrap();
     let page = String::from_utf8_lossy(&page.stdout);
-    assert!(page.ends_with("400") && page.contains("state does not match"), "{page}");
+    assert!(
+        page.ends_with("400") && page.contains("state does not match"),
+        "{page}"
+    );
 
     // The real sign-in still completes after the refused one.
-    let status = Command::new(home.browser_cmd(&[]).get_envs().find(|(k, _)| *k == "BROWSER").unwrap().1.unwrap())
-        .arg(&url)
-        .status()
-        .unwrap();
+    let status = Command::new(
+        home.browser_cmd(&[])
+            .get_envs()
+            .find(|(k, _)| *k == "BROWSER")
+            .unwrap()
+            .1
+            .unwrap(),
+    )
+    .arg(&url)
+    .status()
+    .unwrap();
     assert!(status.success());
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
@@ -293,10 +386,17 @@ fn wrong_state_is_refused_and_a_replayed_callback_finds_nobody() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(rest.contains("Signed in"), "{rest}");
     assert!(stderr(&out).contains("wrong state"));
-    assert_eq!(fixture.stats()["token_calls"]["authorization_code"], 1, "the forged code was never redeemed");
+    assert_eq!(
+        fixture.stats()["token_calls"]["authorization_code"],
+        1,
+        "the forged code was never redeemed"
+    );
 
     // One-shot: replaying a callback finds no listener.
-    let replay = Command::new("curl").args(["-s", &format!("{}?code=x&state=y", fixture.redirect_uri)]).status().unwrap();
+    let replay = Command::new("curl")
+        .args(["-s", &format!("{}?code=x&state=y", fixture.redirect_uri)])
+        .status()
+        .unwrap();
     assert_eq!(replay.code(), Some(7), "curl: connection refused");
 }
 
@@ -308,8 +408,14 @@ fn declined_consent_is_explained_and_stores_nothing() {
     let out = home.login();
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let err = stderr(&out);
-    assert!(err.contains("consent was declined") && err.contains("fix:"), "{err}");
-    assert_eq!(home.json(&["status", "--json"])["connectors"][0]["state"], "not_signed_in");
+    assert!(
+        err.contains("consent was declined") && err.contains("fix:"),
+        "{err}"
+    );
+    assert_eq!(
+        home.json(&["status", "--json"])["connectors"][0]["state"],
+        "not_signed_in"
+    );
     assert_eq!(fixture.stats()["token_calls"]["authorization_code"], 0);
 }
 
@@ -317,12 +423,23 @@ fn declined_consent_is_explained_and_stores_nothing() {
 fn a_busy_callback_port_is_a_clear_error() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_provider(&fixture);
-    let port = fixture.redirect_uri.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
+    let port = fixture
+        .redirect_uri
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let _squatter = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
     let out = home.login();
     assert_ne!(out.status.code(), Some(0));
     let err = stderr(&out);
-    assert!(err.contains(&format!("port {port}")) && err.contains("redirect_uri"), "{err}");
+    assert!(
+        err.contains(&format!("port {port}")) && err.contains("redirect_uri"),
+        "{err}"
+    );
 }
 
 /// The person unticks a scope: the connector that needs it is `needs_step_up`, status says
@@ -334,11 +451,18 @@ fn a_missing_scope_means_step_up_and_login_heals_it() {
     fixture.control(serde_json::json!({ "drop_scopes": ["write:confluence-content"] }));
     let out = home.login();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("not granted: write:confluence-content"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not granted: write:confluence-content"),
+        "{}",
+        stdout(&out)
+    );
     let status = home.json(&["status", "--json"]);
     let confluence = &status["connectors"][1];
     assert_eq!(confluence["state"], "needs_step_up");
-    assert_eq!(confluence["scopes"]["missing"], serde_json::json!(["write:confluence-content"]));
+    assert_eq!(
+        confluence["scopes"]["missing"],
+        serde_json::json!(["write:confluence-content"])
+    );
     assert_eq!(status["connectors"][0]["state"], "ok");
 
     fixture.control(serde_json::json!({ "drop_scopes": [] }));
@@ -358,11 +482,19 @@ fn pkce_mismatch_is_refused_and_the_honest_flow_works() {
     let b = &fixture.base;
     home.ok(
         &[
-            "provider", "add", "bitbucket", "--client-id", crate::support::CLIENT_ID,
-            "--redirect-uri", &fixture.redirect_uri,
-            "--authorize-url", &format!("{b}/authorize"),
-            "--token-url", &format!("{b}/oauth/token"),
-            "--me-url", &format!("{b}/me"),
+            "provider",
+            "add",
+            "bitbucket",
+            "--client-id",
+            crate::support::CLIENT_ID,
+            "--redirect-uri",
+            &fixture.redirect_uri,
+            "--authorize-url",
+            &format!("{b}/authorize"),
+            "--token-url",
+            &format!("{b}/oauth/token"),
+            "--me-url",
+            &format!("{b}/me"),
         ],
         CLIENT_SECRET,
     );
@@ -371,9 +503,16 @@ fn pkce_mismatch_is_refused_and_the_honest_flow_works() {
     tampered.env("FIXTURE_TAMPER_PKCE", "1");
     let out = tampered.output().unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
-    assert!(stderr(&out).contains("refused the sign-in code"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refused the sign-in code"),
+        "{}",
+        stderr(&out)
+    );
 
-    let out = crate::support::run_with_stdin(home.browser_cmd(&["login", "bitbucket", "--timeout", "60"]), "");
+    let out = crate::support::run_with_stdin(
+        home.browser_cmd(&["login", "bitbucket", "--timeout", "60"]),
+        "",
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(fixture.token_active(&token_of(&home, "bitbucket")));
 }
@@ -383,34 +522,75 @@ fn service_accounts_and_static_credentials_share_the_interface() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_provider(&fixture);
     home.ok(
-        &["connector", "add", "jira-svc", "--type", "jira", "--auth", "service", "--site", "acme", "--client-id", crate::support::CLIENT_ID],
+        &[
+            "connector",
+            "add",
+            "jira-svc",
+            "--type",
+            "jira",
+            "--auth",
+            "service",
+            "--site",
+            "acme",
+            "--client-id",
+            crate::support::CLIENT_ID,
+        ],
         "",
     );
     let stored = home.ok(&["credential", "set", "jira-svc"], CLIENT_SECRET);
     assert!(stored.contains("obtained a token"), "{stored}");
     let first = token_of(&home, "jira-svc");
     assert!(fixture.token_works(&first));
-    assert_eq!(fixture.stats()["token_calls"]["client_credentials"], 1, "cached, not re-requested");
+    assert_eq!(
+        fixture.stats()["token_calls"]["client_credentials"],
+        1,
+        "cached, not re-requested"
+    );
     let db = rusqlite::Connection::open(home.file("latch.db")).unwrap();
     db.execute("UPDATE grants SET access_expires_at = '2000-01-01T00:00:00Z' WHERE id = 'service:jira-svc'", []).unwrap();
     let second = token_of(&home, "jira-svc");
     assert_ne!(first, second);
     assert_eq!(fixture.stats()["token_calls"]["client_credentials"], 2);
     let status = home.json(&["status", "--json"]);
-    let svc = status["connectors"].as_array().unwrap().iter().find(|c| c["name"] == "jira-svc").unwrap().clone();
+    let svc = status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "jira-svc")
+        .unwrap()
+        .clone();
     assert_eq!(svc["state"], "ok");
 
     home.ok(
-        &["connector", "add", "jira-basic", "--type", "jira", "--auth", "api-token", "--email", "me@example.test"],
+        &[
+            "connector",
+            "add",
+            "jira-basic",
+            "--type",
+            "jira",
+            "--auth",
+            "api-token",
+            "--email",
+            "me@example.test",
+        ],
         "",
     );
     assert_eq!(home.token("jira-basic").status.code(), Some(6));
-    home.ok(&["credential", "set", "jira-basic"], "api-token-fixture-77\n");
+    home.ok(
+        &["credential", "set", "jira-basic"],
+        "api-token-fixture-77\n",
+    );
     assert_eq!(token_of(&home, "jira-basic"), "api-token-fixture-77");
     home.ok(&["connector", "add", "opsgenie"], "");
     home.ok(&["credential", "set", "opsgenie"], "genie-key-fixture-88\n");
     assert_eq!(token_of(&home, "opsgenie"), "genie-key-fixture-88");
     let status = home.json(&["status", "--json"]);
-    let ops = status["connectors"].as_array().unwrap().iter().find(|c| c["name"] == "opsgenie").unwrap().clone();
+    let ops = status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "opsgenie")
+        .unwrap()
+        .clone();
     assert_eq!(ops["state"], "ok");
 }

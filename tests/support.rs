@@ -161,8 +161,16 @@ impl Fixture {
     }
 
     fn curl(&self, args: &[&str]) -> String {
-        let out = Command::new("curl").args(["-sS", "--max-time", "20"]).args(args).output().unwrap();
-        assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "20"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -171,7 +179,9 @@ impl Fixture {
     }
 
     pub(crate) fn refresh_calls(&self) -> u64 {
-        self.stats()["token_calls"]["refresh_token"].as_u64().unwrap()
+        self.stats()["token_calls"]["refresh_token"]
+            .as_u64()
+            .unwrap()
     }
 
     pub(crate) fn control(&self, body: serde_json::Value) {
@@ -201,7 +211,13 @@ impl Fixture {
 
     /// Whether the authorization server considers the token active (any scopes).
     pub(crate) fn token_active(&self, token: &str) -> bool {
-        let body = self.curl(&["-X", "POST", "--data-binary", token, &format!("{}/__introspect", self.base)]);
+        let body = self.curl(&[
+            "-X",
+            "POST",
+            "--data-binary",
+            token,
+            &format!("{}/__introspect", self.base),
+        ]);
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["active"] == true
     }
 
@@ -268,7 +284,10 @@ impl Home {
     }
 
     pub(crate) fn login(&self) -> Output {
-        run_with_stdin(self.browser_cmd(&["login", "atlassian", "--timeout", "60"]), "")
+        run_with_stdin(
+            self.browser_cmd(&["login", "atlassian", "--timeout", "60"]),
+            "",
+        )
     }
 
     pub(crate) fn token(&self, connector: &str) -> Output {
@@ -287,9 +306,11 @@ impl Home {
 
     pub(crate) fn grant_column(&self, column: &str) -> Option<String> {
         let db = rusqlite::Connection::open(self.file("latch.db")).unwrap();
-        db.query_row(&format!("SELECT {column} FROM grants WHERE id = 'atlassian'"), [], |r| {
-            r.get::<_, Option<String>>(0)
-        })
+        db.query_row(
+            &format!("SELECT {column} FROM grants WHERE id = 'atlassian'"),
+            [],
+            |r| r.get::<_, Option<String>>(0),
+        )
         .unwrap()
     }
 

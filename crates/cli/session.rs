@@ -4,9 +4,9 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use latch_core::login::SiteRow;
 use latch_core::login::{LoginOptions, LoginProgress, SitePicker};
 use latch_core::ports::Browser;
-use latch_core::login::SiteRow;
 
 use crate::exit::Failure;
 use crate::input::read_secret;
@@ -72,7 +72,10 @@ impl SitePicker for PromptPicker {
         eprint!("Choose 1-{} (empty to skip): ", sites.len());
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).ok()?;
-        line.trim().parse::<usize>().ok().and_then(|n| n.checked_sub(1))
+        line.trim()
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
     }
 }
 
@@ -103,7 +106,11 @@ impl LoginCmd {
             timeout: Duration::from_secs(self.timeout),
         };
         let interactive = std::io::stdin().is_terminal();
-        let picker: Option<&dyn SitePicker> = if interactive { Some(&PromptPicker) } else { None };
+        let picker: Option<&dyn SitePicker> = if interactive {
+            Some(&PromptPicker)
+        } else {
+            None
+        };
         let progress = Terminal {
             no_browser: self.no_browser,
         };
@@ -131,7 +138,10 @@ impl LoginCmd {
             println!("  {connector} → {site}");
         }
         for connector in &outcome.unbound {
-            println!("  {connector}: several sites fit; choose one with `latch login {} --site NAME`", outcome.provider);
+            println!(
+                "  {connector}: several sites fit; choose one with `latch login {} --site NAME`",
+                outcome.provider
+            );
         }
         if !outcome.missing.is_empty() {
             let missing: Vec<_> = outcome.missing.iter().map(|s| s.as_str()).collect();
@@ -213,10 +223,15 @@ impl CredentialCmd {
                 let mut latch = open_latch()?;
                 let secret = read_secret(&format!("Credential for {connector}: "))?;
                 let stored = runtime()?.block_on(latch.set_credential(&connector, secret))?;
-                println!("Stored the credential of `{}` in the OS keychain.", stored.connector);
+                println!(
+                    "Stored the credential of `{}` in the OS keychain.",
+                    stored.connector
+                );
                 match stored.service_token.as_deref() {
                     Some("ok") => println!("The service account obtained a token."),
-                    Some(why) => println!("warning: the service account could not obtain a token: {why}"),
+                    Some(why) => {
+                        println!("warning: the service account could not obtain a token: {why}")
+                    }
                     None => {}
                 }
                 Ok(())

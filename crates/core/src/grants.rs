@@ -279,7 +279,9 @@ impl Grants {
     fn crash_point(&self, point: &str) {
         if self.crash_at.as_deref() == Some(point) {
             let pid = std::process::id().to_string();
-            let _ = std::process::Command::new("kill").args(["-9", &pid]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
             std::process::abort();
         }
     }
@@ -320,8 +322,14 @@ impl Grants {
                 Ok(match c.auth {
                     AuthMode::ApiToken => Credential::Basic {
                         user: c.email.clone().ok_or_else(|| GrantError::Misconfigured {
-                            message: format!("connector `{}` uses an API token but has no e-mail", c.name),
-                            fix: format!("set `email = \"...\"` under [connectors.{}] in latch.toml", c.name),
+                            message: format!(
+                                "connector `{}` uses an API token but has no e-mail",
+                                c.name
+                            ),
+                            fix: format!(
+                                "set `email = \"...\"` under [connectors.{}] in latch.toml",
+                                c.name
+                            ),
                         })?,
                         token: secret,
                     },
@@ -369,9 +377,9 @@ impl Grants {
 
     fn login_hint(&self, grant: &str) -> String {
         match grant.strip_prefix("service:") {
-            Some(connector) => format!(
-                "store the service account's secret: `latch credential set {connector}`"
-            ),
+            Some(connector) => {
+                format!("store the service account's secret: `latch credential set {connector}`")
+            }
             None => format!("sign in: `latch login {grant}`"),
         }
     }
@@ -397,7 +405,9 @@ impl Grants {
                 return Ok(token);
             }
         }
-        let lock_path = self.locks_dir.join(format!("{}.lock", grant.replace(':', "_")));
+        let lock_path = self
+            .locks_dir
+            .join(format!("{}.lock", grant.replace(':', "_")));
         let _cross_process = tokio::task::spawn_blocking(move || lock_file(&lock_path))
             .await
             .map_err(|e| GrantError::Lock(format!("lock task failed: {e}")))??;
@@ -432,11 +442,19 @@ impl Grants {
         Ok(token)
     }
 
-    fn endpoint(&self, provider: &Provider, client_id: Option<&str>) -> Result<TokenEndpoint, GrantError> {
-        let url = provider.spec.token_url.clone().ok_or_else(|| GrantError::Misconfigured {
-            message: format!("provider `{}` has no token endpoint", provider.name),
-            fix: "set `token_url` for it in latch.toml".to_owned(),
-        })?;
+    fn endpoint(
+        &self,
+        provider: &Provider,
+        client_id: Option<&str>,
+    ) -> Result<TokenEndpoint, GrantError> {
+        let url = provider
+            .spec
+            .token_url
+            .clone()
+            .ok_or_else(|| GrantError::Misconfigured {
+                message: format!("provider `{}` has no token endpoint", provider.name),
+                fix: "set `token_url` for it in latch.toml".to_owned(),
+            })?;
         let client_id = client_id
             .map(str::to_owned)
             .or_else(|| provider.client_id.clone())
@@ -452,24 +470,35 @@ impl Grants {
         })
     }
 
-    pub(crate) async fn client_secret(&self, provider: &Provider) -> Result<Option<Secret>, GrantError> {
+    pub(crate) async fn client_secret(
+        &self,
+        provider: &Provider,
+    ) -> Result<Option<Secret>, GrantError> {
         if provider.spec.client_type != ClientType::Confidential {
             return Ok(None);
         }
-        match self.secret(client_secret_key(&self.home_id, &provider.name)).await? {
+        match self
+            .secret(client_secret_key(&self.home_id, &provider.name))
+            .await?
+        {
             Some(secret) => Ok(Some(secret)),
             None => Err(GrantError::Misconfigured {
-                message: format!("the client secret of `{}` is not in the keychain", provider.name),
+                message: format!(
+                    "the client secret of `{}` is not in the keychain",
+                    provider.name
+                ),
                 fix: format!("run `latch provider secret {}`", provider.name),
             }),
         }
     }
 
     fn provider(&self, name: &str) -> Result<&Provider, GrantError> {
-        self.config.provider(name).ok_or_else(|| GrantError::Misconfigured {
-            message: format!("provider `{name}` is not configured"),
-            fix: format!("run `latch provider add {name} --client-id ...`"),
-        })
+        self.config
+            .provider(name)
+            .ok_or_else(|| GrantError::Misconfigured {
+                message: format!("provider `{name}` is not configured"),
+                fix: format!("run `latch provider add {name} --client-id ...`"),
+            })
     }
 
     fn save(&self, row: &GrantRow) -> Result<(), GrantError> {
@@ -540,7 +569,9 @@ impl Grants {
                     description.map(|d| format!(": {d}")).unwrap_or_default()
                 );
                 if interrupted {
-                    reason.push_str("; an earlier refresh was interrupted after the provider rotated the token");
+                    reason.push_str(
+                        "; an earlier refresh was interrupted after the provider rotated the token",
+                    );
                 }
                 self.fail(row, state::NEEDS_LOGIN, reason.clone())?;
                 return Err(GrantError::NeedsLogin {
@@ -559,10 +590,15 @@ impl Grants {
             }
         };
         self.crash_point("after_response");
-        self.store_tokens(grant, row, tokens, Some(refresh_token)).await
+        self.store_tokens(grant, row, tokens, Some(refresh_token))
+            .await
     }
 
-    async fn request_service_token(&self, grant: &str, row: GrantRow) -> Result<Secret, GrantError> {
+    async fn request_service_token(
+        &self,
+        grant: &str,
+        row: GrantRow,
+    ) -> Result<Secret, GrantError> {
         let connector_name = grant.trim_start_matches("service:");
         let connector = self
             .config
@@ -600,7 +636,10 @@ impl Grants {
             {
                 Ok(tokens) => break Ok(tokens),
                 // No refresh token is at stake: re-sending a client-credentials request is safe.
-                Err(err) if (err.is_transient() || matches!(err, TokenError::Lost(_))) && attempt < MAX_ATTEMPTS => {
+                Err(err)
+                    if (err.is_transient() || matches!(err, TokenError::Lost(_)))
+                        && attempt < MAX_ATTEMPTS =>
+                {
                     tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                 }
                 Err(err) => break Err(err),
@@ -644,7 +683,10 @@ impl Grants {
             scope,
         } = tokens;
         if let Some(rt) = refresh_token.or(previous_refresh_token) {
-            if let Err(err) = self.put_secret(refresh_token_key(&self.home_id, grant), rt).await {
+            if let Err(err) = self
+                .put_secret(refresh_token_key(&self.home_id, grant), rt)
+                .await
+            {
                 // The new refresh token is lost with this error; the old one still works inside
                 // the reuse window. Never hand out an access token whose family we cannot keep.
                 self.fail(
@@ -723,7 +765,16 @@ impl Grants {
             (Some(url), Some(token)) => {
                 let endpoint = self.endpoint(&provider, None)?;
                 let secret = self.client_secret(&provider).await.ok().flatten();
-                match oauth::revoke(&self.http, url, &endpoint, secret.as_ref(), token, "refresh_token").await {
+                match oauth::revoke(
+                    &self.http,
+                    url,
+                    &endpoint,
+                    secret.as_ref(),
+                    token,
+                    "refresh_token",
+                )
+                .await
+                {
                     Ok(()) => Revocation::Revoked,
                     Err(err) => Revocation::Failed(err.to_string()),
                 }
@@ -804,7 +855,10 @@ fn lock_file(path: &Path) -> Result<File, GrantError> {
                 )))
             }
             Err(TryLockError::Error(e)) => {
-                return Err(GrantError::Lock(format!("cannot lock {}: {e}", path.display())))
+                return Err(GrantError::Lock(format!(
+                    "cannot lock {}: {e}",
+                    path.display()
+                )))
             }
         }
     }
@@ -837,7 +891,10 @@ mod tests {
             token: Secret::new("tok".into()),
         };
         assert!(!format!("{basic:?}").contains("tok"));
-        assert_eq!(basic.authorization().expose(), "Basic bWVAZXhhbXBsZS5jb206dG9r");
+        assert_eq!(
+            basic.authorization().expose(),
+            "Basic bWVAZXhhbXBsZS5jb206dG9r"
+        );
         let genie = Credential::GenieKey(Secret::new("k".into()));
         assert_eq!(genie.authorization().expose(), "GenieKey k");
     }

@@ -724,11 +724,20 @@ impl Latch {
 
     /// Stores a connector's own secret: an API token, PAT or API key, or a service account's
     /// client secret (then fetches a first token to prove it works).
-    pub async fn set_credential(&mut self, connector: &str, secret: Secret) -> Result<CredentialStored> {
+    pub async fn set_credential(
+        &mut self,
+        connector: &str,
+        secret: Secret,
+    ) -> Result<CredentialStored> {
         let Some(c) = self.config.connector(connector).cloned() else {
             return Err(Error::UnknownConnector {
                 name: connector.to_owned(),
-                known: self.config.connectors.iter().map(|c| c.name.clone()).collect(),
+                known: self
+                    .config
+                    .connectors
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect(),
             });
         };
         if c.auth == AuthMode::User {
@@ -740,7 +749,9 @@ impl Latch {
         if c.auth == AuthMode::Service && c.client_id.is_none() {
             return Err(Error::Invalid {
                 message: format!("service connector `{connector}` has no client id"),
-                fix: format!("set `client_id = \"...\"` under [connectors.{connector}] in latch.toml"),
+                fix: format!(
+                    "set `client_id = \"...\"` under [connectors.{connector}] in latch.toml"
+                ),
             });
         }
         if c.auth == AuthMode::ApiToken && c.email.is_none() {
@@ -765,7 +776,12 @@ impl Latch {
                 .map_err(|e| self.store_err(e))?;
         }
         let verified = if c.auth == AuthMode::Service {
-            Some(self.grants().start_service(connector).await.map_err(|e| e.to_string()))
+            Some(
+                self.grants()
+                    .start_service(connector)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
         } else {
             None
         };

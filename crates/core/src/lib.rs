@@ -19,6 +19,6 @@ mod toml_location;
 
 pub use error::{ConfigError, Error, Result};
 pub use latch::{
-    now_rfc3339, random_hex, AddConnector, CredentialStored, AddProvider, ConnectorAdded, ConnectorRemoved,
-    EndpointOverrides, Latch, ProviderAdded,
+    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorRemoved,
+    CredentialStored, EndpointOverrides, Latch, ProviderAdded,
 };

@@ -132,7 +132,9 @@ impl LoginError {
 }
 
 fn denied(code: &str, description: Option<&str>, scopes: &ScopeList, redirect: &str) -> LoginError {
-    let said = description.map(|d| format!(" (the provider said: {d})")).unwrap_or_default();
+    let said = description
+        .map(|d| format!(" (the provider said: {d})"))
+        .unwrap_or_default();
     let (message, fix) = match code {
         "access_denied" => (
             format!("the consent was declined{said}; nothing was stored"),
@@ -186,10 +188,14 @@ fn exchange_failed(err: TokenError, provider: &str, redirect: &str) -> LoginErro
                  callback is exactly {redirect}"
             ),
         ),
-        TokenError::Rejected { code, .. } if code == "invalid_client" || code == "access_denied" => (
-            format!("the provider refused the client credentials: {err}"),
-            format!("store the right client secret: `latch provider secret {provider}`"),
-        ),
+        TokenError::Rejected { code, .. }
+            if code == "invalid_client" || code == "access_denied" =>
+        {
+            (
+                format!("the provider refused the client credentials: {err}"),
+                format!("store the right client secret: `latch provider secret {provider}`"),
+            )
+        }
         _ => (
             format!("redeeming the sign-in code failed: {err}"),
             "check the network and the provider's status, then run `latch login` again".to_owned(),
@@ -230,7 +236,9 @@ async fn read_request(stream: &mut TcpStream) -> Option<Callback> {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(5), read).await.ok()??;
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .ok()??;
     let head = String::from_utf8_lossy(&buf);
     let line = head.lines().next()?;
     let mut parts = line.split(' ');
@@ -261,7 +269,9 @@ async fn respond(stream: &mut TcpStream, status: &str, title: &str, body: &str) 
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Runs the consent and stores the grant. See the module docs.
@@ -316,16 +326,25 @@ pub async fn login(
     // Fail before the browser opens when the secret is missing.
     let client_secret = grants.client_secret(&provider).await?;
 
-    let host = redirect_url.host_str().unwrap_or("127.0.0.1").trim_matches(['[', ']']);
-    let host = if host.eq_ignore_ascii_case("localhost") { "127.0.0.1" } else { host };
+    let host = redirect_url
+        .host_str()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']']);
+    let host = if host.eq_ignore_ascii_case("localhost") {
+        "127.0.0.1"
+    } else {
+        host
+    };
     let port = redirect_url.port().unwrap_or(80);
     let addr = format!("{host}:{port}");
-    let listener = TcpListener::bind(&addr).await.map_err(|e| LoginError::PortBusy {
-        addr: addr.clone(),
-        port,
-        reason: e.to_string(),
-        provider: name.to_owned(),
-    })?;
+    let listener = TcpListener::bind(&addr)
+        .await
+        .map_err(|e| LoginError::PortBusy {
+            addr: addr.clone(),
+            port,
+            reason: e.to_string(),
+            provider: name.to_owned(),
+        })?;
 
     let state = Secret::new(oauth::random_token(32));
     let pkce = provider.spec.pkce.then(Pkce::new);
@@ -355,11 +374,23 @@ pub async fn login(
             continue;
         };
         let Some(callback) = read_request(&mut stream).await else {
-            respond(&mut stream, "400 Bad Request", "Not a sign-in", "Latch expected a sign-in callback here.").await;
+            respond(
+                &mut stream,
+                "400 Bad Request",
+                "Not a sign-in",
+                "Latch expected a sign-in callback here.",
+            )
+            .await;
             continue;
         };
         if callback.path != redirect_url.path() {
-            respond(&mut stream, "404 Not Found", "Not found", "This is Latch's sign-in callback; nothing else lives here.").await;
+            respond(
+                &mut stream,
+                "404 Not Found",
+                "Not found",
+                "This is Latch's sign-in callback; nothing else lives here.",
+            )
+            .await;
             continue;
         }
         let state_ok = callback
@@ -380,11 +411,23 @@ pub async fn login(
         }
         if let Some(error) = callback.get("error") {
             let err = denied(error, callback.get("error_description"), &scopes, &redirect);
-            respond(&mut stream, "200 OK", "Sign-in did not complete", &html_escape(&err.to_string())).await;
+            respond(
+                &mut stream,
+                "200 OK",
+                "Sign-in did not complete",
+                &html_escape(&err.to_string()),
+            )
+            .await;
             return Err(err);
         }
         let Some(code) = callback.get("code").filter(|c| !c.is_empty()) else {
-            respond(&mut stream, "400 Bad Request", "Sign-in incomplete", "The callback carried no code.").await;
+            respond(
+                &mut stream,
+                "400 Bad Request",
+                "Sign-in incomplete",
+                "The callback carried no code.",
+            )
+            .await;
             return Err(LoginError::Exchange {
                 message: "the provider sent no authorization code".into(),
                 fix: "run `latch login` again".into(),
@@ -564,8 +607,14 @@ async fn fetch_account(
 ) -> Option<(String, Option<String>, Option<String>)> {
     let me = get_json(grants, provider.spec.me_url.as_deref()?, access).await?;
     let text = |k: &str| me.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let id = text("account_id").or_else(|| text("uuid")).or_else(|| text("sub"))?;
-    Some((id, text("name").or_else(|| text("display_name")), text("email")))
+    let id = text("account_id")
+        .or_else(|| text("uuid"))
+        .or_else(|| text("sub"))?;
+    Some((
+        id,
+        text("name").or_else(|| text("display_name")),
+        text("email"),
+    ))
 }
 
 async fn fetch_sites(

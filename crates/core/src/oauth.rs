@@ -224,7 +224,9 @@ pub async fn request_token(
             }
         }
     }
-    let mut request = http.post(&endpoint.url).header("Accept", "application/json");
+    let mut request = http
+        .post(&endpoint.url)
+        .header("Accept", "application/json");
     match (endpoint.auth, client_secret) {
         (TokenAuth::Basic, Some(secret)) => {
             request = request.basic_auth(&endpoint.client_id, Some(secret.expose()));
@@ -251,7 +253,10 @@ pub async fn request_token(
     for (_, value) in fields {
         drop(Secret::new(value));
     }
-    let response = request.send().await.map_err(|err| classify_send_error(&err))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|err| classify_send_error(&err))?;
     let status = response.status();
     let content_type = response
         .headers()
@@ -316,7 +321,11 @@ pub(crate) fn parse_response(
             let kind = content_type.split(';').next().unwrap_or("").trim();
             return Err(TokenError::BadResponse(format!(
                 "expected JSON, got {}",
-                if kind.is_empty() { "no content type" } else { kind }
+                if kind.is_empty() {
+                    "no content type"
+                } else {
+                    kind
+                }
             )));
         }
         let raw: RawTokens = serde_json::from_slice(body)
@@ -462,7 +471,12 @@ mod tests {
         .unwrap();
         assert_eq!(ok.expires_in, Some(3600));
         assert_eq!(ok.scope.unwrap().len(), 2);
-        let bb = parse_response(200, "application/json", br#"{"access_token":"a","scopes":"repository","expires_in":"7200"}"#).unwrap();
+        let bb = parse_response(
+            200,
+            "application/json",
+            br#"{"access_token":"a","scopes":"repository","expires_in":"7200"}"#,
+        )
+        .unwrap();
         assert_eq!(bb.expires_in, Some(7200));
         assert!(bb.refresh_token.is_none());
 
@@ -475,7 +489,10 @@ mod tests {
         assert!(matches!(err, TokenError::InvalidGrant { .. }));
         let html = parse_response(200, "text/html; charset=utf-8", b"<html>maintenance</html>")
             .unwrap_err();
-        assert_eq!(html, TokenError::BadResponse("expected JSON, got text/html".into()));
+        assert_eq!(
+            html,
+            TokenError::BadResponse("expected JSON, got text/html".into())
+        );
         assert!(html.is_transient());
         assert_eq!(
             parse_response(502, "text/html", b"<html>").unwrap_err(),

@@ -373,13 +373,18 @@ impl Store {
     pub fn grant_generation(&self, id: &str) -> Result<Option<i64>> {
         Ok(self
             .conn
-            .query_row("SELECT generation FROM grants WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT generation FROM grants WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
     /// Deletes a grant and its sites.
     pub fn grant_delete(&self, id: &str) -> Result<bool> {
-        Ok(self.conn.execute("DELETE FROM grants WHERE id = ?1", [id])? > 0)
+        Ok(self
+            .conn
+            .execute("DELETE FROM grants WHERE id = ?1", [id])?
+            > 0)
     }
 
     /// Replaces a grant's sites.
