@@ -60,3 +60,8 @@ unit-and-e2e: deps ui
 	scripts/with-keyring.sh cargo test --workspace --locked
 
 test: lint unit-and-e2e
+
+.PHONY: bench-token
+# Benchmarks print figures; they are never part of `make test`.
+bench-token: deps
+	scripts/with-keyring.sh python3 bench/token.py

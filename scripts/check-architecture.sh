@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Architecture invariants (docs/ARCHITECTURE.md): only latch-keychain depends on keyring, only
-# latch-desktop on tauri, and the core on neither (nor on axum).
+# latch-desktop on tauri, and the core on neither (nor on an HTTP server framework).
 set -euo pipefail
 fail=0
 only_dependent() { # crate, allowed direct dependent
@@ -16,7 +16,7 @@ only_dependent() { # crate, allowed direct dependent
 }
 only_dependent keyring latch-keychain
 only_dependent tauri latch-desktop
-for banned in keyring tauri axum hyper; do
+for banned in keyring tauri axum; do
   if cargo tree -p latch-core --locked -e normal --prefix none 2>/dev/null | grep -q "^$banned v"; then
     echo "architecture: latch-core must not depend on $banned" >&2
     fail=1
