@@ -7,8 +7,10 @@ use clap::{Parser, Subcommand};
 mod connector;
 mod exit;
 mod input;
+mod keys;
 mod manifest;
 mod provider;
+mod serve;
 mod session;
 mod status;
 mod table;
@@ -45,6 +47,15 @@ enum Command {
     /// Connector credentials (API tokens, PATs, API keys, service-account secrets).
     #[command(subcommand)]
     Credential(session::CredentialCmd),
+    /// Run the localhost proxy and the refresh scheduler in the foreground.
+    Serve(serve::ServeCmd),
+    /// Local keys for tools that call the proxy.
+    #[command(subcommand)]
+    Keys(keys::KeysCmd),
+    /// Run a command with a private proxy and a key that dies with it.
+    Exec(serve::ExecCmd),
+    /// Requests that went through the proxy.
+    Audit(keys::AuditCmd),
 }
 
 fn main() -> ExitCode {
@@ -56,7 +67,9 @@ fn main() -> ExitCode {
         Command::Status(c) => c.json,
         Command::Login(c) => c.json,
         Command::Logout(c) => c.json,
-        Command::Token(_) | Command::Credential(_) => false,
+        Command::Keys(c) => c.json(),
+        Command::Audit(c) => c.json,
+        Command::Token(_) | Command::Credential(_) | Command::Serve(_) | Command::Exec(_) => false,
     };
     let result = match cli.command {
         Command::Provider(cmd) => cmd.run(),
@@ -67,6 +80,10 @@ fn main() -> ExitCode {
         Command::Logout(cmd) => cmd.run(),
         Command::Token(cmd) => cmd.run(),
         Command::Credential(cmd) => cmd.run(),
+        Command::Serve(cmd) => cmd.run(),
+        Command::Keys(cmd) => cmd.run(),
+        Command::Exec(cmd) => cmd.run(),
+        Command::Audit(cmd) => cmd.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -185,6 +185,10 @@ pub struct ConnectorSpec {
     /// Markers that tell this product's accessible-resources entries apart.
     #[serde(default)]
     pub site_scope_markers: Vec<String>,
+    /// Site-relative path prefixes (Confluence's `/wiki/`) that the proxy routes here, so that
+    /// pagination links relative to the site work through it.
+    #[serde(default)]
+    pub site_paths: Vec<String>,
     /// Supported auth modes; the first is the default.
     pub auth_modes: Vec<AuthMode>,
     /// Health probe.
@@ -333,7 +337,20 @@ impl Catalog {
                     ),
                 ));
             };
-            check_url(&spec.api_base.replace("{cloud_id}", "site"))
+            let gateway = provider
+                .api_base
+                .as_deref()
+                .unwrap_or("https://gateway.invalid");
+            if spec.api_base.contains("{api_base}") && provider.api_base.is_none() {
+                return Err(fail(
+                    at("api_base"),
+                    format!(
+                        "`api_base` uses {{api_base}} but provider `{}` has no `api_base`",
+                        spec.provider
+                    ),
+                ));
+            }
+            check_url(&expand_api_base(&spec.api_base, gateway, "site"))
                 .map_err(|m| fail(at("api_base"), format!("`api_base`: {m}")))?;
             if spec.auth_modes.is_empty() {
                 return Err(fail(
@@ -388,6 +405,13 @@ impl Catalog {
     pub fn connectors(&self) -> impl Iterator<Item = (&String, &ConnectorSpec)> {
         self.connectors.iter()
     }
+}
+
+/// Fills a connector's `api_base` template.
+pub fn expand_api_base(template: &str, gateway: &str, cloud_id: &str) -> String {
+    template
+        .replace("{api_base}", gateway.trim_end_matches('/'))
+        .replace("{cloud_id}", cloud_id)
 }
 
 /// Names end up in URL paths (`/jira/...`) and environment variables (`LATCH_JIRA_URL`).

@@ -129,6 +129,16 @@ pub enum GrantError {
     /// Unknown connector.
     #[error("unknown connector `{0}`")]
     UnknownConnector(String),
+    /// The connector's API needs a site and none is bound (or the bound one is unknown).
+    #[error("connector `{connector}` has no usable site: {reason}\n  fix: {fix}")]
+    SiteUnbound {
+        /// Connector.
+        connector: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
     /// The set-up is incomplete (missing client id, e-mail, …).
     #[error("{message}\n  fix: {fix}")]
     Misconfigured {
@@ -156,6 +166,7 @@ impl GrantError {
             Self::NeedsLogin { .. } => "needs_login",
             Self::RefreshFailing { .. } => "refresh_failing",
             Self::UnknownConnector(_) => "unknown_connector",
+            Self::SiteUnbound { .. } => "site_unbound",
             Self::Misconfigured { .. } => "misconfigured",
             Self::Keychain(_) => "keychain_unavailable",
             Self::Store(_) => "database_error",
@@ -393,6 +404,26 @@ impl Grants {
                 return Ok(token);
             }
         }
+        self.access_token_slow(grant, None).await
+    }
+
+    /// After the upstream API refused `rejected` with a 401: refresh, unless another task or
+    /// process already replaced that token (then its replacement is returned). At most one
+    /// refresh happens however many requests saw the same 401.
+    pub async fn access_token_after_rejection(
+        &self,
+        grant: &str,
+        rejected: &Secret,
+    ) -> Result<Secret, GrantError> {
+        self.forget(grant);
+        self.access_token_slow(grant, Some(rejected)).await
+    }
+
+    async fn access_token_slow(
+        &self,
+        grant: &str,
+        rejected: Option<&Secret>,
+    ) -> Result<Secret, GrantError> {
         let flight = {
             let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
             Arc::clone(flights.entry(grant.to_owned()).or_default())
@@ -402,7 +433,9 @@ impl Grants {
         // Another task of this process may have refreshed while we waited.
         if let Some(generation) = self.db().grant_generation(grant)? {
             if let Some(token) = self.cached(grant, generation) {
-                return Ok(token);
+                if rejected.is_none_or(|r| r != &token) {
+                    return Ok(token);
+                }
             }
         }
         let lock_path = self
@@ -430,8 +463,10 @@ impl Grants {
         }
         if refresh_at(&row).is_some_and(|at| now() < at) {
             if let Some(token) = self.secret(access_token_key(&self.home_id, grant)).await? {
-                self.remember(grant, &token, &row);
-                return Ok(token);
+                if rejected.is_none_or(|r| r != &token) {
+                    self.remember(grant, &token, &row);
+                    return Ok(token);
+                }
             }
         }
         let token = if row.kind == "service" {
@@ -738,6 +773,102 @@ impl Grants {
         self.request_service_token(&grant, row).await.map(drop)
     }
 
+    /// Refreshes now, whatever the expiry ("Refresh now", keep-alive). Single-flight and
+    /// cross-process rules apply as for any refresh.
+    pub async fn refresh_now(&self, grant: &str) -> Result<(), GrantError> {
+        let current = self
+            .secret(access_token_key(&self.home_id, grant))
+            .await?
+            .unwrap_or_else(|| Secret::new(String::new()));
+        self.access_token_after_rejection(grant, &current)
+            .await
+            .map(drop)
+    }
+
+    /// Grant ids this home uses (providers with user connectors, service connectors).
+    pub fn grant_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        for c in &self.config.connectors {
+            if matches!(c.auth, AuthMode::User | AuthMode::Service) {
+                let id = grant_id(c);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// A grant's stored facts.
+    pub fn row(&self, grant: &str) -> Result<Option<GrantRow>, GrantError> {
+        Ok(self.db().grant(grant)?)
+    }
+
+    /// The upstream API base of a connector, with the provider's gateway and the bound site's
+    /// cloud id filled in.
+    pub fn upstream_base(&self, connector: &Connector) -> Result<String, GrantError> {
+        let provider = self.provider(&connector.provider)?;
+        let gateway = provider.spec.api_base.as_deref().unwrap_or_default();
+        if !connector.spec.needs_site() {
+            return Ok(crate::catalog::expand_api_base(
+                &connector.spec.api_base,
+                gateway,
+                "",
+            ));
+        }
+        let fix = format!(
+            "run `latch login {}` (it binds sites), or set `site = \"NAME\"` under [connectors.{}]",
+            connector.provider, connector.name
+        );
+        let Some(site) = connector.site.as_deref() else {
+            return Err(GrantError::SiteUnbound {
+                connector: connector.name.clone(),
+                reason: "no site is bound".to_owned(),
+                fix,
+            });
+        };
+        let sites = self.db().sites(&connector.provider)?;
+        let markers = &connector.spec.site_scope_markers;
+        let cloud_id = sites
+            .iter()
+            .filter(|s| markers.is_empty() || markers.iter().any(|m| s.scopes.contains(m.as_str())))
+            .find(|s| crate::login::site_matches(s, site))
+            .map(|s| s.cloud_id.clone())
+            .or_else(|| looks_like_cloud_id(site).then(|| site.to_owned()));
+        match cloud_id {
+            Some(id) => Ok(crate::catalog::expand_api_base(
+                &connector.spec.api_base,
+                gateway,
+                &id,
+            )),
+            None => Err(GrantError::SiteUnbound {
+                connector: connector.name.clone(),
+                reason: format!("site `{site}` is not among the sites the sign-in can reach"),
+                fix,
+            }),
+        }
+    }
+
+    /// Required scopes a user connector lacks in its grant (empty when fine or not signed in).
+    pub fn missing_scopes(
+        &self,
+        connector: &Connector,
+    ) -> Result<Vec<crate::scope::Scope>, GrantError> {
+        if connector.auth != AuthMode::User {
+            return Ok(Vec::new());
+        }
+        Ok(match self.granted(&connector.provider)? {
+            Some(granted) => connector
+                .spec
+                .upstream_scopes
+                .minus(&granted)
+                .iter()
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
     /// Granted scopes of a grant, if it exists.
     pub fn granted(&self, grant: &str) -> Result<Option<ScopeList>, GrantError> {
         Ok(self
@@ -797,6 +928,11 @@ impl Grants {
             keychain_items_deleted: deleted,
         })
     }
+}
+
+/// Cloud ids are UUIDs; anything shaped like one may be used without a sign-in's site list.
+fn looks_like_cloud_id(text: &str) -> bool {
+    text.len() == 36 && text.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
 }
 
 /// What `latch logout` did.

@@ -792,6 +792,93 @@ impl Latch {
         })
     }
 
+    /// Creates a local key; the key itself is returned once and only its hash is stored.
+    pub fn create_key(
+        &self,
+        name: &str,
+        connectors: &[String],
+        read_only: bool,
+        paths: &[String],
+        ttl: Option<time::Duration>,
+    ) -> Result<(Secret, crate::local_keys::KeyPolicy)> {
+        check_name(name).map_err(|message| Error::Invalid {
+            message,
+            fix: "choose another key name".to_owned(),
+        })?;
+        if connectors.is_empty() {
+            return Err(Error::Invalid {
+                message: "a key must name at least one connector".to_owned(),
+                fix: "add --connector NAME (repeat it for several)".to_owned(),
+            });
+        }
+        for c in connectors {
+            if self.config.connector(c).is_none() {
+                return Err(Error::UnknownConnector {
+                    name: c.clone(),
+                    known: self
+                        .config
+                        .connectors
+                        .iter()
+                        .map(|c| c.name.clone())
+                        .collect(),
+                });
+            }
+        }
+        if self
+            .db()
+            .local_keys()
+            .map_err(|e| self.store_err(e))?
+            .iter()
+            .any(|k| k.name == name)
+        {
+            return Err(Error::Exists(format!(
+                "a local key named `{name}` exists; revoke it (`latch keys revoke {name}`) or pick another name"
+            )));
+        }
+        let key = crate::local_keys::generate();
+        let row = latch_store::LocalKeyRow {
+            name: name.to_owned(),
+            key_hash: crate::local_keys::hash(key.expose()),
+            connectors: connectors.join(" "),
+            read_only,
+            path_patterns: paths.join(" "),
+            created_at: now_rfc3339(),
+            expires_at: ttl.map(crate::local_keys::expiry_in),
+            revoked_at: None,
+        };
+        self.db()
+            .local_key_insert(&row)
+            .map_err(|e| self.store_err(e))?;
+        Ok((key, crate::local_keys::from_row(row)))
+    }
+
+    /// Every local key's policy (never the keys).
+    pub fn keys(&self) -> Result<Vec<crate::local_keys::KeyPolicy>> {
+        let rows = self.db().local_keys().map_err(|e| self.store_err(e))?;
+        Ok(rows.into_iter().map(crate::local_keys::from_row).collect())
+    }
+
+    /// Revokes a local key by name.
+    pub fn revoke_key(&self, name: &str) -> Result<()> {
+        let revoked = self
+            .db()
+            .local_key_revoke(name, &now_rfc3339())
+            .map_err(|e| self.store_err(e))?;
+        if revoked {
+            Ok(())
+        } else {
+            Err(Error::Invalid {
+                message: format!("there is no live local key named `{name}`"),
+                fix: "see `latch keys list`".to_owned(),
+            })
+        }
+    }
+
+    /// A verifier of presented local keys over this home's database.
+    pub fn key_verifier(&self) -> crate::local_keys::KeyVerifier {
+        crate::local_keys::KeyVerifier::new(Arc::clone(&self.store))
+    }
+
     /// Records the site a connector is bound to in latch.toml.
     pub fn bind_site(&mut self, connector: &str, site: &str) -> Result<()> {
         let mut edit = self.config.edit()?;

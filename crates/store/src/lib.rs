@@ -393,7 +393,7 @@ impl Store {
         tx.execute("DELETE FROM sites WHERE grant_id = ?1", [grant_id])?;
         for site in sites {
             tx.execute(
-                "INSERT OR REPLACE INTO sites (grant_id, cloud_id, name, url, scopes)
+                "INSERT INTO sites (grant_id, cloud_id, name, url, scopes)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![grant_id, site.cloud_id, site.name, site.url, site.scopes],
             )?;
@@ -405,7 +405,7 @@ impl Store {
     /// A grant's sites.
     pub fn sites(&self, grant_id: &str) -> Result<Vec<SiteRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT cloud_id, name, url, scopes FROM sites WHERE grant_id = ?1 ORDER BY rowid",
+            "SELECT cloud_id, name, url, scopes FROM sites WHERE grant_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([grant_id], |r| {
             Ok(SiteRow {
@@ -458,6 +458,57 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks a local key revoked; `false` when no live key has that name.
+    pub fn local_key_revoke(&self, name: &str, at: &str) -> Result<bool> {
+        Ok(self.conn.execute(
+            "UPDATE local_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+            [name, at],
+        )? > 0)
+    }
+
+    /// Deletes a local key row (exec's short-lived keys, once their child has exited).
+    pub fn local_key_delete(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM local_keys WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// SQLite's `data_version`: changes when another connection commits. Cheap way to know
+    /// whether cached rows (local keys) may be stale.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?)
+    }
+
+    /// Appends audit rows in one transaction (the proxy batches them).
+    pub fn audit_insert_batch(&mut self, rows: &[AuditRow]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO audit (at, key_name, connector, method, path, status, bytes,
+                     latency_us, refreshed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for row in rows {
+                stmt.execute(params![
+                    row.at,
+                    row.key_name,
+                    row.connector,
+                    row.method,
+                    row.path,
+                    row.status,
+                    row.bytes,
+                    row.latency_us,
+                    row.refreshed
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Appends an audit row.

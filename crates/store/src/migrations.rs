@@ -40,14 +40,17 @@ const MIGRATIONS: &[&str] = &[
          last_failure_at      TEXT,
          consecutive_failures INTEGER NOT NULL DEFAULT 0
      );
+     -- accessible-resources repeats a cloud id once per product (Jira, Confluence): one row
+     -- per entry, told apart by its scopes.
      CREATE TABLE sites (
+         id       INTEGER PRIMARY KEY,
          grant_id TEXT NOT NULL REFERENCES grants(id) ON DELETE CASCADE,
          cloud_id TEXT NOT NULL,
          name     TEXT NOT NULL,
          url      TEXT NOT NULL,
-         scopes   TEXT NOT NULL,
-         PRIMARY KEY (grant_id, cloud_id, url)
+         scopes   TEXT NOT NULL
      );
+     CREATE INDEX sites_grant ON sites (grant_id);
      CREATE TABLE local_keys (
          id            INTEGER PRIMARY KEY,
          name          TEXT NOT NULL UNIQUE,

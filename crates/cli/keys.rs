@@ -1,0 +1,218 @@
+//! `latch keys create|list|revoke` and `latch audit`.
+
+use clap::{Args, Subcommand};
+
+use crate::exit::Failure;
+use crate::{open_latch, print_json, table};
+
+#[derive(Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Create a key for one tool; the key is printed once, alone on stdout.
+    Create {
+        /// Name shown in the audit log.
+        name: String,
+        /// Connector it may reach (repeat for several).
+        #[arg(long = "connector", required = true)]
+        connectors: Vec<String>,
+        /// Only GET, HEAD and OPTIONS.
+        #[arg(long)]
+        read_only: bool,
+        /// Path pattern below the connector, `*` matching anything (repeat for several).
+        #[arg(long = "path")]
+        paths: Vec<String>,
+        /// Lifetime: 30m, 8h, 7d (default: until revoked).
+        #[arg(long)]
+        ttl: Option<String>,
+    },
+    /// List keys and their policies (never the keys).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: the proxy refuses it within a second.
+    Revoke {
+        /// Key name.
+        name: String,
+    },
+}
+
+impl KeysCmd {
+    pub(crate) fn json(&self) -> bool {
+        matches!(self, Self::List { json: true })
+    }
+
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        match self {
+            Self::Create {
+                name,
+                connectors,
+                read_only,
+                paths,
+                ttl,
+            } => {
+                let ttl = ttl
+                    .as_deref()
+                    .map(latch_core::local_keys::parse_ttl)
+                    .transpose()
+                    .map_err(Failure::usage)?;
+                let (key, policy) = latch.create_key(&name, &connectors, read_only, &paths, ttl)?;
+                // Alone on stdout, so `KEY=$(latch keys create ...)` works.
+                println!("{}", key.expose());
+                eprintln!(
+                    "Created key `{}` for {}{}{}. It is shown once; Latch keeps only its hash.",
+                    policy.name,
+                    policy.connectors.join(", "),
+                    if policy.read_only { " (read-only)" } else { "" },
+                    policy
+                        .expires_at
+                        .as_deref()
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                );
+                Ok(())
+            }
+            Self::List { json } => {
+                let keys = latch.keys()?;
+                if json {
+                    return print_json(&keys);
+                }
+                let rows: Vec<Vec<String>> = keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            k.name.clone(),
+                            k.connectors.join(","),
+                            if k.read_only {
+                                "read-only"
+                            } else {
+                                "read-write"
+                            }
+                            .to_owned(),
+                            if k.paths.is_empty() {
+                                "*".to_owned()
+                            } else {
+                                k.paths.join(" ")
+                            },
+                            k.expires_at.clone().unwrap_or_else(|| "-".to_owned()),
+                            if k.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "live"
+                            }
+                            .to_owned(),
+                        ]
+                    })
+                    .collect();
+                table::print(
+                    &["KEY", "CONNECTORS", "METHODS", "PATHS", "EXPIRES", "STATE"],
+                    &rows,
+                );
+                Ok(())
+            }
+            Self::Revoke { name } => {
+                latch.revoke_key(&name)?;
+                println!("Revoked key `{name}`.");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct AuditCmd {
+    /// Only requests at or after this time (RFC 3339) or this long ago (30m, 8h, 7d).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only requests made with this key.
+    #[arg(long)]
+    key: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct AuditEntry {
+    at: String,
+    key: Option<String>,
+    connector: Option<String>,
+    method: String,
+    path: String,
+    status: i64,
+    bytes: i64,
+    latency_us: i64,
+    refreshed: bool,
+}
+
+impl AuditCmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        let since = match self.since.as_deref() {
+            None => "0000".to_owned(),
+            Some(text) if text.contains('T') => text.to_owned(),
+            Some(text) => {
+                let ttl = latch_core::local_keys::parse_ttl(text).map_err(Failure::usage)?;
+                latch_core::local_keys::expiry_in(-ttl)
+            }
+        };
+        let rows = latch
+            .db()
+            .audit_since(&since)
+            .map_err(|e| Failure::internal(e.to_string()))?;
+        let entries: Vec<AuditEntry> = rows
+            .into_iter()
+            .filter(|r| {
+                self.key
+                    .as_deref()
+                    .is_none_or(|k| r.key_name.as_deref() == Some(k))
+            })
+            .map(|r| AuditEntry {
+                at: r.at,
+                key: r.key_name,
+                connector: r.connector,
+                method: r.method,
+                path: r.path,
+                status: r.status,
+                bytes: r.bytes,
+                latency_us: r.latency_us,
+                refreshed: r.refreshed,
+            })
+            .collect();
+        if self.json {
+            return print_json(&entries);
+        }
+        let rows: Vec<Vec<String>> = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.at.clone(),
+                    e.key.clone().unwrap_or_else(|| "-".into()),
+                    e.connector.clone().unwrap_or_else(|| "-".into()),
+                    e.method.clone(),
+                    e.path.clone(),
+                    e.status.to_string(),
+                    e.bytes.to_string(),
+                    format!("{:.1}ms", e.latency_us as f64 / 1000.0),
+                    if e.refreshed { "refreshed" } else { "" }.to_owned(),
+                ]
+            })
+            .collect();
+        table::print(
+            &[
+                "TIME",
+                "KEY",
+                "CONNECTOR",
+                "METHOD",
+                "PATH",
+                "STATUS",
+                "BYTES",
+                "LATENCY",
+                "",
+            ],
+            &rows,
+        );
+        Ok(())
+    }
+}

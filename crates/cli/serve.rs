@@ -1,0 +1,168 @@
+//! `latch serve` (proxy + refresh scheduler in the foreground) and `latch exec` (a child with a
+//! key that lives exactly as long as it does).
+
+use std::net::SocketAddr;
+
+use clap::Args;
+use latch_core::local_keys::KeyPolicy;
+
+use crate::exit::Failure;
+use crate::open_latch;
+
+#[derive(Args)]
+pub(crate) struct ServeCmd {
+    /// Listen address (default: `[proxy] listen` in latch.toml, else 127.0.0.1:7391).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+}
+
+fn multi_thread() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+impl ServeCmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        let listen = self.listen.unwrap_or(latch.config().listen);
+        multi_thread()?.block_on(async move {
+            let proxy = latch_proxy::start(&latch, listen)
+                .await
+                .map_err(|e| Failure::internal(e.to_string()))?;
+            println!("Latch proxy listening on http://{}", proxy.addr);
+            eprintln!(
+                "Call http://{}/CONNECTOR/... with a local key; Ctrl-C stops.",
+                proxy.addr
+            );
+            let scheduler = tokio::spawn(latch_core::schedule::run(std::sync::Arc::clone(
+                proxy.grants(),
+            )));
+            wait_for_signal().await;
+            eprintln!("Stopping: letting in-flight requests finish…");
+            scheduler.abort();
+            proxy.shutdown().await;
+            Ok(())
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct ExecCmd {
+    /// Connectors the child may reach (default: every configured connector).
+    #[arg(long = "connector")]
+    connectors: Vec<String>,
+    /// Only GET, HEAD and OPTIONS.
+    #[arg(long)]
+    read_only: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+impl ExecCmd {
+    pub(crate) fn run(self) -> Result<(), Failure> {
+        let latch = open_latch()?;
+        let connectors = if self.connectors.is_empty() {
+            latch
+                .config()
+                .connectors
+                .iter()
+                .map(|c| c.name.clone())
+                .collect()
+        } else {
+            for c in &self.connectors {
+                if latch.config().connector(c).is_none() {
+                    return Err(latch_core::Error::UnknownConnector {
+                        name: c.clone(),
+                        known: latch
+                            .config()
+                            .connectors
+                            .iter()
+                            .map(|c| c.name.clone())
+                            .collect(),
+                    }
+                    .into());
+                }
+            }
+            self.connectors.clone()
+        };
+        let program = self.command[0].clone();
+        let code = multi_thread()?.block_on(async move {
+            // A private proxy on a free port with a key only this process knows: it cannot
+            // outlive the child, and no other program ever saw it.
+            let proxy = latch_proxy::start(&latch, SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .map_err(|e| Failure::internal(e.to_string()))?;
+            let key = latch_core::local_keys::generate();
+            proxy.add_ephemeral_key(
+                &key,
+                KeyPolicy {
+                    name: format!("exec:{}", short_name(&program)),
+                    connectors: connectors.clone(),
+                    read_only: self.read_only,
+                    paths: Vec::new(),
+                    expires_at: None,
+                    revoked_at: None,
+                    created_at: latch_core::now_rfc3339(),
+                },
+            );
+            let base = format!("http://{}", proxy.addr);
+            let mut child = tokio::process::Command::new(&program);
+            child
+                .args(&self.command[1..])
+                .env("LATCH_PROXY_URL", &base)
+                .env("LATCH_KEY", key.expose());
+            for c in &connectors {
+                let var = format!("LATCH_{}_URL", c.to_uppercase().replace('-', "_"));
+                child.env(var, format!("{base}/{c}"));
+            }
+            let status = child
+                .status()
+                .await
+                .map_err(|e| Failure::usage(format!("cannot run `{program}`: {e}")))?;
+            drop(key);
+            proxy.shutdown().await;
+            Ok::<_, Failure>(exit_code(status))
+        })?;
+        std::process::exit(code);
+    }
+}
+
+fn short_name(program: &str) -> String {
+    std::path::Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| program.to_owned())
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    1
+}

@@ -1,0 +1,272 @@
+//! Local keys: secrets Latch issues to local tools, each with a policy (connectors, methods,
+//! path patterns, expiry). Only a SHA-256 hash is stored; the key is shown once.
+
+use serde::Serialize;
+use sha2::Digest as _;
+use time::OffsetDateTime;
+
+use crate::grants::{fmt_time, now, parse_time};
+use crate::secret::Secret;
+
+/// What a key may do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyPolicy {
+    /// The key's name (shown in the audit log).
+    pub name: String,
+    /// Connectors it may reach.
+    pub connectors: Vec<String>,
+    /// GET/HEAD/OPTIONS only.
+    pub read_only: bool,
+    /// Path patterns below the connector (`rest/api/3/*`); empty = any.
+    pub paths: Vec<String>,
+    /// Expiry.
+    pub expires_at: Option<String>,
+    /// Revocation time.
+    pub revoked_at: Option<String>,
+    /// Creation time.
+    pub created_at: String,
+}
+
+/// Why a key was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Past its expiry.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+impl KeyPolicy {
+    /// Whether the key is usable now.
+    pub fn check_live(&self, at: OffsetDateTime) -> Result<(), KeyRefusal> {
+        if self.revoked_at.is_some() {
+            return Err(KeyRefusal::Revoked);
+        }
+        if parse_time(self.expires_at.as_deref()).is_some_and(|e| at >= e) {
+            return Err(KeyRefusal::Expired);
+        }
+        Ok(())
+    }
+
+    /// Whether it may reach a connector.
+    pub fn allows_connector(&self, connector: &str) -> bool {
+        self.connectors.iter().any(|c| c == connector)
+    }
+
+    /// Whether it may use a method.
+    pub fn allows_method(&self, method: &str) -> bool {
+        !self.read_only || matches!(method, "GET" | "HEAD" | "OPTIONS")
+    }
+
+    /// Whether it may use a path below the connector (without the leading `/`).
+    pub fn allows_path(&self, rest: &str) -> bool {
+        self.paths.is_empty() || self.paths.iter().any(|p| glob_match(p, rest))
+    }
+}
+
+/// `*` matches any run of characters (including `/`); everything else is literal.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let pattern = pattern.trim_start_matches('/');
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// A new random key: `lk_` + 32 random bytes, base64url.
+pub fn generate() -> Secret {
+    Secret::new(format!("lk_{}", crate::oauth::random_token(32)))
+}
+
+/// What is stored instead of the key.
+pub fn hash(key: &str) -> Vec<u8> {
+    sha2::Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// Parses `8h`, `30m`, `7d`, `45s`.
+pub fn parse_ttl(text: &str) -> Result<time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: write it like 30m, 8h or 7d"))?;
+    let d = match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" | "" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => return Err(format!("`{text}`: use s, m, h or d as the unit")),
+    };
+    if n <= 0 {
+        return Err("the duration must be positive".to_owned());
+    }
+    Ok(d)
+}
+
+/// The expiry for a TTL from now.
+pub fn expiry_in(ttl: time::Duration) -> String {
+    fmt_time(now() + ttl)
+}
+
+pub(crate) fn from_row(row: latch_store::LocalKeyRow) -> KeyPolicy {
+    let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    KeyPolicy {
+        name: row.name,
+        connectors: split(&row.connectors),
+        read_only: row.read_only,
+        paths: split(&row.path_patterns),
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        created_at: row.created_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_people_expect() {
+        assert!(glob_match("rest/api/3/*", "rest/api/3/issue/ABC-1"));
+        assert!(glob_match("/rest/api/3/*", "rest/api/3/myself"));
+        assert!(!glob_match("rest/api/3/*", "rest/api/2/myself"));
+        assert!(glob_match("rest/*/myself", "rest/api/3/myself"));
+        assert!(glob_match("rest/api/3/myself", "rest/api/3/myself"));
+        assert!(!glob_match("rest/api/3/myself", "rest/api/3/myself/x"));
+        assert!(glob_match("*", "anything/at/all"));
+    }
+
+    #[test]
+    fn ttl_parses_units_and_refuses_nonsense() {
+        assert_eq!(parse_ttl("8h").unwrap(), time::Duration::hours(8));
+        assert_eq!(parse_ttl("30m").unwrap(), time::Duration::minutes(30));
+        assert_eq!(parse_ttl("7d").unwrap(), time::Duration::days(7));
+        assert!(parse_ttl("0h").is_err());
+        assert!(parse_ttl("soon").is_err());
+        assert!(parse_ttl("3w").is_err());
+    }
+
+    #[test]
+    fn policy_checks() {
+        let policy = KeyPolicy {
+            name: "k".into(),
+            connectors: vec!["jira".into()],
+            read_only: true,
+            paths: vec!["rest/api/3/*".into()],
+            expires_at: Some("2000-01-01T00:00:00Z".into()),
+            revoked_at: None,
+            created_at: "1999-01-01T00:00:00Z".into(),
+        };
+        assert!(policy.allows_connector("jira") && !policy.allows_connector("confluence"));
+        assert!(policy.allows_method("GET") && !policy.allows_method("POST"));
+        assert_eq!(policy.check_live(now()), Err(KeyRefusal::Expired));
+        let key = generate();
+        assert!(key.expose().starts_with("lk_") && key.expose().len() == 46);
+        assert_eq!(hash(key.expose()).len(), 32);
+    }
+}
+
+/// Why a presented key is not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// No key with that hash.
+    Unknown,
+    /// Known but expired or revoked.
+    Refused(KeyRefusal),
+}
+
+/// Verifies presented keys against the database, with an in-memory cache that is reloaded when
+/// another process changes the database (a revocation by the CLI shows within a second).
+pub struct KeyVerifier {
+    store: std::sync::Arc<std::sync::Mutex<latch_store::Store>>,
+    state: std::sync::RwLock<VerifierState>,
+}
+
+struct VerifierState {
+    keys: std::collections::HashMap<Vec<u8>, KeyPolicy>,
+    ephemeral: std::collections::HashMap<Vec<u8>, KeyPolicy>,
+    data_version: i64,
+    checked: std::time::Instant,
+}
+
+const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl KeyVerifier {
+    pub(crate) fn new(store: std::sync::Arc<std::sync::Mutex<latch_store::Store>>) -> Self {
+        let verifier = Self {
+            store,
+            state: std::sync::RwLock::new(VerifierState {
+                keys: Default::default(),
+                ephemeral: Default::default(),
+                data_version: -1,
+                checked: std::time::Instant::now() - RECHECK * 2,
+            }),
+        };
+        verifier.reload_if_changed();
+        verifier
+    }
+
+    fn reload_if_changed(&self) {
+        let due = self
+            .state
+            .read()
+            .map(|s| s.checked.elapsed() >= RECHECK)
+            .unwrap_or(true);
+        if !due {
+            return;
+        }
+        let Ok(store) = self.store.lock() else { return };
+        let version = store.data_version().unwrap_or(-2);
+        let Ok(mut state) = self.state.write() else {
+            return;
+        };
+        state.checked = std::time::Instant::now();
+        if version == state.data_version {
+            return;
+        }
+        if let Ok(rows) = store.local_keys() {
+            state.keys = rows
+                .into_iter()
+                .map(|row| (row.key_hash.clone(), from_row(row)))
+                .collect();
+            state.data_version = version;
+        }
+    }
+
+    /// Adds a key that lives only in this process (exec's per-child key).
+    pub fn add_ephemeral(&self, key: &Secret, policy: KeyPolicy) {
+        if let Ok(mut state) = self.state.write() {
+            state.ephemeral.insert(hash(key.expose()), policy);
+        }
+    }
+
+    /// Checks a presented key: known, not expired, not revoked.
+    pub fn verify(&self, key: &str) -> Result<KeyPolicy, KeyCheck> {
+        self.reload_if_changed();
+        let digest = hash(key);
+        let state = self.state.read().map_err(|_| KeyCheck::Unknown)?;
+        let policy = state
+            .ephemeral
+            .get(&digest)
+            .or_else(|| state.keys.get(&digest))
+            .cloned()
+            .ok_or(KeyCheck::Unknown)?;
+        policy.check_live(now()).map_err(KeyCheck::Refused)?;
+        Ok(policy)
+    }
+}
