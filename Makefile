@@ -12,13 +12,13 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-apt deps-rust deps-npm ui run test lint unit-and-e2e
+.PHONY: help deps deps-apt deps-rust deps-npm deps-python ui run test lint unit-and-e2e
 
 help:
 	@echo "make run   - install what is needed, build the UI, start the Latch desktop app"
 	@echo "make test  - install what is needed, run fmt, clippy, the UI type check and every test"
 
-deps: deps-apt deps-rust deps-npm
+deps: deps-apt deps-rust deps-npm deps-python
 
 deps-apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -40,6 +40,11 @@ deps-npm:
 	@node -e 'const [M,m]=process.versions.node.split(".").map(Number); if (M<20||(M===20&&m<19)) { console.error("Node.js >= 20.19 is needed (found "+process.versions.node+")"); process.exit(1) }'
 	@cd ui && npm install --no-audit --no-fund --loglevel=error
 	@cd tests/fixture && npm install --no-audit --no-fund --loglevel=error
+
+# Python `requests` is one of the unmodified clients the proxy tests use.
+deps-python:
+	@python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests 2>/dev/null \
+	  || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-requests; }
 
 ui: deps-npm
 	@cd ui && npm run --silent build

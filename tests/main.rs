@@ -3,4 +3,5 @@
 
 mod cli;
 mod lifecycle;
+mod proxy;
 mod support;

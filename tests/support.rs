@@ -329,3 +329,76 @@ pub(crate) fn stdout(out: &Output) -> String {
 pub(crate) fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// `latch serve --listen 127.0.0.1:0` in the background, stopped (SIGTERM) on drop.
+pub(crate) struct Serve {
+    child: std::process::Child,
+    pub(crate) addr: String,
+}
+
+impl Serve {
+    pub(crate) fn start(home: &Home) -> Self {
+        let mut child = home
+            .cmd(&["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let addr = line
+            .trim()
+            .rsplit("http://")
+            .next()
+            .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+            .to_owned();
+        assert!(addr.starts_with("127.0.0.1:"), "serve printed {line:?}");
+        Self { child, addr }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it like Ctrl-C would and waits: the audit log is flushed on the way out.
+    pub(crate) fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl ARGS`, returning (HTTP status, body).
+pub(crate) fn curl(args: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "60", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+pub(crate) fn error_code(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .map(|v| v["error"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default()
+}

@@ -177,7 +177,6 @@ impl GrantError {
 
 struct CachedToken {
     token: Secret,
-    refresh_at: OffsetDateTime,
     generation: i64,
 }
 
@@ -351,26 +350,37 @@ impl Grants {
         }
     }
 
-    fn cached(&self, grant: &str, generation: i64) -> Option<Secret> {
+    /// This process's cached token, if the stored grant still says it is fresh: same generation
+    /// (no rotation by another process) and before its refresh time.
+    fn cached(&self, grant: &str) -> Result<Option<Secret>, GrantError> {
+        let Some(fresh) = self.db().grant_freshness(grant)? else {
+            return Ok(None);
+        };
+        let generation = fresh.generation;
+        let row = GrantRow {
+            access_issued_at: fresh.access_issued_at,
+            access_expires_at: fresh.access_expires_at,
+            ..GrantRow::default()
+        };
+        if refresh_at(&row).is_none_or(|at| now() >= at) {
+            return Ok(None);
+        }
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache
+        Ok(cache
             .get(grant)
-            .filter(|c| c.generation == generation && now() < c.refresh_at)
-            .map(|c| c.token.clone())
+            .filter(|c| c.generation == generation)
+            .map(|c| c.token.clone()))
     }
 
     fn remember(&self, grant: &str, token: &Secret, row: &GrantRow) {
-        if let Some(refresh_at) = refresh_at(row) {
-            let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            cache.insert(
-                grant.to_owned(),
-                CachedToken {
-                    token: token.clone(),
-                    refresh_at,
-                    generation: row.generation,
-                },
-            );
-        }
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache.insert(
+            grant.to_owned(),
+            CachedToken {
+                token: token.clone(),
+                generation: row.generation,
+            },
+        );
     }
 
     /// Drops this process's cached access tokens (after a sign-out or sign-in).
@@ -398,11 +408,8 @@ impl Grants {
     /// A fresh access token for a grant (provider name, or `service:CONNECTOR`).
     pub async fn access_token(&self, grant: &str) -> Result<Secret, GrantError> {
         // Fast path: this process's cache, valid while no other process rotated the grant.
-        let generation = self.db().grant_generation(grant)?;
-        if let Some(generation) = generation {
-            if let Some(token) = self.cached(grant, generation) {
-                return Ok(token);
-            }
+        if let Some(token) = self.cached(grant)? {
+            return Ok(token);
         }
         self.access_token_slow(grant, None).await
     }
@@ -431,11 +438,9 @@ impl Grants {
         let _in_process = flight.lock().await;
 
         // Another task of this process may have refreshed while we waited.
-        if let Some(generation) = self.db().grant_generation(grant)? {
-            if let Some(token) = self.cached(grant, generation) {
-                if rejected.is_none_or(|r| r != &token) {
-                    return Ok(token);
-                }
+        if let Some(token) = self.cached(grant)? {
+            if rejected.is_none_or(|r| r != &token) {
+                return Ok(token);
             }
         }
         let lock_path = self

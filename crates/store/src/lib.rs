@@ -94,6 +94,17 @@ pub struct GrantRow {
     pub consecutive_failures: i64,
 }
 
+/// What decides whether a cached access token is still good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Freshness {
+    /// Rotation counter.
+    pub generation: i64,
+    /// When the access token was issued.
+    pub access_issued_at: Option<String>,
+    /// When it expires.
+    pub access_expires_at: Option<String>,
+}
+
 /// A site a grant can reach.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SiteRow {
@@ -369,12 +380,20 @@ impl Store {
             .optional()?)
     }
 
-    /// The generation of a grant (cheap; used to notice rotations by other processes).
-    pub fn grant_generation(&self, id: &str) -> Result<Option<i64>> {
+    /// A grant's generation and access-token times (cheap; read on every token use so that a
+    /// rotation or expiry recorded by another process is seen at once).
+    pub fn grant_freshness(&self, id: &str) -> Result<Option<Freshness>> {
         Ok(self
             .conn
-            .query_row("SELECT generation FROM grants WHERE id = ?1", [id], |r| {
-                r.get(0)
+            .prepare_cached(
+                "SELECT generation, access_issued_at, access_expires_at FROM grants WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok(Freshness {
+                    generation: r.get(0)?,
+                    access_issued_at: r.get(1)?,
+                    access_expires_at: r.get(2)?,
+                })
             })
             .optional()?)
     }
