@@ -66,7 +66,11 @@ unit-and-e2e: deps ui
 
 test: lint unit-and-e2e
 
-.PHONY: bench-token
+.PHONY: bench-token bench-proxy
 # Benchmarks print figures; they are never part of `make test`.
 bench-token: deps
 	scripts/with-keyring.sh python3 bench/token.py
+
+bench-proxy: deps
+	@command -v nginx >/dev/null && command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx wrk; }
+	scripts/with-keyring.sh python3 bench/proxy.py

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use crate::support::{curl, error_code, stderr, stdout, Fixture, Home, Serve, CLOUD_ID};
+use crate::support::{
+    curl, curl_until, error_code, stderr, stdout, Fixture, Home, Serve, CLOUD_ID,
+};
 
 fn signed_in(fixture: &Fixture) -> Home {
     let home = Home::with_fixture_provider(fixture);
@@ -378,7 +380,10 @@ fn grants_that_need_the_person_or_a_dead_token_endpoint_are_explained() {
     // Token endpoint down: 503 after bounded retries, no hang.
     home.expire_access();
     fixture.control(serde_json::json!({ "token_mode": "500" }));
-    let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
+    let (status, body) = curl_until(
+        503,
+        &["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")],
+    );
     assert_eq!(status, 503, "{body}");
     assert_eq!(error_code(&body), "token_endpoint_failing");
     fixture.control(serde_json::json!({ "token_mode": "normal" }));
@@ -388,7 +393,10 @@ fn grants_that_need_the_person_or_a_dead_token_endpoint_are_explained() {
     // The family revoked behind Latch's back: 502 with `latch login`.
     fixture.revoke_all();
     home.expire_access();
-    let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
+    let (status, body) = curl_until(
+        502,
+        &["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")],
+    );
     assert_eq!(status, 502, "{body}");
     assert_eq!(error_code(&body), "needs_login");
     assert!(body.contains("latch login atlassian"));

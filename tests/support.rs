@@ -402,3 +402,17 @@ pub(crate) fn error_code(body: &str) -> String {
         .map(|v| v["error"].as_str().unwrap_or_default().to_owned())
         .unwrap_or_default()
 }
+
+/// `curl ARGS` until it answers `want` (the proxy notices another process's database commits
+/// within milliseconds, not instantly); bounded, and returns the last answer.
+pub(crate) fn curl_until(want: u16, args: &[&str]) -> (u16, String) {
+    let mut last = curl(args);
+    for _ in 0..40 {
+        if last.0 == want {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        last = curl(args);
+    }
+    last
+}

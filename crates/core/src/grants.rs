@@ -33,6 +33,8 @@ use latch_store::{GrantRow, Store};
 const MAX_ATTEMPTS: u32 = 3;
 /// The refresh margin never exceeds this, nor half the token's lifetime.
 const MAX_MARGIN: Duration = Duration::from_secs(60);
+/// How often a long-running process looks for other processes' commits.
+const WATCH_EVERY: Duration = Duration::from_millis(5);
 /// How long a process waits for another process's refresh of the same grant.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -180,6 +182,22 @@ struct CachedToken {
     generation: i64,
 }
 
+/// What the hot path needs to know about a grant, cached until the database changes.
+struct Facts {
+    generation: i64,
+    refresh_at: Option<OffsetDateTime>,
+    granted: ScopeList,
+}
+
+/// Grant facts as of a database version. SQLite's `data_version` changes when another
+/// process commits; this process's own writes bump `local_epoch`. Either one invalidates.
+#[derive(Default)]
+struct FactsCache {
+    data_version: i64,
+    local_epoch: u64,
+    grants: HashMap<String, Option<Arc<Facts>>>,
+}
+
 /// The token lifecycle of one home. Cheap to share (`Arc`); every method takes `&self`.
 pub struct Grants {
     home_id: String,
@@ -190,7 +208,24 @@ pub struct Grants {
     http: reqwest::Client,
     flights: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     cache: Mutex<HashMap<String, CachedToken>>,
+    facts: Mutex<FactsCache>,
+    /// A second connection used only to ask SQLite whether anything changed: it sees every
+    /// commit (other processes' and this process's), and never waits behind long writes.
+    watch: Option<Arc<Mutex<Store>>>,
+    /// Set by `watch_in_background`: the last `data_version` a background thread saw, so the
+    /// hot path reads an atomic instead of asking SQLite (which takes a file lock) per request.
+    watched_version: Arc<std::sync::atomic::AtomicI64>,
+    watching: std::sync::atomic::AtomicBool,
     crash_at: Option<String>,
+}
+
+/// Bumped by every grant write of this process (SQLite's `data_version` only reports other
+/// connections' commits), so every `Grants` of the process re-reads what changed.
+static LOCAL_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Records that this process wrote grant facts.
+pub(crate) fn note_local_write() {
+    LOCAL_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Release);
 }
 
 /// The keychain item names of one grant.
@@ -246,6 +281,7 @@ pub(crate) fn refresh_at(row: &GrantRow) -> Option<OffsetDateTime> {
 impl Grants {
     pub(crate) fn new(
         home_id: String,
+        database: &Path,
         locks_dir: PathBuf,
         config: Arc<Config>,
         store: Arc<Mutex<Store>>,
@@ -267,6 +303,10 @@ impl Grants {
             http,
             flights: Mutex::new(HashMap::new()),
             cache: Mutex::new(HashMap::new()),
+            facts: Mutex::new(FactsCache::default()),
+            watch: Store::open(database).ok().map(|s| Arc::new(Mutex::new(s))),
+            watched_version: Arc::new(std::sync::atomic::AtomicI64::new(-1)),
+            watching: std::sync::atomic::AtomicBool::new(false),
             crash_at,
         }
     }
@@ -350,25 +390,87 @@ impl Grants {
         }
     }
 
+    /// The stored facts of a grant: one cheap `data_version` check per call, a row read only
+    /// when the database changed.
+    fn facts(&self, grant: &str) -> Result<Option<Arc<Facts>>, GrantError> {
+        let epoch = LOCAL_EPOCH.load(std::sync::atomic::Ordering::Acquire);
+        let version = match &self.watch {
+            _ if self.watching.load(std::sync::atomic::Ordering::Acquire) => self
+                .watched_version
+                .load(std::sync::atomic::Ordering::Acquire),
+            Some(watch) => watch
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .data_version()?,
+            // Without a watch connection, re-read every time (correct, slower).
+            None => -1,
+        };
+        let mut cache = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
+        if version < 0 || cache.data_version != version || cache.local_epoch != epoch {
+            cache.grants.clear();
+            cache.data_version = version;
+            cache.local_epoch = epoch;
+        }
+        if let Some(known) = cache.grants.get(grant) {
+            return Ok(known.clone());
+        }
+        let facts = self.db().grant(grant)?.map(|row| {
+            Arc::new(Facts {
+                generation: row.generation,
+                refresh_at: refresh_at(&row),
+                granted: ScopeList::parse(&row.granted_scopes).unwrap_or_default(),
+            })
+        });
+        cache.grants.insert(grant.to_owned(), facts.clone());
+        Ok(facts)
+    }
+
+    /// For long-running processes (the proxy): a thread notices other processes' commits every
+    /// few milliseconds, so requests never touch SQLite while nothing changes. The thread ends
+    /// when this `Grants` is dropped.
+    pub fn watch_in_background(self: &Arc<Self>) {
+        let Some(watch) = self.watch.clone() else {
+            return;
+        };
+        let version = Arc::clone(&self.watched_version);
+        let owner = Arc::downgrade(self);
+        let first = watch
+            .lock()
+            .ok()
+            .and_then(|w| w.data_version().ok())
+            .unwrap_or(-1);
+        version.store(first, std::sync::atomic::Ordering::Release);
+        self.watching
+            .store(true, std::sync::atomic::Ordering::Release);
+        let spawned = std::thread::Builder::new()
+            .name("latch-db-watch".into())
+            .spawn(move || {
+                while owner.strong_count() > 0 {
+                    if let Some(v) = watch.lock().ok().and_then(|w| w.data_version().ok()) {
+                        version.store(v, std::sync::atomic::Ordering::Release);
+                    }
+                    std::thread::sleep(WATCH_EVERY);
+                }
+            });
+        if spawned.is_err() {
+            self.watching
+                .store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
     /// This process's cached token, if the stored grant still says it is fresh: same generation
     /// (no rotation by another process) and before its refresh time.
     fn cached(&self, grant: &str) -> Result<Option<Secret>, GrantError> {
-        let Some(fresh) = self.db().grant_freshness(grant)? else {
+        let Some(facts) = self.facts(grant)? else {
             return Ok(None);
         };
-        let generation = fresh.generation;
-        let row = GrantRow {
-            access_issued_at: fresh.access_issued_at,
-            access_expires_at: fresh.access_expires_at,
-            ..GrantRow::default()
-        };
-        if refresh_at(&row).is_none_or(|at| now() >= at) {
+        if facts.refresh_at.is_none_or(|at| now() >= at) {
             return Ok(None);
         }
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(cache
             .get(grant)
-            .filter(|c| c.generation == generation)
+            .filter(|c| c.generation == facts.generation)
             .map(|c| c.token.clone()))
     }
 
@@ -543,6 +645,7 @@ impl Grants {
 
     fn save(&self, row: &GrantRow) -> Result<(), GrantError> {
         self.db().grant_put(row)?;
+        note_local_write();
         Ok(())
     }
 
@@ -862,11 +965,11 @@ impl Grants {
         if connector.auth != AuthMode::User {
             return Ok(Vec::new());
         }
-        Ok(match self.granted(&connector.provider)? {
-            Some(granted) => connector
+        Ok(match self.facts(&connector.provider)? {
+            Some(facts) => connector
                 .spec
                 .upstream_scopes
-                .minus(&granted)
+                .minus(&facts.granted)
                 .iter()
                 .cloned()
                 .collect(),
@@ -925,6 +1028,7 @@ impl Grants {
         .await
         .map_err(|e| GrantError::Lock(format!("keychain task failed: {e}")))??;
         let existed = self.db().grant_delete(provider_name)?;
+        note_local_write();
         self.forget(provider_name);
         Ok(LogoutOutcome {
             provider: provider_name.to_owned(),

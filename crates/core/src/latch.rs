@@ -715,6 +715,7 @@ impl Latch {
     pub fn grants(&self) -> Arc<crate::grants::Grants> {
         Arc::new(crate::grants::Grants::new(
             self.home_id.clone(),
+            &self.home.database(),
             self.home.locks_dir(),
             Arc::clone(&self.config),
             Arc::clone(&self.store),

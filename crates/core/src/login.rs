@@ -508,6 +508,7 @@ pub async fn login(
         .db()
         .sites_replace(name, &sites)
         .map_err(GrantError::from)?;
+    grants::note_local_write();
 
     let mut bound = Vec::new();
     let mut unbound = Vec::new();

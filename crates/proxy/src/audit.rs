@@ -18,8 +18,13 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
-    /// Starts the writer task.
-    pub fn start(store: Arc<Mutex<Store>>) -> Self {
+    /// Starts the writer task. It writes through its own connection when it can open one, so
+    /// that batches never hold the connection requests use.
+    pub fn start(database: &std::path::Path, shared: Arc<Mutex<Store>>) -> Self {
+        let store = match Store::open(database) {
+            Ok(own) => Arc::new(Mutex::new(own)),
+            Err(_) => shared,
+        };
         let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
         tokio::spawn(async move {
             let mut batch = Vec::new();

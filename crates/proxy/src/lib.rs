@@ -124,13 +124,15 @@ pub async fn start(latch: &Latch, listen: SocketAddr) -> Result<Running, StartEr
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(listen, e))?;
+    let grants = latch.grants();
+    grants.watch_in_background();
     let state = Arc::new(State {
         port: addr.port(),
         config: latch.config_handle(),
-        grants: latch.grants(),
+        grants,
         keys: Arc::new(latch.key_verifier()),
         client: forward::client(),
-        audit: AuditSink::start(latch.store_handle()),
+        audit: AuditSink::start(&latch.home().database(), latch.store_handle()),
         bases: Mutex::new(Default::default()),
         paused: AtomicBool::new(false),
     });

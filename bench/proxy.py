@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Proxy benchmark (not a test): prints figures and ratios from one run.
+
+`make bench-proxy` runs it inside scripts/with-keyring.sh. The same upstream (an nginx instance
+answering a small JSON document on loopback) is reached
+  (a) directly, (b) through Latch (release build, real token from the fixture's OAuth server),
+  (c) through nginx `proxy_pass` with a static Authorization header and upstream keep-alive,
+with wrk: requests/s at 32 connections, and p50/p99 latency at 1 connection. Then 1 GiB is
+streamed through Latch and its peak RSS growth is read from /proc.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LATCH = os.path.join(ROOT, "target", "release", "latch")
+DURATION = os.environ.get("BENCH_DURATION", "8s")
+GIB = 1 << 30
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port):
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def nginx(conf_body):
+    prefix = tempfile.mkdtemp(prefix="latch-bench-nginx-")
+    os.makedirs(os.path.join(prefix, "logs"))
+    conf = os.path.join(prefix, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write("worker_processes 1; daemon off; pid nginx.pid; error_log logs/error.log;\n"
+                "events { worker_connections 4096; }\n"
+                "http { access_log off; " + conf_body + " }\n")
+    return subprocess.Popen(["nginx", "-p", prefix, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wrk(url, connections, headers=()):
+    args = ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", url]
+    for h in headers:
+        args += ["-H", h]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def lat(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        value, unit = float(m.group(1)), m.group(2)
+        return value * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_us": lat(50), "p99_us": lat(99), "non2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+def rss_kib(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "latch"], cwd=ROOT, check=True)
+    up_port, nginx_port = free_port(), free_port()
+    files = tempfile.mkdtemp(prefix="latch-bench-files-")
+    with open(os.path.join(files, "big.bin"), "wb") as f:
+        f.truncate(GIB)  # sparse: 1 GiB served without 1 GiB on disk
+    # nginx workers drop root: let them read it.
+    os.chmod(files, 0o755)
+    os.chmod(os.path.join(files, "big.bin"), 0o644)
+    upstream = nginx(f"server {{ listen 127.0.0.1:{up_port}; "
+                     f"location ~ __bytes$ {{ root {files}; try_files /big.bin =404; }} "
+                     f"location / {{ default_type application/json; "
+                     f"return 200 '{{\"ok\":true,\"source\":\"upstream\"}}'; }} }}")
+    via_nginx = nginx(f"upstream up {{ server 127.0.0.1:{up_port}; keepalive 64; }} "
+                      f"server {{ listen 127.0.0.1:{nginx_port}; location / {{ proxy_pass http://up; "
+                      f"proxy_http_version 1.1; proxy_set_header Connection \"\"; "
+                      f"proxy_set_header Authorization \"Bearer static-token\"; }} }}")
+    redirect = f"http://127.0.0.1:{free_port()}/callback"
+    fixture = subprocess.Popen(["node", os.path.join(ROOT, "tests/fixture/server.js")],
+                               env=dict(os.environ, FIXTURE_REDIRECT_URIS=redirect),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    serve = None
+    try:
+        base = f"http://127.0.0.1:{json.loads(fixture.stdout.readline())['port']}"
+        wait_port(up_port)
+        wait_port(nginx_port)
+        home = tempfile.mkdtemp(prefix="latch-bench-")
+        env = dict(os.environ, LATCH_HOME=home, BROWSER=os.path.join(ROOT, "tests/fixture/browser.sh"))
+
+        def latch(*args, stdin=""):
+            return subprocess.run([LATCH, *args], env=env, input=stdin, capture_output=True, text=True, check=True).stdout
+
+        # OAuth against the fixture; the API gateway is the nginx upstream.
+        latch("provider", "add", "atlassian", "--client-id", "latch-test-client", "--redirect-uri", redirect,
+              "--authorize-url", f"{base}/authorize", "--token-url", f"{base}/oauth/token",
+              "--resources-url", f"{base}/oauth/token/accessible-resources", "--me-url", f"{base}/me",
+              "--api-base", f"http://127.0.0.1:{up_port}", stdin="fixture-client-secret-0a9b8c7d")
+        latch("connector", "add", "jira")
+        latch("login", "atlassian", "--timeout", "60")
+        key = latch("keys", "create", "bench", "--connector", "jira").strip()
+        serve = subprocess.Popen([LATCH, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+        latch_addr = serve.stdout.readline().strip().rsplit("http://", 1)[1]
+        path = "/ex/jira/11111111-2222-3333-4444-555555555555/rest/api/3/myself"
+        direct_url = f"http://127.0.0.1:{up_port}{path}"
+        latch_url = f"http://{latch_addr}/jira/rest/api/3/myself"
+        nginx_url = f"http://127.0.0.1:{nginx_port}{path}"
+        auth = [f"Authorization: Bearer {key}"]
+        urllib.request.urlopen(urllib.request.Request(latch_url, headers={"Authorization": f"Bearer {key}"})).read()
+
+        rss_idle = rss_kib(serve.pid, "VmRSS")
+        if os.environ.get("BENCH_PERF"):
+            rec = subprocess.Popen(["perf", "record", "-g", "-o", "/tmp/latch.perf", "-p", str(serve.pid)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wrk(latch_url, 32, auth)
+            rec.send_signal(2)
+            rec.wait()
+        results = {}
+        for name, url, headers in [("direct", direct_url, []), ("latch", latch_url, auth), ("nginx", nginx_url, [])]:
+            results[name] = {"throughput": wrk(url, 32, headers), "latency": wrk(url, 1, headers)}
+        rss_after_load = rss_kib(serve.pid, "VmHWM")
+        refusal = wrk(f"http://{latch_addr}/jira/rest/api/3/myself", 32)
+        results_refusal = refusal["rps"]
+
+        start = time.perf_counter()
+        got = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", auth[0],
+                              f"http://{latch_addr}/jira/__bytes"], check=True, capture_output=True, text=True).stdout
+        if got != f"200 {GIB}":
+            raise RuntimeError(f"the 1 GiB download through Latch failed: {got}")
+        download_s = time.perf_counter() - start
+        hwm_before_stream = rss_after_load
+        rss_peak = rss_kib(serve.pid, "VmHWM")
+
+        d, l, n = results["direct"], results["latch"], results["nginx"]
+        print(f"proxy benchmark: wrk -t1, {DURATION} per run, upstream = nginx static JSON on loopback, "
+              f"Latch release build ({os.cpu_count()} cores shared by wrk, upstream, proxy)")
+        print(f"{'':8} {'req/s @32c':>12} {'p50 @1c':>10} {'p99 @1c':>10} {'non-2xx':>8}")
+        for name, r in results.items():
+            print(f"{name:8} {r['throughput']['rps']:12.0f} {r['latency']['p50_us']:8.0f}us {r['latency']['p99_us']:8.0f}us "
+                  f"{r['throughput']['non2xx'] + r['latency']['non2xx']:8d}")
+        print(f"latch refusing (401, no upstream): {results_refusal:.0f} req/s")
+        print(f"latch/direct throughput = {l['throughput']['rps'] / d['throughput']['rps']:.2f}; "
+              f"latch/nginx throughput = {l['throughput']['rps'] / n['throughput']['rps']:.2f}")
+        print(f"added p50 latency over direct: latch {l['latency']['p50_us'] - d['latency']['p50_us']:.0f} us, "
+              f"nginx {n['latency']['p50_us'] - d['latency']['p50_us']:.0f} us")
+        print(f"latch RSS: idle {rss_idle / 1024:.1f} MiB, peak after load {rss_after_load / 1024:.1f} MiB, "
+              f"peak after streaming 1 GiB {rss_peak / 1024:.1f} MiB "
+              f"(growth while streaming {(rss_peak - hwm_before_stream) / 1024:.1f} MiB; "
+              f"1 GiB in {download_s:.1f} s = {GIB / download_s / 1e6:.0f} MB/s)")
+    finally:
+        for p in (serve, fixture, upstream, via_nginx):
+            if p:
+                p.terminate()
+
+
+if __name__ == "__main__":
+    main()
