@@ -594,3 +594,43 @@ fn service_accounts_and_static_credentials_share_the_interface() {
         .clone();
     assert_eq!(ops["state"], "ok");
 }
+
+/// The scheduler of `latch serve` rotates a refresh token that has been idle for a week, long
+/// before the 90-day inactivity expiry, and refreshes access tokens about to expire.
+#[test]
+fn the_scheduler_keeps_idle_grants_alive() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let db = rusqlite::Connection::open(home.file("latch.db")).unwrap();
+    db.execute(
+        "UPDATE grants SET refreshed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-10 days')",
+        [],
+    )
+    .unwrap();
+    let latch = latch_core::Latch::open(
+        latch_core::home::Home::at(home.path()),
+        Arc::new(latch_keychain::Keychain::new()),
+    )
+    .unwrap();
+    let grants = latch.grants();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(latch_core::schedule::tick(&grants));
+    assert_eq!(
+        fixture.refresh_calls(),
+        1,
+        "the idle refresh token was rotated"
+    );
+    runtime.block_on(latch_core::schedule::tick(&grants));
+    assert_eq!(fixture.refresh_calls(), 1, "and not again while fresh");
+    home.expire_access();
+    runtime.block_on(latch_core::schedule::tick(&grants));
+    assert_eq!(
+        fixture.refresh_calls(),
+        2,
+        "an expiring access token is refreshed ahead"
+    );
+    assert!(fixture.token_works(&token_of(&home, "jira")));
+}

@@ -39,6 +39,12 @@ impl Failure {
         }
     }
 
+    /// `latch doctor` could not run at all: exit 2 whatever the cause (1 means "unhealthy").
+    pub(crate) fn doctor(inner: impl Into<Failure>) -> Self {
+        let inner = inner.into();
+        Self { code: 2, ..inner }
+    }
+
     pub(crate) fn report(self, json: bool) -> ExitCode {
         if json {
             let body = serde_json::json!({

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod connector;
+mod doctor;
 mod exit;
 mod input;
 mod keys;
@@ -56,6 +57,8 @@ enum Command {
     Exec(serve::ExecCmd),
     /// Requests that went through the proxy.
     Audit(keys::AuditCmd),
+    /// Run every health check; explain each finding with its fix (exit 1 when unhealthy).
+    Doctor(doctor::DoctorCmd),
 }
 
 fn main() -> ExitCode {
@@ -69,8 +72,15 @@ fn main() -> ExitCode {
         Command::Logout(c) => c.json,
         Command::Keys(c) => c.json(),
         Command::Audit(c) => c.json,
+        Command::Doctor(c) => c.json,
         Command::Token(_) | Command::Credential(_) | Command::Serve(_) | Command::Exec(_) => false,
     };
+    if let Command::Doctor(cmd) = cli.command {
+        return match cmd.run() {
+            Ok(code) => code,
+            Err(failure) => failure.report(json),
+        };
+    }
     let result = match cli.command {
         Command::Provider(cmd) => cmd.run(),
         Command::Connector(cmd) => cmd.run(),
@@ -84,6 +94,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => cmd.run(),
         Command::Exec(cmd) => cmd.run(),
         Command::Audit(cmd) => cmd.run(),
+        Command::Doctor(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

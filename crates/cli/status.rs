@@ -36,6 +36,22 @@ impl Cmd {
             if !p.requested_scope_string.is_empty() {
                 println!("  scope= {}", p.requested_scope_string);
             }
+            if let Some(g) = &p.grant {
+                let who = g
+                    .account_name
+                    .clone()
+                    .or_else(|| g.account_email.clone())
+                    .unwrap_or_default();
+                println!(
+                    "  signed in as {who} · access token until {} · last refresh {} · {}",
+                    g.access_expires_at.as_deref().unwrap_or("-"),
+                    g.refreshed_at.as_deref().unwrap_or("never"),
+                    g.state
+                );
+                if let Some(err) = &g.last_error {
+                    println!("  last error: {err}");
+                }
+            }
         }
         println!();
         let rows: Vec<Vec<String>> = report

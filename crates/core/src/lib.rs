@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod doctor;
 mod error;
 pub mod finding;
 pub mod grants;

@@ -122,7 +122,8 @@ impl LoginError {
         match self {
             Self::PortBusy { .. } => "port_busy",
             Self::Timeout(_) => "login_timeout",
-            Self::Denied { .. } => "consent_denied",
+            Self::Denied { code, .. } if code == "access_denied" => "consent_denied",
+            Self::Denied { .. } => "consent_failed",
             Self::Exchange { .. } => "code_exchange_failed",
             Self::Setup { .. } => "misconfigured",
             Self::Grant(e) => e.code(),
@@ -176,6 +177,17 @@ fn denied(code: &str, description: Option<&str>, scopes: &ScopeList, redirect: &
         code: code.to_owned(),
         message,
         fix,
+    }
+}
+
+/// The OAuth `error` code of a declined or failed consent, when there was one.
+impl LoginError {
+    /// `access_denied`, `server_error`, … for consent failures.
+    pub fn oauth_code(&self) -> Option<&str> {
+        match self {
+            Self::Denied { code, .. } => Some(code),
+            _ => None,
+        }
     }
 }
 
@@ -274,8 +286,31 @@ fn html_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Runs the consent and stores the grant. See the module docs.
+/// The `meta` key under which the last failed sign-in of a provider is kept for `latch doctor`.
+pub fn last_error_key(provider: &str) -> String {
+    format!("last_login_error:{provider}")
+}
+
+/// Runs the consent and stores the grant. See the module docs. A failure is remembered (code
+/// and message, secret-free) so that `latch doctor` can explain it later.
 pub async fn login(
+    latch: &mut Latch,
+    options: &LoginOptions,
+    browser: &dyn Browser,
+    progress: &dyn LoginProgress,
+    picker: Option<&dyn SitePicker>,
+) -> Result<LoginOutcome, LoginError> {
+    let result = run_login(latch, options, browser, progress, picker).await;
+    let key = last_error_key(&options.provider);
+    let record = match &result {
+        Ok(_) => None,
+        Err(err) => Some(format!("{}\t{}\t{}", err.code(), crate::now_rfc3339(), err)),
+    };
+    let _ = latch.db().meta_set(&key, record.as_deref());
+    result
+}
+
+async fn run_login(
     latch: &mut Latch,
     options: &LoginOptions,
     browser: &dyn Browser,

@@ -219,6 +219,21 @@ impl Store {
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
     }
 
+    /// Sets a value in the `meta` table (`None` deletes it).
+    pub fn meta_set(&self, key: &str, value: Option<&str>) -> Result<()> {
+        match value {
+            Some(v) => self.conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [key, v],
+            )?,
+            None => self
+                .conn
+                .execute("DELETE FROM meta WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
     /// Records a provider (idempotent).
     pub fn provider_upsert(&self, name: &str, now: &str) -> Result<()> {
         self.conn.execute(

@@ -1,0 +1,434 @@
+//! `latch doctor`: each finding produced for real (fixture authorization server, real keychain,
+//! real SQLite, real ports), its absence when healthy, the JSON schema, and the HTML report in
+//! headless Chromium.
+
+use std::process::Command;
+
+use crate::support::{stderr, stdout, Fixture, Home, CLIENT_ID, CLIENT_SECRET};
+
+fn doctor(home: &Home, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut full = vec!["doctor", "--json"];
+    full.extend_from_slice(args);
+    let out = home.run(&full, "");
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("doctor: {}{}", stdout(&out), stderr(&out)));
+    (out.status.code(), json)
+}
+
+fn codes(report: &serde_json::Value) -> Vec<String> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn signed_in(fixture: &Fixture) -> Home {
+    let home = Home::with_fixture_provider(fixture);
+    let out = home.login();
+    assert!(out.status.success(), "{}", stderr(&out));
+    home
+}
+
+const PROBLEMS: &[&str] = &[
+    "authorize_audience_missing",
+    "consent_failed",
+    "callback_mismatch_suspected",
+    "needs_login",
+    "needs_step_up",
+    "refresh_failing",
+    "provider_mapping_wrong",
+    "keychain_unreachable",
+    "proxy_port_busy",
+    "clock_skew",
+    "inactivity_expiry_near",
+    "absolute_expiry_near",
+    "scopes_no_longer_required",
+    "probe_failed",
+    "mixed_classic_granular",
+    "bitbucket_scope_on_atlassian",
+    "missing_offline_access",
+    "unknown_scope",
+];
+
+#[test]
+fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let report_path = home.file("report.html");
+    let (code, report) = doctor(
+        &home,
+        &["--probe", "--report", report_path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{report}");
+    let found = codes(&report);
+    for problem in PROBLEMS {
+        assert!(
+            !found.contains(&problem.to_string()),
+            "{problem} in a healthy report: {report}"
+        );
+    }
+    let keys: Vec<_> = report.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(
+        keys,
+        [
+            "schema",
+            "generated_at",
+            "home",
+            "healthy",
+            "summary",
+            "connectors",
+            "findings"
+        ]
+    );
+    assert_eq!(report["schema"], "latch.doctor/v1");
+    let connector: Vec<_> = report["connectors"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        connector,
+        [
+            "name",
+            "type",
+            "provider",
+            "auth",
+            "state",
+            "account",
+            "site",
+            "required",
+            "requested",
+            "granted",
+            "missing",
+            "extra",
+            "access_expires_at",
+            "last_rotation",
+            "idle_days",
+            "inactivity_expires_at",
+            "absolute_expires_at",
+            "last_error",
+            "consecutive_failures",
+            "probe",
+        ]
+    );
+    assert_eq!(report["connectors"][0]["probe"]["status"], 200);
+    let callback = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "callback_url")
+        .unwrap()
+        .clone();
+    assert!(callback["message"]
+        .as_str()
+        .unwrap()
+        .contains(&fixture.redirect_uri));
+
+    // The admin report renders in a real browser with one row per connector; no secret in it.
+    let html = std::fs::read_to_string(&report_path).unwrap();
+    for token in fixture.issued() {
+        assert!(!html.contains(&token));
+    }
+    assert!(!html.contains(CLIENT_SECRET));
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", report_path.display()))
+        .output()
+        .unwrap();
+    let dom = stdout(&out);
+    assert!(
+        dom.contains("data-connector=\"jira\"") && dom.contains("data-connector=\"confluence\""),
+        "{dom}"
+    );
+    assert_eq!(dom.matches("data-state=\"ok\"").count(), 2, "{dom}");
+    assert!(dom.contains("id=\"verdict\">healthy<"), "{dom}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.file("report.json")).unwrap()).unwrap();
+    assert_eq!(json["schema"], "latch.doctor/v1");
+}
+
+#[test]
+fn dead_family_missing_scope_extra_scope_and_expiries_are_found() {
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_provider(&fixture);
+    fixture.control(serde_json::json!({ "drop_scopes": ["write:confluence-content"] }));
+    assert!(home.login().status.success());
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        codes(&report).contains(&"needs_step_up".to_owned()),
+        "{report}"
+    );
+
+    // Least privilege: a removed connector leaves granted scopes nobody needs.
+    home.ok(&["connector", "remove", "confluence"], "");
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(0), "a warning is not an error: {report}");
+    assert!(codes(&report).contains(&"scopes_no_longer_required".to_owned()));
+
+    // Idle for 80 days, consented 350 days ago.
+    let db = rusqlite::Connection::open(home.file("latch.db")).unwrap();
+    db.execute(
+        "UPDATE grants SET refreshed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-80 days'),
+                           obtained_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-350 days')",
+        [],
+    )
+    .unwrap();
+    let (_, report) = doctor(&home, &[]);
+    let found = codes(&report);
+    assert!(
+        found.contains(&"inactivity_expiry_near".to_owned()),
+        "{report}"
+    );
+    assert!(
+        found.contains(&"absolute_expiry_near".to_owned()),
+        "{report}"
+    );
+
+    // A stale, rotated-away refresh token.
+    fixture.revoke_all();
+    home.expire_access();
+    assert_eq!(home.token("jira").status.code(), Some(6));
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        codes(&report).contains(&"needs_login".to_owned()),
+        "{report}"
+    );
+}
+
+#[test]
+fn identity_provider_errors_are_explained() {
+    let fixture = Fixture::start();
+    let home = Home::new();
+    crate::support::require_secret_service();
+    let b = &fixture.base;
+    // A hand-made Atlassian provider that forgot `audience` (the seed's first troubleshooting row).
+    let manifest = home.file("no-audience.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"[providers.atl-custom]
+display_name = "Atlassian without audience"
+vocabulary = "atlassian"
+client_type = "confidential"
+token_request = "json"
+authorize_url = "{b}/authorize"
+token_url = "{b}/oauth/token"
+api_base = "{b}"
+needs_offline_access = true
+authorize_params = {{ prompt = "consent" }}
+
+[connectors.jira-custom]
+display_name = "Jira (custom)"
+provider = "atl-custom"
+upstream_scopes = ["read:me", "read:jira-work", "offline_access"]
+api_base = "{{api_base}}/ex/jira/{{cloud_id}}"
+auth_modes = ["user"]
+probe = {{ method = "GET", path = "/rest/api/3/myself" }}
+"#
+        ),
+    )
+    .unwrap();
+    home.ok(&["manifest", "add", manifest.to_str().unwrap()], "");
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "atl-custom",
+            "--client-id",
+            CLIENT_ID,
+            "--redirect-uri",
+            &fixture.redirect_uri,
+        ],
+        CLIENT_SECRET,
+    );
+    home.ok(&["connector", "add", "jira-custom"], "");
+    let out = crate::support::run_with_stdin(
+        home.browser_cmd(&["login", "atl-custom", "--timeout", "60"]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("audience=api.atlassian.com"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(1));
+    let found = codes(&report);
+    assert!(
+        found.contains(&"authorize_audience_missing".to_owned()),
+        "{report}"
+    );
+    assert!(found.contains(&"consent_failed".to_owned()), "{report}");
+
+    // A callback the provider does not know: the browser never comes back.
+    let other = format!("http://127.0.0.1:{}/callback", crate::support::free_port());
+    let home2 = Home::new();
+    home2.ok(
+        &[
+            "provider",
+            "add",
+            "atlassian",
+            "--client-id",
+            CLIENT_ID,
+            "--redirect-uri",
+            &other,
+            "--authorize-url",
+            &format!("{b}/authorize"),
+            "--token-url",
+            &format!("{b}/oauth/token"),
+            "--api-base",
+            b,
+        ],
+        CLIENT_SECRET,
+    );
+    home2.ok(&["connector", "add", "jira"], "");
+    let out = crate::support::run_with_stdin(
+        home2.browser_cmd(&["login", "atlassian", "--timeout", "3"]),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let (_, report) = doctor(&home2, &[]);
+    let suspected = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "callback_mismatch_suspected")
+        .cloned();
+    let suspected = suspected.unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        suspected["fix"].as_str().unwrap().contains(&other),
+        "the exact URI to register: {suspected}"
+    );
+}
+
+#[test]
+fn wrong_mapping_lint_keychain_port_clock_and_probe_are_found() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let b = &fixture.base;
+    // A connector attached to the wrong kind of provider.
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "bitbucket",
+            "--client-id",
+            CLIENT_ID,
+            "--redirect-uri",
+            &fixture.redirect_uri,
+            "--authorize-url",
+            &format!("{b}/authorize"),
+            "--token-url",
+            &format!("{b}/oauth/token"),
+        ],
+        CLIENT_SECRET,
+    );
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "jira-bb",
+            "--type",
+            "jira",
+            "--provider",
+            "bitbucket",
+        ],
+        "",
+    );
+    // A manifest connector breaking the scope rules.
+    let manifest = home.file("lint.toml");
+    std::fs::write(
+        &manifest,
+        r#"[connectors.messy]
+display_name = "Messy"
+provider = "atlassian"
+upstream_scopes = ["read:jira-work", "read:issue:jira", "pullrequest", "read:jira-wrok"]
+api_base = "{api_base}/ex/jira/{cloud_id}"
+auth_modes = ["user"]
+probe = { method = "GET", path = "/rest/api/3/myself" }
+"#,
+    )
+    .unwrap();
+    home.ok(&["manifest", "add", manifest.to_str().unwrap()], "");
+    home.ok(&["connector", "add", "messy"], "");
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(1));
+    let found = codes(&report);
+    for expected in [
+        "provider_mapping_wrong",
+        "atlassian_scope_on_bitbucket",
+        "mixed_classic_granular",
+        "bitbucket_scope_on_atlassian",
+        "missing_offline_access",
+        "unknown_scope",
+    ] {
+        assert!(found.contains(&expected.to_owned()), "{expected}: {report}");
+    }
+    home.ok(&["connector", "remove", "messy"], "");
+    home.ok(&["connector", "remove", "jira-bb"], "");
+
+    // The proxy port held by another program; then by a Latch proxy.
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let (_, report) = doctor(&home, &[]);
+    assert!(
+        codes(&report).contains(&"proxy_port_busy".to_owned()),
+        "{report}"
+    );
+    drop(squatter);
+
+    // The clock: the provider's runs ten minutes ahead.
+    fixture.control(serde_json::json!({ "date_skew_secs": 600 }));
+    let (_, report) = doctor(&home, &[]);
+    assert!(
+        codes(&report).contains(&"clock_skew".to_owned()),
+        "{report}"
+    );
+    fixture.control(serde_json::json!({ "date_skew_secs": 0 }));
+
+    // The probe: the gateway refuses.
+    fixture.control(serde_json::json!({ "gateway_status": 403 }));
+    let (code, report) = doctor(&home, &["--probe"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        codes(&report).contains(&"probe_failed".to_owned()),
+        "{report}"
+    );
+    fixture.control(serde_json::json!({ "gateway_status": 0 }));
+
+    // No keychain: one clear finding (status and doctor still run).
+    let mut cmd = home.cmd(&["doctor", "--json"]);
+    cmd.env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("DISPLAY");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        codes(&report).contains(&"keychain_unreachable".to_owned()),
+        "{report}"
+    );
+}
+
+#[test]
+fn doctor_exits_2_when_it_cannot_run() {
+    let home = Home::new();
+    std::fs::write(home.file("latch.toml"), "[proxy\n").unwrap();
+    let out = home.run(&["doctor"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
