@@ -110,11 +110,19 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
             "inactivity_expires_at",
             "absolute_expires_at",
             "last_error",
+            "last_failure_at",
             "consecutive_failures",
             "probe",
         ]
     );
     assert_eq!(report["connectors"][0]["probe"]["status"], 200);
+    // The last probe is kept: a later report without --probe still shows it.
+    let (_, later) = doctor(&home, &[]);
+    assert_eq!(later["connectors"][0]["probe"]["status"], 200);
+    assert_eq!(
+        later["connectors"][0]["probe"]["at"],
+        report["connectors"][0]["probe"]["at"]
+    );
     let callback = report["findings"]
         .as_array()
         .unwrap()

@@ -98,15 +98,20 @@ pub struct ConnectorHealth {
     pub absolute_expires_at: Option<String>,
     /// Last error.
     pub last_error: Option<String>,
+    /// When the last refresh failed.
+    pub last_failure_at: Option<String>,
     /// Consecutive refresh failures.
     pub consecutive_failures: i64,
-    /// The health probe, with `--probe`.
+    /// The health probe: run now with `--probe`, else the last stored result.
     pub probe: Option<ProbeResult>,
 }
 
 /// A health probe's outcome.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub struct ProbeResult {
+    /// When it ran.
+    #[serde(default)]
+    pub at: String,
     /// `GET /rest/api/3/myself` and the like.
     pub request: String,
     /// HTTP status, when an answer came.
@@ -123,6 +128,14 @@ fn finding(code: &str, severity: Severity, subject: String, message: String, fix
     Finding::new(code, severity, subject, message, fix)
 }
 
+/// Adds a finding unless the same one is already there (several connectors of one provider
+/// report the provider's problems once).
+fn push_unique(findings: &mut Vec<Finding>, f: Finding) {
+    if !findings.contains(&f) {
+        findings.push(f);
+    }
+}
+
 /// Runs every check. `probe` also calls each connector's health probe upstream.
 pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
     let status: StatusReport = latch.status()?;
@@ -130,9 +143,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
     let grants = latch.grants();
     let mut findings: Vec<Finding> = Vec::new();
     for f in status.providers.iter().flat_map(|p| &p.findings) {
-        if !findings.contains(f) {
-            findings.push(f.clone());
-        }
+        push_unique(&mut findings, f.clone());
     }
 
     for provider in &config.providers {
@@ -312,9 +323,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
     for (c, s) in config.connectors.iter().zip(&status.connectors) {
         let subject = format!("connector:{}", c.name);
         for f in &s.findings {
-            if !findings.contains(f) {
-                findings.push(f.clone());
-            }
+            push_unique(&mut findings, f.clone());
         }
         // Provider mapping: a connector's vocabulary must be its provider's.
         let expected = config
@@ -412,9 +421,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                 ),
                 "least privilege: `latch login PROVIDER` re-consents with only what the connectors need",
             );
-            if !findings.contains(&f) {
-                findings.push(f);
-            }
+            push_unique(&mut findings, f);
         }
         let provider_spec = config.provider(&c.provider).map(|p| &p.spec);
         let last_rotation = row
@@ -454,9 +461,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                     ),
                     "keep `latch serve` (or the desktop app) running, which rotates idle tokens, or run `latch token CONNECTOR` now",
                 );
-                if !findings.contains(&f) {
-                    findings.push(f);
-                }
+                push_unique(&mut findings, f);
             }
         }
         if let Some(expires) = absolute_expires {
@@ -471,17 +476,26 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                     ),
                     "sign in again before then: `latch login PROVIDER`",
                 );
-                if !findings.contains(&f) {
-                    findings.push(f);
-                }
+                push_unique(&mut findings, f);
             }
         }
+        let probe_key = format!("last_probe:{}", c.name);
         let probe_result = if probe && s.state == ConnectorState::Ok {
-            Some(run_probe(&grants, c).await)
+            let result = run_probe(&grants, c).await;
+            // Kept in SQLite (non-secret) so later reports show the last probe.
+            if let Ok(json) = serde_json::to_string(&result) {
+                let _ = latch.db().meta_set(&probe_key, Some(&json));
+            }
+            Some(result)
         } else {
-            None
+            latch
+                .db()
+                .meta(&probe_key)
+                .ok()
+                .flatten()
+                .and_then(|json| serde_json::from_str(&json).ok())
         };
-        if let Some(p) = &probe_result {
+        if let Some(p) = probe_result.as_ref().filter(|_| probe) {
             if !p.ok {
                 findings.push(finding(
                     "probe_failed",
@@ -527,6 +541,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
             inactivity_expires_at: inactivity_expires.map(crate::grants::fmt_time),
             absolute_expires_at: absolute_expires.map(crate::grants::fmt_time),
             last_error: row.as_ref().and_then(|r| r.last_error.clone()),
+            last_failure_at: row.as_ref().and_then(|r| r.last_failure_at.clone()),
             consecutive_failures: row.as_ref().map_or(0, |r| r.consecutive_failures),
             probe: probe_result,
         });
@@ -587,7 +602,9 @@ async fn run_probe(
         connector.spec.probe.method, connector.spec.probe.path
     );
     let started = std::time::Instant::now();
+    let at = crate::now_rfc3339();
     let fail = |error: String| ProbeResult {
+        at: at.clone(),
         request: request.clone(),
         status: None,
         ok: false,
@@ -616,6 +633,7 @@ async fn run_probe(
         .await;
     match sent {
         Ok(response) => ProbeResult {
+            at: at.clone(),
             request,
             status: Some(response.status().as_u16()),
             ok: response.status().is_success(),

@@ -179,6 +179,18 @@ impl Latch {
         crate::grants::client_secret_key(&self.home_id, provider)
     }
 
+    fn unknown_connector(&self, name: &str) -> Error {
+        Error::UnknownConnector {
+            name: name.to_owned(),
+            known: self
+                .config
+                .connectors
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+        }
+    }
+
     fn provider_or_err(&self, name: &str) -> Result<&Provider> {
         self.config
             .provider(name)
@@ -451,15 +463,7 @@ impl Latch {
     /// Removes a connector; scopes no other connector asks for leave the provider's request.
     pub fn remove_connector(&mut self, name: &str) -> Result<ConnectorRemoved> {
         let Some(connector) = self.config.connector(name).cloned() else {
-            return Err(Error::UnknownConnector {
-                name: name.to_owned(),
-                known: self
-                    .config
-                    .connectors
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect(),
-            });
+            return Err(self.unknown_connector(name));
         };
         let before = self.scope_request(&connector.provider).scopes();
         let mut edit = self.config.edit()?;
@@ -731,15 +735,7 @@ impl Latch {
         secret: Secret,
     ) -> Result<CredentialStored> {
         let Some(c) = self.config.connector(connector).cloned() else {
-            return Err(Error::UnknownConnector {
-                name: connector.to_owned(),
-                known: self
-                    .config
-                    .connectors
-                    .iter()
-                    .map(|c| c.name.clone())
-                    .collect(),
-            });
+            return Err(self.unknown_connector(connector));
         };
         if c.auth == AuthMode::User {
             return Err(Error::Invalid {
@@ -814,15 +810,7 @@ impl Latch {
         }
         for c in connectors {
             if self.config.connector(c).is_none() {
-                return Err(Error::UnknownConnector {
-                    name: c.clone(),
-                    known: self
-                        .config
-                        .connectors
-                        .iter()
-                        .map(|c| c.name.clone())
-                        .collect(),
-                });
+                return Err(self.unknown_connector(c));
             }
         }
         if self

@@ -546,24 +546,8 @@ impl Store {
     }
 
     /// Appends an audit row.
-    pub fn audit_insert(&self, row: &AuditRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO audit (at, key_name, connector, method, path, status, bytes, latency_us,
-                 refreshed)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                row.at,
-                row.key_name,
-                row.connector,
-                row.method,
-                row.path,
-                row.status,
-                row.bytes,
-                row.latency_us,
-                row.refreshed
-            ],
-        )?;
-        Ok(())
+    pub fn audit_insert(&mut self, row: &AuditRow) -> Result<()> {
+        self.audit_insert_batch(std::slice::from_ref(row))
     }
 
     /// Audit rows since a time (RFC 3339, inclusive), oldest first.
