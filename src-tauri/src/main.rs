@@ -41,8 +41,39 @@ fn status() -> Result<StatusReport, IpcError> {
     Ok(open_latch()?.status()?)
 }
 
+/// The proxy and the refresh scheduler run inside the app, as `latch serve` does for headless
+/// use; the cross-process rules (one refresh per grant, file locks) hold if the CLI runs too.
+async fn serve_in_background() {
+    let latch = match open_latch() {
+        Ok(latch) => latch,
+        Err(err) => {
+            eprintln!(
+                "latch-desktop: not serving the proxy: {} ({})",
+                err.message, err.code
+            );
+            return;
+        }
+    };
+    let listen = latch.config().listen;
+    match latch_proxy::start(&latch, listen).await {
+        Ok(proxy) => {
+            eprintln!("latch-desktop: proxy on http://{}", proxy.addr);
+            latch_core::schedule::run(Arc::clone(proxy.grants())).await;
+        }
+        Err(err) => {
+            // Another Latch (`latch serve`) may hold the port: keep grants alive anyway.
+            eprintln!("latch-desktop: proxy not started: {err}");
+            latch_core::schedule::run(latch.grants()).await;
+        }
+    }
+}
+
 fn main() {
     let result = tauri::Builder::default()
+        .setup(|_app| {
+            tauri::async_runtime::spawn(serve_in_background());
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![status])
         .run(tauri::generate_context!());
     if let Err(err) = result {
