@@ -649,6 +649,32 @@ impl Grants {
         Ok(())
     }
 
+    /// Records a failure on the grant and returns the error to hand back.
+    fn failed(
+        &self,
+        row: GrantRow,
+        grant: &str,
+        provider: &str,
+        new_state: &str,
+        reason: String,
+    ) -> GrantError {
+        if let Err(err) = self.fail(row, new_state, reason.clone()) {
+            return err;
+        }
+        if new_state == state::NEEDS_LOGIN {
+            GrantError::NeedsLogin {
+                grant: grant.to_owned(),
+                provider: provider.to_owned(),
+                reason,
+            }
+        } else {
+            GrantError::RefreshFailing {
+                grant: grant.to_owned(),
+                reason,
+            }
+        }
+    }
+
     fn fail(&self, mut row: GrantRow, new_state: &str, reason: String) -> Result<(), GrantError> {
         row.state = new_state.to_owned();
         row.last_error = Some(reason);
@@ -665,12 +691,7 @@ impl Grants {
         let rt_key = refresh_token_key(&self.home_id, grant);
         let Some(refresh_token) = self.secret(rt_key.clone()).await? else {
             let reason = "no refresh token is stored for it".to_owned();
-            self.fail(row, state::NEEDS_LOGIN, reason.clone())?;
-            return Err(GrantError::NeedsLogin {
-                grant: grant.to_owned(),
-                provider: provider.name.clone(),
-                reason,
-            });
+            return Err(self.failed(row, grant, &provider.name, state::NEEDS_LOGIN, reason));
         };
         let interrupted = row.refresh_started_at.is_some();
         row.refresh_started_at = Some(fmt_time(now()));
@@ -716,20 +737,17 @@ impl Grants {
                         "; an earlier refresh was interrupted after the provider rotated the token",
                     );
                 }
-                self.fail(row, state::NEEDS_LOGIN, reason.clone())?;
-                return Err(GrantError::NeedsLogin {
-                    grant: grant.to_owned(),
-                    provider: provider.name.clone(),
-                    reason,
-                });
+                return Err(self.failed(row, grant, &provider.name, state::NEEDS_LOGIN, reason));
             }
             Err(err) => {
                 let reason = err.to_string();
-                self.fail(row, state::REFRESH_FAILING, reason.clone())?;
-                return Err(GrantError::RefreshFailing {
-                    grant: grant.to_owned(),
+                return Err(self.failed(
+                    row,
+                    grant,
+                    &provider.name,
+                    state::REFRESH_FAILING,
                     reason,
-                });
+                ));
             }
         };
         self.crash_point("after_response");
@@ -792,20 +810,11 @@ impl Grants {
             Ok(tokens) => self.store_tokens(grant, row, tokens, None).await,
             Err(err @ (TokenError::InvalidGrant { .. } | TokenError::Rejected { .. })) => {
                 let reason = err.to_string();
-                self.fail(row, state::NEEDS_LOGIN, reason.clone())?;
-                Err(GrantError::NeedsLogin {
-                    grant: grant.to_owned(),
-                    provider: provider.name.clone(),
-                    reason,
-                })
+                Err(self.failed(row, grant, &provider.name, state::NEEDS_LOGIN, reason))
             }
             Err(err) => {
                 let reason = err.to_string();
-                self.fail(row, state::REFRESH_FAILING, reason.clone())?;
-                Err(GrantError::RefreshFailing {
-                    grant: grant.to_owned(),
-                    reason,
-                })
+                Err(self.failed(row, grant, &provider.name, state::REFRESH_FAILING, reason))
             }
         }
     }
