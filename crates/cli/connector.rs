@@ -102,14 +102,15 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     if args.json {
         return print_json(&added);
     }
-    println!(
+    say!(
         "Added connector `{}` (provider `{}`).",
-        added.name, added.provider
+        added.name,
+        added.provider
     );
     if added.diff.added.is_empty() && added.diff.shared.is_empty() {
-        println!("It needs no OAuth scopes.");
+        say!("It needs no OAuth scopes.");
     } else {
-        println!("Scope request of `{}` after the merge:", added.provider);
+        say!("Scope request of `{}` after the merge:", added.provider);
         for entry in added.requested.entries() {
             let mark = if added.diff.added.contains(&entry.scope) {
                 "+"
@@ -126,22 +127,24 @@ fn add(args: AddArgs) -> Result<(), Failure> {
                     format!("provider, {by}")
                 };
             }
-            println!("  {mark} {:<36} ({by})", entry.scope.as_str());
+            say!("  {mark} {:<36} ({by})", entry.scope.as_str());
         }
-        println!(
+        say!(
             "  (+ added by this connector, = already requested and now shared; {} new, {} shared)",
             added.diff.added.len(),
             added.diff.shared.len()
         );
     }
     for finding in &added.findings {
-        println!(
+        say!(
             "{:?}: {}\n  fix: {}",
-            finding.severity, finding.message, finding.fix
+            finding.severity,
+            finding.message,
+            finding.fix
         );
     }
     if added.needs_step_up {
-        println!(
+        say!(
             "The current sign-in lacks the new scopes: sign in again to consent to them \
              (`latch login {}`).",
             added.provider
@@ -156,18 +159,18 @@ fn remove(name: &str, json: bool) -> Result<(), Failure> {
     if json {
         return print_json(&removed);
     }
-    println!("Removed connector `{}`.", removed.name);
+    say!("Removed connector `{}`.", removed.name);
     if removed.no_longer_requested.is_empty() {
-        println!("Every scope it needed is still needed by another connector.");
+        say!("Every scope it needed is still needed by another connector.");
     } else {
-        println!(
+        say!(
             "No connector of `{}` requests these any more:",
             removed.provider
         );
         for scope in &removed.no_longer_requested {
-            println!("  - {scope}");
+            say!("  - {scope}");
         }
-        println!("The next sign-in asks for less; until then the grant keeps them.");
+        say!("The next sign-in asks for less; until then the grant keeps them.");
     }
     Ok(())
 }
@@ -179,7 +182,7 @@ fn list(json: bool) -> Result<(), Failure> {
         return print_json(&status.connectors);
     }
     if status.connectors.is_empty() {
-        println!("No connectors yet. Add one: latch connector add jira --provider atlassian");
+        say!("No connectors yet. Add one: latch connector add jira --provider atlassian");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = status

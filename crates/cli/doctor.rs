@@ -57,9 +57,12 @@ impl DoctorCmd {
                     latch_core::finding::Severity::Warning => "! warning",
                     latch_core::finding::Severity::Info => "· info",
                 };
-                println!(
+                say!(
                     "{mark} [{}] {}: {}\n    fix: {}",
-                    f.code, f.subject, f.message, f.fix
+                    f.code,
+                    f.subject,
+                    f.message,
+                    f.fix
                 );
             }
             for c in &report.connectors {
@@ -74,9 +77,9 @@ impl DoctorCmd {
                         )
                     })
                     .unwrap_or_default();
-                println!("connector {}: {}{probe}", c.name, c.state.as_str());
+                say!("connector {}: {}{probe}", c.name, c.state.as_str());
             }
-            println!(
+            say!(
                 "{}: {} error(s), {} warning(s)",
                 if report.healthy {
                     "healthy"

@@ -50,7 +50,7 @@ impl Failure {
             let body = serde_json::json!({
                 "error": { "code": self.kind, "message": self.message }
             });
-            println!("{body:#}");
+            say!("{body:#}");
         }
         eprintln!("error: {}", self.message);
         ExitCode::from(self.code)

@@ -59,7 +59,7 @@ impl KeysCmd {
                     .map_err(Failure::usage)?;
                 let (key, policy) = latch.create_key(&name, &connectors, read_only, &paths, ttl)?;
                 // Alone on stdout, so `KEY=$(latch keys create ...)` works.
-                println!("{}", key.expose());
+                say!("{}", key.expose());
                 eprintln!(
                     "Created key `{}` for {}{}{}. It is shown once; Latch keeps only its hash.",
                     policy.name,
@@ -113,7 +113,7 @@ impl KeysCmd {
             }
             Self::Revoke { name } => {
                 latch.revoke_key(&name)?;
-                println!("Revoked key `{name}`.");
+                say!("Revoked key `{name}`.");
                 Ok(())
             }
         }

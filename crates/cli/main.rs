@@ -4,6 +4,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Like `println!`, but a closed stdout (`latch ... | head -1`) is not a crash: the work is
+/// done, the reader just stopped listening.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod connector;
 mod doctor;
 mod exit;
@@ -120,6 +129,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Failure::internal(e.to_string()))?;
-    println!("{text}");
+    say!("{text}");
     Ok(())
 }

@@ -23,12 +23,12 @@ impl Cmd {
                 let mut latch = open_latch()?;
                 let added = latch.add_manifest(&file)?;
                 if added.is_empty() {
-                    println!(
+                    say!(
                         "Registered {} (it adds no new connector type).",
                         file.display()
                     );
                 } else {
-                    println!(
+                    say!(
                         "Registered {}; new connector types: {}",
                         file.display(),
                         added.join(", ")

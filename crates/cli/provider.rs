@@ -119,17 +119,17 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         return print_json(&added);
     }
     let verb = if added.updated { "Updated" } else { "Added" };
-    println!("{verb} provider `{}`.", added.name);
+    say!("{verb} provider `{}`.", added.name);
     if added.secret_stored {
-        println!("The client secret is in the OS keychain (not in latch.toml).");
+        say!("The client secret is in the OS keychain (not in latch.toml).");
     }
     if let Some(uri) = &added.redirect_uri {
-        println!("Register this callback URL in the app's settings, exactly: {uri}");
+        say!("Register this callback URL in the app's settings, exactly: {uri}");
     }
     if let Some(console) = &added.console_url {
-        println!("Developer console: {console}");
+        say!("Developer console: {console}");
     }
-    println!("Next: `latch connector add jira --provider {}`", added.name);
+    say!("Next: `latch connector add jira --provider {}`", added.name);
     Ok(())
 }
 
@@ -140,7 +140,7 @@ fn list(json: bool) -> Result<(), Failure> {
         return print_json(&status.providers);
     }
     if status.providers.is_empty() {
-        println!("No providers yet. Add one: latch provider add atlassian --client-id ID");
+        say!("No providers yet. Add one: latch provider add atlassian --client-id ID");
         return Ok(());
     }
     let rows: Vec<Vec<String>> = status

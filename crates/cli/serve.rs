@@ -47,7 +47,7 @@ impl ServeCmd {
             let proxy = latch_proxy::start(&latch, listen)
                 .await
                 .map_err(|e| Failure::internal(e.to_string()))?;
-            println!("Latch proxy listening on http://{}", proxy.addr);
+            say!("Latch proxy listening on http://{}", proxy.addr);
             eprintln!(
                 "Call http://{}/CONNECTOR/... with a local key; Ctrl-C stops.",
                 proxy.addr

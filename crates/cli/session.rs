@@ -47,7 +47,7 @@ impl LoginProgress for Terminal {
     fn authorize_url(&self, url: &str, opened: bool) {
         if self.no_browser {
             eprintln!("Open this URL in a browser on this machine to sign in:");
-            println!("{url}");
+            say!("{url}");
         } else if opened {
             eprintln!("Opened your browser to sign in. If nothing appeared, open:\n  {url}");
         } else {
@@ -125,27 +125,27 @@ impl LoginCmd {
             return print_json(&outcome);
         }
         match &outcome.account {
-            Some(who) => println!("Signed in to `{}` as {who}.", outcome.provider),
-            None => println!("Signed in to `{}`.", outcome.provider),
+            Some(who) => say!("Signed in to `{}` as {who}.", outcome.provider),
+            None => say!("Signed in to `{}`.", outcome.provider),
         }
         if !outcome.refresh_token {
-            println!("warning: no refresh token was issued; you will need to sign in again when the access token expires (is `offline_access` requested and allowed?)");
+            say!("warning: no refresh token was issued; you will need to sign in again when the access token expires (is `offline_access` requested and allowed?)");
         }
         if !outcome.sites.is_empty() {
-            println!("Sites: {}", outcome.sites.join(", "));
+            say!("Sites: {}", outcome.sites.join(", "));
         }
         for (connector, site) in &outcome.bound {
-            println!("  {connector} → {site}");
+            say!("  {connector} → {site}");
         }
         for connector in &outcome.unbound {
-            println!(
+            say!(
                 "  {connector}: several sites fit; choose one with `latch login {} --site NAME`",
                 outcome.provider
             );
         }
         if !outcome.missing.is_empty() {
             let missing: Vec<_> = outcome.missing.iter().map(|s| s.as_str()).collect();
-            println!(
+            say!(
                 "warning: these requested scopes were not granted: {}\n  Connectors needing them stay `needs_step_up`; `latch status` shows which. Sign in again and keep them ticked, or add them to the app in the developer console.",
                 missing.join(" ")
             );
@@ -173,18 +173,19 @@ impl LogoutCmd {
         }
         use latch_core::grants::Revocation;
         if !outcome.signed_in && outcome.keychain_items_deleted == 0 {
-            println!("`{}` was not signed in.", outcome.provider);
+            say!("`{}` was not signed in.", outcome.provider);
             return Ok(());
         }
         match &outcome.revoked {
-            Revocation::Revoked => println!("Revoked the sign-in at the provider."),
-            Revocation::Unsupported => println!("The provider has no revocation endpoint; the tokens were deleted here and expire unused."),
+            Revocation::Revoked => say!("Revoked the sign-in at the provider."),
+            Revocation::Unsupported => say!("The provider has no revocation endpoint; the tokens were deleted here and expire unused."),
             Revocation::NothingToRevoke => {}
-            Revocation::Failed(why) => println!("warning: revocation at the provider failed ({why}); the tokens were deleted here."),
+            Revocation::Failed(why) => say!("warning: revocation at the provider failed ({why}); the tokens were deleted here."),
         }
-        println!(
+        say!(
             "Signed out of `{}`: {} keychain item(s) deleted.",
-            outcome.provider, outcome.keychain_items_deleted
+            outcome.provider,
+            outcome.keychain_items_deleted
         );
         Ok(())
     }
@@ -202,7 +203,7 @@ impl TokenCmd {
         let latch = open_latch()?;
         let grants = latch.grants();
         let credential = runtime()?.block_on(grants.credential(&self.connector))?;
-        println!("{}", credential.token().expose());
+        say!("{}", credential.token().expose());
         Ok(())
     }
 }
@@ -223,14 +224,14 @@ impl CredentialCmd {
                 let mut latch = open_latch()?;
                 let secret = read_secret(&format!("Credential for {connector}: "))?;
                 let stored = runtime()?.block_on(latch.set_credential(&connector, secret))?;
-                println!(
+                say!(
                     "Stored the credential of `{}` in the OS keychain.",
                     stored.connector
                 );
                 match stored.service_token.as_deref() {
-                    Some("ok") => println!("The service account obtained a token."),
+                    Some("ok") => say!("The service account obtained a token."),
                     Some(why) => {
-                        println!("warning: the service account could not obtain a token: {why}")
+                        say!("warning: the service account could not obtain a token: {why}")
                     }
                     None => {}
                 }

@@ -21,20 +21,20 @@ impl Cmd {
             return print_json(&report);
         }
         if report.providers.is_empty() && report.connectors.is_empty() {
-            println!("Nothing set up yet.");
-            println!("  1. latch provider add atlassian --client-id ID   (secret on stdin)");
-            println!("  2. latch connector add jira");
+            say!("Nothing set up yet.");
+            say!("  1. latch provider add atlassian --client-id ID   (secret on stdin)");
+            say!("  2. latch connector add jira");
             return Ok(());
         }
         for p in &report.providers {
-            println!(
+            say!(
                 "provider {} ({}): {} scope(s) requested",
                 p.name,
                 p.display_name,
                 p.requested_scopes.len()
             );
             if !p.requested_scope_string.is_empty() {
-                println!("  scope= {}", p.requested_scope_string);
+                say!("  scope= {}", p.requested_scope_string);
             }
             if let Some(g) = &p.grant {
                 let who = g
@@ -42,18 +42,18 @@ impl Cmd {
                     .clone()
                     .or_else(|| g.account_email.clone())
                     .unwrap_or_default();
-                println!(
+                say!(
                     "  signed in as {who} · access token until {} · last refresh {} · {}",
                     g.access_expires_at.as_deref().unwrap_or("-"),
                     g.refreshed_at.as_deref().unwrap_or("never"),
                     g.state
                 );
                 if let Some(err) = &g.last_error {
-                    println!("  last error: {err}");
+                    say!("  last error: {err}");
                 }
             }
         }
-        println!();
+        say!();
         let rows: Vec<Vec<String>> = report
             .connectors
             .iter()
@@ -86,11 +86,15 @@ impl Cmd {
             .filter(|f| seen.insert((f.code.clone(), f.subject.clone(), f.message.clone())))
             .collect();
         if !findings.is_empty() {
-            println!();
+            say!();
             for f in findings {
-                println!(
+                say!(
                     "{:?} [{}] {}: {}\n  fix: {}",
-                    f.severity, f.code, f.subject, f.message, f.fix
+                    f.severity,
+                    f.code,
+                    f.subject,
+                    f.message,
+                    f.fix
                 );
             }
         }

@@ -20,7 +20,7 @@ pub(crate) fn print(header: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&" ".repeat(pad + 2));
             }
         }
-        println!("{}", out.trim_end());
+        say!("{}", out.trim_end());
     };
     line(header.to_vec());
     for row in rows {
