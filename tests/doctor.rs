@@ -286,24 +286,7 @@ probe = {{ method = "GET", path = "/rest/api/3/myself" }}
     // A callback the provider does not know: the browser never comes back.
     let other = format!("http://127.0.0.1:{}/callback", crate::support::free_port());
     let home2 = Home::new();
-    home2.ok(
-        &[
-            "provider",
-            "add",
-            "atlassian",
-            "--client-id",
-            CLIENT_ID,
-            "--redirect-uri",
-            &other,
-            "--authorize-url",
-            &format!("{b}/authorize"),
-            "--token-url",
-            &format!("{b}/oauth/token"),
-            "--api-base",
-            b,
-        ],
-        CLIENT_SECRET,
-    );
+    home2.add_fixture_provider(&fixture, "atlassian", &other, &["--api-base", b]);
     home2.ok(&["connector", "add", "jira"], "");
     let out = crate::support::run_with_stdin(
         home2.browser_cmd(&["login", "atlassian", "--timeout", "3"]),
@@ -328,24 +311,8 @@ probe = {{ method = "GET", path = "/rest/api/3/myself" }}
 fn wrong_mapping_lint_keychain_port_clock_and_probe_are_found() {
     let fixture = Fixture::start();
     let home = signed_in(&fixture);
-    let b = &fixture.base;
     // A connector attached to the wrong kind of provider.
-    home.ok(
-        &[
-            "provider",
-            "add",
-            "bitbucket",
-            "--client-id",
-            CLIENT_ID,
-            "--redirect-uri",
-            &fixture.redirect_uri,
-            "--authorize-url",
-            &format!("{b}/authorize"),
-            "--token-url",
-            &format!("{b}/oauth/token"),
-        ],
-        CLIENT_SECRET,
-    );
+    home.add_fixture_provider(&fixture, "bitbucket", &fixture.redirect_uri, &[]);
     home.ok(
         &[
             "connector",

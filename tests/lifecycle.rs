@@ -151,11 +151,7 @@ fn refresh_storm_refreshes_exactly_once() {
         .enable_all()
         .build()
         .unwrap();
-    let latch = latch_core::Latch::open(
-        latch_core::home::Home::at(home.path()),
-        Arc::new(latch_keychain::Keychain::new()),
-    )
-    .unwrap();
+    let latch = home.open_in_process();
     let grants = latch.grants();
     let in_process: Vec<String> = runtime.block_on(async {
         let tasks: Vec<_> = (0..200)
@@ -478,25 +474,12 @@ fn pkce_mismatch_is_refused_and_the_honest_flow_works() {
     let fixture = Fixture::start();
     fixture.control(serde_json::json!({ "require_audience": false }));
     let home = Home::new();
-    crate::support::require_secret_service();
-    let b = &fixture.base;
-    home.ok(
-        &[
-            "provider",
-            "add",
-            "bitbucket",
-            "--client-id",
-            crate::support::CLIENT_ID,
-            "--redirect-uri",
-            &fixture.redirect_uri,
-            "--authorize-url",
-            &format!("{b}/authorize"),
-            "--token-url",
-            &format!("{b}/oauth/token"),
-            "--me-url",
-            &format!("{b}/me"),
-        ],
-        CLIENT_SECRET,
+    let me = format!("{}/me", fixture.base);
+    home.add_fixture_provider(
+        &fixture,
+        "bitbucket",
+        &fixture.redirect_uri,
+        &["--me-url", &me],
     );
     home.ok(&["connector", "add", "bitbucket"], "");
     let mut tampered = home.browser_cmd(&["login", "bitbucket", "--timeout", "60"]);
@@ -607,11 +590,7 @@ fn the_scheduler_keeps_idle_grants_alive() {
         [],
     )
     .unwrap();
-    let latch = latch_core::Latch::open(
-        latch_core::home::Home::at(home.path()),
-        Arc::new(latch_keychain::Keychain::new()),
-    )
-    .unwrap();
+    let latch = home.open_in_process();
     let grants = latch.grants();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

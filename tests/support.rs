@@ -242,38 +242,71 @@ impl Drop for Fixture {
 }
 
 impl Home {
+    /// `latch provider add NAME` with the fixture's client, `redirect_uri`, authorize and token
+    /// endpoints, plus `extra` arguments (more endpoint overrides).
+    pub(crate) fn add_fixture_provider(
+        &self,
+        fixture: &Fixture,
+        name: &str,
+        redirect_uri: &str,
+        extra: &[&str],
+    ) {
+        require_secret_service();
+        let b = &fixture.base;
+        let (authorize, token) = (format!("{b}/authorize"), format!("{b}/oauth/token"));
+        let mut args = vec![
+            "provider",
+            "add",
+            name,
+            "--client-id",
+            CLIENT_ID,
+            "--redirect-uri",
+            redirect_uri,
+            "--authorize-url",
+            &authorize,
+            "--token-url",
+            &token,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args, CLIENT_SECRET);
+    }
+
     /// `latch provider add atlassian` pointed at the fixture, plus jira and confluence.
     pub(crate) fn with_fixture_provider(fixture: &Fixture) -> Self {
-        require_secret_service();
         let home = Self::new();
         let b = &fixture.base;
-        home.ok(
+        let (resources, me, revoke) = (
+            format!("{b}/oauth/token/accessible-resources"),
+            format!("{b}/me"),
+            format!("{b}/oauth/revoke"),
+        );
+        home.add_fixture_provider(
+            fixture,
+            "atlassian",
+            &fixture.redirect_uri,
             &[
-                "provider",
-                "add",
-                "atlassian",
-                "--client-id",
-                CLIENT_ID,
-                "--redirect-uri",
-                &fixture.redirect_uri,
-                "--authorize-url",
-                &format!("{b}/authorize"),
-                "--token-url",
-                &format!("{b}/oauth/token"),
                 "--resources-url",
-                &format!("{b}/oauth/token/accessible-resources"),
+                &resources,
                 "--me-url",
-                &format!("{b}/me"),
+                &me,
                 "--api-base",
                 b,
                 "--revoke-url",
-                &format!("{b}/oauth/revoke"),
+                &revoke,
             ],
-            CLIENT_SECRET,
         );
         home.ok(&["connector", "add", "jira"], "");
         home.ok(&["connector", "add", "confluence"], "");
         home
+    }
+
+    /// This home opened in the test process (for in-process concurrency and scheduler tests).
+    pub(crate) fn open_in_process(&self) -> latch_core::Latch {
+        latch_core::Latch::open(
+            latch_core::home::Home::at(self.path()),
+            std::sync::Arc::new(latch_keychain::Keychain::new()),
+        )
+        .unwrap()
     }
 
     /// `latch ARGS` with `$BROWSER` = headless Chromium driving the consent.

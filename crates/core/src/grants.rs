@@ -584,7 +584,7 @@ impl Grants {
         Ok(token)
     }
 
-    fn endpoint(
+    pub(crate) fn endpoint(
         &self,
         provider: &Provider,
         client_id: Option<&str>,
@@ -984,14 +984,6 @@ impl Grants {
                 .collect(),
             None => Vec::new(),
         })
-    }
-
-    /// Granted scopes of a grant, if it exists.
-    pub fn granted(&self, grant: &str) -> Result<Option<ScopeList>, GrantError> {
-        Ok(self
-            .db()
-            .grant(grant)?
-            .map(|g| ScopeList::parse(&g.granted_scopes).unwrap_or_default()))
     }
 
     pub(crate) fn home_id(&self) -> &str {

@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::catalog::{AuthMode, ClientType};
 use crate::config::check_redirect_uri;
-use crate::grants::{self, fmt_time, now, GrantError, Grants};
+use crate::grants::{self, GrantError, Grants};
 use crate::latch::Latch;
 use crate::oauth::{self, Pkce, TokenError};
 use crate::ports::Browser;
@@ -480,13 +480,8 @@ async fn run_login(
     // One-shot: a replayed callback finds nobody listening.
     drop(listener);
 
-    let endpoint = oauth::TokenEndpoint {
-        url: provider.spec.token_url.clone().unwrap_or_default(),
-        encoding: provider.spec.token_request,
-        auth: provider.spec.token_auth,
-        client_id: client_id.clone(),
-    };
-    let tokens = oauth::request_token(
+    let endpoint = grants.endpoint(&provider, None)?;
+    let mut tokens = oauth::request_token(
         grants.http(),
         &endpoint,
         client_secret.as_ref(),
@@ -499,7 +494,8 @@ async fn run_login(
     .await
     .map_err(|e| exchange_failed(e, name, &redirect))?;
     let refresh_token = tokens.refresh_token.is_some();
-    let granted = tokens.scope.clone().unwrap_or_else(|| scopes.clone());
+    // A response without `scope` grants what was requested (RFC 6749 §5.1).
+    let granted = tokens.scope.get_or_insert_with(|| scopes.clone()).clone();
 
     // A new consent starts a new token family: drop the old one first.
     let old_rt = grants::refresh_token_key(grants.home_id(), name);
@@ -518,15 +514,8 @@ async fn run_login(
         ..GrantRow::default()
     };
     grants.forget(name);
+    // A fresh row: `store_tokens` records the consent time and the granted scopes.
     let access = grants.store_tokens(name, row, tokens, None).await?;
-    {
-        let db = latch.db();
-        if let Some(mut row) = db.grant(name).map_err(GrantError::from)? {
-            row.obtained_at = Some(fmt_time(now()));
-            row.granted_scopes = granted.to_string();
-            db.grant_put(&row).map_err(GrantError::from)?;
-        }
-    }
 
     let account = fetch_account(&grants, &provider, &access).await;
     if let Some((id, display, email)) = &account {
