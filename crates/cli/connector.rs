@@ -202,31 +202,9 @@ fn list(json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-#[derive(serde::Serialize)]
-struct CatalogEntry<'a> {
-    name: &'a str,
-    display_name: &'a str,
-    provider: &'a str,
-    auth_modes: Vec<&'static str>,
-    upstream_scopes: &'a latch_core::scope::ScopeList,
-    api_base: &'a str,
-}
-
 fn catalog(json: bool) -> Result<(), Failure> {
     let latch = open_latch()?;
-    let entries: Vec<_> = latch
-        .config()
-        .catalog
-        .connectors()
-        .map(|(name, spec)| CatalogEntry {
-            name,
-            display_name: &spec.display_name,
-            provider: &spec.provider,
-            auth_modes: spec.auth_modes.iter().map(|m| m.as_str()).collect(),
-            upstream_scopes: &spec.upstream_scopes,
-            api_base: &spec.api_base,
-        })
-        .collect();
+    let entries = latch.config().catalog.entries().connectors;
     if json {
         return print_json(&entries);
     }
@@ -234,10 +212,14 @@ fn catalog(json: bool) -> Result<(), Failure> {
         .iter()
         .map(|e| {
             vec![
-                e.name.to_owned(),
-                e.display_name.to_owned(),
-                e.provider.to_owned(),
-                e.auth_modes.join(", "),
+                e.name.clone(),
+                e.display_name.clone(),
+                e.provider.clone(),
+                e.auth_modes
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ]
         })
         .collect();

@@ -133,53 +133,14 @@ pub(crate) struct AuditCmd {
     pub(crate) json: bool,
 }
 
-#[derive(serde::Serialize)]
-struct AuditEntry {
-    at: String,
-    key: Option<String>,
-    connector: Option<String>,
-    method: String,
-    path: String,
-    status: i64,
-    bytes: i64,
-    latency_us: i64,
-    refreshed: bool,
-}
-
 impl AuditCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
-        let since = match self.since.as_deref() {
-            None => "0000".to_owned(),
-            Some(text) if text.contains('T') => text.to_owned(),
-            Some(text) => {
-                let ttl = latch_core::local_keys::parse_ttl(text).map_err(Failure::usage)?;
-                latch_core::local_keys::expiry_in(-ttl)
-            }
-        };
-        let rows = latch
-            .db()
-            .audit_since(&since)
-            .map_err(|e| Failure::internal(e.to_string()))?;
-        let entries: Vec<AuditEntry> = rows
-            .into_iter()
-            .filter(|r| {
-                self.key
-                    .as_deref()
-                    .is_none_or(|k| r.key_name.as_deref() == Some(k))
-            })
-            .map(|r| AuditEntry {
-                at: r.at,
-                key: r.key_name,
-                connector: r.connector,
-                method: r.method,
-                path: r.path,
-                status: r.status,
-                bytes: r.bytes,
-                latency_us: r.latency_us,
-                refreshed: r.refreshed,
-            })
-            .collect();
+        let entries = latch.audit(&latch_core::audit::AuditQuery {
+            since: self.since,
+            key: self.key,
+            ..Default::default()
+        })?;
         if self.json {
             return print_json(&entries);
         }

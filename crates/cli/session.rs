@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use latch_core::login::SiteRow;
 use latch_core::login::{LoginOptions, LoginProgress, SitePicker};
-use latch_core::ports::Browser;
+use latch_core::ports::SystemBrowser;
 
 use crate::exit::Failure;
 use crate::input::read_secret;
@@ -28,15 +28,6 @@ pub(crate) struct LoginCmd {
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
-}
-
-struct SystemBrowser;
-
-impl Browser for SystemBrowser {
-    fn open(&self, url: &str) -> Result<(), String> {
-        // Honours $BROWSER, else the platform opener; returns once the browser is spawned.
-        webbrowser::open(url).map_err(|e| e.to_string())
-    }
 }
 
 struct Terminal {

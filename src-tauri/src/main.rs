@@ -1,80 +1,110 @@
-//! Latch desktop app: a Tauri v2 shell. Commands are a few lines over `latch-core`; errors
-//! reach the webview as codes; no command returns a secret (the core's secret type cannot be
-//! serialized, so a DTO cannot carry one).
+//! Latch desktop app: a Tauri v2 shell over `latch-core`. The proxy and the refresh scheduler run
+//! in-process (the same cross-process rules hold when the CLI runs too); commands are a few
+//! lines each; errors reach the webview as codes; the tray shows the worst connector state.
 
 // Release builds on Windows should not open a console window.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod commands;
+mod desktop;
+mod ipc_error;
+mod status_watch;
+mod tray;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use latch_core::home::Home;
-use latch_core::status::StatusReport;
-use latch_core::Latch;
+use tauri::WindowEvent;
+use tauri_plugin_autostart::MacosLauncher;
 
-/// What the webview receives when a command fails: a stable code and a human message.
-#[derive(Debug, serde::Serialize)]
-struct IpcError {
-    code: &'static str,
-    message: String,
-}
+use crate::desktop::Desktop;
 
-impl From<latch_core::Error> for IpcError {
-    fn from(err: latch_core::Error) -> Self {
-        Self {
-            code: err.code(),
-            message: err.to_string(),
-        }
-    }
-}
+/// Whether the tray exists: closing the window then only hides it and Latch keeps serving.
+static HAS_TRAY: AtomicBool = AtomicBool::new(false);
 
-fn open_latch() -> Result<Latch, IpcError> {
-    let home = Home::from_env()?;
-    Ok(Latch::open(
-        home,
-        Arc::new(latch_keychain::Keychain::new()),
-    )?)
-}
-
-/// The status of every provider and connector.
-#[tauri::command]
-fn status() -> Result<StatusReport, IpcError> {
-    Ok(open_latch()?.status()?)
-}
-
-/// The proxy and the refresh scheduler run inside the app, as `latch serve` does for headless
-/// use; the cross-process rules (one refresh per grant, file locks) hold if the CLI runs too.
-async fn serve_in_background() {
-    let latch = match open_latch() {
+/// The proxy and the refresh scheduler, as `latch serve` runs them headless.
+async fn serve(desktop: Arc<Desktop>) {
+    let latch = match desktop.open() {
         Ok(latch) => latch,
         Err(err) => {
-            eprintln!(
-                "latch-desktop: not serving the proxy: {} ({})",
-                err.message, err.code
-            );
+            desktop.proxy_failed(format!("{err:?}"));
             return;
         }
     };
     let listen = latch.config().listen;
     match latch_proxy::start(&latch, listen).await {
         Ok(proxy) => {
-            eprintln!("latch-desktop: proxy on http://{}", proxy.addr);
-            latch_core::schedule::run(Arc::clone(proxy.grants())).await;
+            let grants = Arc::clone(proxy.grants());
+            desktop.proxy_started(proxy);
+            desktop.nudge();
+            latch_core::schedule::run(grants).await;
         }
         Err(err) => {
             // Another Latch (`latch serve`) may hold the port: keep grants alive anyway.
-            eprintln!("latch-desktop: proxy not started: {err}");
+            desktop.proxy_failed(err.to_string());
             latch_core::schedule::run(latch.grants()).await;
         }
     }
 }
 
 fn main() {
+    let home = match Home::from_env() {
+        Ok(home) => home,
+        Err(err) => {
+            eprintln!("latch-desktop: {err}");
+            std::process::exit(3);
+        }
+    };
+    let desktop = Arc::new(Desktop::new(home));
     let result = tauri::Builder::default()
-        .setup(|_app| {
-            tauri::async_runtime::spawn(serve_in_background());
+        // First, so that a second launch only focuses this window.
+        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
+            tray::show_main(app);
+        }))
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, None))
+        .manage(Arc::clone(&desktop))
+        .setup(move |app| {
+            match tray::create(app.handle()) {
+                Ok(()) => HAS_TRAY.store(true, Ordering::Relaxed),
+                Err(err) => eprintln!("latch-desktop: no tray icon ({err}); closing the window quits"),
+            }
+            tauri::async_runtime::spawn(serve(Arc::clone(&desktop)));
+            status_watch::start(app.handle().clone(), Arc::clone(&desktop));
             Ok(())
         })
-        .invoke_handler(tauri::generate_handler![status])
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                if HAS_TRAY.load(Ordering::Relaxed) && window.label() == "main" {
+                    api.prevent_close();
+                    let _ = window.hide();
+                }
+            }
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::status,
+            commands::catalog,
+            commands::add_provider,
+            commands::preview_connector,
+            commands::add_connector,
+            commands::remove_connector,
+            commands::set_credential,
+            commands::sign_in,
+            commands::sign_out,
+            commands::refresh_connector,
+            commands::bind_site,
+            commands::keys,
+            commands::create_key,
+            commands::revoke_key,
+            commands::audit,
+            commands::doctor,
+            commands::export_report,
+            commands::proxy,
+            commands::set_proxy_paused,
+            commands::settings,
+            commands::set_autostart,
+        ])
         .run(tauri::generate_context!());
     if let Err(err) = result {
         eprintln!("latch-desktop: {err}");

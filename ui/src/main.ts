@@ -1,41 +1,27 @@
-import { tauriHost, type ConnectorStatus, type Host } from "./ipc";
+import { mount } from "svelte";
 
-function card(connector: ConnectorStatus): HTMLElement {
-  const item = document.createElement("li");
-  item.className = `connector state-${connector.state}`;
-  const title = document.createElement("strong");
-  title.textContent = `${connector.display_name} (${connector.name})`;
-  const state = document.createElement("span");
-  state.className = "badge";
-  state.textContent = connector.state.replaceAll("_", " ");
-  const scopes = document.createElement("p");
-  scopes.textContent = `scopes: ${connector.scopes.required.join(" ")}`;
-  item.append(title, " ", state, scopes);
-  return item;
-}
+import App from "./App.svelte";
+import "./app.css";
+import type { Host } from "./ipc/types";
+import { applyTheme, storedTheme } from "./lib/theme";
 
-async function render(host: Host, root: HTMLElement): Promise<void> {
-  try {
-    const report = await host.status();
-    root.replaceChildren();
-    if (report.connectors.length === 0) {
-      const empty = document.createElement("p");
-      empty.textContent =
-        "No connectors yet. Add a provider and a connector with the latch CLI: " +
-        "latch provider add atlassian --client-id ID, then latch connector add jira.";
-      root.append(empty);
-      return;
-    }
-    const list = document.createElement("ul");
-    list.append(...report.connectors.map(card));
-    root.append(list);
-  } catch (error: unknown) {
-    const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "unknown";
-    root.textContent = `Latch could not load its status (${code}).`;
+// The desktop build talks to Tauri; `vite build --mode mock` builds the same UI over the mock
+// host for the browser tests (the mock never ships in the desktop bundle).
+async function host(): Promise<Host> {
+  if (import.meta.env.MODE === "mock") {
+    const { createMockHost } = await import("./ipc/mock");
+    const seeded = new URLSearchParams(location.search).has("seeded");
+    const mock = createMockHost({ seeded });
+    (globalThis as { latchMock?: unknown }).latchMock = mock;
+    return mock;
   }
+  const { tauriHost } = await import("./ipc");
+  return tauriHost;
 }
 
-const root = document.getElementById("app");
-if (root) {
-  void render(tauriHost, root);
+applyTheme(storedTheme());
+const target = document.getElementById("app");
+if (target) {
+  target.textContent = "";
+  mount(App, { target, props: { host: await host() } });
 }

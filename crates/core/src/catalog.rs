@@ -224,6 +224,51 @@ pub struct ManifestError {
     pub message: String,
 }
 
+/// A provider preset as faces show it (the desktop app's "Add provider").
+#[derive(Clone, Debug, Serialize)]
+pub struct PresetEntry {
+    /// Preset name.
+    pub name: String,
+    /// Human name.
+    pub display_name: String,
+    /// Client type.
+    pub client_type: ClientType,
+    /// The callback to register, unless the person chooses another.
+    pub default_redirect_uri: Option<String>,
+    /// Where the app is registered.
+    pub console_url: Option<String>,
+    /// Scopes it always requests.
+    pub default_scopes: ScopeList,
+}
+
+/// A connector type as faces show it (`latch connector catalog`, "Add connector").
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectorEntry {
+    /// Catalog type.
+    pub name: String,
+    /// Human name.
+    pub display_name: String,
+    /// Provider it signs in through.
+    pub provider: String,
+    /// Supported auth modes, the default first.
+    pub auth_modes: Vec<AuthMode>,
+    /// Scopes it needs.
+    pub upstream_scopes: ScopeList,
+    /// API base template.
+    pub api_base: String,
+    /// Whether it needs a site.
+    pub needs_site: bool,
+}
+
+/// The whole catalog as faces show it.
+#[derive(Clone, Debug, Serialize)]
+pub struct CatalogEntries {
+    /// Provider presets.
+    pub providers: Vec<PresetEntry>,
+    /// Connector types.
+    pub connectors: Vec<ConnectorEntry>,
+}
+
 /// Every provider and connector Latch knows.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
@@ -232,6 +277,37 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The catalog as faces show it.
+    pub fn entries(&self) -> CatalogEntries {
+        CatalogEntries {
+            providers: self
+                .providers
+                .iter()
+                .map(|(name, p)| PresetEntry {
+                    name: name.clone(),
+                    display_name: p.display_name.clone(),
+                    client_type: p.client_type,
+                    default_redirect_uri: p.default_redirect_uri.clone(),
+                    console_url: p.console_url.clone(),
+                    default_scopes: p.default_scopes.clone(),
+                })
+                .collect(),
+            connectors: self
+                .connectors
+                .iter()
+                .map(|(name, c)| ConnectorEntry {
+                    name: name.clone(),
+                    display_name: c.display_name.clone(),
+                    provider: c.provider.clone(),
+                    auth_modes: c.auth_modes.clone(),
+                    upstream_scopes: c.upstream_scopes.clone(),
+                    api_base: c.api_base.clone(),
+                    needs_site: c.needs_site(),
+                })
+                .collect(),
+        }
+    }
+
     /// The built-in catalog.
     pub fn builtin() -> Self {
         let mut catalog = Self::default();

@@ -902,6 +902,23 @@ impl Grants {
             .map(drop)
     }
 
+    /// Refreshes the token a connector draws on now (the desktop app's "Refresh now").
+    pub async fn refresh_connector(&self, connector: &str) -> Result<(), GrantError> {
+        let Some(c) = self.config.connector(connector) else {
+            return Err(GrantError::UnknownConnector(connector.to_owned()));
+        };
+        if !matches!(c.auth, AuthMode::User | AuthMode::Service) {
+            return Err(GrantError::Misconfigured {
+                message: format!(
+                    "connector `{connector}` uses a stored {}; there is no token to refresh",
+                    c.auth.as_str()
+                ),
+                fix: format!("store a new one with `latch credential set {connector}`"),
+            });
+        }
+        self.refresh_now(&grant_id(c)).await
+    }
+
     /// Grant ids this home uses (providers with user connectors, service connectors).
     pub fn grant_ids(&self) -> Vec<String> {
         let mut ids: Vec<String> = Vec::new();

@@ -99,6 +99,26 @@ pub struct ConnectorAdded {
     pub needs_step_up: bool,
 }
 
+/// What adding a connector would change (nothing is saved).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnectorPreview {
+    /// Connector name.
+    pub name: String,
+    /// Catalog type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Provider it signs in through.
+    pub provider: String,
+    /// Auth mode it would use.
+    pub auth: AuthMode,
+    /// Scopes the provider would newly request / already requests.
+    pub diff: MergeDiff,
+    /// The provider's whole request after the merge, with attribution.
+    pub requested: ScopeRequest,
+    /// Whether the current grant lacks its scopes (a re-consent would follow).
+    pub needs_step_up: bool,
+}
+
 /// What `connector remove` did.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ConnectorRemoved {
@@ -167,7 +187,7 @@ impl Latch {
         &self.home_id
     }
 
-    fn store_err(&self, source: latch_store::StoreError) -> Error {
+    pub(crate) fn store_err(&self, source: latch_store::StoreError) -> Error {
         Error::Store {
             path: self.home.database(),
             source,
@@ -356,8 +376,9 @@ impl Latch {
         request
     }
 
-    /// Adds a connector and merges its scopes into its provider's request.
-    pub fn add_connector(&mut self, request: AddConnector) -> Result<ConnectorAdded> {
+    /// Checks a new connector's name, type, provider and auth mode; returns its catalog type
+    /// and provider.
+    fn check_new_connector(&self, request: &AddConnector) -> Result<(String, String)> {
         check_name(&request.name).map_err(|message| Error::Invalid {
             message,
             fix: "choose another connector name".to_owned(),
@@ -415,6 +436,43 @@ impl Latch {
                 });
             }
         }
+        Ok((kind, provider))
+    }
+
+    /// What adding a connector would change, without saving anything (the desktop app shows
+    /// this diff before the person confirms).
+    pub fn preview_connector(&self, request: &AddConnector) -> Result<ConnectorPreview> {
+        let (kind, provider) = self.check_new_connector(request)?;
+        let Some(spec) = self.config.catalog.connector(&kind) else {
+            return Err(self.unknown_connector(&kind));
+        };
+        let auth = request
+            .auth
+            .or_else(|| spec.auth_modes.first().copied())
+            .unwrap_or(AuthMode::User);
+        let mut requested = self.scope_request(&provider);
+        let mut diff = MergeDiff::default();
+        let mut needs_step_up = false;
+        if auth == AuthMode::User {
+            diff = requested.merge(&request.name, &spec.upstream_scopes);
+            needs_step_up = self
+                .granted_scopes(&provider)?
+                .is_some_and(|granted| !spec.upstream_scopes.minus(&granted).is_empty());
+        }
+        Ok(ConnectorPreview {
+            name: request.name.clone(),
+            kind,
+            provider,
+            auth,
+            diff,
+            requested,
+            needs_step_up,
+        })
+    }
+
+    /// Adds a connector and merges its scopes into its provider's request.
+    pub fn add_connector(&mut self, request: AddConnector) -> Result<ConnectorAdded> {
+        let (kind, provider) = self.check_new_connector(&request)?;
         let before = self.scope_request(&provider);
 
         let mut edit = self.config.edit()?;
@@ -587,21 +645,7 @@ impl Latch {
                 redirect_uri: p.redirect_uri.clone(),
                 requested_scope_string: request.scopes().to_string(),
                 requested_scopes: request.entries().to_vec(),
-                grant: grant.map(|g| GrantStatus {
-                    state: g.state,
-                    account_id: g.account_id,
-                    account_name: g.account_name,
-                    account_email: g.account_email,
-                    granted_scopes: ScopeList::parse(&g.granted_scopes)
-                        .unwrap_or_default()
-                        .iter()
-                        .cloned()
-                        .collect(),
-                    access_expires_at: g.access_expires_at,
-                    refreshed_at: g.refreshed_at,
-                    generation: g.generation,
-                    last_error: g.last_error,
-                }),
+                grant: grant.map(GrantStatus::from_row),
                 findings,
             });
         }
@@ -682,6 +726,11 @@ impl Latch {
                     granted: granted.map(|g| g.iter().cloned().collect()),
                     missing: diff.missing,
                     extra: diff.extra,
+                },
+                grant: match own_grant {
+                    Some(row) => Some(GrantStatus::from_row(row)),
+                    None if c.auth == AuthMode::User => provider.and_then(|p| p.grant.clone()),
+                    None => None,
                 },
                 findings,
             });

@@ -2,6 +2,8 @@
 //! face calls. It defines the ports it needs (`SecretStore`) and knows no face, no keychain
 //! implementation and no HTTP server.
 
+pub mod attention;
+pub mod audit;
 pub mod catalog;
 pub mod config;
 pub mod doctor;
@@ -22,6 +24,6 @@ mod toml_location;
 
 pub use error::{ConfigError, Error, Result};
 pub use latch::{
-    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorRemoved,
+    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
     CredentialStored, EndpointOverrides, Latch, ProviderAdded,
 };

@@ -140,3 +140,13 @@ pub trait Browser: Send + Sync {
     /// Opens the URL; an error means the person must open it by hand.
     fn open(&self, url: &str) -> Result<(), String>;
 }
+
+/// The person's browser: `$BROWSER` when set (`:`-separated commands, `%s` for the URL), else
+/// the platform opener. Returns once the browser is spawned, not when the page loads.
+pub struct SystemBrowser;
+
+impl Browser for SystemBrowser {
+    fn open(&self, url: &str) -> Result<(), String> {
+        webbrowser::open(url).map_err(|e| e.to_string())
+    }
+}

@@ -133,6 +133,27 @@ pub struct GrantStatus {
     pub last_error: Option<String>,
 }
 
+impl GrantStatus {
+    /// The secret-free facts of a stored grant.
+    pub fn from_row(row: latch_store::GrantRow) -> Self {
+        Self {
+            state: row.state,
+            account_id: row.account_id,
+            account_name: row.account_name,
+            account_email: row.account_email,
+            granted_scopes: crate::scope::ScopeList::parse(&row.granted_scopes)
+                .unwrap_or_default()
+                .iter()
+                .cloned()
+                .collect(),
+            access_expires_at: row.access_expires_at,
+            refreshed_at: row.refreshed_at,
+            generation: row.generation,
+            last_error: row.last_error,
+        }
+    }
+}
+
 /// One connector.
 #[derive(Clone, Debug, Serialize)]
 pub struct ConnectorStatus {
@@ -153,6 +174,8 @@ pub struct ConnectorStatus {
     pub site: Option<String>,
     /// Scope comparison.
     pub scopes: ConnectorScopes,
+    /// The grant it draws on (its provider's sign-in, or its own service account), if any.
+    pub grant: Option<GrantStatus>,
     /// Problems and fixes.
     pub findings: Vec<Finding>,
 }

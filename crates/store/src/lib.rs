@@ -139,6 +139,21 @@ pub struct LocalKeyRow {
     pub revoked_at: Option<String>,
 }
 
+/// Which audit rows [`Store::audit_page`] reads.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditPage<'a> {
+    /// Only rows after this id.
+    pub after_id: i64,
+    /// Only rows at or after this time (RFC 3339).
+    pub since: &'a str,
+    /// Only this local key's rows.
+    pub key: Option<&'a str>,
+    /// Only this connector's rows.
+    pub connector: Option<&'a str>,
+    /// At most this many of the newest.
+    pub limit: u32,
+}
+
 /// One proxied request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRow {
@@ -550,25 +565,43 @@ impl Store {
         self.audit_insert_batch(std::slice::from_ref(row))
     }
 
-    /// Audit rows since a time (RFC 3339, inclusive), oldest first.
-    pub fn audit_since(&self, since: &str) -> Result<Vec<AuditRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT at, key_name, connector, method, path, status, bytes, latency_us, refreshed
-             FROM audit WHERE at >= ?1 ORDER BY id",
+    /// Audit rows with their ids, oldest first: those after `after_id` (the live view's
+    /// cursor), at or after `since`, of one key and one connector when given; at most `limit`
+    /// of the newest.
+    pub fn audit_page(&self, query: &AuditPage<'_>) -> Result<Vec<(i64, AuditRow)>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, at, key_name, connector, method, path, status, bytes, latency_us, refreshed
+             FROM (SELECT * FROM audit
+                   WHERE id > ?1 AND at >= ?2
+                     AND (?3 IS NULL OR key_name = ?3) AND (?4 IS NULL OR connector = ?4)
+                   ORDER BY id DESC LIMIT ?5)
+             ORDER BY id",
         )?;
-        let rows = stmt.query_map([since], |r| {
-            Ok(AuditRow {
-                at: r.get(0)?,
-                key_name: r.get(1)?,
-                connector: r.get(2)?,
-                method: r.get(3)?,
-                path: r.get(4)?,
-                status: r.get(5)?,
-                bytes: r.get(6)?,
-                latency_us: r.get(7)?,
-                refreshed: r.get(8)?,
-            })
-        })?;
+        let rows = stmt.query_map(
+            params![
+                query.after_id,
+                query.since,
+                query.key,
+                query.connector,
+                query.limit
+            ],
+            |r| {
+            Ok((
+                r.get(0)?,
+                AuditRow {
+                    at: r.get(1)?,
+                    key_name: r.get(2)?,
+                    connector: r.get(3)?,
+                    method: r.get(4)?,
+                    path: r.get(5)?,
+                    status: r.get(6)?,
+                    bytes: r.get(7)?,
+                    latency_us: r.get(8)?,
+                    refreshed: r.get(9)?,
+                },
+            ))
+            },
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -721,9 +754,42 @@ mod tests {
             refreshed: false,
         };
         store.audit_insert(&audit).unwrap();
-        assert_eq!(
-            store.audit_since("2026-01-01T00:00:00Z").unwrap(),
-            vec![audit]
-        );
+        let mut other = audit.clone();
+        other.key_name = Some("other".into());
+        store.audit_insert(&other).unwrap();
+        let all = AuditPage {
+            after_id: 0,
+            since: "2026-01-01T00:00:00Z",
+            key: None,
+            connector: None,
+            limit: 10,
+        };
+        let page = store.audit_page(&all).unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].1, audit);
+        let first_id = page[0].0;
+        let after = store
+            .audit_page(&AuditPage {
+                after_id: first_id,
+                ..all
+            })
+            .unwrap();
+        assert_eq!(after, vec![(first_id + 1, other.clone())]);
+        let of_key = store
+            .audit_page(&AuditPage {
+                key: Some("k"),
+                ..all
+            })
+            .unwrap();
+        assert_eq!(of_key, vec![(first_id, audit)]);
+        let newest = store.audit_page(&AuditPage { limit: 1, ..all }).unwrap();
+        assert_eq!(newest, vec![(first_id + 1, other)]);
+        let later = store
+            .audit_page(&AuditPage {
+                since: "2026-01-02T00:00:00Z",
+                ..all
+            })
+            .unwrap();
+        assert!(later.is_empty());
     }
 }

@@ -1,0 +1,93 @@
+//! What needs the person: the worst connector state (the tray's colour) and the connectors
+//! that newly need them (desktop notifications). Pure functions over status reports.
+
+use serde::Serialize;
+
+use crate::status::{ConnectorState, StatusReport};
+
+/// The tray's summary of all connectors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overall {
+    /// No connectors yet.
+    Idle,
+    /// Every connector is ready.
+    Ok,
+    /// Something waits on the person but nothing is broken (not signed in, no site).
+    Warning,
+    /// A connector cannot work until the person acts.
+    Error,
+}
+
+/// The summary of a report: the worst state decides.
+pub fn overall(report: &StatusReport) -> Overall {
+    match report.connectors.iter().map(|c| c.state).min() {
+        None => Overall::Idle,
+        Some(ConnectorState::Ok) => Overall::Ok,
+        Some(ConnectorState::NotSignedIn | ConnectorState::SiteUnbound) => Overall::Warning,
+        Some(_) => Overall::Error,
+    }
+}
+
+/// A connector that needs the person, and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attention {
+    /// Connector name.
+    pub connector: String,
+    /// Its new state.
+    pub state: ConnectorState,
+    /// One line for a notification title.
+    pub title: String,
+    /// What to do.
+    pub action: String,
+}
+
+/// Connectors whose state turned into one that needs the person since `before` (`None`: the
+/// first report, where only broken states count, not "never signed in").
+pub fn newly_needing(before: Option<&StatusReport>, after: &StatusReport) -> Vec<Attention> {
+    after
+        .connectors
+        .iter()
+        .filter(|c| {
+            let was = before.and_then(|b| b.connectors.iter().find(|p| p.name == c.name));
+            needs_person(c.state) && was.is_none_or(|p| p.state != c.state)
+        })
+        .map(|c| {
+            let (what, action) = match c.state {
+                ConnectorState::NeedsLogin => (
+                    "needs you to sign in again",
+                    format!("Open Latch and choose Sign in for {}.", c.provider),
+                ),
+                ConnectorState::NeedsStepUp => (
+                    "needs more permissions",
+                    format!(
+                        "Open Latch and choose Re-consent to grant {}.",
+                        c.scopes
+                            .missing
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ),
+                ),
+                _ => (
+                    "cannot refresh its token",
+                    "Latch keeps retrying; open Latch › Health to see why.".to_owned(),
+                ),
+            };
+            Attention {
+                connector: c.name.clone(),
+                state: c.state,
+                title: format!("{} ({}) {what}", c.display_name, c.name),
+                action,
+            }
+        })
+        .collect()
+}
+
+fn needs_person(state: ConnectorState) -> bool {
+    matches!(
+        state,
+        ConnectorState::NeedsLogin | ConnectorState::NeedsStepUp | ConnectorState::RefreshFailing
+    )
+}

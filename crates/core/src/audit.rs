@@ -1,0 +1,95 @@
+//! Reading the proxy's audit log (`latch audit`, the desktop app's Activity view). Rows hold no
+//! tokens, bodies or query strings: the proxy never writes them.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::Latch;
+
+/// Which audit entries to read.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// Only entries after this id (a live view's cursor); 0 for all.
+    pub after_id: i64,
+    /// Only entries at or after this time: RFC 3339, or a duration ago (`30m`, `8h`, `7d`).
+    pub since: Option<String>,
+    /// Only requests made with this local key.
+    pub key: Option<String>,
+    /// Only requests routed to this connector.
+    pub connector: Option<String>,
+    /// At most this many of the newest entries (0: no limit).
+    pub limit: u32,
+}
+
+/// One proxied (or refused) request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Row id, increasing.
+    pub id: i64,
+    /// Time (RFC 3339).
+    pub at: String,
+    /// Local key name, when the request carried a valid one.
+    pub key: Option<String>,
+    /// Connector, when routed.
+    pub connector: Option<String>,
+    /// HTTP method.
+    pub method: String,
+    /// Path without its query string.
+    pub path: String,
+    /// Status returned to the caller.
+    pub status: i64,
+    /// Response bytes.
+    pub bytes: i64,
+    /// Time to the response head, in microseconds.
+    pub latency_us: i64,
+    /// Whether Latch refreshed the upstream token for this request.
+    pub refreshed: bool,
+}
+
+impl Latch {
+    /// Audit entries, oldest first.
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let since = match query.since.as_deref() {
+            None | Some("") => "0000".to_owned(),
+            Some(text) if text.contains('T') => text.to_owned(),
+            Some(text) => {
+                let ago = crate::local_keys::parse_ttl(text).map_err(|message| Error::Invalid {
+                    message,
+                    fix: "give a time (2026-11-23T10:00:00Z) or a duration such as 30m, 8h, 7d"
+                        .to_owned(),
+                })?;
+                crate::local_keys::expiry_in(-ago)
+            }
+        };
+        let limit = if query.limit == 0 {
+            u32::MAX
+        } else {
+            query.limit
+        };
+        let rows = self
+            .db()
+            .audit_page(&latch_store::AuditPage {
+                after_id: query.after_id,
+                since: &since,
+                key: query.key.as_deref(),
+                connector: query.connector.as_deref(),
+                limit,
+            })
+            .map_err(|e| self.store_err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, r)| AuditEntry {
+                id,
+                at: r.at,
+                key: r.key_name,
+                connector: r.connector,
+                method: r.method,
+                path: r.path,
+                status: r.status,
+                bytes: r.bytes,
+                latency_us: r.latency_us,
+                refreshed: r.refreshed,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,485 @@
+//! The webview's commands: each parses its input, calls the core off the main thread and
+//! returns a serializable view or an `IpcError`. No command returns an upstream token, refresh
+//! token or client secret; the single exception to "no secret to the webview" is a newly created
+//! local key, returned once so the person can copy it (only its hash is kept).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use latch_core::audit::{AuditEntry, AuditQuery};
+use latch_core::catalog::{AuthMode, CatalogEntries};
+use latch_core::doctor::DoctorReport;
+use latch_core::grants::LogoutOutcome;
+use latch_core::local_keys::KeyPolicy;
+use latch_core::login::{LoginOptions, LoginOutcome, LoginProgress};
+use latch_core::ports::SystemBrowser;
+use latch_core::secret::Secret;
+use latch_core::status::StatusReport;
+use latch_core::{
+    AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
+    CredentialStored, Latch, ProviderAdded,
+};
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Emitter, Manager, State};
+use tauri_plugin_autostart::ManagerExt;
+
+use crate::desktop::{Desktop, ProxyView};
+use crate::ipc_error::IpcError;
+
+type Shared<'a> = State<'a, Arc<Desktop>>;
+
+/// Runs core work on a blocking thread (keychain and SQLite calls block; the webview must not).
+async fn off_main<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, IpcError> + Send + 'static,
+) -> Result<T, IpcError> {
+    tauri::async_runtime::spawn_blocking(work)
+        .await
+        .map_err(|e| IpcError::new("internal", e.to_string()))?
+}
+
+/// Runs an async core use case to completion on a blocking thread with its own small runtime
+/// (the core's futures hold the store's lock guard and are not all `Send`).
+fn run_async<T>(future: impl std::future::Future<Output = Result<T, IpcError>>) -> Result<T, IpcError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| IpcError::new("internal", e.to_string()))?
+        .block_on(future)
+}
+
+#[tauri::command]
+pub(crate) async fn status(desktop: Shared<'_>) -> Result<StatusReport, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || Ok(desktop.open()?.status()?)).await
+}
+
+#[tauri::command]
+pub(crate) async fn catalog(desktop: Shared<'_>) -> Result<CatalogEntries, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || Ok(desktop.open()?.config().catalog.entries())).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ProviderInput {
+    name: String,
+    preset: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    redirect_uri: Option<String>,
+}
+
+#[tauri::command]
+pub(crate) async fn add_provider(
+    desktop: Shared<'_>,
+    input: ProviderInput,
+) -> Result<ProviderAdded, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let added = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || {
+            let secret = input
+                .client_secret
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Secret::new(s.trim().to_owned()));
+            let request = AddProvider {
+                name: input.name,
+                preset: input.preset,
+                client_id: input.client_id.filter(|s| !s.trim().is_empty()),
+                redirect_uri: input.redirect_uri.filter(|s| !s.trim().is_empty()),
+                endpoints: Default::default(),
+            };
+            Ok(desktop.open()?.add_provider(request, secret)?)
+        }
+    })
+    .await?;
+    desktop.nudge();
+    Ok(added)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConnectorInput {
+    name: String,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    provider: Option<String>,
+    auth: Option<String>,
+    site: Option<String>,
+    email: Option<String>,
+    client_id: Option<String>,
+}
+
+impl ConnectorInput {
+    fn request(self) -> Result<AddConnector, IpcError> {
+        let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
+        let auth = match blank(self.auth) {
+            None => None,
+            Some(text) => Some(AuthMode::parse(&text).ok_or_else(|| {
+                IpcError::new("invalid_request", format!("unknown auth mode `{text}`"))
+            })?),
+        };
+        Ok(AddConnector {
+            name: self.name.trim().to_owned(),
+            kind: blank(self.kind),
+            provider: blank(self.provider),
+            auth,
+            site: blank(self.site),
+            email: blank(self.email),
+            client_id: blank(self.client_id),
+        })
+    }
+}
+
+#[tauri::command]
+pub(crate) async fn preview_connector(
+    desktop: Shared<'_>,
+    input: ConnectorInput,
+) -> Result<ConnectorPreview, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || Ok(desktop.open()?.preview_connector(&input.request()?)?)).await
+}
+
+#[tauri::command]
+pub(crate) async fn add_connector(
+    desktop: Shared<'_>,
+    input: ConnectorInput,
+) -> Result<ConnectorAdded, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let added = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || Ok(desktop.open()?.add_connector(input.request()?)?)
+    })
+    .await?;
+    desktop.nudge();
+    Ok(added)
+}
+
+#[tauri::command]
+pub(crate) async fn remove_connector(
+    desktop: Shared<'_>,
+    name: String,
+) -> Result<ConnectorRemoved, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let removed = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || Ok(desktop.open()?.remove_connector(&name)?)
+    })
+    .await?;
+    desktop.nudge();
+    Ok(removed)
+}
+
+#[tauri::command]
+pub(crate) async fn set_credential(
+    desktop: Shared<'_>,
+    connector: String,
+    credential: String,
+) -> Result<CredentialStored, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let stored = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || {
+            let secret = Secret::new(credential.trim().to_owned());
+            drop(credential);
+            let mut latch = desktop.open()?;
+            run_async(async { Ok(latch.set_credential(&connector, secret).await?) })
+        }
+    })
+    .await?;
+    desktop.nudge();
+    Ok(stored)
+}
+
+/// Tells the webview where the sign-in is, so it can offer the URL if no browser appeared.
+struct SignInEvents {
+    app: AppHandle,
+    provider: String,
+}
+
+#[derive(Clone, Serialize)]
+struct SignInEvent<'a> {
+    provider: &'a str,
+    url: Option<&'a str>,
+    opened_browser: bool,
+    refused: Option<&'a str>,
+}
+
+impl LoginProgress for SignInEvents {
+    fn authorize_url(&self, url: &str, opened_browser: bool) {
+        let _ = self.app.emit(
+            "sign-in",
+            SignInEvent {
+                provider: &self.provider,
+                url: Some(url),
+                opened_browser,
+                refused: None,
+            },
+        );
+    }
+
+    fn refused_callback(&self, why: &str) {
+        let _ = self.app.emit(
+            "sign-in",
+            SignInEvent {
+                provider: &self.provider,
+                url: None,
+                opened_browser: true,
+                refused: Some(why),
+            },
+        );
+    }
+}
+
+/// The consent in the system browser (`$BROWSER` when set). Several fitting sites leave the
+/// connector `site_unbound`; the card then offers the choice.
+#[tauri::command]
+pub(crate) async fn sign_in(
+    app: AppHandle,
+    desktop: Shared<'_>,
+    provider: String,
+    site: Option<String>,
+) -> Result<LoginOutcome, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let outcome = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || {
+            let mut latch = desktop.open()?;
+            let options = LoginOptions {
+                provider: provider.clone(),
+                open_browser: true,
+                site: site.filter(|s| !s.trim().is_empty()),
+                timeout: Duration::from_secs(300),
+            };
+            let progress = SignInEvents { app, provider };
+            run_async(async {
+                Ok(latch_core::login::login(
+                    &mut latch,
+                    &options,
+                    &SystemBrowser,
+                    &progress,
+                    None,
+                )
+                .await?)
+            })
+        }
+    })
+    .await;
+    desktop.nudge();
+    outcome
+}
+
+#[tauri::command]
+pub(crate) async fn sign_out(
+    desktop: Shared<'_>,
+    provider: String,
+) -> Result<LogoutOutcome, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let outcome = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || {
+            let grants = desktop.open()?.grants();
+            run_async(async { Ok(grants.logout(&provider).await?) })
+        }
+    })
+    .await?;
+    desktop.nudge();
+    Ok(outcome)
+}
+
+#[tauri::command]
+pub(crate) async fn refresh_connector(
+    desktop: Shared<'_>,
+    connector: String,
+) -> Result<(), IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let result = off_main({
+        let desktop = Arc::clone(&desktop);
+        move || {
+            let grants = desktop.open()?.grants();
+            run_async(async { Ok(grants.refresh_connector(&connector).await?) })
+        }
+    })
+    .await;
+    desktop.nudge();
+    result
+}
+
+#[tauri::command]
+pub(crate) async fn bind_site(
+    desktop: Shared<'_>,
+    connector: String,
+    site: String,
+) -> Result<(), IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main({
+        let desktop = Arc::clone(&desktop);
+        move || Ok(desktop.open()?.bind_site(&connector, site.trim())?)
+    })
+    .await?;
+    desktop.nudge();
+    Ok(())
+}
+
+#[tauri::command]
+pub(crate) async fn keys(desktop: Shared<'_>) -> Result<Vec<KeyPolicy>, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || Ok(desktop.open()?.keys()?)).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct KeyInput {
+    name: String,
+    connectors: Vec<String>,
+    read_only: bool,
+    paths: Vec<String>,
+    ttl: Option<String>,
+}
+
+/// A new local key, shown once.
+#[derive(Serialize)]
+pub(crate) struct CreatedKey {
+    key: String,
+    policy: KeyPolicy,
+}
+
+#[tauri::command]
+pub(crate) async fn create_key(
+    desktop: Shared<'_>,
+    input: KeyInput,
+) -> Result<CreatedKey, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || {
+        let ttl = match input.ttl.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(
+                latch_core::local_keys::parse_ttl(text)
+                    .map_err(|message| IpcError::new("invalid_request", message))?,
+            ),
+        };
+        let paths: Vec<String> = input
+            .paths
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        let (key, policy) = desktop.open()?.create_key(
+            input.name.trim(),
+            &input.connectors,
+            input.read_only,
+            &paths,
+            ttl,
+        )?;
+        Ok(CreatedKey {
+            key: key.expose().to_owned(),
+            policy,
+        })
+    })
+    .await
+}
+
+#[tauri::command]
+pub(crate) async fn revoke_key(desktop: Shared<'_>, name: String) -> Result<(), IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || Ok(desktop.open()?.revoke_key(&name)?)).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditInput {
+    after_id: i64,
+    since: Option<String>,
+    key: Option<String>,
+    connector: Option<String>,
+    limit: u32,
+}
+
+#[tauri::command]
+pub(crate) async fn audit(
+    desktop: Shared<'_>,
+    input: AuditInput,
+) -> Result<Vec<AuditEntry>, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || {
+        Ok(desktop.open()?.audit(&AuditQuery {
+            after_id: input.after_id,
+            since: input.since,
+            key: input.key.filter(|k| !k.is_empty()),
+            connector: input.connector.filter(|c| !c.is_empty()),
+            limit: input.limit,
+        })?)
+    })
+    .await
+}
+
+fn run_doctor(latch: &Latch, probe: bool) -> Result<DoctorReport, IpcError> {
+    run_async(async { Ok(latch_core::doctor::run(latch, probe).await?) })
+}
+
+#[tauri::command]
+pub(crate) async fn doctor(desktop: Shared<'_>, probe: bool) -> Result<DoctorReport, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    off_main(move || run_doctor(&desktop.open()?, probe)).await
+}
+
+/// Writes the admin report (self-contained HTML) to the Downloads folder; returns its path.
+#[tauri::command]
+pub(crate) async fn export_report(
+    app: AppHandle,
+    desktop: Shared<'_>,
+    probe: bool,
+) -> Result<String, IpcError> {
+    let desktop = Arc::clone(&desktop);
+    let folder = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().home_dir())
+        .map_err(|e| IpcError::new("no_folder", format!("no folder to save the report in: {e}")))?;
+    off_main(move || {
+        let report = run_doctor(&desktop.open()?, probe)?;
+        let stamp = latch_core::now_rfc3339().replace([':', '-'], "");
+        let path = folder.join(format!("latch-report-{stamp}.html"));
+        std::fs::create_dir_all(&folder)
+            .and_then(|()| std::fs::write(&path, latch_core::doctor::render_html(&report)))
+            .map_err(|e| {
+                IpcError::new(
+                    "write_failed",
+                    format!("cannot write {}: {e}", path.display()),
+                )
+            })?;
+        Ok(path.display().to_string())
+    })
+    .await
+}
+
+#[tauri::command]
+pub(crate) fn proxy(desktop: Shared<'_>) -> ProxyView {
+    desktop.proxy_view()
+}
+
+#[tauri::command]
+pub(crate) fn set_proxy_paused(desktop: Shared<'_>, paused: bool) -> ProxyView {
+    desktop.set_proxy_paused(paused)
+}
+
+/// Preferences kept by the OS rather than by Latch.
+#[derive(Serialize)]
+pub(crate) struct Settings {
+    autostart: bool,
+}
+
+#[tauri::command]
+pub(crate) fn settings(app: AppHandle) -> Settings {
+    Settings {
+        autostart: app.autolaunch().is_enabled().unwrap_or(false),
+    }
+}
+
+#[tauri::command]
+pub(crate) fn set_autostart(app: AppHandle, enabled: bool) -> Result<Settings, IpcError> {
+    let launcher = app.autolaunch();
+    let result = if enabled {
+        launcher.enable()
+    } else {
+        launcher.disable()
+    };
+    result.map_err(|e| IpcError::new("autostart_failed", e.to_string()))?;
+    Ok(settings(app))
+}

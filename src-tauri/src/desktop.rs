@@ -1,0 +1,99 @@
+//! The app's own state: where its home is, the in-process proxy, and a nudge to the status
+//! watcher after commands that change something.
+
+use std::net::SocketAddr;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use latch_core::home::Home;
+use latch_core::Latch;
+use serde::Serialize;
+
+use crate::ipc_error::IpcError;
+
+/// What the UI shows about the proxy.
+#[derive(Clone, Debug, Default, Serialize)]
+pub(crate) struct ProxyView {
+    /// `http://127.0.0.1:PORT` while listening.
+    pub(crate) url: Option<String>,
+    /// Refusing requests with 503 `proxy_paused`.
+    pub(crate) paused: bool,
+    /// Why it is not listening (port taken by `latch serve`, …).
+    pub(crate) error: Option<String>,
+}
+
+#[derive(Default)]
+struct ProxySlot {
+    running: Option<latch_proxy::Running>,
+    addr: Option<SocketAddr>,
+    paused: bool,
+    error: Option<String>,
+}
+
+pub(crate) struct Desktop {
+    home: Home,
+    proxy: Mutex<ProxySlot>,
+    nudge: Mutex<Option<Sender<()>>>,
+}
+
+impl Desktop {
+    pub(crate) fn new(home: Home) -> Self {
+        Self {
+            home,
+            proxy: Mutex::new(ProxySlot::default()),
+            nudge: Mutex::new(None),
+        }
+    }
+
+    /// A fresh view of the home: latch.toml may have been edited by the CLI or by hand.
+    pub(crate) fn open(&self) -> Result<Latch, IpcError> {
+        Ok(Latch::open(
+            self.home.clone(),
+            Arc::new(latch_keychain::Keychain::new()),
+        )?)
+    }
+
+    pub(crate) fn set_nudge(&self, nudge: Sender<()>) {
+        *self.nudge.lock().unwrap_or_else(PoisonError::into_inner) = Some(nudge);
+    }
+
+    /// Asks the status watcher to look now rather than at its next tick.
+    pub(crate) fn nudge(&self) {
+        if let Some(tx) = &*self.nudge.lock().unwrap_or_else(PoisonError::into_inner) {
+            let _ = tx.send(());
+        }
+    }
+
+    pub(crate) fn proxy_started(&self, running: latch_proxy::Running) {
+        let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.addr = Some(running.addr);
+        running.set_paused(slot.paused);
+        slot.running = Some(running);
+        slot.error = None;
+    }
+
+    pub(crate) fn proxy_failed(&self, why: String) {
+        self.proxy.lock().unwrap_or_else(PoisonError::into_inner).error = Some(why);
+    }
+
+    pub(crate) fn set_proxy_paused(&self, paused: bool) -> ProxyView {
+        {
+            let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.paused = paused;
+            if let Some(running) = &slot.running {
+                running.set_paused(paused);
+            }
+        }
+        self.nudge();
+        self.proxy_view()
+    }
+
+    pub(crate) fn proxy_view(&self) -> ProxyView {
+        let slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
+        ProxyView {
+            url: slot.addr.map(|a| format!("http://{a}")),
+            paused: slot.paused,
+            error: slot.error.clone(),
+        }
+    }
+}

@@ -1,0 +1,78 @@
+// Components mounted in jsdom over the typed mock host.
+import { flushSync, mount, unmount } from "svelte";
+import { afterEach, describe, expect, it } from "vitest";
+
+import App from "../App.svelte";
+import { createMockHost, type MockHost } from "../ipc/mock";
+
+let mounted: ReturnType<typeof mount> | undefined;
+afterEach(() => {
+  if (mounted) unmount(mounted);
+  mounted = undefined;
+  document.body.innerHTML = "";
+});
+
+async function settle(host: MockHost, until: () => boolean) {
+  // Resolves the mock's promises and Svelte's updates; bounded so a broken UI fails, not hangs.
+  for (let i = 0; i < 50 && !until(); i++) {
+    await Promise.resolve();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    flushSync();
+  }
+  void host;
+  return until();
+}
+
+function render(host: MockHost) {
+  const target = document.createElement("div");
+  document.body.append(target);
+  mounted = mount(App, { target, props: { host } });
+  return target;
+}
+
+describe("the window", () => {
+  it("guides a first-time user to add the Atlassian app", async () => {
+    const host = createMockHost();
+    const target = render(host);
+    expect(await settle(host, () => target.textContent?.includes("Welcome to Latch") ?? false)).toBe(true);
+    expect(target.querySelector("[data-testid=overall]")?.getAttribute("data-tone")).toBe("idle");
+  });
+
+  it("shows a card per connector with its state and scope chips", async () => {
+    const host = createMockHost({ seeded: true });
+    const target = render(host);
+    expect(await settle(host, () => target.querySelectorAll("[data-connector]").length === 3)).toBe(true);
+    const jira = target.querySelector('[data-connector="jira"]');
+    expect(jira?.getAttribute("data-state")).toBe("ok");
+    expect(jira?.querySelectorAll('[data-kind="granted"]').length).toBe(5);
+    expect(jira?.querySelector('[data-kind="extra"]')?.textContent).toContain("manage:jira-configuration");
+    expect(jira?.textContent).toMatch(/Access token expires in (59 min|1 h 00 min)/);
+    expect(target.querySelector('[data-connector="opsgenie"]')?.getAttribute("data-state")).toBe("not_signed_in");
+  });
+
+  it("follows status events from the host (tray, scheduler, CLI changes)", async () => {
+    const host = createMockHost({ seeded: true });
+    const target = render(host);
+    await settle(host, () => target.querySelector('[data-connector="jira"]') !== null);
+    host.setGrantState("atlassian", "needs_login", "invalid_grant");
+    expect(await settle(host, () => target.querySelector('[data-connector="jira"]')?.getAttribute("data-state") === "needs_login")).toBe(true);
+    expect(target.querySelector("[data-testid=overall]")?.getAttribute("data-tone")).toBe("error");
+    const signIn = target.querySelector<HTMLButtonElement>('[data-connector="jira"] [data-action="sign_in"]');
+    expect(signIn).not.toBeNull();
+    signIn?.click();
+    expect(await settle(host, () => target.querySelector('[data-connector="jira"]')?.getAttribute("data-state") === "ok")).toBe(true);
+    expect(host.calls.signIn).toBe(1);
+  });
+
+  it("shows an error by its code and message when a command fails", async () => {
+    const host = createMockHost({ seeded: true });
+    const target = render(host);
+    await settle(host, () => target.querySelector('[data-connector="opsgenie"]') !== null);
+    target.querySelector<HTMLButtonElement>('[data-connector="opsgenie"] [data-action="set_credential"]')?.click();
+    await settle(host, () => target.querySelector('[data-connector="opsgenie"] input[type=password]') !== null);
+    host.setGrantState("atlassian", "refresh_failing", "token endpoint returned 503");
+    target.querySelector<HTMLButtonElement>('[data-connector="jira"] [data-action="refresh"]')?.click();
+    expect(await settle(host, () => target.querySelector("[role=alert]") !== null)).toBe(true);
+    expect(target.querySelector("[role=alert]")?.getAttribute("data-code")).toBe("refresh_failing");
+  });
+});

@@ -1,0 +1,579 @@
+// An in-memory stand-in for the desktop app, typed by `Host`: Vitest and the browser tests
+// (Playwright against the mock build) drive the UI through it. It follows the core's rules
+// closely enough to be useful (scope merge with attribution, needs_step_up after adding a
+// connector to a signed-in provider, keys shown once, audit ids) but it is not the core.
+
+import type {
+  AuditEntry,
+  CatalogEntries,
+  ConnectorState,
+  ConnectorStatus,
+  CreatedKey,
+  GrantStatus,
+  Host,
+  IpcError,
+  KeyPolicy,
+  ProviderStatus,
+  ProxyView,
+  RequestedScope,
+  SignInEvent,
+  StatusReport,
+} from "./types";
+
+export const mockCatalog: CatalogEntries = {
+  providers: [
+    {
+      name: "atlassian",
+      display_name: "Atlassian Cloud",
+      client_type: "confidential",
+      default_redirect_uri: "http://127.0.0.1:8734/callback",
+      console_url: "https://developer.atlassian.com/console/myapps/",
+      default_scopes: [],
+    },
+    {
+      name: "bitbucket",
+      display_name: "Bitbucket Cloud",
+      client_type: "confidential",
+      default_redirect_uri: "http://127.0.0.1:8734/callback",
+      console_url: "https://bitbucket.org/account/settings/",
+      default_scopes: [],
+    },
+    {
+      name: "opsgenie",
+      display_name: "Opsgenie",
+      client_type: "none",
+      default_redirect_uri: null,
+      console_url: null,
+      default_scopes: [],
+    },
+  ],
+  connectors: [
+    {
+      name: "jira",
+      display_name: "Jira",
+      provider: "atlassian",
+      auth_modes: ["user", "service", "api-token"],
+      upstream_scopes: ["read:me", "read:jira-user", "read:jira-work", "write:jira-work", "offline_access"],
+      api_base: "{api_base}/ex/jira/{cloud_id}",
+      needs_site: true,
+    },
+    {
+      name: "confluence",
+      display_name: "Confluence",
+      provider: "atlassian",
+      auth_modes: ["user", "service", "api-token"],
+      upstream_scopes: [
+        "read:me",
+        "read:confluence-user",
+        "read:confluence-space.summary",
+        "read:confluence-content.all",
+        "write:confluence-content",
+        "offline_access",
+      ],
+      api_base: "{api_base}/ex/confluence/{cloud_id}",
+      needs_site: true,
+    },
+    {
+      name: "bitbucket",
+      display_name: "Bitbucket",
+      provider: "bitbucket",
+      auth_modes: ["user", "service", "api-token"],
+      upstream_scopes: ["account", "repository", "repository:write", "pullrequest", "pullrequest:write", "issue"],
+      api_base: "{api_base}/2.0",
+      needs_site: false,
+    },
+    {
+      name: "opsgenie",
+      display_name: "Opsgenie",
+      provider: "opsgenie",
+      auth_modes: ["api-key"],
+      upstream_scopes: [],
+      api_base: "{api_base}",
+      needs_site: false,
+    },
+  ],
+};
+
+interface MockProvider {
+  name: string;
+  preset: string;
+  client_id: string | null;
+  secret: boolean;
+  redirect_uri: string | null;
+  grant: GrantStatus | null;
+}
+
+interface MockConnector {
+  name: string;
+  type: string;
+  provider: string;
+  auth: ConnectorStatus["auth"];
+  site: string | null;
+  credential: boolean;
+}
+
+function fail(code: string, message: string): never {
+  const error: IpcError = { code, message };
+  throw error;
+}
+
+const NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+function inFuture(seconds: number, now: () => number): string {
+  return new Date(now() + seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+export interface MockOptions {
+  /** Clock, so tests can pin countdowns. */
+  now?: () => number;
+  /** Start with a signed-in Atlassian provider, Jira and Confluence (screenshots, demos). */
+  seeded?: boolean;
+}
+
+/** The mock plus a few test hooks. */
+export interface MockHost extends Host {
+  /** Appends an audit entry as the proxy would. */
+  recordRequest(entry: Omit<AuditEntry, "id" | "at">): void;
+  /** Changes a provider's grant state as the scheduler would (needs_login, refresh_failing). */
+  setGrantState(provider: string, state: string, lastError?: string): void;
+  /** How many times each command ran. */
+  calls: Record<string, number>;
+}
+
+export function createMockHost(options: MockOptions = {}): MockHost {
+  const now = options.now ?? (() => Date.now());
+  const providers: MockProvider[] = [];
+  const connectors: MockConnector[] = [];
+  const keys: KeyPolicy[] = [];
+  const audit: AuditEntry[] = [];
+  const statusHandlers = new Set<(report: StatusReport) => void>();
+  const signInHandlers = new Set<(event: SignInEvent) => void>();
+  const proxy: ProxyView = { url: "http://127.0.0.1:7391", paused: false, error: null };
+  let autostart = false;
+  const calls: Record<string, number> = {};
+  const count = (name: string) => {
+    calls[name] = (calls[name] ?? 0) + 1;
+  };
+
+  const spec = (type: string) => mockCatalog.connectors.find((c) => c.name === type);
+
+  function requested(provider: string): RequestedScope[] {
+    const entries: RequestedScope[] = [];
+    for (const c of connectors) {
+      if (c.provider !== provider || c.auth !== "user") continue;
+      for (const scope of spec(c.type)?.upstream_scopes ?? []) {
+        const entry = entries.find((e) => e.scope === scope);
+        if (entry) entry.requested_by.push(c.name);
+        else entries.push({ scope, requested_by: [c.name], provider_default: false });
+      }
+    }
+    return entries;
+  }
+
+  function connectorStatus(c: MockConnector): ConnectorStatus {
+    const s = spec(c.type);
+    const provider = providers.find((p) => p.name === c.provider);
+    const required = s?.upstream_scopes ?? [];
+    const request = requested(c.provider);
+    const grant = c.auth === "user" ? (provider?.grant ?? null) : null;
+    const granted = grant ? grant.granted_scopes : null;
+    const missing = granted ? required.filter((r) => !granted.includes(r)) : [];
+    const wanted = new Set(request.map((r) => r.scope));
+    const extra = granted ? granted.filter((g) => !wanted.has(g)) : [];
+    let state: ConnectorState;
+    if (c.auth !== "user") state = c.credential ? "ok" : "not_signed_in";
+    else if (!grant) state = "not_signed_in";
+    else if (grant.state === "needs_login") state = "needs_login";
+    else if (grant.state === "refresh_failing") state = "refresh_failing";
+    else if (missing.length > 0) state = "needs_step_up";
+    else if (s?.needs_site && !c.site) state = "site_unbound";
+    else state = "ok";
+    return {
+      name: c.name,
+      type: c.type,
+      display_name: s?.display_name ?? c.type,
+      provider: c.provider,
+      auth: c.auth,
+      state,
+      site: c.site,
+      scopes: {
+        required,
+        requested: request.filter((r) => required.includes(r.scope)),
+        granted,
+        missing,
+        extra,
+      },
+      grant,
+      findings: [],
+    };
+  }
+
+  function report(): StatusReport {
+    const providerStatus: ProviderStatus[] = providers.map((p) => {
+      const preset = mockCatalog.providers.find((x) => x.name === p.preset);
+      const request = requested(p.name);
+      return {
+        name: p.name,
+        preset: p.preset,
+        display_name: preset?.display_name ?? p.preset,
+        client_type: preset?.client_type ?? "confidential",
+        client_id: p.client_id,
+        client_secret: preset?.client_type === "confidential" ? (p.secret ? "stored" : "missing") : "not_needed",
+        redirect_uri: p.redirect_uri,
+        requested_scopes: request,
+        requested_scope_string: request.map((r) => r.scope).join(" "),
+        grant: p.grant,
+        findings: [],
+      };
+    });
+    return {
+      schema: "latch.status/v1",
+      home: { id: "mock", config_file: "/mock/latch.toml", database: "/mock/latch.db" },
+      providers: providerStatus,
+      connectors: connectors.map(connectorStatus),
+    };
+  }
+
+  function changed() {
+    const r = report();
+    for (const handler of statusHandlers) handler(r);
+  }
+
+  function connectorInput(input: Parameters<Host["addConnector"]>[0]) {
+    const type = input.type ?? input.name;
+    const s = spec(type);
+    if (!NAME.test(input.name)) fail("invalid_request", "a connector name is lower-case letters, digits and dashes");
+    if (!s) fail("unknown_connector", `unknown connector \`${type}\``);
+    if (connectors.some((c) => c.name === input.name))
+      fail("already_exists", `connector \`${input.name}\` already exists`);
+    const provider = input.provider ?? s.provider;
+    const oauthless = mockCatalog.providers.find((p) => p.name === provider)?.client_type === "none";
+    if (!oauthless && !providers.some((p) => p.name === provider))
+      fail("invalid_request", `connector \`${input.name}\` needs provider \`${provider}\`, which is not added yet`);
+    const auth = input.auth ?? s.auth_modes[0] ?? "user";
+    return { type, s, provider, auth };
+  }
+
+  const host: MockHost = {
+    calls,
+    async status() {
+      count("status");
+      return report();
+    },
+    async catalog() {
+      count("catalog");
+      return structuredClone(mockCatalog);
+    },
+    async addProvider(input) {
+      count("addProvider");
+      const preset = mockCatalog.providers.find((p) => p.name === (input.preset ?? input.name));
+      if (!preset) fail("unknown_provider", `unknown provider \`${input.preset ?? input.name}\``);
+      if (!NAME.test(input.name)) fail("invalid_request", "a provider name is lower-case letters, digits and dashes");
+      if (!input.client_id) fail("invalid_request", "the client id is missing\n  fix: copy it from the developer console");
+      const existing = providers.find((p) => p.name === input.name);
+      const entry: MockProvider = existing ?? {
+        name: input.name,
+        preset: preset.name,
+        client_id: null,
+        secret: false,
+        redirect_uri: null,
+        grant: null,
+      };
+      entry.client_id = input.client_id;
+      entry.secret = entry.secret || Boolean(input.client_secret);
+      entry.redirect_uri = input.redirect_uri ?? preset.default_redirect_uri;
+      if (!existing) providers.push(entry);
+      changed();
+      return {
+        name: input.name,
+        updated: Boolean(existing),
+        secret_stored: Boolean(input.client_secret),
+        redirect_uri: entry.redirect_uri,
+        console_url: preset.console_url,
+      };
+    },
+    async previewConnector(input) {
+      count("previewConnector");
+      const { type, s, provider, auth } = connectorInput(input);
+      const before = requested(provider).map((r) => r.scope);
+      const scopes = auth === "user" ? s.upstream_scopes : [];
+      const grant = providers.find((p) => p.name === provider)?.grant;
+      return {
+        name: input.name,
+        type,
+        provider,
+        auth,
+        diff: {
+          added: scopes.filter((x) => !before.includes(x)),
+          shared: scopes.filter((x) => before.includes(x)),
+        },
+        requested: [
+          ...requested(provider),
+          ...scopes
+            .filter((x) => !before.includes(x))
+            .map((scope) => ({ scope, requested_by: [input.name], provider_default: false })),
+        ],
+        needs_step_up: Boolean(grant && scopes.some((x) => !grant.granted_scopes.includes(x))),
+      };
+    },
+    async addConnector(input) {
+      count("addConnector");
+      const preview = await host.previewConnector(input);
+      connectors.push({
+        name: input.name,
+        type: preview.type,
+        provider: preview.provider,
+        auth: preview.auth,
+        site: input.site,
+        credential: false,
+      });
+      changed();
+      return { ...preview, findings: [] };
+    },
+    async removeConnector(name) {
+      count("removeConnector");
+      const index = connectors.findIndex((c) => c.name === name);
+      const c = connectors[index];
+      if (!c) fail("unknown_connector", `unknown connector \`${name}\``);
+      const before = requested(c.provider).map((r) => r.scope);
+      connectors.splice(index, 1);
+      const after = requested(c.provider).map((r) => r.scope);
+      changed();
+      return { name, provider: c.provider, no_longer_requested: before.filter((s) => !after.includes(s)) };
+    },
+    async setCredential(connector, credential) {
+      count("setCredential");
+      const c = connectors.find((x) => x.name === connector);
+      if (!c) fail("unknown_connector", `unknown connector \`${connector}\``);
+      if (!credential.trim()) fail("invalid_request", "the credential is empty");
+      c.credential = true;
+      changed();
+      return { connector, auth: c.auth, service_token: c.auth === "service" ? "ok" : null };
+    },
+    async signIn(provider, site) {
+      count("signIn");
+      const p = providers.find((x) => x.name === provider);
+      if (!p) fail("unknown_provider", `unknown provider \`${provider}\``);
+      const url = `https://auth.example/authorize?client_id=${p.client_id}&state=mock`;
+      for (const handler of signInHandlers) handler({ provider, url, opened_browser: true, refused: null });
+      const scopes = requested(provider).map((r) => r.scope);
+      p.grant = {
+        state: "active",
+        account_id: "557058:mock",
+        account_name: "Ada Lovelace",
+        account_email: "ada@example.com",
+        granted_scopes: scopes,
+        access_expires_at: inFuture(3600, now),
+        refreshed_at: inFuture(0, now),
+        generation: (p.grant?.generation ?? 0) + 1,
+        last_error: null,
+      };
+      const bound: [string, string][] = [];
+      for (const c of connectors) {
+        if (c.provider === provider && !c.site && spec(c.type)?.needs_site) {
+          c.site = site ?? "acme";
+          bound.push([c.name, c.site]);
+        }
+      }
+      changed();
+      return {
+        provider,
+        account: "Ada Lovelace (557058:mock)",
+        sites: ["acme"],
+        bound,
+        unbound: [],
+        missing: [],
+        refresh_token: true,
+      };
+    },
+    async signOut(provider) {
+      count("signOut");
+      const p = providers.find((x) => x.name === provider);
+      const signedIn = Boolean(p?.grant);
+      if (p) p.grant = null;
+      changed();
+      return {
+        provider,
+        signed_in: signedIn,
+        revoked: { result: signedIn ? "unsupported" : "nothing_to_revoke" },
+        keychain_items_deleted: signedIn ? 2 : 0,
+      };
+    },
+    async refreshConnector(connector) {
+      count("refreshConnector");
+      const c = connectors.find((x) => x.name === connector);
+      if (!c) fail("unknown_connector", `unknown connector \`${connector}\``);
+      const grant = providers.find((p) => p.name === c.provider)?.grant;
+      if (!grant) fail("not_signed_in", `\`${c.provider}\` is not signed in`);
+      if (grant.state === "needs_login") fail("needs_login", `\`${c.provider}\` needs a new sign-in`);
+      if (grant.state === "refresh_failing")
+        fail("refresh_failing", `refreshing \`${c.provider}\` failed: ${grant.last_error ?? "unknown"}`);
+      grant.access_expires_at = inFuture(3600, now);
+      grant.refreshed_at = inFuture(0, now);
+      grant.generation += 1;
+      changed();
+    },
+    async bindSite(connector, site) {
+      count("bindSite");
+      const c = connectors.find((x) => x.name === connector);
+      if (!c) fail("unknown_connector", `unknown connector \`${connector}\``);
+      c.site = site;
+      changed();
+    },
+    async keys() {
+      count("keys");
+      return structuredClone(keys);
+    },
+    async createKey(input): Promise<CreatedKey> {
+      count("createKey");
+      if (!NAME.test(input.name)) fail("invalid_request", "a key name is lower-case letters, digits and dashes");
+      if (input.connectors.length === 0) fail("invalid_request", "a key must name at least one connector");
+      if (keys.some((k) => k.name === input.name && !k.revoked_at))
+        fail("already_exists", `a local key named \`${input.name}\` exists`);
+      const policy: KeyPolicy = {
+        name: input.name,
+        connectors: input.connectors,
+        read_only: input.read_only,
+        paths: input.paths,
+        expires_at: input.ttl ? inFuture(3600, now) : null,
+        revoked_at: null,
+        created_at: inFuture(0, now),
+      };
+      keys.push(policy);
+      return { key: `latch_mock_${input.name}_${keys.length}`, policy: structuredClone(policy) };
+    },
+    async revokeKey(name) {
+      count("revokeKey");
+      const key = keys.find((k) => k.name === name && !k.revoked_at);
+      if (!key) fail("invalid_request", `there is no live local key named \`${name}\``);
+      key.revoked_at = inFuture(0, now);
+    },
+    async audit(input) {
+      count("audit");
+      const rows = audit.filter(
+        (e) =>
+          e.id > input.after_id &&
+          (!input.key || e.key === input.key) &&
+          (!input.connector || e.connector === input.connector),
+      );
+      return structuredClone(input.limit ? rows.slice(-input.limit) : rows);
+    },
+    async doctor() {
+      count("doctor");
+      const r = report();
+      const findings = r.connectors.flatMap((c) =>
+        c.state === "ok"
+          ? []
+          : [
+              {
+                code: c.state,
+                severity: c.state === "not_signed_in" || c.state === "site_unbound" ? ("warning" as const) : ("error" as const),
+                subject: `connector:${c.name}`,
+                message: `connector \`${c.name}\` is ${c.state.replaceAll("_", " ")}`,
+                fix: `sign in to \`${c.provider}\``,
+              },
+            ],
+      );
+      return {
+        schema: "latch.doctor/v1",
+        generated_at: inFuture(0, now),
+        healthy: !findings.some((f) => f.severity === "error"),
+        summary: {
+          errors: findings.filter((f) => f.severity === "error").length,
+          warnings: findings.filter((f) => f.severity === "warning").length,
+          infos: 0,
+        },
+        connectors: r.connectors.map((c) => ({
+          name: c.name,
+          type: c.type,
+          provider: c.provider,
+          auth: c.auth,
+          state: c.state,
+          account: c.grant?.account_name ?? null,
+          site: c.site,
+          required: c.scopes.required,
+          granted: c.scopes.granted,
+          missing: c.scopes.missing,
+          extra: c.scopes.extra,
+          access_expires_at: c.grant?.access_expires_at ?? null,
+          last_rotation: c.grant?.refreshed_at ?? null,
+          idle_days: c.grant ? 0 : null,
+          inactivity_expires_at: null,
+          absolute_expires_at: null,
+          last_error: c.grant?.last_error ?? null,
+          consecutive_failures: 0,
+          probe: null,
+        })),
+        findings,
+      };
+    },
+    async exportReport() {
+      count("exportReport");
+      return "/home/ada/Downloads/latch-report-20261123T120000Z.html";
+    },
+    async proxy() {
+      count("proxy");
+      return { ...proxy };
+    },
+    async setProxyPaused(paused) {
+      count("setProxyPaused");
+      proxy.paused = paused;
+      return { ...proxy };
+    },
+    async settings() {
+      count("settings");
+      return { autostart };
+    },
+    async setAutostart(enabled) {
+      count("setAutostart");
+      autostart = enabled;
+      return { autostart };
+    },
+    async onStatus(handler) {
+      statusHandlers.add(handler);
+      return () => statusHandlers.delete(handler);
+    },
+    async onSignIn(handler) {
+      signInHandlers.add(handler);
+      return () => signInHandlers.delete(handler);
+    },
+    recordRequest(entry) {
+      const last = audit[audit.length - 1];
+      audit.push({ ...entry, id: (last?.id ?? 0) + 1, at: inFuture(0, now) });
+    },
+    setGrantState(provider, state, lastError) {
+      const grant = providers.find((p) => p.name === provider)?.grant;
+      if (grant) {
+        grant.state = state;
+        grant.last_error = lastError ?? null;
+        changed();
+      }
+    },
+  };
+
+  if (options.seeded) {
+    providers.push({
+      name: "atlassian",
+      preset: "atlassian",
+      client_id: "Xy12mockClientId",
+      secret: true,
+      redirect_uri: "http://127.0.0.1:8734/callback",
+      grant: null,
+    });
+    connectors.push(
+      { name: "jira", type: "jira", provider: "atlassian", auth: "user", site: null, credential: false },
+      { name: "confluence", type: "confluence", provider: "atlassian", auth: "user", site: null, credential: false },
+    );
+    void host.signIn("atlassian", "acme");
+    const grant = providers[0]?.grant;
+    if (grant) grant.granted_scopes = [...grant.granted_scopes, "manage:jira-configuration"];
+    connectors.push({ name: "opsgenie", type: "opsgenie", provider: "opsgenie", auth: "api-key", site: null, credential: false });
+    const base = { key: "ci-bot", connector: "jira", method: "GET", bytes: 1834, refreshed: false };
+    host.recordRequest({ ...base, path: "/jira/rest/api/3/myself", status: 200, latency_us: 41_200 });
+    host.recordRequest({ ...base, path: "/jira/rest/api/3/search/jql", status: 200, latency_us: 96_800, refreshed: true });
+    host.recordRequest({ ...base, key: "agent", connector: "confluence", path: "/confluence/wiki/api/v2/pages", status: 200, latency_us: 120_300 });
+    host.recordRequest({ ...base, key: "agent", method: "POST", path: "/jira/rest/api/3/issue", status: 403, latency_us: 300, bytes: 142 });
+    for (const k of calls ? Object.keys(calls) : []) delete calls[k];
+  }
+  return host;
+}
