@@ -2,7 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod cli;
+mod desktop;
 mod doctor;
 mod lifecycle;
 mod proxy;
 mod support;
+mod webdriver;

@@ -131,7 +131,7 @@ pub(crate) const CLIENT_ID: &str = "latch-test-client";
 pub(crate) const CLIENT_SECRET: &str = "fixture-client-secret-0a9b8c7d";
 pub(crate) const CLOUD_ID: &str = "11111111-2222-3333-4444-555555555555";
 
-fn repo_path(rel: &str) -> PathBuf {
+pub(crate) fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
@@ -271,8 +271,8 @@ impl Home {
         self.ok(&args, CLIENT_SECRET);
     }
 
-    /// `latch provider add atlassian` pointed at the fixture, plus jira and confluence.
-    pub(crate) fn with_fixture_provider(fixture: &Fixture) -> Self {
+    /// `latch provider add atlassian` pointed at the fixture (no connectors).
+    pub(crate) fn with_fixture_atlassian(fixture: &Fixture) -> Self {
         let home = Self::new();
         let b = &fixture.base;
         let (resources, me, revoke) = (
@@ -295,6 +295,12 @@ impl Home {
                 &revoke,
             ],
         );
+        home
+    }
+
+    /// `latch provider add atlassian` pointed at the fixture, plus jira and confluence.
+    pub(crate) fn with_fixture_provider(fixture: &Fixture) -> Self {
+        let home = Self::with_fixture_atlassian(fixture);
         home.ok(&["connector", "add", "jira"], "");
         home.ok(&["connector", "add", "confluence"], "");
         home

@@ -34,6 +34,9 @@ pub(crate) struct Desktop {
     home: Home,
     proxy: Mutex<ProxySlot>,
     nudge: Mutex<Option<Sender<()>>>,
+    /// Wakes the serving loop when latch.toml changed: it restarts the proxy and scheduler
+    /// over the new configuration (new connectors, providers, listen address).
+    pub(crate) config_changed: tokio::sync::Notify,
 }
 
 impl Desktop {
@@ -42,6 +45,7 @@ impl Desktop {
             home,
             proxy: Mutex::new(ProxySlot::default()),
             nudge: Mutex::new(None),
+            config_changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -70,6 +74,19 @@ impl Desktop {
         running.set_paused(slot.paused);
         slot.running = Some(running);
         slot.error = None;
+    }
+
+    /// Takes the running proxy out (to stop it before a restart).
+    pub(crate) fn take_proxy(&self) -> Option<latch_proxy::Running> {
+        let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.addr = None;
+        slot.running.take()
+    }
+
+    /// latch.toml's modification time and length, to notice edits by any face.
+    pub(crate) fn config_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        let meta = std::fs::metadata(self.home.config_file()).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
     }
 
     pub(crate) fn proxy_failed(&self, why: String) {

@@ -23,27 +23,41 @@ use crate::desktop::Desktop;
 /// Whether the tray exists: closing the window then only hides it and Latch keeps serving.
 static HAS_TRAY: AtomicBool = AtomicBool::new(false);
 
-/// The proxy and the refresh scheduler, as `latch serve` runs them headless.
+/// The proxy and the refresh scheduler, as `latch serve` runs them headless; restarted over
+/// the new configuration whenever latch.toml changes (a connector added here or by the CLI).
 async fn serve(desktop: Arc<Desktop>) {
-    let latch = match desktop.open() {
-        Ok(latch) => latch,
-        Err(err) => {
-            desktop.proxy_failed(format!("{err:?}"));
-            return;
+    loop {
+        let scheduler = match desktop.open() {
+            Err(err) => {
+                desktop.proxy_failed(format!("{err:?}"));
+                None
+            }
+            Ok(latch) => {
+                let listen = latch.config().listen;
+                let grants = match latch_proxy::start(&latch, listen).await {
+                    Ok(proxy) => {
+                        let grants = Arc::clone(proxy.grants());
+                        desktop.proxy_started(proxy);
+                        grants
+                    }
+                    Err(err) => {
+                        // Another Latch (`latch serve`) may hold the port: keep grants alive.
+                        desktop.proxy_failed(err.to_string());
+                        latch.grants()
+                    }
+                };
+                desktop.nudge();
+                Some(tauri::async_runtime::spawn(latch_core::schedule::run(
+                    grants,
+                )))
+            }
+        };
+        desktop.config_changed.notified().await;
+        if let Some(task) = scheduler {
+            task.abort();
         }
-    };
-    let listen = latch.config().listen;
-    match latch_proxy::start(&latch, listen).await {
-        Ok(proxy) => {
-            let grants = Arc::clone(proxy.grants());
-            desktop.proxy_started(proxy);
-            desktop.nudge();
-            latch_core::schedule::run(grants).await;
-        }
-        Err(err) => {
-            // Another Latch (`latch serve`) may hold the port: keep grants alive anyway.
-            desktop.proxy_failed(err.to_string());
-            latch_core::schedule::run(latch.grants()).await;
+        if let Some(proxy) = desktop.take_proxy() {
+            proxy.shutdown().await;
         }
     }
 }

@@ -1,0 +1,157 @@
+//! The real desktop binary under Xvfb, driven by WebDriver (tauri-driver + WebKitWebDriver),
+//! with the real Secret Service and the fixture authorization server: a person adds Jira, signs
+//! in through `$BROWSER` (headless Chromium), creates a local key in the window, and a tool
+//! uses that key through the app's in-process proxy.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{curl, free_port, repo_path, require_secret_service, Fixture, Home};
+use crate::webdriver::{Session, TauriDriver, Xvfb};
+
+/// `target/debug/latch-desktop`, next to the `latch` binary under test (`make test` builds it).
+fn desktop_binary() -> PathBuf {
+    let latch = PathBuf::from(env!("CARGO_BIN_EXE_latch"));
+    let path = latch.with_file_name("latch-desktop");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p latch-desktop` (`make test` does)",
+        path.display()
+    );
+    path
+}
+
+fn screenshots() -> PathBuf {
+    repo_path("target/desktop-e2e")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_proxy_from_the_desktop_window() {
+    require_secret_service();
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_atlassian(&fixture);
+    let port = free_port();
+    home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
+
+    let xvfb = Xvfb::start();
+    let mut driver = Command::new("tauri-driver");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LATCH_") {
+            driver.env_remove(&key);
+        }
+    }
+    driver
+        .env("DISPLAY", &xvfb.display)
+        .env("LATCH_HOME", home.path())
+        .env("BROWSER", repo_path("tests/fixture/browser.sh"))
+        // The autostart plugin and GTK write below $HOME; keep them in the temp home.
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.file("xdg-config"));
+    let driver = TauriDriver::start(driver);
+    let window = Session::open(&driver, &desktop_binary()).await;
+    let shots = screenshots();
+
+    // A provider but no connector: the window says what to do next.
+    window
+        .wait_for("[data-testid=overall][data-tone=idle]", Duration::from_secs(30))
+        .await;
+    let empty = window.text(".empty").await;
+    assert!(empty.contains("No connectors yet"), "{empty}");
+
+    // Add Jira through the dialog; the scope diff comes from the core before anything is saved.
+    window.click(".empty button.primary").await;
+    window
+        .wait_for("[data-diff=added]", Duration::from_secs(10))
+        .await;
+    let diff = window.text("section[aria-label='Scope changes']").await;
+    assert!(diff.contains("+ read:jira-work"), "{diff}");
+    window.screenshot(&shots.join("add-connector.png")).await;
+    window
+        .click("form[aria-label='Add connector'] button[type=submit]")
+        .await;
+    window
+        .wait_for(
+            "[data-connector=jira][data-state=not_signed_in]",
+            Duration::from_secs(10),
+        )
+        .await;
+    let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
+    assert!(config.contains("[connectors.jira]"), "{config}");
+
+    // Sign in: the app opens $BROWSER (headless Chromium), which completes the consent.
+    window
+        .click("[data-connector=jira] [data-action=sign_in]")
+        .await;
+    window
+        .wait_for("[data-connector=jira][data-state=ok]", Duration::from_secs(90))
+        .await;
+    let card = window.text("[data-connector=jira]").await;
+    assert!(card.contains("Access token expires in"), "{card}");
+    assert_eq!(
+        window
+            .script(
+                "return document.querySelectorAll('[data-connector=jira] [data-kind=granted]').length",
+                json!([])
+            )
+            .await,
+        json!(5)
+    );
+    window.screenshot(&shots.join("connectors.png")).await;
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(status["connectors"][0]["state"], "ok", "{status}");
+
+    // Create a local key in the window; it is shown once.
+    window.click("#tab-keys").await;
+    window
+        .type_into("form[aria-label='Create key'] input[name=key_name]", "desk-tool")
+        .await;
+    window
+        .click("form[aria-label='Create key'] input[name=key_connector][value=jira]")
+        .await;
+    window
+        .click("form[aria-label='Create key'] button[type=submit]")
+        .await;
+    let key = window.text("[data-testid=new-key]").await;
+    assert!(key.len() > 20, "key shown: {key:?}");
+    window.screenshot(&shots.join("key-created.png")).await;
+    // Latch stores only the key's hash.
+    let db = std::fs::read(home.file("latch.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&key),
+        "the key itself is in SQLite"
+    );
+
+    // A tool calls the app's in-process proxy with that key; Latch injects the upstream token.
+    let url = format!("http://127.0.0.1:{port}/jira/rest/api/3/myself");
+    let (status, body) = curl(&["-H", &format!("Authorization: Bearer {key}"), &url]);
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = curl(&["-H", "Authorization: Bearer not-a-key", &url]);
+    assert_eq!(status, 401);
+
+    // Once dismissed, the key is gone from the window.
+    window.click("[data-testid=key-done]").await;
+    assert!(window.find("[data-testid=new-key]").await.is_none());
+
+    // The request shows up in Activity.
+    window.click("#tab-activity").await;
+    window
+        .wait_for("[data-audit-id]", Duration::from_secs(15))
+        .await;
+    let log = window.text("table[aria-label='Audit log']").await;
+    assert!(log.contains("/jira/rest/api/3/myself"), "{log}");
+    window.screenshot(&shots.join("activity.png")).await;
+
+    // Health runs the doctor over the same home.
+    window.click("#tab-health").await;
+    window
+        .wait_for("table[aria-label='Connector health']", Duration::from_secs(20))
+        .await;
+    window.screenshot(&shots.join("health.png")).await;
+
+    window.close().await;
+    drop(driver);
+    drop(xvfb);
+}
