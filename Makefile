@@ -5,10 +5,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Debian/Ubuntu packages: Tauri (webkit2gtk, appindicator), the Secret Service (gnome-keyring,
-# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium).
+# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium, WebKitWebDriver).
 APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 	libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium
+	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -34,6 +34,8 @@ deps-rust:
 	  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c rustfmt,clippy; }
 	@. "$$HOME/.cargo/env" 2>/dev/null || true; rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt 2>/dev/null || true
 	@cargo fetch --locked -q 2>/dev/null || cargo fetch -q
+	@command -v tauri-driver >/dev/null || { echo "Installing tauri-driver (WebDriver for the desktop app)"; \
+	  cargo install tauri-driver --locked --version '^2' -q; }
 
 deps-npm:
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; }
@@ -61,12 +63,17 @@ lint: deps ui
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	scripts/check-architecture.sh
 
+# UI unit tests (Vitest, mock host), the built UI in Chromium (Playwright, mock host), then every
+# Rust test; the desktop binary is built first for the WebDriver test.
 unit-and-e2e: deps ui
+	cd ui && npm run --silent test
+	cd ui && npm run --silent build:mock && npm run --silent e2e
+	cargo build -p latch-desktop --locked
 	scripts/with-keyring.sh cargo test --workspace --locked
 
 test: lint unit-and-e2e
 
-.PHONY: bench-token bench-proxy
+.PHONY: bench-token bench-proxy bench-desktop
 # Benchmarks print figures; they are never part of `make test`.
 bench-token: deps
 	scripts/with-keyring.sh python3 bench/token.py
@@ -74,3 +81,6 @@ bench-token: deps
 bench-proxy: deps
 	@command -v nginx >/dev/null && command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx wrk; }
 	scripts/with-keyring.sh python3 bench/proxy.py
+
+bench-desktop: deps
+	scripts/with-keyring.sh python3 bench/desktop.py

@@ -56,7 +56,10 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
 
     // A provider but no connector: the window says what to do next.
     window
-        .wait_for("[data-testid=overall][data-tone=idle]", Duration::from_secs(30))
+        .wait_for(
+            "[data-testid=overall][data-tone=idle]",
+            Duration::from_secs(30),
+        )
         .await;
     let empty = window.text(".empty").await;
     assert!(empty.contains("No connectors yet"), "{empty}");
@@ -86,7 +89,10 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
         .click("[data-connector=jira] [data-action=sign_in]")
         .await;
     window
-        .wait_for("[data-connector=jira][data-state=ok]", Duration::from_secs(90))
+        .wait_for(
+            "[data-connector=jira][data-state=ok]",
+            Duration::from_secs(90),
+        )
         .await;
     let card = window.text("[data-connector=jira]").await;
     assert!(card.contains("Access token expires in"), "{card}");
@@ -106,7 +112,10 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     // Create a local key in the window; it is shown once.
     window.click("#tab-keys").await;
     window
-        .type_into("form[aria-label='Create key'] input[name=key_name]", "desk-tool")
+        .type_into(
+            "form[aria-label='Create key'] input[name=key_name]",
+            "desk-tool",
+        )
         .await;
     window
         .click("form[aria-label='Create key'] input[name=key_connector][value=jira]")
@@ -147,7 +156,10 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     // Health runs the doctor over the same home.
     window.click("#tab-health").await;
     window
-        .wait_for("table[aria-label='Connector health']", Duration::from_secs(20))
+        .wait_for(
+            "table[aria-label='Connector health']",
+            Duration::from_secs(20),
+        )
         .await;
     window.screenshot(&shots.join("health.png")).await;
 

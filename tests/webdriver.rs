@@ -21,11 +21,21 @@ impl Xvfb {
     /// Starts Xvfb on a free display; `-displayfd` reports the number once it accepts clients.
     pub(crate) fn start() -> Self {
         let mut child = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("Xvfb is needed for the desktop test (apt package xvfb; `make test` installs it)");
+            .expect(
+                "Xvfb is needed for the desktop test (apt package xvfb; `make test` installs it)",
+            );
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -63,7 +73,10 @@ impl TauriDriver {
             .expect("tauri-driver is needed (`cargo install tauri-driver --locked --version '^2'`; `make test` installs it)");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tauri-driver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Self {

@@ -39,7 +39,9 @@ async fn off_main<T: Send + 'static>(
 
 /// Runs an async core use case to completion on a blocking thread with its own small runtime
 /// (the core's futures hold the store's lock guard and are not all `Send`).
-fn run_async<T>(future: impl std::future::Future<Output = Result<T, IpcError>>) -> Result<T, IpcError> {
+fn run_async<T>(
+    future: impl std::future::Future<Output = Result<T, IpcError>>,
+) -> Result<T, IpcError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -251,14 +253,10 @@ pub(crate) async fn sign_in(
             };
             let progress = SignInEvents { app, provider };
             run_async(async {
-                Ok(latch_core::login::login(
-                    &mut latch,
-                    &options,
-                    &SystemBrowser,
-                    &progress,
-                    None,
+                Ok(
+                    latch_core::login::login(&mut latch, &options, &SystemBrowser, &progress, None)
+                        .await?,
                 )
-                .await?)
             })
         }
     })

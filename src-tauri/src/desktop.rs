@@ -90,7 +90,10 @@ impl Desktop {
     }
 
     pub(crate) fn proxy_failed(&self, why: String) {
-        self.proxy.lock().unwrap_or_else(PoisonError::into_inner).error = Some(why);
+        self.proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .error = Some(why);
     }
 
     pub(crate) fn set_proxy_paused(&self, paused: bool) -> ProxyView {

@@ -77,12 +77,17 @@ fn main() {
             tray::show_main(app);
         }))
         .plugin(tauri_plugin_notification::init())
-        .plugin(tauri_plugin_autostart::init(MacosLauncher::LaunchAgent, None))
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            None,
+        ))
         .manage(Arc::clone(&desktop))
         .setup(move |app| {
             match tray::create(app.handle()) {
                 Ok(()) => HAS_TRAY.store(true, Ordering::Relaxed),
-                Err(err) => eprintln!("latch-desktop: no tray icon ({err}); closing the window quits"),
+                Err(err) => {
+                    eprintln!("latch-desktop: no tray icon ({err}); closing the window quits")
+                }
             }
             tauri::async_runtime::spawn(serve(Arc::clone(&desktop)));
             status_watch::start(app.handle().clone(), Arc::clone(&desktop));

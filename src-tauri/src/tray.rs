@@ -59,7 +59,13 @@ fn menu<R: Runtime>(
         )?)?,
     }
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(app, "open", "Open Latch", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "open",
+        "Open Latch",
+        true,
+        None::<&str>,
+    )?)?;
     menu.append(&CheckMenuItem::with_id(
         app,
         "pause",
@@ -69,7 +75,13 @@ fn menu<R: Runtime>(
         None::<&str>,
     )?)?;
     menu.append(&PredefinedMenuItem::separator(app)?)?;
-    menu.append(&MenuItem::with_id(app, "quit", "Quit Latch", true, None::<&str>)?)?;
+    menu.append(&MenuItem::with_id(
+        app,
+        "quit",
+        "Quit Latch",
+        true,
+        None::<&str>,
+    )?)?;
     Ok(menu)
 }
 

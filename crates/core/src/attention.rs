@@ -91,3 +91,79 @@ fn needs_person(state: ConnectorState) -> bool {
         ConnectorState::NeedsLogin | ConnectorState::NeedsStepUp | ConnectorState::RefreshFailing
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::AuthMode;
+    use crate::status::{ConnectorScopes, ConnectorStatus, HomeStatus, STATUS_SCHEMA};
+
+    fn report(states: &[(&str, ConnectorState)]) -> StatusReport {
+        StatusReport {
+            schema: STATUS_SCHEMA,
+            home: HomeStatus {
+                id: "h".into(),
+                config_file: "latch.toml".into(),
+                database: "latch.db".into(),
+            },
+            providers: Vec::new(),
+            connectors: states
+                .iter()
+                .map(|(name, state)| ConnectorStatus {
+                    name: (*name).to_owned(),
+                    kind: (*name).to_owned(),
+                    display_name: "Jira".into(),
+                    provider: "atlassian".into(),
+                    auth: AuthMode::User,
+                    state: *state,
+                    site: None,
+                    scopes: ConnectorScopes {
+                        required: Vec::new(),
+                        requested: Vec::new(),
+                        granted: None,
+                        missing: Vec::new(),
+                        extra: Vec::new(),
+                    },
+                    grant: None,
+                    findings: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_worst_state_colours_the_tray() {
+        use ConnectorState::*;
+        assert_eq!(overall(&report(&[])), Overall::Idle);
+        assert_eq!(overall(&report(&[("a", Ok)])), Overall::Ok);
+        assert_eq!(
+            overall(&report(&[("a", Ok), ("b", NotSignedIn)])),
+            Overall::Warning
+        );
+        assert_eq!(
+            overall(&report(&[("a", SiteUnbound), ("b", RefreshFailing)])),
+            Overall::Error
+        );
+    }
+
+    #[test]
+    fn only_new_trouble_notifies() {
+        use ConnectorState::*;
+        let first = report(&[("jira", NotSignedIn), ("confluence", NeedsLogin)]);
+        let at_start = newly_needing(None, &first);
+        assert_eq!(at_start.len(), 1, "never signed in is not news");
+        assert_eq!(at_start[0].connector, "confluence");
+        assert!(at_start[0].action.contains("Sign in"));
+        // Same states again: nothing new.
+        assert!(newly_needing(Some(&first), &first).is_empty());
+        let later = report(&[("jira", RefreshFailing), ("confluence", NeedsLogin)]);
+        let news = newly_needing(Some(&first), &later);
+        assert_eq!(news.len(), 1);
+        assert_eq!(news[0].connector, "jira");
+        assert_eq!(news[0].state, RefreshFailing);
+        // Healed, then broken again: notifies again.
+        let healed = report(&[("jira", Ok), ("confluence", Ok)]);
+        assert!(newly_needing(Some(&later), &healed).is_empty());
+        assert_eq!(newly_needing(Some(&healed), &later).len(), 2);
+    }
+}

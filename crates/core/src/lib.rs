@@ -24,6 +24,6 @@ mod toml_location;
 
 pub use error::{ConfigError, Error, Result};
 pub use latch::{
-    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
-    CredentialStored, EndpointOverrides, Latch, ProviderAdded,
+    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorPreview,
+    ConnectorRemoved, CredentialStored, EndpointOverrides, Latch, ProviderAdded,
 };

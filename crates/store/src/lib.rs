@@ -586,20 +586,20 @@ impl Store {
                 query.limit
             ],
             |r| {
-            Ok((
-                r.get(0)?,
-                AuditRow {
-                    at: r.get(1)?,
-                    key_name: r.get(2)?,
-                    connector: r.get(3)?,
-                    method: r.get(4)?,
-                    path: r.get(5)?,
-                    status: r.get(6)?,
-                    bytes: r.get(7)?,
-                    latency_us: r.get(8)?,
-                    refreshed: r.get(9)?,
-                },
-            ))
+                Ok((
+                    r.get(0)?,
+                    AuditRow {
+                        at: r.get(1)?,
+                        key_name: r.get(2)?,
+                        connector: r.get(3)?,
+                        method: r.get(4)?,
+                        path: r.get(5)?,
+                        status: r.get(6)?,
+                        bytes: r.get(7)?,
+                        latency_us: r.get(8)?,
+                        refreshed: r.get(9)?,
+                    },
+                ))
             },
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
