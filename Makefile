@@ -2,6 +2,8 @@
 # Both install what they need first (apt packages, npm packages, Rust crates).
 
 SHELL := /bin/bash
+# rustup installs cargo (and cargo install puts tauri-driver) here; later recipes must find them.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 .DEFAULT_GOAL := help
 
 # Debian/Ubuntu packages: Tauri (webkit2gtk, appindicator), the Secret Service (gnome-keyring,

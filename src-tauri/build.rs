@@ -9,6 +9,7 @@ const COMMANDS: &[&str] = &[
     "remove_connector",
     "set_credential",
     "sign_in",
+    "cancel_sign_in",
     "sign_out",
     "refresh_connector",
     "bind_site",

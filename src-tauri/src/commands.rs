@@ -253,16 +253,32 @@ pub(crate) async fn sign_in(
             };
             let progress = SignInEvents { app, provider };
             run_async(async {
-                Ok(
-                    latch_core::login::login(&mut latch, &options, &SystemBrowser, &progress, None)
-                        .await?,
-                )
+                // Dropping the login future closes its callback listener: nothing is stored.
+                tokio::select! {
+                    outcome = latch_core::login::login(
+                        &mut latch,
+                        &options,
+                        &SystemBrowser,
+                        &progress,
+                        None,
+                    ) => Ok(outcome?),
+                    () = desktop.sign_in_cancel.notified() => Err(IpcError::new(
+                        "sign_in_cancelled",
+                        "sign-in cancelled; nothing was changed",
+                    )),
+                }
             })
         }
     })
     .await;
     desktop.nudge();
     outcome
+}
+
+/// Stops waiting for the browser.
+#[tauri::command]
+pub(crate) fn cancel_sign_in(desktop: Shared<'_>) {
+    desktop.sign_in_cancel.notify_waiters();
 }
 
 #[tauri::command]

@@ -37,6 +37,8 @@ pub(crate) struct Desktop {
     /// Wakes the serving loop when latch.toml changed: it restarts the proxy and scheduler
     /// over the new configuration (new connectors, providers, listen address).
     pub(crate) config_changed: tokio::sync::Notify,
+    /// Ends a sign-in that is waiting for the browser (the person closed the tab).
+    pub(crate) sign_in_cancel: tokio::sync::Notify,
 }
 
 impl Desktop {
@@ -46,6 +48,7 @@ impl Desktop {
             proxy: Mutex::new(ProxySlot::default()),
             nudge: Mutex::new(None),
             config_changed: tokio::sync::Notify::new(),
+            sign_in_cancel: tokio::sync::Notify::new(),
         }
     }
 

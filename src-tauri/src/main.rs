@@ -110,6 +110,7 @@ fn main() {
             commands::remove_connector,
             commands::set_credential,
             commands::sign_in,
+            commands::cancel_sign_in,
             commands::sign_out,
             commands::refresh_connector,
             commands::bind_site,

@@ -16,6 +16,7 @@ export const tauriHost: Host = {
   removeConnector: (name) => invoke("remove_connector", { name }),
   setCredential: (connector, credential) => invoke("set_credential", { connector, credential }),
   signIn: (provider, site) => invoke("sign_in", { provider, site }),
+  cancelSignIn: () => invoke("cancel_sign_in"),
   signOut: (provider) => invoke("sign_out", { provider }),
   refreshConnector: (connector) => invoke("refresh_connector", { connector }),
   bindSite: (connector, site) => invoke("bind_site", { connector, site }),

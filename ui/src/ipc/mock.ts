@@ -386,6 +386,9 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         refresh_token: true,
       };
     },
+    async cancelSignIn() {
+      count("cancelSignIn");
+    },
     async signOut(provider) {
       count("signOut");
       const p = providers.find((x) => x.name === provider);

@@ -305,6 +305,8 @@ export interface Host {
   removeConnector(name: string): Promise<ConnectorRemoved>;
   setCredential(connector: string, credential: string): Promise<CredentialStored>;
   signIn(provider: string, site: string | null): Promise<LoginOutcome>;
+  /** Stops a sign-in waiting for the browser; it then fails with `sign_in_cancelled`. */
+  cancelSignIn(): Promise<void>;
   signOut(provider: string): Promise<LogoutOutcome>;
   refreshConnector(connector: string): Promise<void>;
   bindSite(connector: string, site: string): Promise<void>;
