@@ -47,6 +47,7 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
         .env("DISPLAY", &xvfb.display)
         .env("LATCH_HOME", home.path())
         .env("BROWSER", repo_path("tests/fixture/browser.sh"))
+        .env("FIXTURE_BROWSER_HOLD", home.file("browser-closed"))
         // The autostart plugin and GTK write below $HOME; keep them in the temp home.
         .env("HOME", home.path())
         .env("XDG_CONFIG_HOME", home.file("xdg-config"));
@@ -84,7 +85,33 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
     assert!(config.contains("[connectors.jira]"), "{config}");
 
-    // Sign in: the app opens $BROWSER (headless Chromium), which completes the consent.
+    // A sign-in whose browser tab was closed: the person cancels it and nothing changes.
+    std::fs::write(home.file("browser-closed"), "").unwrap();
+    window
+        .click("[data-connector=jira] [data-action=sign_in]")
+        .await;
+    window
+        .wait_for("[data-action=cancel_sign_in]", Duration::from_secs(30))
+        .await;
+    window.click("[data-action=cancel_sign_in]").await;
+    window
+        .wait_for_text("[role=status]", "cancelled", Duration::from_secs(10))
+        .await;
+    window
+        .wait_for(
+            "[data-connector=jira][data-state=not_signed_in]",
+            Duration::from_secs(10),
+        )
+        .await;
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(
+        status["connectors"][0]["state"], "not_signed_in",
+        "{status}"
+    );
+    std::fs::remove_file(home.file("browser-closed")).unwrap();
+
+    // Sign in: the app opens $BROWSER (headless Chromium), which completes the consent. The
+    // cancelled attempt released its callback listener, so this one can bind again.
     window
         .click("[data-connector=jira] [data-action=sign_in]")
         .await;

@@ -2,6 +2,7 @@
 //! the real parts it drives: Xvfb and `tauri-driver` (which starts Debian's WebKitWebDriver).
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,18 +67,24 @@ impl TauriDriver {
     pub(crate) fn start(mut cmd: Command) -> Self {
         let port = crate::support::free_port();
         let native = crate::support::free_port();
+        // Its own process group, so that drop also ends the WebKitWebDriver it starts.
         let child = cmd
             .args(["--port", &port.to_string(), "--native-port", &native.to_string()])
             .stdin(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("tauri-driver is needed (`cargo install tauri-driver --locked --version '^2'`; `make test` installs it)");
+        // tauri-driver listens before WebKitWebDriver does, and a session request it forwards
+        // too early is dropped: wait for both.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tauri-driver did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        for listener in [port, native] {
+            while std::net::TcpStream::connect(("127.0.0.1", listener)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "tauri-driver or WebKitWebDriver did not listen on {listener}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
         Self {
             child,
@@ -88,6 +95,10 @@ impl TauriDriver {
 
 impl Drop for TauriDriver {
     fn drop(&mut self) {
+        // The whole group: tauri-driver, WebKitWebDriver and the app.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -169,6 +180,21 @@ impl Session {
                     .script("return document.body.innerText", json!([]))
                     .await;
                 panic!("nothing matched {css} within {within:?}; the window shows:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (bounded) until an element matching `css` shows `needle` in its text.
+    pub(crate) async fn wait_for_text(&self, css: &str, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        let probe = "return Array.from(document.querySelectorAll(arguments[0])).some((e) => e.textContent.includes(arguments[1]))";
+        while self.script(probe, json!([css, needle])).await != json!(true) {
+            if Instant::now() > deadline {
+                let text = self
+                    .script("return document.body.innerText", json!([]))
+                    .await;
+                panic!("no {css} showed {needle:?} within {within:?}; the window shows:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

@@ -64,6 +64,23 @@ describe("the window", () => {
     expect(host.calls.signIn).toBe(1);
   });
 
+  it("lets the person stop a sign-in whose browser never came back", async () => {
+    const host = createMockHost({ seeded: true, browser: "waits" });
+    const target = render(host);
+    await settle(host, () => target.querySelector('[data-connector="opsgenie"]') !== null);
+    host.setGrantState("atlassian", "needs_login", "invalid_grant");
+    await settle(host, () => target.querySelector('[data-connector="jira"] [data-action="sign_in"]') !== null);
+    target.querySelector<HTMLButtonElement>('[data-connector="jira"] [data-action="sign_in"]')?.click();
+    const cancel = () => target.querySelector<HTMLButtonElement>('[data-action="cancel_sign_in"]');
+    expect(await settle(host, () => cancel() !== null)).toBe(true);
+    cancel()?.click();
+    expect(await settle(host, () => target.querySelector("[role=status]")?.textContent?.includes("cancelled") ?? false)).toBe(true);
+    expect(cancel()).toBeNull();
+    expect(target.querySelector("[role=alert]")).toBeNull();
+    expect(target.querySelector('[data-connector="jira"]')?.getAttribute("data-state")).toBe("needs_login");
+    expect(host.calls.cancelSignIn).toBe(1);
+  });
+
   it("shows an error by its code and message when a command fails", async () => {
     const host = createMockHost({ seeded: true });
     const target = render(host);

@@ -128,6 +128,8 @@ export interface MockOptions {
   now?: () => number;
   /** Start with a signed-in Atlassian provider, Jira and Confluence (screenshots, demos). */
   seeded?: boolean;
+  /** `waits`: sign-in never hears back from the browser until `cancelSignIn` (a closed tab). */
+  browser?: "completes" | "waits";
 }
 
 /** The mock plus a few test hooks. */
@@ -150,6 +152,9 @@ export function createMockHost(options: MockOptions = {}): MockHost {
   const signInHandlers = new Set<(event: SignInEvent) => void>();
   const proxy: ProxyView = { url: "http://127.0.0.1:7391", paused: false, error: null };
   let autostart = false;
+  const waitingSignIns = new Set<() => void>();
+  // Off while seeding: the seeded sign-in completes at once.
+  let browserWaits = false;
   const calls: Record<string, number> = {};
   const count = (name: string) => {
     calls[name] = (calls[name] ?? 0) + 1;
@@ -356,6 +361,10 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       if (!p) fail("unknown_provider", `unknown provider \`${provider}\``);
       const url = `https://auth.example/authorize?client_id=${p.client_id}&state=mock`;
       for (const handler of signInHandlers) handler({ provider, url, opened_browser: true, refused: null });
+      if (browserWaits) {
+        await new Promise<void>((resolve) => waitingSignIns.add(resolve));
+        fail("sign_in_cancelled", "sign-in cancelled; nothing was changed");
+      }
       const scopes = requested(provider).map((r) => r.scope);
       p.grant = {
         state: "active",
@@ -388,6 +397,8 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     },
     async cancelSignIn() {
       count("cancelSignIn");
+      for (const stop of waitingSignIns) stop();
+      waitingSignIns.clear();
     },
     async signOut(provider) {
       count("signOut");
@@ -578,5 +589,6 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     host.recordRequest({ ...base, key: "agent", method: "POST", path: "/jira/rest/api/3/issue", status: 403, latency_us: 300, bytes: 142 });
     for (const k of calls ? Object.keys(calls) : []) delete calls[k];
   }
+  browserWaits = options.browser === "waits";
   return host;
 }
