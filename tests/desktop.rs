@@ -123,6 +123,7 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
         .await;
     let card = window.text("[data-connector=jira]").await;
     assert!(card.contains("Access token expires in"), "{card}");
+    assert!(card.contains("signed in just now"), "{card}");
     assert_eq!(
         window
             .script(

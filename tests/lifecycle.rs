@@ -66,6 +66,12 @@ fn login_token_refresh_logout() {
     let grant = &status["providers"][0]["grant"];
     assert_eq!(grant["account_id"], "fixture-user");
     assert_eq!(grant["generation"], 1);
+    assert!(grant["obtained_at"].is_string(), "{grant}");
+    // The site list for choosing a site: one entry per site, though the fixture lists it per product.
+    assert_eq!(
+        status["providers"][0]["sites"],
+        serde_json::json!([{"name": "acme", "url": "https://acme.atlassian.net"}])
+    );
 
     // A cached token is reused: no refresh.
     let first = token_of(&home, "jira");

@@ -113,7 +113,11 @@ pub(crate) struct Session {
 impl Session {
     /// Opens the application through tauri-driver.
     pub(crate) async fn open(driver: &TauriDriver, application: &Path) -> Self {
-        let http = reqwest::Client::new();
+        // Bounded, so a WebDriver call that never answers fails the test instead of hanging it.
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "wry",
             "tauri:options": {"application": application.display().to_string()}
@@ -138,11 +142,16 @@ impl Session {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base));
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        let answer: Value = match request.send().await {
+            Ok(response) => response.json().await.unwrap(),
+            Err(err) => panic!("WebDriver {method} {path} failed: {err}"),
+        };
         answer["value"].clone()
     }
 

@@ -13,7 +13,7 @@ use crate::scope::{lint, LintConnector, MergeDiff, Scope, ScopeDiff, ScopeList, 
 use crate::secret::Secret;
 use crate::status::{
     ClientSecretState, ConnectorScopes, ConnectorState, ConnectorStatus, GrantStatus, HomeStatus,
-    ProviderStatus, StatusReport, STATUS_SCHEMA,
+    ProviderStatus, SiteStatus, StatusReport, STATUS_SCHEMA,
 };
 
 /// Endpoint overrides for `provider add` (Data Center, gov cloud, tests).
@@ -646,6 +646,9 @@ impl Latch {
                 requested_scope_string: request.scopes().to_string(),
                 requested_scopes: request.entries().to_vec(),
                 grant: grant.map(GrantStatus::from_row),
+                sites: SiteStatus::distinct(
+                    self.db().sites(&p.name).map_err(|e| self.store_err(e))?,
+                ),
                 findings,
             });
         }

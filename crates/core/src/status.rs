@@ -106,8 +106,33 @@ pub struct ProviderStatus {
     pub requested_scope_string: String,
     /// Grant facts, when signed in.
     pub grant: Option<GrantStatus>,
+    /// The sites the grant reaches (one per cloud id), for choosing a connector's site.
+    pub sites: Vec<SiteStatus>,
     /// Problems and fixes.
     pub findings: Vec<Finding>,
+}
+
+/// A site a grant reaches.
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteStatus {
+    /// Site name (what `latch connector site` and the site field accept).
+    pub name: String,
+    /// Site URL.
+    pub url: String,
+}
+
+impl SiteStatus {
+    /// One entry per site: the accessible-resources list repeats a site once per product.
+    pub fn distinct(rows: Vec<latch_store::SiteRow>) -> Vec<Self> {
+        let mut seen = std::collections::HashSet::new();
+        rows.into_iter()
+            .filter(|r| seen.insert(r.cloud_id.clone()))
+            .map(|r| Self {
+                name: r.name,
+                url: r.url,
+            })
+            .collect()
+    }
 }
 
 /// What a grant holds (never the tokens).
@@ -125,6 +150,8 @@ pub struct GrantStatus {
     pub granted_scopes: Vec<Scope>,
     /// Access-token expiry.
     pub access_expires_at: Option<String>,
+    /// When the person consented (the last sign-in).
+    pub obtained_at: Option<String>,
     /// Last successful refresh.
     pub refreshed_at: Option<String>,
     /// Rotation counter.
@@ -147,6 +174,7 @@ impl GrantStatus {
                 .cloned()
                 .collect(),
             access_expires_at: row.access_expires_at,
+            obtained_at: row.obtained_at,
             refreshed_at: row.refreshed_at,
             generation: row.generation,
             last_error: row.last_error,

@@ -47,6 +47,7 @@ describe("the window", () => {
     expect(jira?.querySelectorAll('[data-kind="granted"]').length).toBe(5);
     expect(jira?.querySelector('[data-kind="extra"]')?.textContent).toContain("manage:jira-configuration");
     expect(jira?.textContent).toMatch(/Access token expires in (59 min|1 h 00 min)/);
+    expect(jira?.textContent).toContain("signed in just now");
     expect(target.querySelector('[data-connector="opsgenie"]')?.getAttribute("data-state")).toBe("not_signed_in");
   });
 
@@ -79,6 +80,27 @@ describe("the window", () => {
     expect(target.querySelector("[role=alert]")).toBeNull();
     expect(target.querySelector('[data-connector="jira"]')?.getAttribute("data-state")).toBe("needs_login");
     expect(host.calls.cancelSignIn).toBe(1);
+  });
+
+  it("offers the grant's sites when a connector needs one", async () => {
+    const host = createMockHost({ seeded: true });
+    const target = render(host);
+    await settle(host, () => target.querySelector('[data-connector="jira"]') !== null);
+    await host.addConnector({ name: "jira-ops", type: "jira", provider: null, auth: null, site: null, email: null, client_id: null });
+    const choose = () => target.querySelector<HTMLButtonElement>('[data-connector="jira-ops"] [data-action="choose_site"]');
+    expect(await settle(host, () => choose() !== null)).toBe(true);
+    choose()?.click();
+    const select = () => target.querySelector<HTMLSelectElement>('[data-connector="jira-ops"] select');
+    expect(await settle(host, () => select() !== null)).toBe(true);
+    expect(Array.from(select()?.options ?? []).map((o) => o.value)).toEqual(["", "acme"]);
+    const chosen = select();
+    if (chosen) {
+      chosen.value = "acme";
+      chosen.dispatchEvent(new Event("change"));
+    }
+    target.querySelector<HTMLButtonElement>('[data-connector="jira-ops"] form button[type=submit]')?.click();
+    expect(await settle(host, () => target.querySelector('[data-connector="jira-ops"]')?.getAttribute("data-state") === "ok")).toBe(true);
+    expect(host.calls.bindSite).toBe(1);
   });
 
   it("shows an error by its code and message when a command fails", async () => {

@@ -228,6 +228,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         requested_scopes: request,
         requested_scope_string: request.map((r) => r.scope).join(" "),
         grant: p.grant,
+        sites: p.grant ? [{ name: "acme", url: "https://acme.atlassian.net" }] : [],
         findings: [],
       };
     });
@@ -373,7 +374,8 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         account_email: "ada@example.com",
         granted_scopes: scopes,
         access_expires_at: inFuture(3600, now),
-        refreshed_at: inFuture(0, now),
+        obtained_at: inFuture(0, now),
+        refreshed_at: null,
         generation: (p.grant?.generation ?? 0) + 1,
         last_error: null,
       };
@@ -510,7 +512,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           missing: c.scopes.missing,
           extra: c.scopes.extra,
           access_expires_at: c.grant?.access_expires_at ?? null,
-          last_rotation: c.grant?.refreshed_at ?? null,
+          last_rotation: c.grant?.refreshed_at ?? c.grant?.obtained_at ?? null,
           idle_days: c.grant ? 0 : null,
           inactivity_expires_at: null,
           absolute_expires_at: null,

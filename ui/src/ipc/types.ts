@@ -29,6 +29,11 @@ export interface Finding {
   fix: string;
 }
 
+export interface SiteStatus {
+  name: string;
+  url: string;
+}
+
 export interface GrantStatus {
   state: string;
   account_id: string | null;
@@ -36,6 +41,8 @@ export interface GrantStatus {
   account_email: string | null;
   granted_scopes: string[];
   access_expires_at: string | null;
+  /** When the person consented (the last sign-in). */
+  obtained_at: string | null;
   refreshed_at: string | null;
   generation: number;
   last_error: string | null;
@@ -71,6 +78,8 @@ export interface ProviderStatus {
   requested_scopes: RequestedScope[];
   requested_scope_string: string;
   grant: GrantStatus | null;
+  /** The sites the grant reaches, one per site. */
+  sites: SiteStatus[];
   findings: Finding[];
 }
 

@@ -10,6 +10,7 @@ const grant: GrantStatus = {
   account_email: "ada@example.com",
   granted_scopes: ["read:me", "read:jira-work", "manage:jira-configuration"],
   access_expires_at: "2026-11-23T12:10:00Z",
+  obtained_at: "2026-11-23T10:10:00Z",
   refreshed_at: "2026-11-23T11:10:00Z",
   generation: 1,
   last_error: null,
