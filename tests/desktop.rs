@@ -64,6 +64,16 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
         .await;
     let empty = window.text(".empty").await;
     assert!(empty.contains("No connectors yet"), "{empty}");
+    // WebKitGTK resolves the theme's light-dark() colours (light: Xvfb has no dark preference).
+    assert_eq!(
+        window
+            .script(
+                "return getComputedStyle(document.body).backgroundColor",
+                json!([])
+            )
+            .await,
+        json!("rgb(246, 247, 249)")
+    );
 
     // Add Jira through the dialog; the scope diff comes from the core before anything is saved.
     window.click(".empty button.primary").await;

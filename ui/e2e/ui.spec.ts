@@ -129,4 +129,14 @@ test("seeded views, keyboard navigation and both themes", async ({ page }) => {
   await page.keyboard.press("Alt+5");
   await page.getByLabel("Theme").selectOption("light");
   await expect(page.locator("html")).toHaveAttribute("data-theme", "light");
+
+  // "System" follows the desktop's preference; an explicit choice overrides it.
+  const bodyBackground = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.emulateMedia({ colorScheme: "dark" });
+  expect(await bodyBackground()).toBe("rgb(246, 247, 249)");
+  await page.getByLabel("Theme").selectOption("system");
+  await expect(page.locator("html")).not.toHaveAttribute("data-theme", /.*/);
+  expect(await bodyBackground()).toBe("rgb(20, 23, 27)");
+  await page.emulateMedia({ colorScheme: "light" });
+  expect(await bodyBackground()).toBe("rgb(246, 247, 249)");
 });
