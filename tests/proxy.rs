@@ -509,3 +509,50 @@ fn exec_gives_the_child_a_private_proxy_and_its_exit_code() {
     let (status, _) = curl(&[&format!("{}/jira/rest/api/3/myself", url.trim())]);
     assert_eq!(status, 0, "nobody listens after the child exited");
 }
+
+#[test]
+fn serve_picks_up_a_connector_added_while_it_runs() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let k = key(&home, &["tools", "--connector", "jira"]);
+    let serve = Serve::start(&home);
+    let ops = serve.url("/jira-ops/rest/api/3/myself");
+    let (status, body) = curl(&["-H", &bearer(&k), &ops]);
+    assert_eq!(
+        (status, error_code(&body)),
+        (404, "unknown_connector".to_owned())
+    );
+
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "jira-ops",
+            "--type",
+            "jira",
+            "--site",
+            "acme",
+        ],
+        "",
+    );
+    let k = key(
+        &home,
+        &["ops", "--connector", "jira-ops", "--connector", "jira"],
+    );
+    // `latch serve` notices the edit within a few seconds and restarts on the same address
+    // (the new key is seen within half a second).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (status, body) = loop {
+        let (status, body) = curl(&["-H", &bearer(&k), &ops]);
+        let code = error_code(&body);
+        if !matches!(code.as_str(), "unknown_connector" | "bad_key")
+            || std::time::Instant::now() > deadline
+        {
+            break (status, body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status, 200, "the new connector is served: {body}");
+    let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
+    assert_eq!(status, 200, "the existing connector still works: {body}");
+}

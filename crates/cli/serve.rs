@@ -2,9 +2,13 @@
 //! key that lives exactly as long as it does).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
+use latch_core::home::Home;
 use latch_core::local_keys::KeyPolicy;
+use latch_core::Latch;
 
 use crate::exit::Failure;
 use crate::open_latch;
@@ -39,27 +43,70 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// How often `latch serve` looks at latch.toml for edits made by another face.
+const CONFIG_CHECK: Duration = Duration::from_secs(2);
+
+/// Resolves once latch.toml differs from `stamp` (taken before the running configuration was
+/// read) and the new configuration opens; an edit that does not open is reported and the running
+/// configuration keeps serving.
+async fn config_edited(home: &Home, stamp: &mut Option<(SystemTime, u64)>) -> Latch {
+    let mut tick = tokio::time::interval(CONFIG_CHECK);
+    loop {
+        tick.tick().await;
+        let now = home.config_stamp();
+        if now == *stamp {
+            continue;
+        }
+        *stamp = now;
+        match Latch::open(home.clone(), Arc::new(latch_keychain::Keychain::new())) {
+            Ok(next) => return next,
+            Err(err) => eprintln!(
+                "latch.toml changed but cannot be used ({err}); still serving the previous \
+                 configuration"
+            ),
+        }
+    }
+}
+
 impl ServeCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
-        let latch = open_latch()?;
-        let listen = self.listen.unwrap_or(latch.config().listen);
+        let home = Home::from_env()?;
+        let mut stamp = home.config_stamp();
+        let mut latch = Latch::open(home.clone(), Arc::new(latch_keychain::Keychain::new()))?;
+        let mut listen = self.listen.unwrap_or(latch.config().listen);
         multi_thread()?.block_on(async move {
-            let proxy = latch_proxy::start(&latch, listen)
-                .await
-                .map_err(|e| Failure::internal(e.to_string()))?;
-            say!("Latch proxy listening on http://{}", proxy.addr);
-            eprintln!(
-                "Call http://{}/CONNECTOR/... with a local key; Ctrl-C stops.",
-                proxy.addr
-            );
-            let scheduler = tokio::spawn(latch_core::schedule::run(std::sync::Arc::clone(
-                proxy.grants(),
-            )));
-            wait_for_signal().await;
-            eprintln!("Stopping: letting in-flight requests finish…");
-            scheduler.abort();
-            proxy.shutdown().await;
-            Ok(())
+            let stop = wait_for_signal();
+            tokio::pin!(stop);
+            let mut announced = false;
+            loop {
+                let proxy = latch_proxy::start(&latch, listen)
+                    .await
+                    .map_err(|e| Failure::internal(e.to_string()))?;
+                if !announced {
+                    say!("Latch proxy listening on http://{}", proxy.addr);
+                    eprintln!(
+                        "Call http://{}/CONNECTOR/... with a local key; Ctrl-C stops.",
+                        proxy.addr
+                    );
+                    announced = true;
+                }
+                // A restart keeps the address tools were given, even when it came from port 0.
+                listen = proxy.addr;
+                let scheduler = tokio::spawn(latch_core::schedule::run(Arc::clone(proxy.grants())));
+                let next = tokio::select! {
+                    () = &mut stop => None,
+                    next = config_edited(&home, &mut stamp) => Some(next),
+                };
+                scheduler.abort();
+                let Some(next) = next else {
+                    eprintln!("Stopping: letting in-flight requests finish…");
+                    proxy.shutdown().await;
+                    return Ok(());
+                };
+                eprintln!("latch.toml changed: restarting the proxy with the new configuration");
+                proxy.shutdown().await;
+                latch = next;
+            }
         })
     }
 }

@@ -88,8 +88,7 @@ impl Desktop {
 
     /// latch.toml's modification time and length, to notice edits by any face.
     pub(crate) fn config_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
-        let meta = std::fs::metadata(self.home.config_file()).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
+        self.home.config_stamp()
     }
 
     pub(crate) fn proxy_failed(&self, why: String) {

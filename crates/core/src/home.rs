@@ -46,6 +46,13 @@ impl Home {
         &self.config_file
     }
 
+    /// latch.toml's modification time and length: a long-running face compares stamps to
+    /// notice edits made by another face (a connector added by the CLI or the desktop app).
+    pub fn config_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        let meta = std::fs::metadata(&self.config_file).ok()?;
+        Some((meta.modified().ok()?, meta.len()))
+    }
+
     /// The SQLite database.
     pub fn database(&self) -> PathBuf {
         self.data_dir.join("latch.db")
