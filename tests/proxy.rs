@@ -540,14 +540,13 @@ fn serve_picks_up_a_connector_added_while_it_runs() {
         &["ops", "--connector", "jira-ops", "--connector", "jira"],
     );
     // `latch serve` notices the edit within a few seconds and restarts on the same address
-    // (the new key is seen within half a second).
+    // (the new key is seen within half a second; while it rebinds, connections are refused).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let (status, body) = loop {
         let (status, body) = curl(&["-H", &bearer(&k), &ops]);
         let code = error_code(&body);
-        if !matches!(code.as_str(), "unknown_connector" | "bad_key")
-            || std::time::Instant::now() > deadline
-        {
+        let settled = status != 0 && !matches!(code.as_str(), "unknown_connector" | "bad_key");
+        if settled || std::time::Instant::now() > deadline {
             break (status, body);
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
