@@ -4,7 +4,8 @@
 use std::process::Command;
 
 use crate::support::{
-    curl, curl_until, error_code, stderr, stdout, Fixture, Home, Serve, CLOUD_ID,
+    curl, curl_until, curl_until_settled, error_code, stderr, stdout, Fixture, Home, Serve,
+    CLOUD_ID,
 };
 
 fn signed_in(fixture: &Fixture) -> Home {
@@ -541,16 +542,13 @@ fn serve_picks_up_a_connector_added_while_it_runs() {
     );
     // `latch serve` notices the edit within a few seconds and restarts on the same address
     // (the new key is seen within half a second; while it rebinds, connections are refused).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let (status, body) = loop {
-        let (status, body) = curl(&["-H", &bearer(&k), &ops]);
-        let code = error_code(&body);
-        let settled = status != 0 && !matches!(code.as_str(), "unknown_connector" | "bad_key");
-        if settled || std::time::Instant::now() > deadline {
-            break (status, body);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    };
+    let (status, body) = curl_until_settled(
+        &["-H", &bearer(&k), &ops],
+        std::time::Duration::from_secs(30),
+        |status, body| {
+            status != 0 && !matches!(error_code(body).as_str(), "unknown_connector" | "bad_key")
+        },
+    );
     assert_eq!(status, 200, "the new connector is served: {body}");
     let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
     assert_eq!(status, 200, "the existing connector still works: {body}");

@@ -445,13 +445,23 @@ pub(crate) fn error_code(body: &str) -> String {
 /// `curl ARGS` until it answers `want` (the proxy notices another process's database commits
 /// within milliseconds, not instantly); bounded, and returns the last answer.
 pub(crate) fn curl_until(want: u16, args: &[&str]) -> (u16, String) {
-    let mut last = curl(args);
-    for _ in 0..40 {
-        if last.0 == want {
-            break;
+    curl_until_settled(args, std::time::Duration::from_secs(1), |status, _| {
+        status == want
+    })
+}
+
+/// `curl ARGS` until `settled(status, body)` or `within` has passed; returns the last answer.
+pub(crate) fn curl_until_settled(
+    args: &[&str],
+    within: std::time::Duration,
+    settled: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let (status, body) = curl(args);
+        if settled(status, &body) || std::time::Instant::now() > deadline {
+            return (status, body);
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
-        last = curl(args);
     }
-    last
 }

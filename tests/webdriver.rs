@@ -177,6 +177,14 @@ impl Session {
         value[ELEMENT].as_str().map(str::to_owned)
     }
 
+    /// Fails the test with what the window shows, so a timeout says what the person would see.
+    async fn gave_up(&self, what: String) -> ! {
+        let text = self
+            .script("return document.body.innerText", json!([]))
+            .await;
+        panic!("{what}; the window shows:\n{text}");
+    }
+
     /// Waits (bounded) until an element matches `css`: the UI reacts to the app's events.
     pub(crate) async fn wait_for(&self, css: &str, within: Duration) -> String {
         let deadline = Instant::now() + within;
@@ -185,10 +193,8 @@ impl Session {
                 return id;
             }
             if Instant::now() > deadline {
-                let text = self
-                    .script("return document.body.innerText", json!([]))
+                self.gave_up(format!("nothing matched {css} within {within:?}"))
                     .await;
-                panic!("nothing matched {css} within {within:?}; the window shows:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -200,10 +206,8 @@ impl Session {
         let probe = "return Array.from(document.querySelectorAll(arguments[0])).some((e) => e.textContent.includes(arguments[1]))";
         while self.script(probe, json!([css, needle])).await != json!(true) {
             if Instant::now() > deadline {
-                let text = self
-                    .script("return document.body.innerText", json!([]))
+                self.gave_up(format!("no {css} showed {needle:?} within {within:?}"))
                     .await;
-                panic!("no {css} showed {needle:?} within {within:?}; the window shows:\n{text}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

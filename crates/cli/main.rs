@@ -113,9 +113,12 @@ fn main() -> ExitCode {
 
 /// Opens the home folder named by `LATCH_HOME` (or the platform default) over the OS keychain.
 fn open_latch() -> Result<latch_core::Latch, Failure> {
-    let home = latch_core::home::Home::from_env()?;
-    let keychain = std::sync::Arc::new(latch_keychain::Keychain::new());
-    Ok(latch_core::Latch::open(home, keychain)?)
+    Ok(open_latch_at(latch_core::home::Home::from_env()?)?)
+}
+
+/// The core over `home` with the OS keychain (`latch serve` reopens it when latch.toml changes).
+fn open_latch_at(home: latch_core::home::Home) -> latch_core::Result<latch_core::Latch> {
+    latch_core::Latch::open(home, std::sync::Arc::new(latch_keychain::Keychain::new()))
 }
 
 /// A single-threaded runtime: the CLI does one thing at a time; blocking keychain calls go to

@@ -11,7 +11,7 @@ use latch_core::local_keys::KeyPolicy;
 use latch_core::Latch;
 
 use crate::exit::Failure;
-use crate::open_latch;
+use crate::{open_latch, open_latch_at};
 
 #[derive(Args)]
 pub(crate) struct ServeCmd {
@@ -58,7 +58,7 @@ async fn config_edited(home: &Home, stamp: &mut Option<(SystemTime, u64)>) -> La
             continue;
         }
         *stamp = now;
-        match Latch::open(home.clone(), Arc::new(latch_keychain::Keychain::new())) {
+        match open_latch_at(home.clone()) {
             Ok(next) => return next,
             Err(err) => eprintln!(
                 "latch.toml changed but cannot be used ({err}); still serving the previous \
@@ -72,7 +72,7 @@ impl ServeCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let home = Home::from_env()?;
         let mut stamp = home.config_stamp();
-        let mut latch = Latch::open(home.clone(), Arc::new(latch_keychain::Keychain::new()))?;
+        let mut latch = open_latch_at(home.clone())?;
         let mut listen = self.listen.unwrap_or(latch.config().listen);
         multi_thread()?.block_on(async move {
             let stop = wait_for_signal();
