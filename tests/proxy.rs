@@ -553,3 +553,93 @@ fn serve_picks_up_a_connector_added_while_it_runs() {
     let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
     assert_eq!(status, 200, "the existing connector still works: {body}");
 }
+
+/// Issue: "Path escape". A jira-only key reached Confluence with `..` segments, and a
+/// path-limited key reached other paths with `..`, `%2e%2e` and `alerts%2f..%2fusers`. Each is
+/// refused with 400 `bad_path` before routing and policy; each twin still passes, and what the
+/// upstream receives is the canonical path the policy saw.
+#[test]
+fn path_escapes_are_refused_and_their_twins_pass() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    home.append_config(&format!(
+        "\n[providers.opsgenie]\napi_base = \"{}/opsgenie\"\n",
+        fixture.base
+    ));
+    home.ok(&["connector", "add", "opsgenie"], "");
+    home.ok(&["credential", "set", "opsgenie"], "genie-key-fixture-88\n");
+    let jira_only = key(&home, &["jira-only", "--connector", "jira"]);
+    let alerts = key(
+        &home,
+        &["alerts", "--connector", "opsgenie", "--path", "v2/alerts/*"],
+    );
+    let serve = Serve::start(&home);
+    let get = |k: &str, path: &str| {
+        // --path-as-is: curl would otherwise resolve the dots itself before sending.
+        curl(&["--path-as-is", "-H", &bearer(k), &serve.url(path)])
+    };
+
+    let escapes = [
+        (
+            &jira_only,
+            format!("/jira/rest/../../../confluence/{CLOUD_ID}/wiki/rest/api/space"),
+        ),
+        (&jira_only, "/jira/rest/%2e%2e/%2E%2E/x".to_owned()),
+        (&jira_only, "/jira/rest/..;/..;/x".to_owned()),
+        (&alerts, "/opsgenie/v2/alerts/../users".to_owned()),
+        (&alerts, "/opsgenie/v2/alerts/%2e%2e/users".to_owned()),
+        (&alerts, "/opsgenie/v2/alerts%2f..%2fusers".to_owned()),
+        (&alerts, "/opsgenie/v2/alerts/x%5c..%5cusers".to_owned()),
+        (&alerts, "/opsgenie/v2/alerts/a%00b".to_owned()),
+        (&alerts, "/opsgenie/v2/alerts/%252e%252e/users".to_owned()),
+    ];
+    let calls_before = fixture.stats()["gateway_calls"].as_u64().unwrap();
+    for (k, path) in &escapes {
+        let (status, body) = get(k, path);
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(error_code(&body), "bad_path", "{path}: {body}");
+        assert!(!body.contains(k.as_str()), "{body}");
+    }
+    // A raw backslash (curl sends it as is).
+    let (status, body) = get(&alerts, "/opsgenie/v2\\..\\users");
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (400, "bad_path"),
+        "{body}"
+    );
+    assert_eq!(
+        fixture.stats()["gateway_calls"].as_u64().unwrap(),
+        calls_before,
+        "no escape reached the upstream"
+    );
+
+    // The twins: the same keys on the paths they allow.
+    let (status, body) = get(&jira_only, "/jira/rest/api/3/myself");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get(&alerts, "/opsgenie/v2/alerts/123");
+    assert_eq!(status, 200, "{body}");
+    // Unreserved characters are decoded once, and the upstream sees exactly that path.
+    let (status, body) = get(&alerts, "/opsgenie/v2/alerts/%7Eops%2Dteam?limit=5");
+    assert_eq!(status, 200, "{body}");
+    let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(echoed["rawPath"], "/v2/alerts/~ops-team");
+    assert_eq!(echoed["query"]["limit"], "5");
+    // Dots inside a name are not dot segments.
+    let (status, _) = get(&alerts, "/opsgenie/v2/alerts/v1.2..3");
+    assert_eq!(status, 200);
+    // The path policy sees the canonical path: `%2F` cannot smuggle a path past `v2/alerts/*`
+    // and a decoded path outside it is refused by policy, not forwarded.
+    let (status, body) = get(&alerts, "/opsgenie/v2/%75sers");
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "path_not_allowed"),
+        "{body}"
+    );
+    // The jira-only key on Confluence is a policy refusal, as before.
+    let (status, body) = get(&jira_only, "/confluence/wiki/rest/api/space");
+    assert_eq!(
+        (status, error_code(&body).as_str()),
+        (403, "connector_not_allowed"),
+        "{body}"
+    );
+}

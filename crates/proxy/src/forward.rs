@@ -22,6 +22,7 @@ use latch_core::local_keys::{KeyCheck, KeyPolicy, KeyRefusal};
 use latch_core::secret::Secret;
 use latch_store::AuditRow;
 
+use crate::path::{canonical, upstream_url, CanonicalPath};
 use crate::refusal::refuse;
 use crate::State;
 
@@ -117,20 +118,23 @@ fn presented_key(headers: &HeaderMap) -> Option<Secret> {
 
 struct Routed<'a> {
     connector: &'a Connector,
+    /// The canonical path below the connector, without a leading `/`: policy is matched on it
+    /// and the upstream URL is built from it.
     rest: String,
 }
 
 /// `/{connector}/{rest}`, or a site-relative path (Confluence's `/wiki/...` pagination links)
 /// that belongs to exactly one of the key's connectors.
-fn route<'a>(state: &'a State, path: &str, policy: &KeyPolicy) -> Option<Routed<'a>> {
-    let trimmed = path.trim_start_matches('/');
-    let (first, rest) = trimmed.split_once('/').unwrap_or((trimmed, ""));
+fn route<'a>(state: &'a State, path: &CanonicalPath, policy: &KeyPolicy) -> Option<Routed<'a>> {
+    let (first, rest) = path.split_first();
     if let Some(connector) = state.config.connector(first) {
         return Some(Routed {
             connector,
             rest: rest.to_owned(),
         });
     }
+    let path = path.as_str();
+    let trimmed = &path[1..];
     let mut owners = state.config.connectors.iter().filter(|c| {
         policy.allows_connector(&c.name)
             && c.spec
@@ -381,7 +385,22 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Res
         }
     };
     audit.key_name = Some(policy.name.clone());
-    let path = request.uri().path().to_owned();
+    // One canonical path for routing, policy and the upstream URL.
+    let path = match canonical(request.uri().path()) {
+        Ok(path) => path,
+        Err(why) => {
+            return finish(
+                audit,
+                &state,
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "bad_path",
+                    &format!("{why}; Latch refuses paths that could reach another API than the one the key allows"),
+                    "send the path without dot segments, encoded slashes or backslashes",
+                ),
+            )
+        }
+    };
     let Some(Routed { connector, rest }) = route(&state, &path, &policy) else {
         return finish(
             audit,
@@ -467,10 +486,7 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Res
         Ok(c) => c,
         Err(err) => return finish(audit, &state, grant_refusal(&err)),
     };
-    let target = match request.uri().query() {
-        Some(q) => format!("{base}/{rest}?{q}"),
-        None => format!("{base}/{rest}"),
-    };
+    let target = upstream_url(&base, &rest, request.uri().query());
     let Ok(uri) = target.parse::<Uri>() else {
         return finish(
             audit,

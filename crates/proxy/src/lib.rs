@@ -9,6 +9,7 @@
 
 mod audit;
 mod forward;
+mod path;
 mod refusal;
 
 use std::convert::Infallible;
