@@ -113,6 +113,8 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
             "last_failure_at",
             "consecutive_failures",
             "probe",
+            "credential",
+            "diagnosis",
         ]
     );
     assert_eq!(report["connectors"][0]["probe"]["status"], 200);
@@ -186,7 +188,8 @@ fn dead_family_missing_scope_extra_scope_and_expiries_are_found() {
     assert_eq!(code, Some(0), "a warning is not an error: {report}");
     assert!(codes(&report).contains(&"scopes_no_longer_required".to_owned()));
 
-    // Idle for 80 days, consented 350 days ago.
+    // Idle for 80 days, consented 350 days ago. Offline: a networked doctor proves the sign-in
+    // alive with a refresh, which is itself the cure for idleness.
     let db = rusqlite::Connection::open(home.file("latch.db")).unwrap();
     db.execute(
         "UPDATE grants SET refreshed_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-80 days'),
@@ -194,7 +197,7 @@ fn dead_family_missing_scope_extra_scope_and_expiries_are_found() {
         [],
     )
     .unwrap();
-    let (_, report) = doctor(&home, &[]);
+    let (_, report) = doctor(&home, &["--offline"]);
     let found = codes(&report);
     assert!(
         found.contains(&"inactivity_expiry_near".to_owned()),
@@ -377,14 +380,21 @@ probe = { method = "GET", path = "/rest/api/3/myself" }
     );
     fixture.control(serde_json::json!({ "date_skew_secs": 0 }));
 
-    // The probe: the gateway refuses.
-    fixture.control(serde_json::json!({ "gateway_status": 403 }));
-    let (code, report) = doctor(&home, &["--probe"]);
-    assert_eq!(code, Some(1));
-    assert!(
-        codes(&report).contains(&"probe_failed".to_owned()),
-        "{report}"
-    );
+    // The probe: the gateway refuses without naming a scope (a product permission), cannot find
+    // the site, or fails (`--probe` is still accepted; probing is the default).
+    for (status, expected) in [
+        (403, "permission_missing"),
+        (404, "site_wrong"),
+        (500, "probe_failed"),
+    ] {
+        fixture.control(serde_json::json!({ "gateway_status": status }));
+        let (code, report) = doctor(&home, &["--probe"]);
+        assert_eq!(code, Some(1), "{report}");
+        assert!(
+            codes(&report).contains(&expected.to_owned()),
+            "{expected}: {report}"
+        );
+    }
     fixture.control(serde_json::json!({ "gateway_status": 0 }));
 
     // No keychain: one clear finding (status and doctor still run).

@@ -522,11 +522,14 @@ fn service_accounts_and_static_credentials_share_the_interface() {
             "--site",
             "acme",
             "--client-id",
-            crate::support::CLIENT_ID,
+            crate::support::SVC_CLIENT_ID,
         ],
         "",
     );
-    let stored = home.ok(&["credential", "set", "jira-svc"], CLIENT_SECRET);
+    let stored = home.ok(
+        &["credential", "set", "jira-svc"],
+        crate::support::SVC_CLIENT_SECRET,
+    );
     assert!(stored.contains("obtained a token"), "{stored}");
     let first = token_of(&home, "jira-svc");
     assert!(fixture.token_works(&first));
@@ -570,6 +573,10 @@ fn service_accounts_and_static_credentials_share_the_interface() {
         "api-token-fixture-77\n",
     );
     assert_eq!(token_of(&home, "jira-basic"), "api-token-fixture-77");
+    home.append_config(&format!(
+        "\n[providers.opsgenie]\napi_base = \"{}/opsgenie\"\n",
+        fixture.base
+    ));
     home.ok(&["connector", "add", "opsgenie"], "");
     home.ok(&["credential", "set", "opsgenie"], "genie-key-fixture-88\n");
     assert_eq!(token_of(&home, "opsgenie"), "genie-key-fixture-88");

@@ -363,11 +363,22 @@ fn grants_that_need_the_person_or_a_dead_token_endpoint_are_explained() {
     );
     let serve = Serve::start(&home);
 
-    // Step-up: the connector lacks a granted scope → 502 naming it and the command.
+    // Step-up per request: the connector lacks a granted scope, yet what the grant covers
+    // passes; the request the provider refuses for scope is 502 naming it and the command.
     let (status, body) = curl(&[
         "-H",
         &bearer(&k),
         &serve.url("/confluence/wiki/rest/api/space"),
+    ]);
+    assert_eq!(status, 200, "a read the grant covers passes: {body}");
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-d",
+        "{}",
+        "-H",
+        &bearer(&k),
+        &serve.url("/confluence/wiki/rest/api/content"),
     ]);
     assert_eq!(status, 502, "{body}");
     assert_eq!(error_code(&body), "needs_step_up");

@@ -130,6 +130,17 @@ pub(crate) struct Fixture {
 pub(crate) const CLIENT_ID: &str = "latch-test-client";
 pub(crate) const CLIENT_SECRET: &str = "fixture-client-secret-0a9b8c7d";
 pub(crate) const CLOUD_ID: &str = "11111111-2222-3333-4444-555555555555";
+pub(crate) const BETA_CLOUD_ID: &str = "22222222-3333-4444-5555-666666666666";
+/// The fixture's service-account OAuth credential (client credentials only, fixed scopes).
+pub(crate) const SVC_CLIENT_ID: &str = "svc-client-fixture";
+pub(crate) const SVC_CLIENT_SECRET: &str = "svc-secret-fixture-0c1d";
+/// The fixture's API tokens (e-mail, token): scoped (gateway only), classic (site URL only),
+/// and a service account's scoped token.
+pub(crate) const EMAIL: &str = "fixture@example.test";
+pub(crate) const SCOPED_TOKEN: &str = "scoped-api-token-fixture-31";
+pub(crate) const CLASSIC_TOKEN: &str = "classic-api-token-fixture-42";
+pub(crate) const SVC_EMAIL: &str = "svc-bot@serviceaccount.atlassian.com";
+pub(crate) const SVC_TOKEN: &str = "svc-api-token-fixture-53";
 
 pub(crate) fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -271,14 +282,38 @@ impl Home {
         self.ok(&args, CLIENT_SECRET);
     }
 
+    /// `latch provider add atlassian` without an OAuth app (no client id, no secret): only
+    /// the fixture's endpoints, as a service-account or API-token user would have it.
+    pub(crate) fn with_fixture_endpoints_only(fixture: &Fixture) -> Self {
+        require_secret_service();
+        let home = Self::new();
+        let b = &fixture.base;
+        home.ok(
+            &[
+                "provider",
+                "add",
+                "atlassian",
+                "--token-url",
+                &format!("{b}/oauth/token"),
+                "--api-base",
+                b,
+                "--site-url",
+                &format!("{b}/__site/{{site}}"),
+            ],
+            "",
+        );
+        home
+    }
+
     /// `latch provider add atlassian` pointed at the fixture (no connectors).
     pub(crate) fn with_fixture_atlassian(fixture: &Fixture) -> Self {
         let home = Self::new();
         let b = &fixture.base;
-        let (resources, me, revoke) = (
+        let (resources, me, revoke, site_url) = (
             format!("{b}/oauth/token/accessible-resources"),
             format!("{b}/me"),
             format!("{b}/oauth/revoke"),
+            format!("{b}/__site/{{site}}"),
         );
         home.add_fixture_provider(
             fixture,
@@ -293,6 +328,8 @@ impl Home {
                 b,
                 "--revoke-url",
                 &revoke,
+                "--site-url",
+                &site_url,
             ],
         );
         home

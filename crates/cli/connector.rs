@@ -2,7 +2,8 @@
 
 use clap::{Args, Subcommand};
 use latch_core::catalog::AuthMode;
-use latch_core::AddConnector;
+use latch_core::config::ScopeSet;
+use latch_core::{AddConnector, ConnectorChange};
 
 use crate::exit::Failure;
 use crate::table;
@@ -12,6 +13,8 @@ use crate::{open_latch, print_json};
 pub(crate) enum Cmd {
     /// Add a connector; prints how its scopes change its provider's request.
     Add(Box<AddArgs>),
+    /// Change a connector's site or scope set (no new consent for a site your sign-in reached).
+    Set(SetArgs),
     /// Remove a connector; prints the scopes no connector needs any more.
     Remove {
         /// Connector name.
@@ -45,27 +48,72 @@ pub(crate) struct AddArgs {
     /// Provider to sign in through (default: the catalog entry's).
     #[arg(long)]
     provider: Option<String>,
-    /// Auth mode: user, service, api-token, pat, api-key (default: the entry's first).
+    /// Auth mode: user, service, api-token, pat, basic, api-key (default: the entry's first).
     #[arg(long)]
     auth: Option<String>,
-    /// Site name, URL or cloud id.
+    /// Site: a name (`acme` for acme.atlassian.net), a host, a URL, or a cloud id.
     #[arg(long)]
     site: Option<String>,
-    /// Account e-mail, for `--auth api-token` (the Basic user name).
+    /// Account e-mail, for `--auth api-token` (the Basic user name; a service account's own
+    /// e-mail for its tokens).
     #[arg(long)]
     email: Option<String>,
-    /// Service-account client id, for `--auth service` (its secret: `latch credential set`).
+    /// Service-account OAuth client id, for `--auth service` (its secret: `latch credential set`).
     #[arg(long)]
     client_id: Option<String>,
+    /// `--auth service`: a scope to request (repeat; default: none, the credential's own).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// `--auth service`: an `audience` to send with the token request.
+    #[arg(long)]
+    audience: Option<String>,
+    /// `--auth api-token`: where the token works, `scoped` (gateway) or `classic` (site URL).
+    /// Default: Latch finds out when the token is stored.
+    #[arg(long)]
+    token: Option<String>,
+    /// `--auth basic`: the user name.
+    #[arg(long)]
+    username: Option<String>,
+    /// `classic` (default) or `granular` scopes.
+    #[arg(long)]
+    scope_set: Option<String>,
+    /// A region of the provider (`eu` for Opsgenie's EU instance).
+    #[arg(long)]
+    region: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct SetArgs {
+    /// Connector name.
+    name: String,
+    /// Site: a name, host, URL or cloud id (`""` unbinds it).
+    #[arg(long)]
+    site: Option<String>,
+    /// `classic` or `granular`: which of the connector's scope sets to request.
+    #[arg(long)]
+    scope_set: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn scope_set(text: Option<&str>) -> Result<Option<ScopeSet>, Failure> {
+    text.map(|t| {
+        ScopeSet::parse(t).ok_or_else(|| {
+            Failure::usage(format!("unknown scope set `{t}`: use classic or granular"))
+        })
+    })
+    .transpose()
 }
 
 impl Cmd {
     pub(crate) fn json(&self) -> bool {
         match self {
             Self::Add(a) => a.json,
+            Self::Set(a) => a.json,
             Self::Remove { json, .. } | Self::List { json } | Self::Catalog { json } => *json,
         }
     }
@@ -73,6 +121,7 @@ impl Cmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         match self {
             Self::Add(args) => add(*args),
+            Self::Set(args) => set(args),
             Self::Remove { name, json } => remove(&name, json),
             Self::List { json } => list(json),
             Self::Catalog { json } => catalog(json),
@@ -85,10 +134,19 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         None => None,
         Some(text) => Some(AuthMode::parse(text).ok_or_else(|| {
             Failure::usage(format!(
-                "unknown auth mode `{text}`: use user, service, api-token, pat or api-key"
+                "unknown auth mode `{text}`: use user, service, api-token, pat, basic or api-key"
             ))
         })?),
     };
+    let token = args
+        .token
+        .as_deref()
+        .map(|t| {
+            latch_core::grants::ApiTokenKind::parse(t).ok_or_else(|| {
+                Failure::usage(format!("unknown token kind `{t}`: use scoped or classic"))
+            })
+        })
+        .transpose()?;
     let mut latch = open_latch()?;
     let added = latch.add_connector(AddConnector {
         name: args.name,
@@ -98,6 +156,12 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         site: args.site,
         email: args.email,
         client_id: args.client_id,
+        scopes: (!args.scopes.is_empty()).then_some(args.scopes),
+        audience: args.audience,
+        token,
+        username: args.username,
+        scope_set: scope_set(args.scope_set.as_deref())?,
+        region: args.region,
     })?;
     if args.json {
         return print_json(&added);
@@ -107,7 +171,13 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         added.name,
         added.provider
     );
-    if added.diff.added.is_empty() && added.diff.shared.is_empty() {
+    if added.auth != AuthMode::User {
+        say!(
+            "It uses {} (no sign-in); store its credential: `latch credential set {}`",
+            added.auth.as_str(),
+            added.name
+        );
+    } else if added.diff.added.is_empty() && added.diff.shared.is_empty() {
         say!("It needs no OAuth scopes.");
     } else {
         say!("Scope request of `{}` after the merge:", added.provider);
@@ -148,6 +218,49 @@ fn add(args: AddArgs) -> Result<(), Failure> {
             "The current sign-in lacks the new scopes: sign in again to consent to them \
              (`latch login {}`).",
             added.provider
+        );
+    }
+    Ok(())
+}
+
+fn set(args: SetArgs) -> Result<(), Failure> {
+    if args.site.is_none() && args.scope_set.is_none() {
+        return Err(Failure::usage(
+            "nothing to change: pass --site SITE and/or --scope-set classic|granular".to_owned(),
+        ));
+    }
+    let mut latch = open_latch()?;
+    let changed = latch.set_connector(
+        &args.name,
+        ConnectorChange {
+            site: args.site,
+            scope_set: scope_set(args.scope_set.as_deref())?,
+        },
+    )?;
+    if args.json {
+        return print_json(&changed);
+    }
+    say!(
+        "Connector `{}`: site {}, {} scopes.",
+        changed.name,
+        changed.site.as_deref().unwrap_or("(none)"),
+        changed.scope_set.as_str()
+    );
+    for scope in &changed.requested_added {
+        say!("  + {scope}");
+    }
+    for scope in &changed.requested_removed {
+        say!("  - {scope}");
+    }
+    if changed.needs_consent {
+        let provider = latch
+            .config()
+            .connector(&changed.name)
+            .map(|c| c.provider.clone())
+            .unwrap_or_default();
+        say!(
+            "The sign-in lacks scopes the connector now needs: a new consent follows \
+             (`latch login {provider}`)."
         );
     }
     Ok(())

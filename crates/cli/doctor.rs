@@ -13,9 +13,13 @@ pub(crate) struct DoctorCmd {
     /// Print JSON (schema `latch.doctor/v1`).
     #[arg(long)]
     pub(crate) json: bool,
-    /// Also call each signed-in connector's health probe upstream (e.g. GET /rest/api/3/myself).
-    #[arg(long)]
+    /// Kept for scripts: probing is the default now (each credential is proven alive, then
+    /// each connector's health probe is called).
+    #[arg(long, hide = true)]
     probe: bool,
+    /// Skip the network: no refresh, token request or probe (facts as last seen).
+    #[arg(long, conflicts_with = "probe")]
+    offline: bool,
     /// Write the self-contained HTML admin report here (and the JSON next to it, `.json`).
     #[arg(long)]
     report: Option<PathBuf>,
@@ -25,7 +29,12 @@ impl DoctorCmd {
     pub(crate) fn run(self) -> Result<std::process::ExitCode, Failure> {
         let latch = open_latch().map_err(Failure::doctor)?;
         let report = runtime()?
-            .block_on(latch_core::doctor::run(&latch, self.probe))
+            .block_on(latch_core::doctor::run(
+                &latch,
+                latch_core::doctor::DoctorOptions {
+                    offline: self.offline,
+                },
+            ))
             .map_err(Failure::doctor)?;
         if let Some(path) = &self.report {
             let html = latch_core::doctor::render_html(&report);

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use latch_core::ErrorCode;
+
 /// Something went wrong; carries the exit code and what to print.
 pub(crate) struct Failure {
     code: u8,
@@ -57,61 +59,54 @@ impl Failure {
     }
 }
 
-impl From<latch_core::grants::GrantError> for Failure {
-    fn from(err: latch_core::grants::GrantError) -> Self {
-        use latch_core::grants::GrantError as E;
-        let code = match &err {
-            E::NotSignedIn { .. } | E::NeedsLogin { .. } => NEEDS_PERSON,
-            E::RefreshFailing { .. } => UPSTREAM,
-            E::UnknownConnector(_) => NOT_FOUND,
-            E::Misconfigured { .. } => CONFIG,
-            E::Keychain(_) => KEYCHAIN,
-            _ => FAILED,
-        };
-        Self {
-            code,
-            kind: err.code(),
-            message: err.to_string(),
+/// The one mapping from the core's error codes to exit codes.
+fn exit_code(code: ErrorCode) -> u8 {
+    use ErrorCode as C;
+    match code {
+        C::ConfigInvalid | C::ManifestInvalid | C::Misconfigured => CONFIG,
+        C::KeychainUnavailable => KEYCHAIN,
+        C::UnknownConnector | C::UnknownProvider => NOT_FOUND,
+        c if c.needs_person() => NEEDS_PERSON,
+        C::RefreshFailing | C::RefreshUncertain | C::CodeExchangeFailed | C::LoginTimeout => {
+            UPSTREAM
         }
+        _ => FAILED,
+    }
+}
+
+impl Failure {
+    fn coded(code: ErrorCode, message: String) -> Self {
+        Self {
+            code: exit_code(code),
+            kind: code.as_str(),
+            message,
+        }
+    }
+
+    /// The person must act (a stored credential was refused).
+    pub(crate) fn needs_person(code: ErrorCode, message: String) -> Self {
+        Self {
+            code: NEEDS_PERSON,
+            kind: code.as_str(),
+            message,
+        }
+    }
+}
+
+impl From<latch_core::GrantError> for Failure {
+    fn from(err: latch_core::GrantError) -> Self {
+        Self::coded(err.code(), err.to_string())
     }
 }
 
 impl From<latch_core::login::LoginError> for Failure {
     fn from(err: latch_core::login::LoginError) -> Self {
-        use latch_core::login::LoginError as E;
-        match err {
-            E::Grant(e) => e.into(),
-            E::Core(e) => e.into(),
-            other => {
-                let code = match &other {
-                    E::Denied { .. } => NEEDS_PERSON,
-                    E::Exchange { .. } | E::Timeout(_) => UPSTREAM,
-                    E::Setup { .. } => CONFIG,
-                    _ => FAILED,
-                };
-                Self {
-                    code,
-                    kind: other.code(),
-                    message: other.to_string(),
-                }
-            }
-        }
+        Self::coded(err.code(), err.to_string())
     }
 }
 
 impl From<latch_core::Error> for Failure {
     fn from(err: latch_core::Error) -> Self {
-        use latch_core::Error as E;
-        let code = match &err {
-            E::Config(_) | E::Manifest(_) => CONFIG,
-            E::Keychain(_) => KEYCHAIN,
-            E::UnknownConnector { .. } | E::UnknownProvider { .. } => NOT_FOUND,
-            _ => FAILED,
-        };
-        Self {
-            code,
-            kind: err.code(),
-            message: err.to_string(),
-        }
+        Self::coded(err.code(), err.to_string())
     }
 }

@@ -82,7 +82,8 @@ fn main() -> ExitCode {
         Command::Keys(c) => c.json(),
         Command::Audit(c) => c.json,
         Command::Doctor(c) => c.json,
-        Command::Token(_) | Command::Credential(_) | Command::Serve(_) | Command::Exec(_) => false,
+        Command::Credential(c) => c.json(),
+        Command::Token(_) | Command::Serve(_) | Command::Exec(_) => false,
     };
     if let Command::Doctor(cmd) = cli.command {
         return match cmd.run() {

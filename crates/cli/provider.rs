@@ -32,9 +32,10 @@ pub(crate) struct AddArgs {
     /// Catalog preset, when the name differs from it.
     #[arg(long)]
     preset: Option<String>,
-    /// OAuth client id from the provider's developer console.
+    /// OAuth client id of the app from the provider's developer console. Only connectors that
+    /// sign in as you (`--auth user`) need it; leave it out for service accounts and API tokens.
     #[arg(long)]
-    client_id: String,
+    client_id: Option<String>,
     /// The callback registered in the console, byte for byte (default: the preset's).
     #[arg(long)]
     redirect_uri: Option<String>,
@@ -56,6 +57,9 @@ pub(crate) struct AddArgs {
     /// Override the API gateway.
     #[arg(long)]
     api_base: Option<String>,
+    /// Override the site URL template, `{site}` for the site's name.
+    #[arg(long)]
+    site_url: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -93,7 +97,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         .catalog
         .provider(&preset)
         .is_some_and(|p| p.client_type == latch_core::catalog::ClientType::Confidential);
-    let secret = if confidential {
+    let secret = if confidential && args.client_id.is_some() {
         Some(read_secret(&format!("Client secret for {}: ", args.name))?)
     } else {
         None
@@ -102,7 +106,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         AddProvider {
             name: args.name,
             preset: args.preset,
-            client_id: Some(args.client_id),
+            client_id: args.client_id,
             redirect_uri: args.redirect_uri,
             endpoints: EndpointOverrides {
                 authorize_url: args.authorize_url,
@@ -111,6 +115,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
                 resources_url: args.resources_url,
                 me_url: args.me_url,
                 api_base: args.api_base,
+                site_url: args.site_url,
             },
         },
         secret,
@@ -123,7 +128,13 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     if added.secret_stored {
         say!("The client secret is in the OS keychain (not in latch.toml).");
     }
-    if let Some(uri) = &added.redirect_uri {
+    if !added.has_app {
+        say!(
+            "No client id: this provider serves service accounts and API tokens (no sign-in). \
+             For `latch login`, add the app's id: `latch provider add {} --client-id ID`.",
+            added.name
+        );
+    } else if let Some(uri) = &added.redirect_uri {
         say!("Register this callback URL in the app's settings, exactly: {uri}");
     }
     if let Some(console) = &added.console_url {

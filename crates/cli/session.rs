@@ -201,30 +201,112 @@ impl TokenCmd {
 
 #[derive(Subcommand)]
 pub(crate) enum CredentialCmd {
-    /// Store a connector's API token, PAT, API key or service-account secret (stdin/prompt).
+    /// Store a connector's API token, PAT, password, API key or service-account secret (read
+    /// from stdin or a prompt, never from arguments), then check it upstream.
     Set {
         /// Connector name.
         connector: String,
+        /// When the credential expires (`2027-03-01` or RFC 3339): status shows it and doctor
+        /// warns 14 days ahead. Atlassian API tokens live at most a year.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a connector's credential from the keychain.
+    Remove {
+        /// Connector name.
+        connector: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 impl CredentialCmd {
+    pub(crate) fn json(&self) -> bool {
+        match self {
+            Self::Set { json, .. } | Self::Remove { json, .. } => *json,
+        }
+    }
+
     pub(crate) fn run(self) -> Result<(), Failure> {
         match self {
-            Self::Set { connector } => {
+            Self::Set {
+                connector,
+                expires,
+                json,
+            } => {
+                let expires_at = expires
+                    .as_deref()
+                    .map(|text| {
+                        latch_core::clock::parse_date_or_time(text).ok_or_else(|| {
+                            Failure::usage(format!(
+                                "`{text}` is not a date: write it like 2027-03-01"
+                            ))
+                        })
+                    })
+                    .transpose()?;
                 let mut latch = open_latch()?;
                 let secret = read_secret(&format!("Credential for {connector}: "))?;
-                let stored = runtime()?.block_on(latch.set_credential(&connector, secret))?;
-                say!(
-                    "Stored the credential of `{}` in the OS keychain.",
-                    stored.connector
-                );
-                match stored.service_token.as_deref() {
-                    Some("ok") => say!("The service account obtained a token."),
-                    Some(why) => {
-                        say!("warning: the service account could not obtain a token: {why}")
+                let stored =
+                    runtime()?.block_on(latch.set_credential(&connector, secret, expires_at))?;
+                if json {
+                    print_json(&stored)?;
+                } else {
+                    say!(
+                        "Stored the credential of `{}` in the OS keychain.",
+                        stored.connector
+                    );
+                    if let Some(kind) = stored.token_kind {
+                        say!(
+                            "It is a {kind} API token: Latch sends it to {}.",
+                            if kind == "classic" {
+                                "the site URL"
+                            } else {
+                                "the API gateway"
+                            }
+                        );
                     }
-                    None => {}
+                    if let Some(at) = &stored.expires_at {
+                        say!("It expires {at}; `latch doctor` warns 14 days ahead.");
+                    }
+                }
+                use latch_core::credential::CheckResult;
+                match stored.check.result {
+                    CheckResult::Ok => {
+                        if !json {
+                            say!("Checked: {}.", stored.check.detail);
+                        }
+                        Ok(())
+                    }
+                    CheckResult::Unchecked => {
+                        eprintln!("warning: {}", stored.check.detail);
+                        Ok(())
+                    }
+                    CheckResult::Rejected => Err(Failure::needs_person(
+                        latch_core::ErrorCode::CredentialRejected,
+                        format!(
+                            "the credential is stored, but it was refused: {}",
+                            stored.check.detail
+                        ),
+                    )),
+                }
+            }
+            Self::Remove { connector, json } => {
+                let mut latch = open_latch()?;
+                let removed = runtime()?.block_on(latch.remove_credential(&connector))?;
+                if json {
+                    return print_json(&removed);
+                }
+                if removed.deleted {
+                    say!(
+                        "Deleted the credential of `{}` from the OS keychain.",
+                        removed.connector
+                    );
+                } else {
+                    say!("`{}` had no credential stored.", removed.connector);
                 }
                 Ok(())
             }

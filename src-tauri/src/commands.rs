@@ -9,12 +9,14 @@ use std::time::Duration;
 use latch_core::audit::{AuditEntry, AuditQuery};
 use latch_core::catalog::{AuthMode, CatalogEntries};
 use latch_core::doctor::DoctorReport;
+use latch_core::grants::ApiTokenKind;
 use latch_core::grants::LogoutOutcome;
 use latch_core::local_keys::KeyPolicy;
 use latch_core::login::{LoginOptions, LoginOutcome, LoginProgress};
 use latch_core::ports::SystemBrowser;
 use latch_core::secret::Secret;
 use latch_core::status::StatusReport;
+use latch_core::ErrorCode;
 use latch_core::{
     AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
     CredentialStored, Latch, ProviderAdded,
@@ -108,6 +110,12 @@ pub(crate) struct ConnectorInput {
     site: Option<String>,
     email: Option<String>,
     client_id: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
 }
 
 impl ConnectorInput {
@@ -116,7 +124,19 @@ impl ConnectorInput {
         let auth = match blank(self.auth) {
             None => None,
             Some(text) => Some(AuthMode::parse(&text).ok_or_else(|| {
-                IpcError::new("invalid_request", format!("unknown auth mode `{text}`"))
+                IpcError::new(
+                    ErrorCode::InvalidRequest.as_str(),
+                    format!("unknown auth mode `{text}`"),
+                )
+            })?),
+        };
+        let token = match blank(self.token) {
+            None => None,
+            Some(text) => Some(ApiTokenKind::parse(&text).ok_or_else(|| {
+                IpcError::new(
+                    ErrorCode::InvalidRequest.as_str(),
+                    format!("unknown token kind `{text}`: use scoped or classic"),
+                )
             })?),
         };
         Ok(AddConnector {
@@ -127,6 +147,10 @@ impl ConnectorInput {
             site: blank(self.site),
             email: blank(self.email),
             client_id: blank(self.client_id),
+            username: blank(self.username),
+            token,
+            region: blank(self.region),
+            ..AddConnector::default()
         })
     }
 }
@@ -175,7 +199,17 @@ pub(crate) async fn set_credential(
     desktop: Shared<'_>,
     connector: String,
     credential: String,
+    expires: Option<String>,
 ) -> Result<CredentialStored, IpcError> {
+    let expires_at = match expires.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        None => None,
+        Some(text) => Some(latch_core::clock::parse_date_or_time(text).ok_or_else(|| {
+            IpcError::new(
+                ErrorCode::InvalidRequest.as_str(),
+                format!("`{text}` is not a date: write it like 2027-03-01"),
+            )
+        })?),
+    };
     let desktop = Arc::clone(&desktop);
     let stored = off_main({
         let desktop = Arc::clone(&desktop);
@@ -183,7 +217,7 @@ pub(crate) async fn set_credential(
             let secret = Secret::new(credential.trim().to_owned());
             drop(credential);
             let mut latch = desktop.open()?;
-            run_async(async { Ok(latch.set_credential(&connector, secret).await?) })
+            run_async(async { Ok(latch.set_credential(&connector, secret, expires_at).await?) })
         }
     })
     .await?;
@@ -424,7 +458,8 @@ pub(crate) async fn audit(
 }
 
 fn run_doctor(latch: &Latch, probe: bool) -> Result<DoctorReport, IpcError> {
-    run_async(async { Ok(latch_core::doctor::run(latch, probe).await?) })
+    let options = latch_core::doctor::DoctorOptions { offline: !probe };
+    run_async(async { Ok(latch_core::doctor::run(latch, options).await?) })
 }
 
 #[tauri::command]

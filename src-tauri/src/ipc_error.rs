@@ -20,19 +20,19 @@ impl IpcError {
 
 impl From<latch_core::Error> for IpcError {
     fn from(err: latch_core::Error) -> Self {
-        Self::new(err.code(), err.to_string())
+        Self::new(err.code().as_str(), err.to_string())
     }
 }
 
 impl From<latch_core::grants::GrantError> for IpcError {
     fn from(err: latch_core::grants::GrantError) -> Self {
-        Self::new(err.code(), err.to_string())
+        Self::new(err.code().as_str(), err.to_string())
     }
 }
 
 impl From<latch_core::login::LoginError> for IpcError {
     fn from(err: latch_core::login::LoginError) -> Self {
-        Self::new(err.code(), err.to_string())
+        Self::new(err.code().as_str(), err.to_string())
     }
 }
 

@@ -24,7 +24,11 @@ pub fn overall(report: &StatusReport) -> Overall {
     match report.connectors.iter().map(|c| c.state).min() {
         None => Overall::Idle,
         Some(ConnectorState::Ok) => Overall::Ok,
-        Some(ConnectorState::NotSignedIn | ConnectorState::SiteUnbound) => Overall::Warning,
+        Some(
+            ConnectorState::NotSignedIn
+            | ConnectorState::SiteUnbound
+            | ConnectorState::CredentialMissing,
+        ) => Overall::Warning,
         Some(_) => Overall::Error,
     }
 }
@@ -70,6 +74,20 @@ pub fn newly_needing(before: Option<&StatusReport>, after: &StatusReport) -> Vec
                             .join(" ")
                     ),
                 ),
+                ConnectorState::CredentialRejected => (
+                    "has a credential that is refused",
+                    format!(
+                        "Store a new credential for {} (Set credential), or ask your admin.",
+                        c.name
+                    ),
+                ),
+                ConnectorState::Expired => (
+                    "has an expired credential",
+                    format!(
+                        "Create a new API token and store it for {} (Set credential).",
+                        c.name
+                    ),
+                ),
                 _ => (
                     "cannot refresh its token",
                     "Latch keeps retrying; open Latch › Health to see why.".to_owned(),
@@ -88,7 +106,12 @@ pub fn newly_needing(before: Option<&StatusReport>, after: &StatusReport) -> Vec
 fn needs_person(state: ConnectorState) -> bool {
     matches!(
         state,
-        ConnectorState::NeedsLogin | ConnectorState::NeedsStepUp | ConnectorState::RefreshFailing
+        ConnectorState::NeedsLogin
+            | ConnectorState::NeedsStepUp
+            | ConnectorState::RefreshFailing
+            | ConnectorState::RefreshUncertain
+            | ConnectorState::CredentialRejected
+            | ConnectorState::Expired
     )
 }
 
@@ -125,6 +148,7 @@ mod tests {
                         extra: Vec::new(),
                     },
                     grant: None,
+                    credential: None,
                     findings: Vec::new(),
                 })
                 .collect(),

@@ -23,6 +23,8 @@ pub enum AuthMode {
     ApiKey,
     /// Basic `email:api-token`.
     ApiToken,
+    /// Basic `username:password` (Data Center).
+    Basic,
     /// Data Center personal access token, `Authorization: Bearer`.
     Pat,
     /// OAuth client credentials (service accounts); no refresh token.
@@ -37,6 +39,7 @@ impl AuthMode {
         match self {
             Self::ApiKey => "api-key",
             Self::ApiToken => "api-token",
+            Self::Basic => "basic",
             Self::Pat => "pat",
             Self::Service => "service",
             Self::User => "user",
@@ -48,6 +51,7 @@ impl AuthMode {
         [
             Self::ApiKey,
             Self::ApiToken,
+            Self::Basic,
             Self::Pat,
             Self::Service,
             Self::User,
@@ -126,6 +130,14 @@ pub struct ProviderSpec {
     /// API gateway base.
     #[serde(default)]
     pub api_base: Option<String>,
+    /// A site's own URL, `{site}` standing for the name a person types
+    /// (`https://{site}.atlassian.net`): tenant_info and classic API tokens go there.
+    #[serde(default)]
+    pub site_url: Option<String>,
+    /// Gateways per region (`eu = "https://api.eu.opsgenie.com"`), picked by a connector's
+    /// `region`.
+    #[serde(default)]
+    pub regions: IndexMap<String, String>,
     /// Extra query parameters on the authorize URL.
     #[serde(default)]
     pub authorize_params: IndexMap<String, String>,
@@ -178,10 +190,17 @@ pub struct ConnectorSpec {
     pub display_name: String,
     /// The provider it signs in through.
     pub provider: String,
-    /// The upstream scopes it needs.
+    /// The upstream scopes it needs (its classic set, where the provider has two kinds).
     pub upstream_scopes: ScopeList,
+    /// The same needs in granular scopes (Atlassian), chosen with `scope_set = "granular"`.
+    #[serde(default)]
+    pub granular_scopes: Option<ScopeList>,
     /// API base, with `{cloud_id}` where the site goes.
     pub api_base: String,
+    /// API base for credentials that work only on the site's own URL (classic Atlassian API
+    /// tokens), with `{site_url}`.
+    #[serde(default)]
+    pub site_api_base: Option<String>,
     /// Markers that tell this product's accessible-resources entries apart.
     #[serde(default)]
     pub site_scope_markers: Vec<String>,
@@ -198,7 +217,7 @@ pub struct ConnectorSpec {
 impl ConnectorSpec {
     /// Whether the API base needs a bound site.
     pub fn needs_site(&self) -> bool {
-        self.api_base.contains("{cloud_id}")
+        self.api_base.contains("{cloud_id}") || self.api_base.contains("{site_url}")
     }
 }
 
@@ -254,10 +273,14 @@ pub struct ConnectorEntry {
     pub auth_modes: Vec<AuthMode>,
     /// Scopes it needs.
     pub upstream_scopes: ScopeList,
+    /// The same in granular scopes, where the provider has them.
+    pub granular_scopes: Option<ScopeList>,
     /// API base template.
     pub api_base: String,
     /// Whether it needs a site.
     pub needs_site: bool,
+    /// The scope vocabulary of its provider.
+    pub vocabulary: Vocabulary,
 }
 
 /// The whole catalog as faces show it.
@@ -301,8 +324,13 @@ impl Catalog {
                     provider: c.provider.clone(),
                     auth_modes: c.auth_modes.clone(),
                     upstream_scopes: c.upstream_scopes.clone(),
+                    granular_scopes: c.granular_scopes.clone(),
                     api_base: c.api_base.clone(),
                     needs_site: c.needs_site(),
+                    vocabulary: self
+                        .providers
+                        .get(&c.provider)
+                        .map_or(Vocabulary::Generic, |p| p.vocabulary),
                 })
                 .collect(),
         }
@@ -372,6 +400,20 @@ impl Catalog {
                     check_url(url).map_err(|m| fail(at(key), format!("`{key}`: {m}")))?;
                 }
             }
+            if let Some(template) = &spec.site_url {
+                if !template.contains("{site}") {
+                    return Err(fail(
+                        at("site_url"),
+                        "`site_url` must contain `{site}` where the site's name goes".to_owned(),
+                    ));
+                }
+                check_url(&template.replace("{site}", "site"))
+                    .map_err(|m| fail(at("site_url"), format!("`site_url`: {m}")))?;
+            }
+            for (region, url) in &spec.regions {
+                check_url(url)
+                    .map_err(|m| fail(at("regions"), format!("region `{region}`: {m}")))?;
+            }
             if spec.client_type != ClientType::None
                 && (spec.authorize_url.is_none() || spec.token_url.is_none())
             {
@@ -428,11 +470,21 @@ impl Catalog {
             }
             check_url(&expand_api_base(&spec.api_base, gateway, "site"))
                 .map_err(|m| fail(at("api_base"), format!("`api_base`: {m}")))?;
+            if let Some(site_base) = &spec.site_api_base {
+                if !site_base.contains("{site_url}") {
+                    return Err(fail(
+                        at("site_api_base"),
+                        "`site_api_base` must start with `{site_url}`".to_owned(),
+                    ));
+                }
+                check_url(&site_base.replace("{site_url}", "https://site.example"))
+                    .map_err(|m| fail(at("site_api_base"), format!("`site_api_base`: {m}")))?;
+            }
             if spec.auth_modes.is_empty() {
                 return Err(fail(
                     at("auth_modes"),
                     "`auth_modes` is empty: list at least one of user, service, api-token, \
-                     pat, api-key"
+                     pat, basic, api-key"
                         .to_owned(),
                 ));
             }
@@ -445,7 +497,7 @@ impl Catalog {
                     at("auth_modes"),
                     format!(
                         "connector `{name}` supports OAuth modes but provider `{}` has no OAuth \
-                         (client_type = \"none\"); keep only api-token, pat or api-key",
+                         (client_type = \"none\"); keep only api-token, pat, basic or api-key",
                         spec.provider
                     ),
                 ));
@@ -483,11 +535,13 @@ impl Catalog {
     }
 }
 
-/// Fills a connector's `api_base` template.
+/// Fills a connector's `api_base` template (checks and previews; requests go through
+/// `upstream::base`, which resolves the site).
 pub fn expand_api_base(template: &str, gateway: &str, cloud_id: &str) -> String {
     template
         .replace("{api_base}", gateway.trim_end_matches('/'))
         .replace("{cloud_id}", cloud_id)
+        .replace("{site_url}", "https://site.example")
 }
 
 /// Names end up in URL paths (`/jira/...`) and environment variables (`LATCH_JIRA_URL`).

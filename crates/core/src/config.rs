@@ -13,7 +13,9 @@ use crate::catalog::{
     check_name, check_url, AuthMode, Catalog, ClientType, ConnectorSpec, ProviderSpec,
 };
 use crate::error::{ConfigError, Error, Result};
+use crate::scope::ScopeList;
 use crate::toml_location::{line_of_key, line_of_offset};
+use latch_store::ApiTokenKind;
 
 /// The proxy's default listen address.
 pub const DEFAULT_PROXY_LISTEN: &str = "127.0.0.1:7391";
@@ -87,6 +89,8 @@ pub struct ProviderSection {
     pub me_url: Option<String>,
     /// Override of the preset's API gateway.
     pub api_base: Option<String>,
+    /// Override of the preset's site URL template (`https://{site}.atlassian.net`).
+    pub site_url: Option<String>,
 }
 
 /// `[connectors.NAME]`.
@@ -106,6 +110,49 @@ pub struct ConnectorSection {
     pub email: Option<String>,
     /// Client id of a service account (`auth = "service"`); its secret is in the keychain.
     pub client_id: Option<String>,
+    /// `auth = "service"`: scopes to request (default: none, the credential's own).
+    pub scopes: Option<Vec<String>>,
+    /// `auth = "service"`: an `audience` to send with the token request.
+    pub audience: Option<String>,
+    /// `auth = "api-token"`: where the token works (`scoped`: the gateway; `classic`: the site
+    /// URL). Default: Latch finds out when the token is stored.
+    pub token: Option<String>,
+    /// `auth = "basic"`: the user name.
+    pub username: Option<String>,
+    /// `classic` (default) or `granular`: which of the connector's scope sets it requests.
+    pub scope_set: Option<String>,
+    /// A region of the provider (`eu` for Opsgenie's EU instance).
+    pub region: Option<String>,
+}
+
+/// Which of a connector's scope sets it uses (Atlassian has classic and granular scopes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeSet {
+    /// `read:jira-work`, … (Atlassian recommends them where they exist).
+    #[default]
+    Classic,
+    /// `read:issue:jira`, … (the only kind Confluence's v2 API documents).
+    Granular,
+}
+
+impl ScopeSet {
+    /// The latch.toml name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Granular => "granular",
+        }
+    }
+
+    /// Parses the latch.toml name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "classic" => Some(Self::Classic),
+            "granular" => Some(Self::Granular),
+            _ => None,
+        }
+    }
 }
 
 /// A provider, resolved against the catalog.
@@ -144,6 +191,18 @@ pub struct Connector {
     pub email: Option<String>,
     /// Service-account client id.
     pub client_id: Option<String>,
+    /// Service-account scopes to request (`None`: send no `scope`).
+    pub scopes: Option<ScopeList>,
+    /// Service-account `audience`.
+    pub audience: Option<String>,
+    /// Where an API token works, when pinned.
+    pub token: Option<ApiTokenKind>,
+    /// User name for `basic`.
+    pub username: Option<String>,
+    /// Which scope set `spec.upstream_scopes` holds.
+    pub scope_set: ScopeSet,
+    /// Provider region.
+    pub region: Option<String>,
 }
 
 /// latch.toml, parsed, with the catalog it extends and every reference resolved.
@@ -304,9 +363,11 @@ impl Resolver<'_> {
                 .iter()
                 .any(|p: &Provider| p.name == connector.provider)
             {
-                let implicit = catalog
-                    .provider(&connector.provider)
-                    .filter(|spec| spec.client_type == ClientType::None);
+                // A provider needs a table (and a 3LO app) only for connectors that sign in as
+                // a person; service accounts and stored secrets use the preset as it is.
+                let implicit = catalog.provider(&connector.provider).filter(|spec| {
+                    spec.client_type == ClientType::None || connector.auth != AuthMode::User
+                });
                 match implicit {
                     Some(spec) => providers.push(Provider {
                         name: connector.provider.clone(),
@@ -324,7 +385,8 @@ impl Resolver<'_> {
                                 connector.provider
                             ),
                             format!(
-                                "run `latch provider add {} --client-id ...` first, or name a \
+                                "run `latch provider add {} --client-id ...` first (a connector \
+                                 that signs in as you needs the provider's OAuth app), or name a \
                                  configured provider",
                                 connector.provider
                             ),
@@ -333,6 +395,29 @@ impl Resolver<'_> {
                 }
             }
             connectors.push(connector);
+        }
+        // The 3LO app is needed only when a connector signs in as the person.
+        for provider in &providers {
+            let user_connector = connectors
+                .iter()
+                .find(|c| c.provider == provider.name && c.auth == AuthMode::User);
+            if let Some(c) = user_connector {
+                if provider.spec.client_type != ClientType::None && provider.client_id.is_none() {
+                    return Err(self.fail(
+                        &["providers", &provider.name],
+                        format!(
+                            "provider `{}` has no `client_id`, which connector `{}` needs to sign \
+                             in as you",
+                            provider.name, c.name
+                        ),
+                        format!(
+                            "run `latch provider add {} --client-id ...` with the app's id from \
+                             the developer console, or use another auth mode for `{}`",
+                            provider.name, c.name
+                        ),
+                    ));
+                }
+            }
         }
         let http_timeout = match file.network.timeout_secs {
             Some(0) => {
@@ -401,9 +486,22 @@ impl Resolver<'_> {
             ),
             ("me_url", &section.me_url, &mut spec.me_url),
             ("api_base", &section.api_base, &mut spec.api_base),
+            ("site_url", &section.site_url, &mut spec.site_url),
         ] {
             if let Some(value) = value {
-                check_url(value).map_err(|m| {
+                let checked = if key == "site_url" {
+                    if !value.contains("{site}") {
+                        return Err(self.fail(
+                            &["providers", name, key],
+                            "`site_url` needs `{site}` where the site's name goes".to_owned(),
+                            "write it like \"https://{site}.atlassian.net\"",
+                        ));
+                    }
+                    value.replace("{site}", "site")
+                } else {
+                    value.clone()
+                };
+                check_url(&checked).map_err(|m| {
                     self.fail(&["providers", name, key], m, "write a full https:// URL")
                 })?;
                 *target = Some(value.clone());
@@ -420,17 +518,6 @@ impl Resolver<'_> {
                 )
             })?;
         }
-        if spec.client_type != ClientType::None
-            && section.client_id.as_deref().unwrap_or("").is_empty()
-        {
-            return Err(self.fail(
-                &["providers", name],
-                format!("provider `{name}` has no `client_id`"),
-                format!(
-                    "run `latch provider add {name} --client-id ...` or add client_id = \"...\""
-                ),
-            ));
-        }
         Ok(Provider {
             name: name.to_owned(),
             preset,
@@ -439,7 +526,7 @@ impl Resolver<'_> {
                 .clone()
                 .or_else(|| spec.default_redirect_uri.clone()),
             spec,
-            client_id: section.client_id.clone(),
+            client_id: section.client_id.clone().filter(|id| !id.trim().is_empty()),
             configured: true,
         })
     }
@@ -493,6 +580,83 @@ impl Resolver<'_> {
                 })?
             }
         };
+        let scope_set = match &section.scope_set {
+            None => ScopeSet::Classic,
+            Some(text) => ScopeSet::parse(text).ok_or_else(|| {
+                self.fail(
+                    &["connectors", name, "scope_set"],
+                    format!("`scope_set = \"{text}\"` is neither classic nor granular"),
+                    "use scope_set = \"classic\" or \"granular\"",
+                )
+            })?,
+        };
+        let mut spec = spec.clone();
+        if scope_set == ScopeSet::Granular {
+            let Some(granular) = spec.granular_scopes.clone() else {
+                return Err(self.fail(
+                    &["connectors", name, "scope_set"],
+                    format!("connector type `{kind}` has no granular scope set"),
+                    "remove `scope_set`, or add `granular_scopes` to its manifest",
+                ));
+            };
+            spec.upstream_scopes = granular;
+        }
+        let token = match &section.token {
+            None => None,
+            Some(text) => Some(ApiTokenKind::parse(text).ok_or_else(|| {
+                self.fail(
+                    &["connectors", name, "token"],
+                    format!("`token = \"{text}\"` is neither scoped nor classic"),
+                    "use token = \"scoped\" (works on the gateway) or \"classic\" (works on the \
+                     site URL), or remove it and let Latch find out",
+                )
+            })?),
+        };
+        let scopes = match &section.scopes {
+            None => None,
+            Some(list) => Some(ScopeList::parse(&list.join(" ")).map_err(|e| {
+                self.fail(
+                    &["connectors", name, "scopes"],
+                    e.to_string(),
+                    "list scopes like [\"read:jira-work\"]",
+                )
+            })?),
+        };
+        for (key, value, needs) in [
+            ("client_id", &section.client_id, AuthMode::Service),
+            ("audience", &section.audience, AuthMode::Service),
+            ("email", &section.email, AuthMode::ApiToken),
+            ("username", &section.username, AuthMode::Basic),
+        ] {
+            if value.is_some() && auth != needs {
+                return Err(self.fail(
+                    &["connectors", name, key],
+                    format!(
+                        "`{key}` is used only with auth = \"{}\", but connector `{name}` uses \
+                         \"{}\"",
+                        needs.as_str(),
+                        auth.as_str()
+                    ),
+                    format!("remove `{key}`, or set auth = \"{}\"", needs.as_str()),
+                ));
+            }
+        }
+        if section.scopes.is_some() && auth != AuthMode::Service {
+            return Err(self.fail(
+                &["connectors", name, "scopes"],
+                "`scopes` is used only by service accounts (auth = \"service\"); other modes \
+                 request the connector's catalog scopes"
+                    .to_owned(),
+                "remove `scopes`",
+            ));
+        }
+        if section.token.is_some() && auth != AuthMode::ApiToken {
+            return Err(self.fail(
+                &["connectors", name, "token"],
+                "`token` is used only with auth = \"api-token\"".to_owned(),
+                "remove `token`",
+            ));
+        }
         Ok(Connector {
             name: name.to_owned(),
             kind,
@@ -500,11 +664,17 @@ impl Resolver<'_> {
                 .provider
                 .clone()
                 .unwrap_or_else(|| spec.provider.clone()),
-            spec: spec.clone(),
+            spec,
             auth,
-            site: section.site.clone(),
+            site: section.site.clone().filter(|s| !s.trim().is_empty()),
             email: section.email.clone(),
             client_id: section.client_id.clone(),
+            scopes,
+            audience: section.audience.clone(),
+            token,
+            username: section.username.clone(),
+            scope_set,
+            region: section.region.clone(),
         })
     }
 }
@@ -572,6 +742,30 @@ impl ConfigEdit {
             .get_mut(name)
             .and_then(|item| item.as_table_like_mut())
             .ok_or_else(|| unsupported(&path))
+    }
+
+    /// Sets a list value of `[section.name]` (`None` removes the key).
+    pub(crate) fn set_list(
+        &mut self,
+        section: &str,
+        name: &str,
+        key: &str,
+        values: Option<&[String]>,
+    ) -> Result<()> {
+        let table = self.table(section, name)?;
+        match values {
+            Some(values) => {
+                let mut array = toml_edit::Array::new();
+                for v in values {
+                    array.push(v.as_str());
+                }
+                table.insert(key, toml_edit::value(array));
+            }
+            None => {
+                table.remove(key);
+            }
+        }
+        Ok(())
     }
 
     /// Sets keys of `[section.name]`, creating it; `None` values remove the key.

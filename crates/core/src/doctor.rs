@@ -7,22 +7,30 @@
 //! wrong provider mapping) plus scope lint, keychain reachability, clock skew, the proxy port,
 //! inactivity and absolute expiry, and least privilege.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::catalog::{AuthMode, ClientType};
+use crate::clock::{fmt_time, now, parse_time};
+use crate::config::Connector;
+use crate::credential::{CheckResult, CredentialKind};
 use crate::finding::{Finding, Severity};
-use crate::grants::{grant_id, now, parse_time, GrantError};
+use crate::grants::{grant_of, GrantError, GrantId, Grants};
 use crate::latch::Latch;
-use crate::scope::{RequestedScope, Scope, Vocabulary};
-use crate::status::{ConnectorState, StatusReport};
+use crate::profile::ProviderProfile;
+use crate::scope::{RequestedScope, Scope};
+use crate::status::{ConnectorState, CredentialStatus, StatusReport};
+use latch_store::GrantRow;
 
 /// The JSON schema of [`DoctorReport`].
 pub const DOCTOR_SCHEMA: &str = "latch.doctor/v1";
 
 /// Warn this many days before a refresh token's inactivity expiry.
 const INACTIVITY_WARN_DAYS: i64 = 14;
+/// Warn this many days before a stored credential's expiry (API tokens live at most a year).
+const CREDENTIAL_WARN_DAYS: i64 = 14;
 /// Warn this many days before a token family's absolute expiry.
 const ABSOLUTE_WARN_DAYS: i64 = 30;
 /// Clock skew worth a warning (token lifetimes are an hour; JWT checks allow a few minutes).
@@ -102,8 +110,51 @@ pub struct ConnectorHealth {
     pub last_failure_at: Option<String>,
     /// Consecutive refresh failures.
     pub consecutive_failures: i64,
-    /// The health probe: run now with `--probe`, else the last stored result.
+    /// The health probe: run now unless `--offline`, else the last stored result.
     pub probe: Option<ProbeResult>,
+    /// The connector's own credential (service account, API token, PAT, API key).
+    pub credential: Option<CredentialStatus>,
+    /// What the doctor concluded about this connector now (a finding code), when it checked.
+    pub diagnosis: Option<String>,
+}
+
+/// How `latch doctor` runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DoctorOptions {
+    /// Skip every network check: no refresh, no token request, no probe.
+    pub offline: bool,
+}
+
+/// What a probe showed, beyond its status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Diagnosis {
+    Ok,
+    /// Refused for a scope the token lacks ("scope does not match").
+    ScopeMissing,
+    /// 403 without scope text: the account lacks a product permission.
+    PermissionMissing,
+    /// 404: the site (or the path on it) does not exist for this credential.
+    SiteWrong,
+    /// The credential itself is refused (service account, API token, PAT, key).
+    CredentialRejected(String),
+    /// An API token works after all, on the other host (site URL vs gateway).
+    TokenKindChanged(&'static str),
+    /// Anything else.
+    Failed(String),
+}
+
+impl Diagnosis {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::ScopeMissing => "scope_missing",
+            Self::PermissionMissing => "permission_missing",
+            Self::SiteWrong => "site_wrong",
+            Self::CredentialRejected(_) => "credential_rejected",
+            Self::TokenKindChanged(_) => "api_token_kind_changed",
+            Self::Failed(_) => "probe_failed",
+        }
+    }
 }
 
 /// A health probe's outcome.
@@ -136,11 +187,43 @@ fn push_unique(findings: &mut Vec<Finding>, f: Finding) {
     }
 }
 
-/// Runs every check. `probe` also calls each connector's health probe upstream.
-pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
-    let status: StatusReport = latch.status()?;
+/// Runs every check. Unless `offline`, each credential is proven alive first (a refresh or a
+/// token request — explicit, never throttled), then each connector's health probe is called
+/// (one refresh on a 401), so that the report says what is true now, not what was last seen.
+pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorReport> {
     let config = latch.config();
     let grants = latch.grants();
+    let probe = !options.offline;
+    // 1. Are the credentials alive? What each grant looked like before is kept to explain an
+    //    `invalid_grant` (its body is the same for every cause).
+    let mut before: HashMap<GrantId, GrantRow> = HashMap::new();
+    let mut liveness: HashMap<GrantId, GrantError> = HashMap::new();
+    if probe {
+        for id in grants.grant_ids() {
+            let Ok(Some(row)) = grants.row(&id) else {
+                continue;
+            };
+            before.insert(id.clone(), row);
+            if let Err(err) = grants.refresh_now(&id).await {
+                liveness.insert(id, err);
+            }
+        }
+    }
+    // 2. The probes, on what is alive.
+    let mut diagnoses: HashMap<String, (ProbeResult, Diagnosis)> = HashMap::new();
+    if probe {
+        for c in &config.connectors {
+            let dead = grant_of(c).is_some_and(|g| liveness.contains_key(&g));
+            if dead {
+                continue;
+            }
+            if let Some(outcome) = probe_connector(&grants, c).await {
+                diagnoses.insert(c.name.clone(), outcome);
+            }
+        }
+    }
+    // 3. The status as it is now.
+    let status: StatusReport = latch.status()?;
     let mut findings: Vec<Finding> = Vec::new();
     for f in status.providers.iter().flat_map(|p| &p.findings) {
         push_unique(&mut findings, f.clone());
@@ -148,15 +231,15 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
 
     for provider in &config.providers {
         let subject = format!("provider:{}", provider.name);
-        if provider.spec.vocabulary == Vocabulary::Atlassian
-            && provider.spec.client_type != ClientType::None
-            && provider
-                .spec
-                .authorize_params
-                .get("audience")
-                .map(String::as_str)
-                != Some("api.atlassian.com")
-        {
+        let signs_in = config
+            .connectors_of(&provider.name)
+            .any(|c| c.auth == AuthMode::User);
+        let profile = ProviderProfile::of(&provider.spec);
+        let lacks_required = profile
+            .required_authorize_params()
+            .iter()
+            .any(|(k, v)| provider.spec.authorize_params.get(*k).map(String::as_str) != Some(*v));
+        if signs_in && provider.spec.client_type != ClientType::None && lacks_required {
             findings.push(finding(
                 "authorize_audience_missing",
                 Severity::Error,
@@ -233,7 +316,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                 &fix,
             ));
         }
-        if provider.spec.client_type != ClientType::None {
+        if signs_in && provider.spec.client_type != ClientType::None {
             if let Some(redirect) = &provider.redirect_uri {
                 findings.push(finding(
                     "callback_url",
@@ -344,22 +427,83 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                 "remove it and add it again with the right provider: `latch connector add NAME --provider PROVIDER`",
             ));
         }
-        let row = grants.row(&grant_id(c)).ok().flatten();
-        let oauth = matches!(c.auth, AuthMode::User | AuthMode::Service);
+        let grant = grant_of(c);
+        let row = grant.as_ref().and_then(|g| grants.row(g).ok().flatten());
+        let kind = CredentialKind::of(c.auth);
+        let provider_spec = config.provider(&c.provider).map(|p| &p.spec);
         match s.state {
-            ConnectorState::NeedsLogin => findings.push(finding(
-                "needs_login",
+            ConnectorState::NeedsLogin => push_unique(
+                &mut findings,
+                finding(
+                    "needs_login",
+                    Severity::Error,
+                    format!("provider:{}", c.provider),
+                    format!(
+                        "the sign-in of `{}` is dead: the provider refuses its refresh token \
+                     (invalid_grant). Likely: {}",
+                        c.provider,
+                        likely_reason(
+                            grant.as_ref().and_then(|g| before.get(g)).or(row.as_ref()),
+                            provider_spec,
+                        )
+                    ),
+                    &format!(
+                        "sign in again: `latch login {}`; keep `offline_access` in both the app's \
+                     permissions and the connector's scopes",
+                        c.provider
+                    ),
+                ),
+            ),
+            ConnectorState::CredentialRejected => {
+                let why = grant
+                    .as_ref()
+                    .and_then(|g| liveness.get(g))
+                    .map(ToString::to_string)
+                    .or_else(|| row.as_ref().and_then(|r| r.last_error.clone()))
+                    .or_else(|| s.credential.as_ref().and_then(|c| c.last_error.clone()))
+                    .unwrap_or_default();
+                let profile = provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of);
+                findings.push(finding(
+                    "credential_rejected",
+                    Severity::Error,
+                    subject.clone(),
+                    format!(
+                        "the {} of connector `{}` is refused: {}",
+                        credential_noun(c.auth),
+                        c.name,
+                        why.lines().next().unwrap_or_default()
+                    ),
+                    &credential_fix(c, profile),
+                ));
+            }
+            ConnectorState::Expired => findings.push(finding(
+                "credential_expired",
                 Severity::Error,
                 subject.clone(),
                 format!(
-                    "the sign-in is dead: {}",
-                    row.as_ref()
-                        .and_then(|r| r.last_error.clone())
+                    "the {} of connector `{}` expired on {}",
+                    credential_noun(c.auth),
+                    c.name,
+                    s.credential
+                        .as_ref()
+                        .and_then(|cr| cr.expires_at.clone())
                         .unwrap_or_default()
                 ),
-                "sign in again with `latch login PROVIDER`; Atlassian rotates refresh tokens and \
-                 refuses a stale one (invalid_grant), and `offline_access` must stay both in the \
-                 app's permissions and the connector's scopes",
+                &credential_fix(
+                    c,
+                    provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of),
+                ),
+            )),
+            ConnectorState::CredentialMissing => findings.push(finding(
+                "credential_missing",
+                Severity::Warning,
+                subject.clone(),
+                format!(
+                    "connector `{}` has no {} stored yet",
+                    c.name,
+                    credential_noun(c.auth)
+                ),
+                &format!("store it: `latch credential set {}`", c.name),
             )),
             ConnectorState::NeedsStepUp => findings.push(finding(
                 "needs_step_up",
@@ -378,37 +522,67 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                 "sign in again (`latch login PROVIDER`) and keep every scope ticked; if the \
                  consent screen does not offer it, add it to the app in the developer console",
             )),
-            ConnectorState::RefreshFailing => findings.push(finding(
-                "refresh_failing",
-                Severity::Error,
-                subject.clone(),
-                format!(
-                    "refreshing fails: {}",
-                    row.as_ref()
-                        .and_then(|r| r.last_error.clone())
-                        .unwrap_or_default()
-                ),
-                "check the network and the provider's status; Latch retries on the next use",
-            )),
+            ConnectorState::RefreshFailing | ConnectorState::RefreshUncertain => {
+                findings.push(finding(
+                    if s.state == ConnectorState::RefreshFailing {
+                        "refresh_failing"
+                    } else {
+                        "refresh_uncertain"
+                    },
+                    Severity::Error,
+                    subject.clone(),
+                    format!(
+                        "refreshing fails: {}",
+                        row.as_ref()
+                            .and_then(|r| r.last_error.clone())
+                            .unwrap_or_default()
+                    ),
+                    "check the network and the provider's status; Latch retries on the next use",
+                ))
+            }
             ConnectorState::NotSignedIn => findings.push(finding(
                 "not_signed_in",
                 Severity::Warning,
                 subject.clone(),
-                format!("connector `{}` has no credential yet", c.name),
-                if oauth {
-                    "run `latch login`"
-                } else {
-                    "run `latch credential set CONNECTOR`"
-                },
+                format!("connector `{}` is not signed in yet", c.name),
+                &format!("sign in: `latch login {}`", c.provider),
             )),
             ConnectorState::SiteUnbound => findings.push(finding(
                 "site_unbound",
                 Severity::Warning,
                 subject.clone(),
                 format!("connector `{}` is not bound to a site", c.name),
-                "run `latch login PROVIDER --site NAME`",
+                &format!(
+                    "choose one: `latch connector set {} --site NAME` (a name as in \
+                     https://NAME.atlassian.net, a URL or a cloud id; no new consent needed)",
+                    c.name
+                ),
             )),
             _ => {}
+        }
+        if let Some(expires) = s
+            .credential
+            .as_ref()
+            .and_then(|cr| parse_time(cr.expires_at.as_deref()))
+        {
+            let left = (expires - now()).whole_days();
+            if s.state != ConnectorState::Expired && left < CREDENTIAL_WARN_DAYS {
+                findings.push(finding(
+                    "credential_expiry_near",
+                    Severity::Warning,
+                    subject.clone(),
+                    format!(
+                        "the {} of connector `{}` expires on {} ({left} day(s) left)",
+                        credential_noun(c.auth),
+                        c.name,
+                        fmt_time(expires)
+                    ),
+                    &credential_fix(
+                        c,
+                        provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of),
+                    ),
+                ));
+            }
         }
         if !s.scopes.extra.is_empty() && c.auth == AuthMode::User {
             let f = finding(
@@ -423,13 +597,10 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
             );
             push_unique(&mut findings, f);
         }
-        let provider_spec = config.provider(&c.provider).map(|p| &p.spec);
-        let last_rotation = row
-            .as_ref()
-            .and_then(|r| r.refreshed_at.clone().or_else(|| r.obtained_at.clone()));
-        let idle_days = parse_time(last_rotation.as_deref()).map(|t| (now() - t).whole_days());
+        let last_rotation = row.as_ref().and_then(|r| r.refreshed_at.or(r.obtained_at));
+        let idle_days = last_rotation.map(|t| (now() - t).whole_days());
         let inactivity_expires = match (
-            parse_time(last_rotation.as_deref()),
+            last_rotation.filter(|_| kind == CredentialKind::UserGrant),
             provider_spec.and_then(|p| p.inactivity_expiry_days),
         ) {
             (Some(t), Some(days)) if c.auth == AuthMode::User => {
@@ -438,8 +609,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
             _ => None,
         };
         let absolute_expires = match (
-            row.as_ref()
-                .and_then(|r| parse_time(r.obtained_at.as_deref())),
+            row.as_ref().and_then(|r| r.obtained_at),
             provider_spec.and_then(|p| p.absolute_expiry_days),
         ) {
             (Some(t), Some(days)) if c.auth == AuthMode::User => {
@@ -457,7 +627,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                         "the refresh token has not rotated for {} days and dies after {} idle days (on {})",
                         idle_days.unwrap_or_default(),
                         provider_spec.and_then(|p| p.inactivity_expiry_days).unwrap_or_default(),
-                        crate::grants::fmt_time(expires)
+                        fmt_time(expires)
                     ),
                     "keep `latch serve` (or the desktop app) running, which rotates idle tokens, or run `latch token CONNECTOR` now",
                 );
@@ -472,7 +642,7 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
                     format!("provider:{}", c.provider),
                     format!(
                         "the sign-in may reach the provider's absolute limit on {}, whatever its use",
-                        crate::grants::fmt_time(expires)
+                        fmt_time(expires)
                     ),
                     "sign in again before then: `latch login PROVIDER`",
                 );
@@ -480,70 +650,66 @@ pub async fn run(latch: &Latch, probe: bool) -> crate::Result<DoctorReport> {
             }
         }
         let probe_key = format!("last_probe:{}", c.name);
-        let probe_result = if probe && s.state == ConnectorState::Ok {
-            let result = run_probe(&grants, c).await;
-            // Kept in SQLite (non-secret) so later reports show the last probe.
-            if let Ok(json) = serde_json::to_string(&result) {
-                let _ = latch.db().meta_set(&probe_key, Some(&json));
+        let checked = diagnoses.remove(&c.name);
+        let diagnosis = checked.as_ref().map(|(_, d)| d.code().to_owned());
+        let probe_result = match checked {
+            Some((result, diagnosis)) => {
+                // Kept in SQLite (non-secret) so later reports show the last probe.
+                if let Ok(json) = serde_json::to_string(&result) {
+                    let _ = latch.db().meta_set(&probe_key, Some(&json));
+                }
+                let profile = provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of);
+                if let Some(f) = probe_finding(c, profile, s, &result, &diagnosis) {
+                    findings.push(f);
+                }
+                Some(result)
             }
-            Some(result)
-        } else {
-            latch
+            None => latch
                 .db()
                 .meta(&probe_key)
                 .ok()
                 .flatten()
-                .and_then(|json| serde_json::from_str(&json).ok())
+                .and_then(|json| serde_json::from_str(&json).ok()),
         };
-        if let Some(p) = probe_result.as_ref().filter(|_| probe) {
-            if !p.ok {
-                findings.push(finding(
-                    "probe_failed",
-                    Severity::Error,
-                    subject.clone(),
-                    format!(
-                        "the health probe {} failed: {}",
-                        p.request,
-                        p.error.clone().unwrap_or_else(|| format!("HTTP {}", p.status.unwrap_or(0)))
-                    ),
-                    "a 401/403 means a scope or permission is missing; a 404 the site or path; run `latch status`",
-                ));
-            }
-        }
-        let grant_status = status
-            .providers
-            .iter()
-            .find(|p| p.name == c.provider)
-            .and_then(|p| p.grant.as_ref());
+        let grant_status = s.grant.as_ref().filter(|_| kind != CredentialKind::Static);
         connectors.push(ConnectorHealth {
             name: c.name.clone(),
             kind: c.kind.clone(),
             provider: c.provider.clone(),
             auth: c.auth,
             state: s.state,
-            account: grant_status.map(|g| {
-                let who = g
-                    .account_name
-                    .clone()
-                    .or_else(|| g.account_email.clone())
-                    .unwrap_or_default();
-                format!("{who} ({})", g.account_id.clone().unwrap_or_default())
-            }),
+            account: grant_status
+                .filter(|g| g.account_id.is_some())
+                .map(|g| {
+                    let who = g
+                        .account_name
+                        .clone()
+                        .or_else(|| g.account_email.clone())
+                        .unwrap_or_default();
+                    format!("{who} ({})", g.account_id.clone().unwrap_or_default())
+                })
+                .or_else(|| c.email.clone())
+                .or_else(|| c.username.clone()),
             site: c.site.clone(),
             required: s.scopes.required.clone(),
             requested: s.scopes.requested.clone(),
             granted: s.scopes.granted.clone(),
             missing: s.scopes.missing.clone(),
             extra: s.scopes.extra.clone(),
-            access_expires_at: row.as_ref().and_then(|r| r.access_expires_at.clone()),
-            last_rotation,
+            access_expires_at: row.as_ref().and_then(|r| r.access_expires_at).map(fmt_time),
+            last_rotation: last_rotation.map(fmt_time),
             idle_days,
-            inactivity_expires_at: inactivity_expires.map(crate::grants::fmt_time),
-            absolute_expires_at: absolute_expires.map(crate::grants::fmt_time),
-            last_error: row.as_ref().and_then(|r| r.last_error.clone()),
-            last_failure_at: row.as_ref().and_then(|r| r.last_failure_at.clone()),
+            inactivity_expires_at: inactivity_expires.map(fmt_time),
+            absolute_expires_at: absolute_expires.map(fmt_time),
+            last_error: row
+                .as_ref()
+                .and_then(|r| r.last_error.clone())
+                .or_else(|| s.credential.as_ref().and_then(|cr| cr.last_error.clone())),
+            last_failure_at: row.as_ref().and_then(|r| r.last_failure_at).map(fmt_time),
             consecutive_failures: row.as_ref().map_or(0, |r| r.consecutive_failures),
             probe: probe_result,
+            credential: s.credential.clone(),
+            diagnosis,
         });
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -593,62 +759,324 @@ async fn clock_skew(http: &reqwest::Client, url: &str) -> Option<i64> {
     Some((now() - theirs).whole_seconds())
 }
 
-async fn run_probe(
-    grants: &crate::grants::Grants,
-    connector: &crate::config::Connector,
-) -> ProbeResult {
-    let request = format!(
-        "{} {}",
-        connector.spec.probe.method, connector.spec.probe.path
-    );
+/// Why a sign-in died, from what Latch knows locally (the provider's `invalid_grant` body is
+/// the same for every cause).
+fn likely_reason(row: Option<&GrantRow>, spec: Option<&crate::catalog::ProviderSpec>) -> String {
+    let Some(row) = row else {
+        return "the sign-in is gone".to_owned();
+    };
+    let at = now();
+    if row.refresh_started_at.is_some() {
+        return "an earlier refresh was interrupted after the provider rotated the token, so the \
+                token Latch holds is a generation behind"
+            .to_owned();
+    }
+    if let (Some(last), Some(days)) = (
+        row.refreshed_at.or(row.obtained_at),
+        spec.and_then(|s| s.inactivity_expiry_days),
+    ) {
+        let idle = (at - last).whole_days();
+        if idle >= i64::from(days) {
+            return format!(
+                "it was idle for {idle} days, longer than the provider's {days}-day limit \
+                 (keep `latch serve` or the desktop app running to rotate it)"
+            );
+        }
+    }
+    if let (Some(first), Some(days)) = (row.obtained_at, spec.and_then(|s| s.absolute_expiry_days))
+    {
+        if (at - first).whole_days() >= i64::from(days) {
+            return format!("the sign-in is over {days} days old, the provider's absolute limit");
+        }
+    }
+    "the provider revoked the token family — a password change, an admin or you removing the \
+     app's access, or another copy of this sign-in (a second machine, a copied home or a \
+     restored backup) rotating it"
+        .to_owned()
+}
+
+fn credential_noun(auth: AuthMode) -> &'static str {
+    match auth {
+        AuthMode::Service => "service account credential",
+        AuthMode::ApiToken => "API token",
+        AuthMode::Pat => "personal access token",
+        AuthMode::Basic => "password",
+        AuthMode::ApiKey => "API key",
+        AuthMode::User => "sign-in",
+    }
+}
+
+fn credential_fix(c: &Connector, profile: ProviderProfile) -> String {
+    match c.auth {
+        AuthMode::Service => format!(
+            "{}; then `latch credential set {}`",
+            profile.service_account_console(),
+            c.name
+        ),
+        AuthMode::ApiToken => format!(
+            "create a new API token at {} (for a service account: admin.atlassian.com → \
+             Directory → Service accounts → its API tokens), then `latch credential set {} \
+             [--expires DATE]`",
+            profile.api_token_console(),
+            c.name
+        ),
+        _ => format!("store a working one: `latch credential set {}`", c.name),
+    }
+}
+
+fn probe_finding(
+    c: &Connector,
+    profile: ProviderProfile,
+    s: &crate::status::ConnectorStatus,
+    result: &ProbeResult,
+    diagnosis: &Diagnosis,
+) -> Option<Finding> {
+    let subject = format!("connector:{}", c.name);
+    let asked = format!("the health probe {}", result.request);
+    Some(match diagnosis {
+        Diagnosis::Ok => return None,
+        Diagnosis::ScopeMissing => {
+            let missing: Vec<&str> = s.scopes.missing.iter().map(Scope::as_str).collect();
+            finding(
+                "scope_missing",
+                Severity::Error,
+                subject,
+                format!(
+                    "{asked} was refused for a scope the token lacks{}",
+                    if missing.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (missing from the grant: {})", missing.join(" "))
+                    }
+                ),
+                &if c.auth == AuthMode::User {
+                    format!(
+                        "add the scope to the app (developer console → Permissions) and keep it \
+                         ticked at consent: `latch login {}`",
+                        c.provider
+                    )
+                } else {
+                    "give the credential the scopes of this product (a new scoped token or \
+                     service-account credential), then `latch credential set`"
+                        .to_owned()
+                },
+            )
+        }
+        Diagnosis::PermissionMissing => finding(
+            "permission_missing",
+            Severity::Error,
+            subject,
+            format!(
+                "{asked} answered 403 without naming a scope: the account lacks a permission in \
+                 {} itself",
+                c.spec.display_name
+            ),
+            "ask a site admin to give the account access to the product (and the project or \
+             space role it needs); no sign-in fixes this",
+        ),
+        Diagnosis::SiteWrong => finding(
+            "site_wrong",
+            Severity::Error,
+            subject,
+            format!(
+                "{asked} answered 404: site `{}` (or this API on it) does not exist for this \
+                 credential",
+                c.site.as_deref().unwrap_or("?")
+            ),
+            &format!(
+                "check the site: `latch connector set {} --site NAME`",
+                c.name
+            ),
+        ),
+        Diagnosis::CredentialRejected(why) => finding(
+            "credential_rejected",
+            Severity::Error,
+            subject,
+            format!(
+                "the {} of connector `{}` is refused: {}",
+                credential_noun(c.auth),
+                c.name,
+                why.lines().next().unwrap_or_default()
+            ),
+            &credential_fix(c, profile),
+        ),
+        Diagnosis::TokenKindChanged(now_kind) => finding(
+            "api_token_kind_changed",
+            Severity::Info,
+            subject,
+            format!(
+                "the API token of `{}` was refused where Latch sent it and works as a {now_kind} \
+                 token; Latch now sends it there",
+                c.name
+            ),
+            &format!(
+                "nothing to do; pin it with `token = \"{now_kind}\"` under [connectors.{}] if \
+                 you prefer",
+                c.name
+            ),
+        ),
+        Diagnosis::Failed(why) => finding(
+            "probe_failed",
+            Severity::Error,
+            subject,
+            format!("{asked} failed: {why}"),
+            "check the network and the provider's status; `latch status` shows the connector",
+        ),
+    })
+}
+
+/// Calls a connector's health probe with its current credential. A 401 that is not a scope
+/// refusal gets one explicit refresh (grants) or a re-check of where the token works (API
+/// tokens). `None` when there is nothing to probe yet (no credential, no site).
+async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult, Diagnosis)> {
+    let request = format!("{} {}", c.spec.probe.method, c.spec.probe.path);
     let started = std::time::Instant::now();
     let at = crate::now_rfc3339();
-    let fail = |error: String| ProbeResult {
+    let result = |status: Option<u16>, error: Option<String>| ProbeResult {
         at: at.clone(),
         request: request.clone(),
-        status: None,
-        ok: false,
-        latency_ms: started.elapsed().as_millis() as u64,
-        error: Some(error),
+        status,
+        ok: status.is_some_and(|s| (200..300).contains(&s)),
+        latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        error,
     };
-    let base = match grants.upstream_base(connector) {
-        Ok(base) => base,
-        Err(err) => return fail(err.to_string()),
+    let profile = grants
+        .config()
+        .provider(&c.provider)
+        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+    let upstream = match grants.upstream(c).await {
+        Ok(up) => up,
+        Err(
+            GrantError::SiteUnbound { .. }
+            | GrantError::CredentialMissing { .. }
+            | GrantError::NotSignedIn { .. }
+            | GrantError::NeedsLogin { .. },
+        ) => return None,
+        Err(err @ GrantError::CredentialRejected { .. }) => {
+            let why = err.to_string();
+            return Some((
+                result(None, Some(why.clone())),
+                Diagnosis::CredentialRejected(why),
+            ));
+        }
+        Err(err) => {
+            let why = err.to_string();
+            return Some((result(None, Some(why.clone())), Diagnosis::Failed(why)));
+        }
     };
-    let credential = match grants.credential(&connector.name).await {
-        Ok(c) => c,
-        Err(err @ GrantError::NeedsLogin { .. }) | Err(err) => return fail(err.to_string()),
+    let send = |credential| async move {
+        let url_base = upstream_base_of(grants, c).await?;
+        send_probe(grants.http(), c, &url_base, &credential).await
     };
-    let method = reqwest::Method::from_bytes(connector.spec.probe.method.as_bytes())
-        .unwrap_or(reqwest::Method::GET);
-    let sent = grants
-        .http()
-        .request(method, format!("{base}{}", connector.spec.probe.path))
+    let mut answer = send_probe(grants.http(), c, &upstream.base, &upstream.credential).await;
+    let mut corrected = None;
+    if let Ok((401, ref body)) = answer {
+        if !profile.is_scope_refusal(401, body) {
+            match (&upstream.grant, CredentialKind::of(c.auth)) {
+                (Some(grant), _) => {
+                    // An explicit refresh: the person asked for the truth, so never throttled.
+                    match grants.refresh_now(grant).await {
+                        Ok(()) => {
+                            if let Ok(fresh) = grants.credential(&c.name).await {
+                                answer = send(fresh).await;
+                            }
+                        }
+                        Err(err @ GrantError::CredentialRejected { .. }) => {
+                            let why = err.to_string();
+                            return Some((
+                                result(Some(401), Some(why.clone())),
+                                Diagnosis::CredentialRejected(why),
+                            ));
+                        }
+                        Err(_) => return None,
+                    }
+                }
+                (None, CredentialKind::Static) => {
+                    let before = grants.api_token_kind(c).ok().flatten();
+                    let check = grants.check_credential(c).await;
+                    if check.result == CheckResult::Rejected {
+                        return Some((
+                            result(Some(401), Some(check.detail.clone())),
+                            Diagnosis::CredentialRejected(check.detail),
+                        ));
+                    }
+                    let after = grants.api_token_kind(c).ok().flatten();
+                    if after != before {
+                        corrected = after.map(latch_store::ApiTokenKind::as_str);
+                        if let Ok(cred) = grants.credential(&c.name).await {
+                            answer = send(cred).await;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(match answer {
+        Ok((status, body)) => {
+            let diagnosis = match status {
+                200..=299 => corrected.map_or(Diagnosis::Ok, Diagnosis::TokenKindChanged),
+                401 | 403 if profile.is_scope_refusal(status, &body) => Diagnosis::ScopeMissing,
+                401 => match c.auth {
+                    AuthMode::User => {
+                        Diagnosis::Failed("HTTP 401 even with a freshly refreshed token".to_owned())
+                    }
+                    _ => Diagnosis::CredentialRejected(format!("the probe answered HTTP {status}")),
+                },
+                403 => Diagnosis::PermissionMissing,
+                404 => Diagnosis::SiteWrong,
+                other => Diagnosis::Failed(format!("HTTP {other}")),
+            };
+            (result(Some(status), None), diagnosis)
+        }
+        Err(why) => (result(None, Some(why.clone())), Diagnosis::Failed(why)),
+    })
+}
+
+async fn upstream_base_of(grants: &Grants, c: &Connector) -> Result<String, String> {
+    grants.upstream_base(c).await.map_err(|e| e.to_string())
+}
+
+/// How much of a probe's answer is read (enough for "scope does not match").
+const PROBE_PEEK: usize = 16 * 1024;
+
+async fn send_probe(
+    http: &reqwest::Client,
+    c: &Connector,
+    base: &str,
+    credential: &crate::credential::Credential,
+) -> Result<(u16, Vec<u8>), String> {
+    let method =
+        reqwest::Method::from_bytes(c.spec.probe.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let response = http
+        .request(method, format!("{base}{}", c.spec.probe.path))
         .header(
             reqwest::header::AUTHORIZATION,
             credential.authorization().expose(),
         )
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
-        .await;
-    match sent {
-        Ok(response) => ProbeResult {
-            at: at.clone(),
-            request,
-            status: Some(response.status().as_u16()),
-            ok: response.status().is_success(),
-            latency_ms: started.elapsed().as_millis() as u64,
-            error: None,
-        },
-        Err(err) => fail(format!(
-            "no answer ({})",
-            if err.is_timeout() {
-                "timeout"
-            } else {
-                "connection failed"
-            }
-        )),
+        .await
+        .map_err(|err| {
+            format!(
+                "no answer ({})",
+                if err.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection failed"
+                }
+            )
+        })?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= PROBE_PEEK {
+            break;
+        }
     }
+    Ok((status, body))
 }
 
 fn esc(text: &str) -> String {
@@ -661,7 +1089,9 @@ fn esc(text: &str) -> String {
 fn state_colour(state: ConnectorState) -> &'static str {
     match state {
         ConnectorState::Ok => "#15803d",
-        ConnectorState::NotSignedIn | ConnectorState::SiteUnbound => "#64748b",
+        ConnectorState::NotSignedIn
+        | ConnectorState::SiteUnbound
+        | ConnectorState::CredentialMissing => "#64748b",
         ConnectorState::NeedsStepUp => "#b45309",
         _ => "#b91c1c",
     }

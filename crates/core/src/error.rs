@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::catalog::ManifestError;
+use crate::code::ErrorCode;
 use crate::ports::SecretStoreError;
 
 /// Result with the core's error.
@@ -95,18 +96,128 @@ fn hint_known(known: &[String]) -> String {
 
 impl Error {
     /// A stable code for the UI and for scripts (`--json` errors, exit codes).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Config(_) => "config_invalid",
-            Self::UnknownConnector { .. } => "unknown_connector",
-            Self::UnknownProvider { .. } => "unknown_provider",
-            Self::Invalid { .. } => "invalid_request",
-            Self::Exists(_) => "already_exists",
-            Self::Home(_) => "home_unusable",
-            Self::Manifest(_) => "manifest_invalid",
-            Self::Keychain(_) => "keychain_unavailable",
-            Self::Store { .. } => "database_error",
-            Self::Write { .. } => "write_failed",
+            Self::Config(_) => ErrorCode::ConfigInvalid,
+            Self::UnknownConnector { .. } => ErrorCode::UnknownConnector,
+            Self::UnknownProvider { .. } => ErrorCode::UnknownProvider,
+            Self::Invalid { .. } => ErrorCode::InvalidRequest,
+            Self::Exists(_) => ErrorCode::AlreadyExists,
+            Self::Home(_) => ErrorCode::HomeUnusable,
+            Self::Manifest(_) => ErrorCode::ManifestInvalid,
+            Self::Keychain(_) => ErrorCode::KeychainUnavailable,
+            Self::Store { .. } => ErrorCode::DatabaseError,
+            Self::Write { .. } => ErrorCode::WriteFailed,
+        }
+    }
+}
+
+/// Why no credential could be handed out. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// Never signed in (or signed out).
+    #[error("`{grant}` is not signed in\n  fix: {fix}")]
+    NotSignedIn {
+        /// The grant.
+        grant: String,
+        /// The command to run.
+        fix: String,
+    },
+    /// The token family is dead.
+    #[error("`{grant}` needs a new sign-in: {reason}\n  fix: run `latch login {provider}`")]
+    NeedsLogin {
+        /// The grant.
+        grant: String,
+        /// Its provider.
+        provider: String,
+        /// Why, in plain words.
+        reason: String,
+    },
+    /// Refreshing fails; Latch keeps trying on the next use.
+    #[error("refreshing `{grant}` failed: {reason}\n  fix: check the network and the provider's status, then try again; `latch status` shows the last error")]
+    RefreshFailing {
+        /// The grant.
+        grant: String,
+        /// The last error.
+        reason: String,
+    },
+    /// A refresh got no answer, and the provider has no reuse window to resend it in.
+    #[error("refreshing `{grant}` got no answer and cannot be resent safely: {reason}\n  fix: try again; if the next refresh answers invalid_grant, sign in again with `latch login {provider}`")]
+    RefreshUncertain {
+        /// The grant.
+        grant: String,
+        /// Its provider.
+        provider: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The connector's own credential is not stored.
+    #[error("connector `{connector}` has no credential stored\n  fix: {fix}")]
+    CredentialMissing {
+        /// The connector.
+        connector: String,
+        /// What to run.
+        fix: String,
+    },
+    /// The identity provider or the upstream refuses the connector's own credential.
+    #[error("the credential of connector `{connector}` was refused: {reason}\n  fix: {fix}")]
+    CredentialRejected {
+        /// The connector.
+        connector: String,
+        /// What the provider said, secret-free.
+        reason: String,
+        /// Where to fix it.
+        fix: String,
+    },
+    /// Unknown connector.
+    #[error("unknown connector `{0}`")]
+    UnknownConnector(String),
+    /// The connector's API needs a site and none is bound (or the bound one is unknown).
+    #[error("connector `{connector}` has no usable site: {reason}\n  fix: {fix}")]
+    SiteUnbound {
+        /// Connector.
+        connector: String,
+        /// Why.
+        reason: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The set-up is incomplete (missing client id, e-mail, …).
+    #[error("{message}\n  fix: {fix}")]
+    Misconfigured {
+        /// What is missing.
+        message: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The keychain failed.
+    #[error(transparent)]
+    Keychain(#[from] SecretStoreError),
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] latch_store::StoreError),
+    /// The lock folder is unusable, or another process held the lock too long.
+    #[error("{0}")]
+    Lock(String),
+}
+
+impl GrantError {
+    /// A stable code for scripts and the UI.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotSignedIn { .. } => ErrorCode::NotSignedIn,
+            Self::NeedsLogin { .. } => ErrorCode::NeedsLogin,
+            Self::RefreshFailing { .. } => ErrorCode::RefreshFailing,
+            Self::RefreshUncertain { .. } => ErrorCode::RefreshUncertain,
+            Self::CredentialMissing { .. } => ErrorCode::CredentialMissing,
+            Self::CredentialRejected { .. } => ErrorCode::CredentialRejected,
+            Self::UnknownConnector(_) => ErrorCode::UnknownConnector,
+            Self::SiteUnbound { .. } => ErrorCode::SiteUnbound,
+            Self::Misconfigured { .. } => ErrorCode::Misconfigured,
+            Self::Keychain(_) => ErrorCode::KeychainUnavailable,
+            Self::Store(_) => ErrorCode::DatabaseError,
+            Self::Lock(_) => ErrorCode::LockFailed,
         }
     }
 }

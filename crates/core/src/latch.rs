@@ -3,18 +3,20 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use time::OffsetDateTime;
+
 use crate::catalog::{check_name, AuthMode, ClientType};
-use crate::config::{check_redirect_uri, Config, Provider};
-use crate::error::{Error, Result};
-use crate::finding::{Finding, Severity};
+use crate::clock::{fmt_time, now_rfc3339, Clock, SystemClock};
+use crate::config::{check_redirect_uri, Config, Provider, ScopeSet};
+use crate::credential::{CheckResult, CredentialCheck, CredentialKind};
+use crate::error::{Error, GrantError, Result};
+use crate::finding::Finding;
 use crate::home::Home;
 use crate::ports::{SecretKey, SecretStore};
-use crate::scope::{lint, LintConnector, MergeDiff, Scope, ScopeDiff, ScopeList, ScopeRequest};
+use crate::scope::{lint, LintConnector, MergeDiff, Scope, ScopeList, ScopeRequest};
 use crate::secret::Secret;
-use crate::status::{
-    ClientSecretState, ConnectorScopes, ConnectorState, ConnectorStatus, GrantStatus, HomeStatus,
-    ProviderStatus, SiteStatus, StatusReport, STATUS_SCHEMA,
-};
+use crate::status::StatusReport;
+use latch_store::{ApiTokenKind, GrantId};
 
 /// Endpoint overrides for `provider add` (Data Center, gov cloud, tests).
 #[derive(Clone, Debug, Default)]
@@ -31,6 +33,8 @@ pub struct EndpointOverrides {
     pub me_url: Option<String>,
     /// API gateway.
     pub api_base: Option<String>,
+    /// Site URL template (`https://{site}.atlassian.net`).
+    pub site_url: Option<String>,
 }
 
 /// `latch provider add`.
@@ -61,6 +65,9 @@ pub struct ProviderAdded {
     pub redirect_uri: Option<String>,
     /// Where to register it.
     pub console_url: Option<String>,
+    /// Whether an OAuth app (client id) is configured: without one, only service accounts and
+    /// stored secrets use the provider.
+    pub has_app: bool,
 }
 
 /// `latch connector add`.
@@ -80,6 +87,53 @@ pub struct AddConnector {
     pub email: Option<String>,
     /// Service-account client id (`service`).
     pub client_id: Option<String>,
+    /// Service-account scopes to request (`service`; default: none).
+    pub scopes: Option<Vec<String>>,
+    /// Service-account `audience` (`service`).
+    pub audience: Option<String>,
+    /// Where an API token works, pinned (`api-token`; default: found out when stored).
+    pub token: Option<ApiTokenKind>,
+    /// User name (`basic`).
+    pub username: Option<String>,
+    /// Which scope set to request.
+    pub scope_set: Option<ScopeSet>,
+    /// Provider region (`eu`).
+    pub region: Option<String>,
+}
+
+/// `latch connector set`: what to change (`None` leaves it).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectorChange {
+    /// The site (name, host, URL or cloud id); `Some("")` unbinds it.
+    pub site: Option<String>,
+    /// The scope set.
+    pub scope_set: Option<ScopeSet>,
+}
+
+/// What `connector set` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnectorChanged {
+    /// Connector name.
+    pub name: String,
+    /// Its site now.
+    pub site: Option<String>,
+    /// Its scope set now.
+    pub scope_set: ScopeSet,
+    /// Scopes its provider's request gains and no longer has (a scope-set change).
+    pub requested_added: Vec<Scope>,
+    /// Scopes no connector requests any more.
+    pub requested_removed: Vec<Scope>,
+    /// Whether the grant lacks scopes the connector now requires (a new consent follows).
+    pub needs_consent: bool,
+}
+
+/// What `latch credential remove` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CredentialRemoved {
+    /// Connector.
+    pub connector: String,
+    /// Whether a keychain item existed.
+    pub deleted: bool,
 }
 
 /// What `connector add` did to its provider's scope request.
@@ -89,6 +143,8 @@ pub struct ConnectorAdded {
     pub name: String,
     /// Provider name.
     pub provider: String,
+    /// Its auth mode.
+    pub auth: AuthMode,
     /// Scopes newly requested / already requested and now shared.
     pub diff: MergeDiff,
     /// The provider's whole request after the merge, with attribution.
@@ -139,6 +195,12 @@ pub struct CredentialStored {
     pub auth: AuthMode,
     /// For service accounts: `ok`, or why the first token request failed.
     pub service_token: Option<String>,
+    /// What checking it found.
+    pub check: CredentialCheck,
+    /// For API tokens: where it works (`scoped`: the gateway; `classic`: the site URL).
+    pub token_kind: Option<&'static str>,
+    /// The expiry the person gave.
+    pub expires_at: Option<String>,
 }
 
 /// One Latch home: configuration, metadata database and keychain.
@@ -147,12 +209,22 @@ pub struct Latch {
     config: Arc<Config>,
     store: Arc<Mutex<latch_store::Store>>,
     secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
     home_id: String,
 }
 
 impl Latch {
     /// Opens a home folder, creating the database on first use.
     pub fn open(home: Home, secrets: Arc<dyn SecretStore>) -> Result<Self> {
+        Self::open_with_clock(home, secrets, Arc::new(SystemClock))
+    }
+
+    /// Opens a home folder with a clock of the caller's (tests).
+    pub fn open_with_clock(
+        home: Home,
+        secrets: Arc<dyn SecretStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         home.ensure()?;
         let config = Config::load(home.config_file())?;
         let db = home.database();
@@ -168,8 +240,14 @@ impl Latch {
             config: Arc::new(config),
             store: Arc::new(Mutex::new(store)),
             secrets,
+            clock,
             home_id,
         })
+    }
+
+    /// The current time by this home's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
     }
 
     /// The configuration as loaded.
@@ -187,7 +265,8 @@ impl Latch {
         &self.home_id
     }
 
-    pub(crate) fn store_err(&self, source: latch_store::StoreError) -> Error {
+    /// The error for a failed database call on this home.
+    pub fn store_err(&self, source: latch_store::StoreError) -> Error {
         Error::Store {
             path: self.home.database(),
             source,
@@ -196,7 +275,7 @@ impl Latch {
 
     /// The keychain item of a provider's client secret.
     pub fn client_secret_key(&self, provider: &str) -> SecretKey {
-        crate::grants::client_secret_key(&self.home_id, provider)
+        crate::grant_store::client_secret_key(&self.home_id, provider)
     }
 
     fn unknown_connector(&self, name: &str) -> Error {
@@ -261,13 +340,13 @@ impl Latch {
                 fix: format!("add the connector directly: `latch connector add {preset_name}`"),
             });
         }
-        if request.client_id.as_deref().unwrap_or("").trim().is_empty() {
-            return Err(Error::Invalid {
-                message: "a client id is required".to_owned(),
-                fix: "pass --client-id with the id from the provider's developer console"
-                    .to_owned(),
-            });
-        }
+        // Without a client id the provider serves service accounts and stored secrets only:
+        // its endpoints (and their overrides) still matter, its 3LO app does not.
+        let client_id = request
+            .client_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty());
         if let Some(uri) = &request.redirect_uri {
             check_redirect_uri(uri).map_err(|message| Error::Invalid {
                 message,
@@ -275,7 +354,15 @@ impl Latch {
             })?;
         }
         let secret = secret.filter(|s| !s.is_empty());
-        if client_type == ClientType::Confidential && secret.is_none() {
+        if client_id.is_none() && secret.is_some() {
+            return Err(Error::Invalid {
+                message: "a client secret was given without a client id".to_owned(),
+                fix: "pass --client-id with the app's id from the developer console (the secret \
+                      belongs to that app)"
+                    .to_owned(),
+            });
+        }
+        if client_type == ClientType::Confidential && client_id.is_some() && secret.is_none() {
             return Err(Error::Invalid {
                 message: format!(
                     "provider `{}` is a confidential client: its client secret is required",
@@ -294,7 +381,7 @@ impl Latch {
             &request.name,
             &[
                 ("preset", Some(preset_name.as_str())),
-                ("client_id", request.client_id.as_deref().map(str::trim)),
+                ("client_id", client_id),
                 ("redirect_uri", request.redirect_uri.as_deref()),
                 ("authorize_url", e.authorize_url.as_deref()),
                 ("token_url", e.token_url.as_deref()),
@@ -302,6 +389,7 @@ impl Latch {
                 ("resources_url", e.resources_url.as_deref()),
                 ("me_url", e.me_url.as_deref()),
                 ("api_base", e.api_base.as_deref()),
+                ("site_url", e.site_url.as_deref()),
             ],
         )?;
         let next = edit.validate()?;
@@ -325,13 +413,15 @@ impl Latch {
                 .provider_secret_stored(&request.name, Some(&now))
                 .map_err(|e| self.store_err(e))?;
         }
-        let redirect_uri = self.provider_or_err(&request.name)?.redirect_uri.clone();
+        let provider = self.provider_or_err(&request.name)?;
+        let (redirect_uri, has_app) = (provider.redirect_uri.clone(), provider.client_id.is_some());
         Ok(ProviderAdded {
             name: request.name,
             updated,
             secret_stored,
             redirect_uri,
             console_url,
+            has_app,
         })
     }
 
@@ -407,15 +497,32 @@ impl Latch {
             .clone()
             .unwrap_or_else(|| spec.provider.clone());
         let provider_spec = self.config.catalog.provider(&provider);
+        let auth = request
+            .auth
+            .or_else(|| spec.auth_modes.first().copied())
+            .unwrap_or(AuthMode::User);
+        // Only a connector that signs in as the person needs the provider's OAuth app; the
+        // others use the preset's endpoints as they are.
         let provider_known = self.config.provider(&provider).is_some()
-            || provider_spec.is_some_and(|p| p.client_type == ClientType::None);
+            || provider_spec
+                .is_some_and(|p| p.client_type == ClientType::None || auth != AuthMode::User);
         if !provider_known {
             return Err(Error::Invalid {
                 message: format!(
-                    "connector `{}` needs provider `{provider}`, which is not added yet",
+                    "connector `{}` signs in as you through provider `{provider}`, which is not \
+                     added yet",
                     request.name
                 ),
-                fix: format!("run `latch provider add {provider} --client-id ...` first"),
+                fix: format!(
+                    "run `latch provider add {provider} --client-id ...` first, or choose \
+                     another auth mode (--auth {})",
+                    spec.auth_modes
+                        .iter()
+                        .filter(|m| **m != AuthMode::User)
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
             });
         }
         if let Some(auth) = request.auth {
@@ -486,7 +593,18 @@ impl Latch {
                 ("site", request.site.as_deref()),
                 ("email", request.email.as_deref()),
                 ("client_id", request.client_id.as_deref()),
+                ("audience", request.audience.as_deref()),
+                ("token", request.token.map(ApiTokenKind::as_str)),
+                ("username", request.username.as_deref()),
+                ("scope_set", request.scope_set.map(ScopeSet::as_str)),
+                ("region", request.region.as_deref()),
             ],
+        )?;
+        edit.set_list(
+            "connectors",
+            &request.name,
+            "scopes",
+            request.scopes.as_deref(),
         )?;
         let next = edit.validate()?;
         edit.write()?;
@@ -509,6 +627,7 @@ impl Latch {
             _ => false,
         };
         Ok(ConnectorAdded {
+            auth: connector.as_ref().map_or(AuthMode::User, |c| c.auth),
             name: request.name,
             findings: self.provider_findings(&provider),
             provider,
@@ -567,11 +686,14 @@ impl Latch {
     }
 
     fn granted_scopes(&self, provider: &str) -> Result<Option<ScopeList>> {
-        let grant = self.db().grant(provider).map_err(|e| self.store_err(e))?;
+        let grant = self
+            .db()
+            .grant(&GrantId::user(provider))
+            .map_err(|e| self.store_err(e))?;
         Ok(grant.map(|g| ScopeList::parse(&g.granted_scopes).unwrap_or_default()))
     }
 
-    fn provider_findings(&self, provider: &str) -> Vec<Finding> {
+    pub(crate) fn provider_findings(&self, provider: &str) -> Vec<Finding> {
         let Some(p) = self.config.provider(provider) else {
             return Vec::new();
         };
@@ -599,155 +721,7 @@ impl Latch {
     /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
     /// touches the keychain or the network, so it works when both are down.
     pub fn status(&self) -> Result<StatusReport> {
-        let provider_rows = self.db().providers().map_err(|e| self.store_err(e))?;
-        let connector_rows = self.db().connectors().map_err(|e| self.store_err(e))?;
-        let mut providers = Vec::new();
-        let mut all_findings: Vec<Finding> = Vec::new();
-        for p in &self.config.providers {
-            let request = self.scope_request(&p.name);
-            let grant = self.db().grant(&p.name).map_err(|e| self.store_err(e))?;
-            let client_secret = match p.spec.client_type {
-                ClientType::Confidential => {
-                    let stored = provider_rows
-                        .iter()
-                        .any(|r| r.name == p.name && r.client_secret_stored_at.is_some());
-                    if stored {
-                        ClientSecretState::Stored
-                    } else {
-                        ClientSecretState::Missing
-                    }
-                }
-                _ => ClientSecretState::NotNeeded,
-            };
-            let mut findings = self.provider_findings(&p.name);
-            if client_secret == ClientSecretState::Missing {
-                findings.push(Finding::new(
-                    "client_secret_missing",
-                    Severity::Error,
-                    format!("provider:{}", p.name),
-                    format!(
-                        "provider `{}` is a confidential client but its client secret is not in \
-                         the keychain",
-                        p.name
-                    ),
-                    "run `latch provider secret NAME` and paste the secret from the developer \
-                     console",
-                ));
-            }
-            all_findings.extend(findings.iter().cloned());
-            providers.push(ProviderStatus {
-                name: p.name.clone(),
-                preset: p.preset.clone(),
-                display_name: p.spec.display_name.clone(),
-                client_type: p.spec.client_type,
-                client_id: p.client_id.clone(),
-                client_secret,
-                redirect_uri: p.redirect_uri.clone(),
-                requested_scope_string: request.scopes().to_string(),
-                requested_scopes: request.entries().to_vec(),
-                grant: grant.map(GrantStatus::from_row),
-                sites: SiteStatus::distinct(
-                    self.db().sites(&p.name).map_err(|e| self.store_err(e))?,
-                ),
-                findings,
-            });
-        }
-
-        let mut connectors = Vec::new();
-        for c in &self.config.connectors {
-            let request = self.scope_request(&c.provider);
-            let provider = providers.iter().find(|p| p.name == c.provider);
-            let oauth = matches!(c.auth, AuthMode::User | AuthMode::Service);
-            let grant_id = crate::grants::grant_id(c);
-            let granted = if oauth {
-                self.granted_scopes(&grant_id)?
-            } else {
-                None
-            };
-            let own_grant = if c.auth == AuthMode::Service {
-                self.db().grant(&grant_id).map_err(|e| self.store_err(e))?
-            } else {
-                None
-            };
-            let requested_list = request.scopes();
-            let diff =
-                ScopeDiff::compute(&c.spec.upstream_scopes, &requested_list, granted.as_ref());
-            let subject = format!("connector:{}", c.name);
-            let findings: Vec<Finding> = all_findings
-                .iter()
-                .filter(|f| f.subject == subject || f.subject == format!("provider:{}", c.provider))
-                .cloned()
-                .collect();
-            let credential_stored = connector_rows
-                .iter()
-                .any(|r| r.name == c.name && r.credential_stored_at.is_some());
-            let grant_state = match &own_grant {
-                Some(g) => Some(g.state.as_str()),
-                None if c.auth == AuthMode::Service => None,
-                None => provider
-                    .and_then(|p| p.grant.as_ref())
-                    .map(|g| g.state.as_str()),
-            };
-            let state = if findings.iter().any(|f| f.severity == Severity::Error) {
-                ConnectorState::Misconfigured
-            } else if !oauth {
-                if credential_stored {
-                    ConnectorState::Ok
-                } else {
-                    ConnectorState::NotSignedIn
-                }
-            } else {
-                match grant_state {
-                    None => ConnectorState::NotSignedIn,
-                    Some("needs_login") => ConnectorState::NeedsLogin,
-                    Some("refresh_failing") => ConnectorState::RefreshFailing,
-                    Some(_) if !diff.missing.is_empty() && c.auth == AuthMode::User => {
-                        ConnectorState::NeedsStepUp
-                    }
-                    Some(_) if c.spec.needs_site() && c.site.is_none() => {
-                        ConnectorState::SiteUnbound
-                    }
-                    Some(_) => ConnectorState::Ok,
-                }
-            };
-            connectors.push(ConnectorStatus {
-                name: c.name.clone(),
-                kind: c.kind.clone(),
-                display_name: c.spec.display_name.clone(),
-                provider: c.provider.clone(),
-                auth: c.auth,
-                state,
-                site: c.site.clone(),
-                scopes: ConnectorScopes {
-                    required: c.spec.upstream_scopes.iter().cloned().collect(),
-                    requested: c
-                        .spec
-                        .upstream_scopes
-                        .iter()
-                        .filter_map(|s| request.attribution(s).cloned())
-                        .collect(),
-                    granted: granted.map(|g| g.iter().cloned().collect()),
-                    missing: diff.missing,
-                    extra: diff.extra,
-                },
-                grant: match own_grant {
-                    Some(row) => Some(GrantStatus::from_row(row)),
-                    None if c.auth == AuthMode::User => provider.and_then(|p| p.grant.clone()),
-                    None => None,
-                },
-                findings,
-            });
-        }
-        Ok(StatusReport {
-            schema: STATUS_SCHEMA,
-            home: HomeStatus {
-                id: self.home_id.clone(),
-                config_file: self.home.config_file().display().to_string(),
-                database: self.home.database().display().to_string(),
-            },
-            providers,
-            connectors,
-        })
+        crate::status::build(self)
     }
 
     /// The metadata store. Hold the guard briefly: other threads of this process wait on it.
@@ -776,15 +750,20 @@ impl Latch {
             Arc::clone(&self.config),
             Arc::clone(&self.store),
             Arc::clone(&self.secrets),
+            Arc::clone(&self.clock),
         ))
     }
 
-    /// Stores a connector's own secret: an API token, PAT or API key, or a service account's
-    /// client secret (then fetches a first token to prove it works).
+    /// Stores a connector's own secret — an API token, PAT, password or API key, or a service
+    /// account's client secret — then checks it: a service account fetches its first token, an
+    /// API token is tried on the site URL and the gateway (where it works is remembered), other
+    /// secrets meet the connector's health probe. A refused or unchecked secret stays stored
+    /// (nothing the person typed is lost); the check says what to do.
     pub async fn set_credential(
         &mut self,
         connector: &str,
         secret: Secret,
+        expires_at: Option<OffsetDateTime>,
     ) -> Result<CredentialStored> {
         let Some(c) = self.config.connector(connector).cloned() else {
             return Err(self.unknown_connector(connector));
@@ -795,18 +774,21 @@ impl Latch {
                 fix: format!("run `latch login {}`", c.provider),
             });
         }
-        if c.auth == AuthMode::Service && c.client_id.is_none() {
+        let missing = match c.auth {
+            AuthMode::Service if c.client_id.is_none() => {
+                Some(("client_id", "service account's OAuth client id"))
+            }
+            AuthMode::ApiToken if c.email.is_none() => Some((
+                "email",
+                "account e-mail (a service account's, for its tokens)",
+            )),
+            AuthMode::Basic if c.username.is_none() => Some(("username", "user name")),
+            _ => None,
+        };
+        if let Some((key, what)) = missing {
             return Err(Error::Invalid {
-                message: format!("service connector `{connector}` has no client id"),
-                fix: format!(
-                    "set `client_id = \"...\"` under [connectors.{connector}] in latch.toml"
-                ),
-            });
-        }
-        if c.auth == AuthMode::ApiToken && c.email.is_none() {
-            return Err(Error::Invalid {
-                message: format!("connector `{connector}` uses an API token but has no e-mail"),
-                fix: format!("set `email = \"...\"` under [connectors.{connector}] in latch.toml"),
+                message: format!("connector `{connector}` has no {key} (the {what})"),
+                fix: format!("set `{key} = \"...\"` under [connectors.{connector}] in latch.toml"),
             });
         }
         if secret.is_empty() {
@@ -815,29 +797,178 @@ impl Latch {
                 fix: "pipe it on stdin or type it at the prompt".to_owned(),
             });
         }
-        let key = crate::grants::connector_secret_key(&self.home_id, connector);
+        if let Some(at) = expires_at.filter(|at| *at <= self.now()) {
+            return Err(Error::Invalid {
+                message: format!("the expiry {} is in the past", fmt_time(at)),
+                fix: "give the date the token expires, like --expires 2027-03-01".to_owned(),
+            });
+        }
+        let key = crate::grant_store::connector_secret_key(&self.home_id, connector);
         self.secrets.put(&key, &secret)?;
         let at = now_rfc3339();
         {
             let db = self.db();
             db.connector_upsert(connector, &c.provider, &at)
+                .and_then(|()| db.connector_credential_forget(connector))
                 .and_then(|()| db.connector_credential_stored(connector, Some(&at)))
+                .and_then(|()| db.connector_credential_expiry(connector, expires_at))
                 .map_err(|e| self.store_err(e))?;
         }
-        let verified = if c.auth == AuthMode::Service {
-            Some(
-                self.grants()
-                    .start_service(connector)
-                    .await
-                    .map_err(|e| e.to_string()),
+        let grants = self.grants();
+        let (service_token, check) = if c.auth == AuthMode::Service {
+            let result = grants.start_service(connector).await;
+            let check = match &result {
+                Ok(()) => CredentialCheck {
+                    result: CheckResult::Ok,
+                    detail: "the service account obtained a token".to_owned(),
+                },
+                Err(err @ GrantError::CredentialRejected { .. }) => CredentialCheck {
+                    result: CheckResult::Rejected,
+                    detail: err.to_string(),
+                },
+                Err(err) => CredentialCheck {
+                    result: CheckResult::Unchecked,
+                    detail: err.to_string(),
+                },
+            };
+            (
+                Some(
+                    result
+                        .err()
+                        .map_or_else(|| "ok".to_owned(), |e| e.to_string()),
+                ),
+                check,
             )
         } else {
-            None
+            (None, grants.check_credential(&c).await)
         };
+        let token_kind = grants
+            .api_token_kind(&c)
+            .ok()
+            .flatten()
+            .map(ApiTokenKind::as_str);
         Ok(CredentialStored {
             connector: connector.to_owned(),
             auth: c.auth,
-            service_token: verified.map(|r| r.err().unwrap_or_else(|| "ok".to_owned())),
+            service_token,
+            check,
+            token_kind,
+            expires_at: expires_at.map(fmt_time),
+        })
+    }
+
+    /// Deletes a connector's own credential from the keychain and forgets what Latch learnt
+    /// about it (a service account's cached token too).
+    pub async fn remove_credential(&mut self, connector: &str) -> Result<CredentialRemoved> {
+        let Some(c) = self.config.connector(connector).cloned() else {
+            return Err(self.unknown_connector(connector));
+        };
+        if c.auth == AuthMode::User {
+            return Err(Error::Invalid {
+                message: format!("connector `{connector}` signs in through its provider; it has no credential of its own"),
+                fix: format!("sign out instead: `latch logout {}`", c.provider),
+            });
+        }
+        let mut keys = vec![crate::grant_store::connector_secret_key(
+            &self.home_id,
+            connector,
+        )];
+        let grant = (CredentialKind::of(c.auth) == CredentialKind::ClientCredentials)
+            .then(|| GrantId::service(connector));
+        if let Some(grant) = &grant {
+            keys.push(crate::grant_store::access_token_key(&self.home_id, grant));
+        }
+        let secrets = Arc::clone(&self.secrets);
+        let existed = tokio::task::spawn_blocking(
+            move || -> std::result::Result<bool, crate::ports::SecretStoreError> {
+                let mut first = None;
+                for key in &keys {
+                    let deleted = secrets.delete(key)?;
+                    first.get_or_insert(deleted);
+                }
+                Ok(first.unwrap_or(false))
+            },
+        )
+        .await
+        .map_err(|e| Error::Home(format!("keychain task failed: {e}")))??;
+        {
+            let db = self.db();
+            db.connector_credential_forget(connector)
+                .map_err(|e| self.store_err(e))?;
+            if let Some(grant) = &grant {
+                db.grant_delete(grant).map_err(|e| self.store_err(e))?;
+            }
+        }
+        crate::grant_store::note_local_write();
+        Ok(CredentialRemoved {
+            connector: connector.to_owned(),
+            deleted: existed,
+        })
+    }
+
+    /// Changes a connector's site or scope set (the CLI twin of the app's "Choose site").
+    /// Choosing among the sites a sign-in reached needs no new consent.
+    pub fn set_connector(
+        &mut self,
+        name: &str,
+        change: ConnectorChange,
+    ) -> Result<ConnectorChanged> {
+        let Some(c) = self.config.connector(name).cloned() else {
+            return Err(self.unknown_connector(name));
+        };
+        if let Some(site) = change.site.as_deref().filter(|s| !s.trim().is_empty()) {
+            let provider = self.config.provider(&c.provider);
+            let template = provider.and_then(|p| p.spec.site_url.as_deref());
+            if crate::site::site_ref(site, template).is_none() {
+                return Err(Error::Invalid {
+                    message: format!("`{site}` is not a site name, host, URL or cloud id"),
+                    fix:
+                        "give it like acme, acme.atlassian.net, https://acme.atlassian.net or the \
+                          site's cloud id"
+                            .to_owned(),
+                });
+            }
+        }
+        let before = self.scope_request(&c.provider).scopes();
+        let mut edit = self.config.edit()?;
+        if let Some(site) = &change.site {
+            let site = site.trim();
+            edit.set(
+                "connectors",
+                name,
+                &[("site", (!site.is_empty()).then_some(site))],
+            )?;
+        }
+        if let Some(set) = change.scope_set {
+            edit.set(
+                "connectors",
+                name,
+                &[(
+                    "scope_set",
+                    (set != ScopeSet::Classic).then_some(set.as_str()),
+                )],
+            )?;
+        }
+        let next = edit.validate()?;
+        edit.write()?;
+        self.config = Arc::new(next);
+        let after = self.scope_request(&c.provider).scopes();
+        let now = self
+            .config
+            .connector(name)
+            .cloned()
+            .ok_or_else(|| self.unknown_connector(name))?;
+        let needs_consent = now.auth == AuthMode::User
+            && self
+                .granted_scopes(&now.provider)?
+                .is_some_and(|g| !now.spec.upstream_scopes.minus(&g).is_empty());
+        Ok(ConnectorChanged {
+            name: name.to_owned(),
+            site: now.site.clone(),
+            scope_set: now.scope_set,
+            requested_added: after.minus(&before).iter().cloned().collect(),
+            requested_removed: before.minus(&after).iter().cloned().collect(),
+            needs_consent,
         })
     }
 
@@ -936,15 +1067,6 @@ impl Latch {
     }
 }
 
-/// The current time as RFC 3339 UTC, to the second.
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// `bytes` random bytes as lower-case hex, from the OS generator.
 pub fn random_hex(bytes: usize) -> String {
     use rand::RngCore;
@@ -957,6 +1079,8 @@ pub fn random_hex(bytes: usize) -> String {
 mod tests {
     use super::*;
     use crate::ports::MemorySecretStore;
+    use crate::status::{ClientSecretState, ConnectorState};
+    use latch_store::{GrantKind, GrantState};
 
     const FIXTURE_SECRET: &str = "fixture-client-secret-Zq81xVb0";
 
@@ -1030,7 +1154,7 @@ mod tests {
                 Some(Secret::new("s".into())),
             )
             .unwrap_err();
-        assert_eq!(err.code(), "keychain_unavailable");
+        assert_eq!(err.code().as_str(), "keychain_unavailable");
         assert!(!dir.path().join("latch.toml").exists());
         assert!(latch.status().unwrap().providers.is_empty());
     }
@@ -1049,7 +1173,7 @@ mod tests {
                 None,
             )
             .unwrap_err();
-        assert_eq!(err.code(), "invalid_request");
+        assert_eq!(err.code().as_str(), "invalid_request");
     }
 
     #[test]
@@ -1057,7 +1181,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut latch = open(dir.path(), Arc::new(MemorySecretStore::default()));
         let err = latch.add_connector(connector("jiraa")).unwrap_err();
-        assert_eq!(err.code(), "unknown_connector");
+        assert_eq!(err.code().as_str(), "unknown_connector");
         assert!(err.to_string().contains("jira"), "{err}");
         let err = latch.add_connector(connector("jira")).unwrap_err();
         assert!(
@@ -1092,9 +1216,9 @@ mod tests {
         latch
             .db()
             .grant_put(&latch_store::GrantRow {
-                id: "atlassian".into(),
-                kind: "user".into(),
-                state: "ok".into(),
+                id: GrantId::user("atlassian"),
+                kind: GrantKind::User,
+                state: GrantState::Ok,
                 granted_scopes:
                     "read:me read:jira-user read:jira-work write:jira-work offline_access".into(),
                 ..Default::default()
@@ -1143,9 +1267,9 @@ mod tests {
         latch
             .db()
             .grant_put(&latch_store::GrantRow {
-                id: "atlassian".into(),
-                kind: "user".into(),
-                state: "ok".into(),
+                id: GrantId::user("atlassian"),
+                kind: GrantKind::User,
+                state: GrantState::Ok,
                 granted_scopes: "read:me".into(),
                 ..Default::default()
             })

@@ -5,10 +5,14 @@
 pub mod attention;
 pub mod audit;
 pub mod catalog;
+pub mod clock;
+pub mod code;
 pub mod config;
+pub mod credential;
 pub mod doctor;
 mod error;
 pub mod finding;
+mod grant_store;
 pub mod grants;
 pub mod home;
 mod latch;
@@ -16,14 +20,23 @@ pub mod local_keys;
 pub mod login;
 pub mod oauth;
 pub mod ports;
+pub mod profile;
+mod refresh_lock;
+mod retry;
 pub mod schedule;
 pub mod scope;
 pub mod secret;
+pub mod site;
 pub mod status;
+mod token_cache;
 mod toml_location;
+mod upstream;
 
-pub use error::{ConfigError, Error, Result};
+pub use clock::now_rfc3339;
+pub use code::ErrorCode;
+pub use error::{ConfigError, Error, GrantError, Result};
 pub use latch::{
-    now_rfc3339, random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorPreview,
-    ConnectorRemoved, CredentialStored, EndpointOverrides, Latch, ProviderAdded,
+    random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorChange, ConnectorChanged,
+    ConnectorPreview, ConnectorRemoved, CredentialRemoved, CredentialStored, EndpointOverrides,
+    Latch, ProviderAdded,
 };

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
-use crate::grants::{fmt_time, now, parse_time};
+use crate::clock::{fmt_time, now, parse_time};
 use crate::secret::Secret;
 
 /// What a key may do.

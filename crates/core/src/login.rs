@@ -9,14 +9,18 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::catalog::{AuthMode, ClientType};
 use crate::config::check_redirect_uri;
-use crate::grants::{self, GrantError, Grants};
+use crate::credential::token_endpoint;
+use crate::error::GrantError;
+use crate::grants::Grants;
 use crate::latch::Latch;
 use crate::oauth::{self, Pkce, TokenError};
 use crate::ports::Browser;
+use crate::profile::{Account, ProviderProfile};
 use crate::scope::{Scope, ScopeList};
 use crate::secret::{constant_time_eq, Secret};
-use latch_store::GrantRow;
+pub use crate::site::site_matches;
 pub use latch_store::SiteRow;
+use latch_store::{GrantId, GrantKind, GrantRow, GrantState};
 
 /// How `latch login` runs.
 pub struct LoginOptions {
@@ -118,14 +122,15 @@ pub enum LoginError {
 
 impl LoginError {
     /// A stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::ErrorCode {
+        use crate::ErrorCode as C;
         match self {
-            Self::PortBusy { .. } => "port_busy",
-            Self::Timeout(_) => "login_timeout",
-            Self::Denied { code, .. } if code == "access_denied" => "consent_denied",
-            Self::Denied { .. } => "consent_failed",
-            Self::Exchange { .. } => "code_exchange_failed",
-            Self::Setup { .. } => "misconfigured",
+            Self::PortBusy { .. } => C::PortBusy,
+            Self::Timeout(_) => C::LoginTimeout,
+            Self::Denied { code, .. } if code == "access_denied" => C::ConsentDenied,
+            Self::Denied { .. } => C::ConsentFailed,
+            Self::Exchange { .. } => C::CodeExchangeFailed,
+            Self::Setup { .. } => C::Misconfigured,
             Self::Grant(e) => e.code(),
             Self::Core(e) => e.code(),
         }
@@ -343,6 +348,15 @@ async fn run_login(
             fix: format!("add one first: `latch connector add jira --provider {name}`"),
         });
     }
+    if provider.client_id.is_none() {
+        return Err(LoginError::Setup {
+            message: format!("provider `{name}` has no client id (no OAuth app is registered)"),
+            fix: format!(
+                "register a 3LO app and run `latch provider add {name} --client-id ...` (the \
+                 secret on stdin); service accounts and API tokens need no sign-in"
+            ),
+        });
+    }
     let (Some(authorize), Some(client_id), Some(redirect)) = (
         provider.spec.authorize_url.clone(),
         provider.client_id.clone(),
@@ -359,7 +373,7 @@ async fn run_login(
     })?;
     let grants = latch.grants();
     // Fail before the browser opens when the secret is missing.
-    let client_secret = grants.client_secret(&provider).await?;
+    let client_secret = grants.store().client_secret(&provider).await?;
 
     let host = redirect_url
         .host_str()
@@ -480,7 +494,7 @@ async fn run_login(
     // One-shot: a replayed callback finds nobody listening.
     drop(listener);
 
-    let endpoint = grants.endpoint(&provider, None)?;
+    let endpoint = token_endpoint(&provider, None)?;
     let mut tokens = oauth::request_token(
         grants.http(),
         &endpoint,
@@ -498,41 +512,45 @@ async fn run_login(
     let granted = tokens.scope.get_or_insert_with(|| scopes.clone()).clone();
 
     // A new consent starts a new token family: drop the old one first.
-    let old_rt = grants::refresh_token_key(grants.home_id(), name);
-    let secrets = std::sync::Arc::clone(grants.secrets());
-    let _ = tokio::task::spawn_blocking(move || secrets.delete(&old_rt)).await;
+    let grant = GrantId::user(name);
+    let old_rt = grants.store().refresh_token_key(&grant);
+    let _ = grants.store().delete_secrets(vec![old_rt]).await;
     let row = GrantRow {
-        id: name.to_owned(),
-        kind: "user".into(),
-        state: grants::state::OK.into(),
+        id: grant.clone(),
+        kind: GrantKind::User,
+        state: GrantState::Ok,
         generation: latch
             .db()
-            .grant(name)
+            .grant(&grant)
             .ok()
             .flatten()
             .map_or(0, |g| g.generation),
         ..GrantRow::default()
     };
-    grants.forget(name);
+    grants.forget(&grant);
     // A fresh row: `store_tokens` records the consent time and the granted scopes.
-    let access = grants.store_tokens(name, row, tokens, None).await?;
+    let access = grants.store_tokens(&grant, row, tokens).await?;
 
-    let account = fetch_account(&grants, &provider, &access).await;
-    if let Some((id, display, email)) = &account {
+    let profile = ProviderProfile::of(&provider.spec);
+    let account = fetch_account(&grants, &provider, profile, &access).await;
+    if let Some(who) = &account {
         let db = latch.db();
-        if let Some(mut row) = db.grant(name).map_err(GrantError::from)? {
-            row.account_id = Some(id.clone());
-            row.account_name = display.clone();
-            row.account_email = email.clone();
+        if let Some(mut row) = db.grant(&grant).map_err(GrantError::from)? {
+            row.account_id = Some(who.id.clone());
+            row.account_name = who.name.clone();
+            row.account_email = who.email.clone();
             db.grant_put(&row).map_err(GrantError::from)?;
         }
     }
-    let sites = fetch_sites(&grants, &provider, &access).await;
+    let sites = fetch_sites(&grants, &provider, profile, &access).await;
     latch
         .db()
-        .sites_replace(name, &sites)
+        .sites_replace(&grant, &sites)
         .map_err(GrantError::from)?;
-    grants::note_local_write();
+    grants
+        .sites()
+        .remember(&sites, profile, provider.spec.site_url.as_deref());
+    crate::grant_store::note_local_write();
 
     let mut bound = Vec::new();
     let mut unbound = Vec::new();
@@ -573,12 +591,12 @@ async fn run_login(
     let missing = scopes.minus(&granted).iter().cloned().collect();
     Ok(LoginOutcome {
         provider: name.to_owned(),
-        account: account.map(|(id, display, email)| {
-            let who = display.or(email).unwrap_or_default();
+        account: account.map(|a| {
+            let who = a.name.or(a.email).unwrap_or_default();
             if who.is_empty() {
-                id
+                a.id
             } else {
-                format!("{who} ({id})")
+                format!("{who} ({})", a.id)
             }
         }),
         sites: {
@@ -596,18 +614,6 @@ async fn run_login(
         missing,
         refresh_token,
     })
-}
-
-/// Whether a site is the one the person named: by name, URL, host or cloud id.
-pub fn site_matches(site: &SiteRow, wanted: &str) -> bool {
-    let wanted = wanted.trim().trim_end_matches('/');
-    site.name.eq_ignore_ascii_case(wanted)
-        || site.cloud_id == wanted
-        || site.url.trim_end_matches('/').eq_ignore_ascii_case(wanted)
-        || url::Url::parse(&site.url)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .is_some_and(|h| h.eq_ignore_ascii_case(wanted))
 }
 
 async fn get_json(grants: &Grants, url: &str, access: &Secret) -> Option<serde_json::Value> {
@@ -628,46 +634,24 @@ async fn get_json(grants: &Grants, url: &str, access: &Secret) -> Option<serde_j
 async fn fetch_account(
     grants: &Grants,
     provider: &crate::config::Provider,
+    profile: ProviderProfile,
     access: &Secret,
-) -> Option<(String, Option<String>, Option<String>)> {
+) -> Option<Account> {
     let me = get_json(grants, provider.spec.me_url.as_deref()?, access).await?;
-    let text = |k: &str| me.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    let id = text("account_id")
-        .or_else(|| text("uuid"))
-        .or_else(|| text("sub"))?;
-    Some((
-        id,
-        text("name").or_else(|| text("display_name")),
-        text("email"),
-    ))
+    profile.account(&me)
 }
 
 async fn fetch_sites(
     grants: &Grants,
     provider: &crate::config::Provider,
+    profile: ProviderProfile,
     access: &Secret,
 ) -> Vec<SiteRow> {
     let Some(url) = provider.spec.resources_url.as_deref() else {
         return Vec::new();
     };
-    let Some(serde_json::Value::Array(items)) = get_json(grants, url, access).await else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|item| {
-            let text = |k: &str| item.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            let scopes: Vec<&str> = item
-                .get("scopes")
-                .and_then(|s| s.as_array())
-                .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-                .unwrap_or_default();
-            Some(SiteRow {
-                cloud_id: text("id")?,
-                name: text("name").unwrap_or_default(),
-                url: text("url").unwrap_or_default(),
-                scopes: scopes.join(" "),
-            })
-        })
-        .collect()
+    match get_json(grants, url, access).await {
+        Some(resources) => profile.sites(&resources),
+        None => Vec::new(),
+    }
 }

@@ -188,8 +188,13 @@ pub enum Grant<'a> {
     },
     /// Refresh token.
     Refresh(&'a Secret),
-    /// Client credentials, optionally narrowed to scopes.
-    ClientCredentials(Option<&'a ScopeList>),
+    /// Client credentials: `scope` and `audience` only when given.
+    ClientCredentials {
+        /// Scopes to ask for (`None`: the credential's own).
+        scopes: Option<&'a ScopeList>,
+        /// An `audience` to send.
+        audience: Option<&'a str>,
+    },
 }
 
 /// Sends one token request.
@@ -217,10 +222,13 @@ pub async fn request_token(
             fields.push(("grant_type", "refresh_token".into()));
             fields.push(("refresh_token", token.expose().to_owned()));
         }
-        Grant::ClientCredentials(scopes) => {
+        Grant::ClientCredentials { scopes, audience } => {
             fields.push(("grant_type", "client_credentials".into()));
             if let Some(scopes) = scopes.filter(|s| !s.is_empty()) {
                 fields.push(("scope", scopes.to_string()));
+            }
+            if let Some(audience) = audience {
+                fields.push(("audience", (*audience).to_owned()));
             }
         }
     }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::grants::{now, parse_time, refresh_at, state, Grants};
+use crate::clock::now;
+use crate::grants::{GrantKind, GrantState, Grants};
+use crate::token_cache::refresh_at;
 
 /// How often the scheduler looks.
 pub const TICK: Duration = Duration::from_secs(30);
@@ -27,14 +29,18 @@ pub async fn tick(grants: &Grants) {
         let Ok(Some(row)) = grants.row(&id) else {
             continue;
         };
-        if row.state == state::NEEDS_LOGIN {
+        // Only the person (or an admin, for a refused service credential) can mend these.
+        if matches!(
+            row.state,
+            GrantState::NeedsLogin | GrantState::CredentialRejected
+        ) {
             continue;
         }
-        let soon = now() + time::Duration::seconds(TICK.as_secs() as i64 * 2);
+        let soon = now() + time::Duration::seconds(2 * TICK.as_secs() as i64);
         let expiring = refresh_at(&row).is_none_or(|at| at <= soon);
-        let last_rotation = parse_time(row.refreshed_at.as_deref().or(row.obtained_at.as_deref()));
-        let idle =
-            row.kind == "user" && last_rotation.is_some_and(|t| now() - t > KEEP_ALIVE_AFTER);
+        let last_rotation = row.refreshed_at.or(row.obtained_at);
+        let idle = row.kind == GrantKind::User
+            && last_rotation.is_some_and(|t| now() - t > KEEP_ALIVE_AFTER);
         if expiring {
             let _ = grants.access_token(&id).await;
         } else if idle {

@@ -5,8 +5,14 @@
 use serde::Serialize;
 
 use crate::catalog::{AuthMode, ClientType};
-use crate::finding::Finding;
-use crate::scope::{RequestedScope, Scope};
+use crate::clock::fmt_time;
+use crate::config::ScopeSet;
+use crate::credential::CredentialKind;
+use crate::finding::{Finding, Severity};
+use crate::grants::{grant_of, GrantState};
+use crate::latch::Latch;
+use crate::scope::{RequestedScope, Scope, ScopeDiff, ScopeList};
+use latch_store::{ApiTokenKind, CredentialState, GrantId};
 
 /// The JSON schema name and version of [`StatusReport`].
 pub const STATUS_SCHEMA: &str = "latch.status/v1";
@@ -19,13 +25,21 @@ pub enum ConnectorState {
     Misconfigured,
     /// The token family is dead (`invalid_grant`); sign in again.
     NeedsLogin,
+    /// The identity provider or upstream refuses the connector's own credential.
+    CredentialRejected,
+    /// The connector's own credential is past the expiry the person recorded.
+    Expired,
     /// Refreshing fails (token endpoint down); Latch retries.
     RefreshFailing,
+    /// A refresh got no answer and could not be resent safely; the next refresh tells.
+    RefreshUncertain,
     /// Required scopes are not granted; sign in again to consent to them.
     NeedsStepUp,
     /// Signed in, but no site is bound.
     SiteUnbound,
-    /// Never signed in / no credential stored.
+    /// No credential stored for a connector that does not sign in as the person.
+    CredentialMissing,
+    /// Never signed in.
     NotSignedIn,
     /// Ready.
     Ok,
@@ -37,9 +51,13 @@ impl ConnectorState {
         match self {
             Self::Misconfigured => "misconfigured",
             Self::NeedsLogin => "needs_login",
+            Self::CredentialRejected => "credential_rejected",
+            Self::Expired => "expired",
             Self::RefreshFailing => "refresh_failing",
+            Self::RefreshUncertain => "refresh_uncertain",
             Self::NeedsStepUp => "needs_step_up",
             Self::SiteUnbound => "site_unbound",
+            Self::CredentialMissing => "credential_missing",
             Self::NotSignedIn => "not_signed_in",
             Self::Ok => "ok",
         }
@@ -53,7 +71,7 @@ impl ConnectorState {
 pub enum ClientSecretState {
     /// Missing although the provider requires one.
     Missing,
-    /// Public client or no OAuth.
+    /// Public client, no OAuth, or no connector signs in through the provider's app.
     NotNeeded,
     /// Stored.
     Stored,
@@ -98,6 +116,9 @@ pub struct ProviderStatus {
     pub client_id: Option<String>,
     /// Client secret presence.
     pub client_secret: ClientSecretState,
+    /// Whether any connector signs in as the person through this provider's OAuth app (only
+    /// then are its client id and secret needed).
+    pub app_needed: bool,
     /// The callback to register, byte for byte.
     pub redirect_uri: Option<String>,
     /// The union of its connectors' scopes, in request order, with attribution.
@@ -148,6 +169,8 @@ pub struct GrantStatus {
     pub account_email: Option<String>,
     /// Granted scopes.
     pub granted_scopes: Vec<Scope>,
+    /// A person's consent (`user`) or a service account's credential (`service`).
+    pub kind: String,
     /// Access-token expiry.
     pub access_expires_at: Option<String>,
     /// When the person consented (the last sign-in).
@@ -164,18 +187,19 @@ impl GrantStatus {
     /// The secret-free facts of a stored grant.
     pub fn from_row(row: latch_store::GrantRow) -> Self {
         Self {
-            state: row.state,
+            state: row.state.as_str().to_owned(),
+            kind: row.kind.as_str().to_owned(),
             account_id: row.account_id,
             account_name: row.account_name,
             account_email: row.account_email,
-            granted_scopes: crate::scope::ScopeList::parse(&row.granted_scopes)
+            granted_scopes: ScopeList::parse(&row.granted_scopes)
                 .unwrap_or_default()
                 .iter()
                 .cloned()
                 .collect(),
-            access_expires_at: row.access_expires_at,
-            obtained_at: row.obtained_at,
-            refreshed_at: row.refreshed_at,
+            access_expires_at: row.access_expires_at.map(fmt_time),
+            obtained_at: row.obtained_at.map(fmt_time),
+            refreshed_at: row.refreshed_at.map(fmt_time),
             generation: row.generation,
             last_error: row.last_error,
         }
@@ -204,8 +228,33 @@ pub struct ConnectorStatus {
     pub scopes: ConnectorScopes,
     /// The grant it draws on (its provider's sign-in, or its own service account), if any.
     pub grant: Option<GrantStatus>,
+    /// The connector's own credential (service secret, API token, PAT, API key), if it has one.
+    pub credential: Option<CredentialStatus>,
     /// Problems and fixes.
     pub findings: Vec<Finding>,
+}
+
+/// A connector's own credential: facts only, never the secret.
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialStatus {
+    /// `grant` (OAuth tokens Latch obtains) or `stored` (a secret sent as it is).
+    pub kind: &'static str,
+    /// When it was stored in the keychain.
+    pub stored_at: Option<String>,
+    /// Its expiry, when the person recorded one (`latch credential set --expires`).
+    pub expires_at: Option<String>,
+    /// For API tokens: `scoped` (gateway) or `classic` (site URL), pinned or found out.
+    pub token_kind: Option<&'static str>,
+    /// Whether `token_kind` was pinned in latch.toml.
+    pub token_kind_pinned: bool,
+    /// The last check against the upstream: `ok` or `rejected`.
+    pub last_check: Option<&'static str>,
+    /// When it ran.
+    pub checked_at: Option<String>,
+    /// Why it was refused.
+    pub last_error: Option<String>,
+    /// Which scope set the connector requests (`classic` or `granular`).
+    pub scope_set: ScopeSet,
 }
 
 /// A connector's scopes.
@@ -221,4 +270,211 @@ pub struct ConnectorScopes {
     pub missing: Vec<Scope>,
     /// Granted but requested by no connector (least privilege).
     pub extra: Vec<Scope>,
+}
+
+/// The status of every provider and connector. Reads latch.toml and SQLite only: it never
+/// touches the keychain or the network, so it works when both are down.
+pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
+    let db = |e| latch.store_err(e);
+    let config = latch.config();
+    let provider_rows = latch.db().providers().map_err(db)?;
+    let connector_rows = latch.db().connectors().map_err(db)?;
+    let now = latch.now();
+    let mut providers = Vec::new();
+    let mut all_findings: Vec<Finding> = Vec::new();
+    for p in &config.providers {
+        let request = latch.scope_request(&p.name);
+        let grant_id = GrantId::user(&p.name);
+        let grant = latch.db().grant(&grant_id).map_err(db)?;
+        let app_needed = config
+            .connectors_of(&p.name)
+            .any(|c| c.auth == AuthMode::User)
+            && p.spec.client_type != ClientType::None;
+        let client_secret = match p.spec.client_type {
+            ClientType::Confidential if app_needed => {
+                let stored = provider_rows
+                    .iter()
+                    .any(|r| r.name == p.name && r.client_secret_stored_at.is_some());
+                if stored {
+                    ClientSecretState::Stored
+                } else {
+                    ClientSecretState::Missing
+                }
+            }
+            _ => ClientSecretState::NotNeeded,
+        };
+        let mut findings = latch.provider_findings(&p.name);
+        if client_secret == ClientSecretState::Missing {
+            findings.push(Finding::new(
+                "client_secret_missing",
+                Severity::Error,
+                format!("provider:{}", p.name),
+                format!(
+                    "provider `{}` is a confidential client but its client secret is not in the \
+                     keychain",
+                    p.name
+                ),
+                "run `latch provider secret NAME` and paste the secret from the developer console",
+            ));
+        }
+        all_findings.extend(findings.iter().cloned());
+        providers.push(ProviderStatus {
+            name: p.name.clone(),
+            preset: p.preset.clone(),
+            display_name: p.spec.display_name.clone(),
+            client_type: p.spec.client_type,
+            client_id: p.client_id.clone(),
+            client_secret,
+            app_needed,
+            redirect_uri: p.redirect_uri.clone(),
+            requested_scope_string: request.scopes().to_string(),
+            requested_scopes: request.entries().to_vec(),
+            grant: grant.map(GrantStatus::from_row),
+            sites: SiteStatus::distinct(latch.db().sites(&grant_id).map_err(db)?),
+            findings,
+        });
+    }
+
+    let mut connectors = Vec::new();
+    for c in &config.connectors {
+        let request = latch.scope_request(&c.provider);
+        let provider = providers.iter().find(|p| p.name == c.provider);
+        let kind = CredentialKind::of(c.auth);
+        let grant_row = match grant_of(c) {
+            Some(id) => latch.db().grant(&id).map_err(db)?,
+            None => None,
+        };
+        let granted = match (&grant_row, c.auth) {
+            (Some(row), AuthMode::User) => {
+                Some(ScopeList::parse(&row.granted_scopes).unwrap_or_default())
+            }
+            _ => None,
+        };
+        let requested_list = request.scopes();
+        let diff = ScopeDiff::compute(&c.spec.upstream_scopes, &requested_list, granted.as_ref());
+        let subject = format!("connector:{}", c.name);
+        // A provider's problems (its app, its secret) matter to the connectors that use its app.
+        let provider_subject = format!("provider:{}", c.provider);
+        let findings: Vec<Finding> = all_findings
+            .iter()
+            .filter(|f| {
+                f.subject == subject || (f.subject == provider_subject && c.auth == AuthMode::User)
+            })
+            .cloned()
+            .collect();
+        let row = connector_rows.iter().find(|r| r.name == c.name);
+        let stored = row.is_some_and(|r| r.credential_stored_at.is_some());
+        let needs_site = c.spec.needs_site() && c.site.is_none();
+        let state = if findings.iter().any(|f| f.severity == Severity::Error) {
+            ConnectorState::Misconfigured
+        } else {
+            match kind {
+                CredentialKind::UserGrant => match grant_row.as_ref().map(|g| g.state) {
+                    None => ConnectorState::NotSignedIn,
+                    Some(GrantState::NeedsLogin) => ConnectorState::NeedsLogin,
+                    Some(GrantState::RefreshFailing) => ConnectorState::RefreshFailing,
+                    Some(GrantState::RefreshUncertain) => ConnectorState::RefreshUncertain,
+                    Some(GrantState::CredentialRejected) => ConnectorState::CredentialRejected,
+                    Some(GrantState::Ok) if !diff.missing.is_empty() => ConnectorState::NeedsStepUp,
+                    Some(GrantState::Ok) if needs_site => ConnectorState::SiteUnbound,
+                    Some(GrantState::Ok) => ConnectorState::Ok,
+                },
+                CredentialKind::ClientCredentials => match grant_row.as_ref().map(|g| g.state) {
+                    _ if !stored => ConnectorState::CredentialMissing,
+                    None => ConnectorState::CredentialMissing,
+                    Some(GrantState::CredentialRejected | GrantState::NeedsLogin) => {
+                        ConnectorState::CredentialRejected
+                    }
+                    Some(GrantState::RefreshFailing) => ConnectorState::RefreshFailing,
+                    Some(GrantState::RefreshUncertain) => ConnectorState::RefreshUncertain,
+                    Some(GrantState::Ok) if needs_site => ConnectorState::SiteUnbound,
+                    Some(GrantState::Ok) => ConnectorState::Ok,
+                },
+                CredentialKind::Static => {
+                    let row = row.filter(|_| stored);
+                    match row {
+                        None => ConnectorState::CredentialMissing,
+                        Some(r) if r.credential_state == Some(CredentialState::Rejected) => {
+                            ConnectorState::CredentialRejected
+                        }
+                        Some(r) if r.credential_expires_at.is_some_and(|e| e <= now) => {
+                            ConnectorState::Expired
+                        }
+                        Some(_) if needs_site => ConnectorState::SiteUnbound,
+                        Some(_) => ConnectorState::Ok,
+                    }
+                }
+            }
+        };
+        let credential = match kind {
+            CredentialKind::UserGrant => None,
+            _ => Some(CredentialStatus {
+                kind: if kind == CredentialKind::Static {
+                    "stored"
+                } else {
+                    "grant"
+                },
+                stored_at: row.and_then(|r| r.credential_stored_at.clone()),
+                expires_at: row.and_then(|r| r.credential_expires_at).map(fmt_time),
+                token_kind: c
+                    .token
+                    .or_else(|| row.and_then(|r| r.token_kind))
+                    .filter(|_| c.auth == AuthMode::ApiToken)
+                    .map(ApiTokenKind::as_str),
+                token_kind_pinned: c.token.is_some(),
+                last_check: row
+                    .and_then(|r| r.credential_state)
+                    .map(CredentialState::as_str),
+                checked_at: row.and_then(|r| r.credential_checked_at).map(fmt_time),
+                last_error: row.and_then(|r| r.credential_error.clone()),
+                scope_set: c.scope_set,
+            }),
+        };
+        connectors.push(ConnectorStatus {
+            name: c.name.clone(),
+            kind: c.kind.clone(),
+            display_name: c.spec.display_name.clone(),
+            provider: c.provider.clone(),
+            auth: c.auth,
+            state,
+            site: c.site.clone(),
+            scopes: ConnectorScopes {
+                required: c.spec.upstream_scopes.iter().cloned().collect(),
+                requested: c
+                    .spec
+                    .upstream_scopes
+                    .iter()
+                    .filter_map(|s| request.attribution(s).cloned())
+                    .collect(),
+                granted: granted.map(|g| g.iter().cloned().collect()),
+                missing: if c.auth == AuthMode::User {
+                    diff.missing
+                } else {
+                    Vec::new()
+                },
+                extra: if c.auth == AuthMode::User {
+                    diff.extra
+                } else {
+                    Vec::new()
+                },
+            },
+            grant: match (&grant_row, kind) {
+                (Some(row), _) => Some(GrantStatus::from_row(row.clone())),
+                (None, CredentialKind::UserGrant) => provider.and_then(|p| p.grant.clone()),
+                _ => None,
+            },
+            credential,
+            findings,
+        });
+    }
+    Ok(StatusReport {
+        schema: STATUS_SCHEMA,
+        home: HomeStatus {
+            id: latch.home_id().to_owned(),
+            config_file: latch.home().config_file().display().to_string(),
+            database: latch.home().database().display().to_string(),
+        },
+        providers,
+        connectors,
+    })
 }

@@ -17,8 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use latch_core::config::Connector;
-use latch_core::grants::{Credential, GrantError};
+use latch_core::grants::{Credential, GrantError, Upstream};
 use latch_core::local_keys::{KeyCheck, KeyPolicy, KeyRefusal};
+use latch_core::profile::ProviderProfile;
 use latch_core::secret::Secret;
 use latch_store::AuditRow;
 
@@ -30,8 +31,6 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
 
-/// How long the resolved upstream base of a connector is reused.
-const BASE_TTL: Duration = Duration::from_secs(5);
 /// How much of an upstream 401 body is read to tell "scope does not match" from an expired token.
 const UNAUTHORIZED_PEEK: usize = 64 * 1024;
 
@@ -151,21 +150,6 @@ fn route<'a>(state: &'a State, path: &CanonicalPath, policy: &KeyPolicy) -> Opti
     }
 }
 
-fn base_of(state: &State, connector: &Connector) -> Result<String, GrantError> {
-    if let Ok(bases) = state.bases.lock() {
-        if let Some((at, base)) = bases.get(&connector.name) {
-            if at.elapsed() < BASE_TTL {
-                return Ok(base.clone());
-            }
-        }
-    }
-    let base = state.grants.upstream_base(connector)?;
-    if let Ok(mut bases) = state.bases.lock() {
-        bases.insert(connector.name.clone(), (Instant::now(), base.clone()));
-    }
-    Ok(base)
-}
-
 fn grant_refusal(err: &GrantError) -> Response<ProxyBody> {
     match err {
         GrantError::NotSignedIn { fix, .. } => refuse(
@@ -192,31 +176,64 @@ fn grant_refusal(err: &GrantError) -> Response<ProxyBody> {
             &err.to_string(),
             fix,
         ),
+        GrantError::CredentialMissing { fix, .. } | GrantError::CredentialRejected { fix, .. } => {
+            refuse(
+                StatusCode::BAD_GATEWAY,
+                err.code().as_str(),
+                &err.to_string(),
+                fix,
+            )
+        }
+        GrantError::RefreshUncertain { provider, .. } => refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "token_endpoint_failing",
+            &err.to_string(),
+            &format!("retry; if it says needs_login next, run `latch login {provider}`"),
+        ),
         _ => refuse(
             StatusCode::BAD_GATEWAY,
-            err.code(),
+            err.code().as_str(),
             &err.to_string(),
             "run `latch status` or `latch doctor`",
         ),
     }
 }
 
-async fn credential(
-    state: &State,
-    connector: &Connector,
-    rejected: Option<&Secret>,
-) -> Result<Credential, GrantError> {
-    match rejected {
-        None => state.grants.credential(&connector.name).await,
-        Some(token) => {
-            let grant = latch_core::grants::grant_id(connector);
-            let fresh = state
-                .grants
-                .access_token_after_rejection(&grant, token)
-                .await?;
-            Ok(Credential::Bearer(fresh))
-        }
+/// The provider refused a request for scope: `needs_step_up` naming what Latch knows is missing
+/// (required − granted) and the command; `scope_mismatch` when the grant holds everything the
+/// connector declares (the endpoint needs a scope outside it).
+fn step_up(state: &State, connector: &Connector, rest: &str) -> Response<ProxyBody> {
+    let missing = state.grants.missing_scopes(connector).unwrap_or_default();
+    if missing.is_empty() {
+        return refuse(
+            StatusCode::BAD_GATEWAY,
+            "scope_mismatch",
+            &format!(
+                "the upstream API refused /{rest} for a scope the token lacks (\"scope does not \
+                 match\"), although the grant holds every scope connector `{}` declares; refreshing \
+                 would not help",
+                connector.name
+            ),
+            &format!(
+                "add the scope this endpoint needs to the app and the connector, then `latch login \
+                 {}`",
+                connector.provider
+            ),
+        );
     }
+    let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+    let body = serde_json::json!({
+        "error": "needs_step_up",
+        "message": format!(
+            "the upstream API refused /{rest} for a scope the token lacks; connector `{}` needs \
+             scopes its sign-in was not granted: {}",
+            connector.name,
+            names.join(" ")
+        ),
+        "action": format!("latch login {}", connector.provider),
+        "missing_scopes": names,
+    });
+    crate::refusal::refuse_json(StatusCode::BAD_GATEWAY, &body)
 }
 
 struct Audit {
@@ -457,33 +474,14 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Res
             ),
         );
     }
-    match state.grants.missing_scopes(connector) {
-        Ok(missing) if !missing.is_empty() => {
-            let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
-            return finish(
-                audit,
-                &state,
-                refuse(
-                    StatusCode::BAD_GATEWAY,
-                    "needs_step_up",
-                    &format!(
-                        "connector `{}` needs scopes its sign-in was not granted: {}",
-                        connector.name,
-                        names.join(" ")
-                    ),
-                    &format!("latch login {}", connector.provider),
-                ),
-            );
-        }
-        Err(err) => return finish(audit, &state, grant_refusal(&err)),
-        Ok(_) => {}
-    }
-    let base = match base_of(&state, connector) {
-        Ok(base) => base,
-        Err(err) => return finish(audit, &state, grant_refusal(&err)),
-    };
-    let mut credential_now = match credential(&state, connector, None).await {
-        Ok(c) => c,
+    // No pre-block on missing scopes: Latch cannot know which scopes an arbitrary request
+    // needs, so it forwards and turns the provider's scope refusal into `needs_step_up`.
+    let Upstream {
+        base,
+        credential: mut credential_now,
+        grant,
+    } = match state.grants.upstream(connector).await {
+        Ok(upstream) => upstream,
         Err(err) => return finish(audit, &state, grant_refusal(&err)),
     };
     let target = upstream_url(&base, &rest, request.uri().query());
@@ -511,10 +509,10 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Res
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() == b"0");
-    let oauth = matches!(
-        connector.auth,
-        latch_core::catalog::AuthMode::User | latch_core::catalog::AuthMode::Service
-    );
+    let profile = state
+        .config
+        .provider(&connector.provider)
+        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
     let mut body = Some(if replayable {
         empty()
     } else {
@@ -570,35 +568,40 @@ pub(crate) async fn handle(state: Arc<State>, request: Request<Incoming>) -> Res
                     )
                 }
             };
-        if response.status() == StatusCode::UNAUTHORIZED && oauth && replayable && attempt == 0 {
+        let status = response.status();
+        let maybe_scope = status == StatusCode::UNAUTHORIZED
+            || (status == StatusCode::FORBIDDEN && profile == ProviderProfile::Bitbucket);
+        if maybe_scope {
             let (head, upstream_body) = response.into_parts();
             let peek = http_body_util::Limited::new(upstream_body, UNAUTHORIZED_PEEK)
                 .collect()
                 .await
                 .map(|c| c.to_bytes())
                 .unwrap_or_default();
-            if String::from_utf8_lossy(&peek).contains("scope does not match") {
-                return finish(audit, &state, refuse(
-                    StatusCode::BAD_GATEWAY,
-                    "scope_mismatch",
-                    &format!(
-                        "the upstream API says the token's scopes do not cover /{rest} (\"scope does not match\"); refreshing would not help"
-                    ),
-                    &format!(
-                        "add the scope this endpoint needs to the app and the connector, then `latch login {}`",
-                        connector.provider
-                    ),
-                ));
+            if profile.is_scope_refusal(status.as_u16(), &peek) {
+                return finish(audit, &state, step_up(&state, connector, &rest));
             }
-            let rejected = credential_now.token().clone();
-            match credential(&state, connector, Some(&rejected)).await {
-                Ok(fresh) => {
-                    credential_now = fresh;
+            let refreshable = status == StatusCode::UNAUTHORIZED && replayable && attempt == 0;
+            let fresh = match (&grant, refreshable) {
+                (Some(grant), true) => {
+                    let rejected = credential_now.token().clone();
+                    Some(
+                        state
+                            .grants
+                            .access_token_after_rejection(grant, &rejected)
+                            .await,
+                    )
+                }
+                _ => None,
+            };
+            match fresh {
+                Some(Ok(token)) => {
+                    credential_now = Credential::Bearer(token);
                     audit.refreshed = true;
                     body = Some(empty());
                     continue;
                 }
-                Err(_) => {
+                Some(Err(_)) | None => {
                     let mut response = Response::from_parts(
                         head,
                         http_body_util::Full::new(peek)

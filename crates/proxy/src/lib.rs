@@ -15,8 +15,8 @@ mod refusal;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -71,7 +71,6 @@ pub(crate) struct State {
     pub(crate) keys: Arc<KeyVerifier>,
     pub(crate) client: forward::UpstreamClient,
     pub(crate) audit: AuditSink,
-    pub(crate) bases: Mutex<std::collections::HashMap<String, (Instant, String)>>,
     pub(crate) paused: AtomicBool,
 }
 
@@ -134,7 +133,6 @@ pub async fn start(latch: &Latch, listen: SocketAddr) -> Result<Running, StartEr
         keys: Arc::new(latch.key_verifier()),
         client: forward::client(),
         audit: AuditSink::start(&latch.home().database(), latch.store_handle()),
-        bases: Mutex::new(Default::default()),
         paused: AtomicBool::new(false),
     });
     let (tx, rx) = tokio::sync::oneshot::channel();

@@ -14,6 +14,11 @@ pub(crate) fn refuse(
     action: &str,
 ) -> Response<ProxyBody> {
     let body = serde_json::json!({ "error": error, "message": message, "action": action });
+    refuse_json(status, &body)
+}
+
+/// A refusal with a body that carries more than the three common fields.
+pub(crate) fn refuse_json(status: StatusCode, body: &serde_json::Value) -> Response<ProxyBody> {
     let mut response = Response::new(
         http_body_util::Full::new(Bytes::from(body.to_string()))
             .map_err(|never| match never {})

@@ -11,7 +11,203 @@ mod migrations;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// A timestamp as stored: RFC 3339 text in UTC to the second (`2026-01-01T00:00:00Z`), so that
+/// people reading the file, SQL comparisons and older rows all agree.
+struct Stamp(OffsetDateTime);
+
+impl ToSql for Stamp {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(format_time(self.0)))
+    }
+}
+
+impl FromSql for Stamp {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        OffsetDateTime::parse(text, &Rfc3339)
+            .map(Self)
+            .map_err(|e| FromSqlError::Other(Box::new(e)))
+    }
+}
+
+/// Formats a timestamp the way the database stores it.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    utc.replace_nanosecond(0)
+        .unwrap_or(utc)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn stamp(t: Option<OffsetDateTime>) -> Option<Stamp> {
+    t.map(Stamp)
+}
+
+fn get_time(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<OffsetDateTime>> {
+    Ok(row.get::<_, Option<Stamp>>(index)?.map(|s| s.0))
+}
+
+/// Declares a persisted enum: its text form in SQLite (and on the wire), parsing, SQL mapping.
+macro_rules! stored_enum {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant),+
+        }
+
+        impl $name {
+            /// The stored text.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            /// Parses the stored text.
+            pub fn parse(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+
+        impl FromSql for $name {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                let text = value.as_str()?;
+                Self::parse(text).ok_or_else(|| {
+                    FromSqlError::Other(format!("unknown {} `{text}`", stringify!($name)).into())
+                })
+            }
+        }
+    };
+}
+
+stored_enum! {
+    /// What kind of token family a grant is.
+    GrantKind {
+        /// A person's consent in the browser: a rotating refresh-token family.
+        User = "user",
+        /// A service account's client credentials: access tokens only.
+        Service = "service",
+    }
+}
+
+stored_enum! {
+    /// A grant's state.
+    GrantState {
+        /// Usable.
+        Ok = "ok",
+        /// The token family is dead (`invalid_grant`): sign in again.
+        NeedsLogin = "needs_login",
+        /// Refreshing fails (token endpoint down); the next use tries again.
+        RefreshFailing = "refresh_failing",
+        /// A refresh was sent and no answer came in time, and the provider has no reuse window
+        /// to resend it in: whether the family survived is unknown until the next refresh.
+        RefreshUncertain = "refresh_uncertain",
+        /// The identity provider refuses the credential itself (a service account's client
+        /// secret is wrong, expired or lacks the requested scopes).
+        CredentialRejected = "credential_rejected",
+    }
+}
+
+stored_enum! {
+    /// What the last check of a connector's own credential found.
+    CredentialState {
+        /// The upstream accepted it.
+        Ok = "ok",
+        /// The upstream refused it (401/403 on the probe).
+        Rejected = "rejected",
+    }
+}
+
+stored_enum! {
+    /// Where an Atlassian API token works: scoped tokens only on the gateway
+    /// (`api.atlassian.com/ex/{product}/{cloudId}`), classic ones only on the site URL.
+    ApiTokenKind {
+        /// Scoped: the gateway.
+        Scoped = "scoped",
+        /// Classic (unscoped): the site URL.
+        Classic = "classic",
+    }
+}
+
+/// A grant's id: the provider name for a person's consent (one token family shared by every
+/// connector of the provider), `service:CONNECTOR` for a service account's credential.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct GrantId(String);
+
+impl GrantId {
+    /// The consent of a provider.
+    pub fn user(provider: &str) -> Self {
+        Self(provider.to_owned())
+    }
+
+    /// A service connector's own credential.
+    pub fn service(connector: &str) -> Self {
+        Self(format!("service:{connector}"))
+    }
+
+    /// Reads a stored id.
+    pub fn from_stored(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+
+    /// The stored text (also the keychain item's owner and the lock file's stem).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Its kind, from its shape.
+    pub fn kind(&self) -> GrantKind {
+        if self.0.starts_with("service:") {
+            GrantKind::Service
+        } else {
+            GrantKind::User
+        }
+    }
+
+    /// The provider (user grants) or connector (service grants) it belongs to.
+    pub fn owner(&self) -> &str {
+        self.0.strip_prefix("service:").unwrap_or(&self.0)
+    }
+}
+
+impl std::fmt::Display for GrantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ToSql for GrantId {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.0.as_str()))
+    }
+}
+
+impl FromSql for GrantId {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Ok(Self(value.as_str()?.to_owned()))
+    }
+}
 
 /// What the database can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -53,19 +249,55 @@ pub struct ConnectorRow {
     pub provider: String,
     /// When it was added.
     pub added_at: String,
-    /// When its static credential (api-token, pat, api-key) was last stored, if ever.
+    /// When its own credential (API token, PAT, API key, service secret) was last stored.
     pub credential_stored_at: Option<String>,
+    /// The last check of that credential against the upstream, if any.
+    pub credential_state: Option<CredentialState>,
+    /// When that check ran.
+    pub credential_checked_at: Option<OffsetDateTime>,
+    /// Why it was refused, in plain words, secret-free.
+    pub credential_error: Option<String>,
+    /// The credential's expiry, when the person told Latch (API tokens live at most a year).
+    pub credential_expires_at: Option<OffsetDateTime>,
+    /// For API tokens: where the token was found to work.
+    pub token_kind: Option<ApiTokenKind>,
+}
+
+/// A site's cloud id as Latch learnt it without a sign-in (`/_edge/tenant_info`) or from a
+/// sign-in's accessible-resources.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SiteIdRow {
+    /// The site's base URL (`https://acme.atlassian.net`).
+    pub site_url: String,
+    /// Its cloud id.
+    pub cloud_id: String,
+    /// When it was learnt.
+    pub learnt_at: OffsetDateTime,
+    /// Where from (`tenant_info`, `accessible_resources`).
+    pub source: String,
+}
+
+impl Default for GrantState {
+    fn default() -> Self {
+        Self::Ok
+    }
+}
+
+impl Default for GrantKind {
+    fn default() -> Self {
+        Self::User
+    }
 }
 
 /// A grant's non-secret facts: one token family (a user consent) or one service credential.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GrantRow {
-    /// Grant id: the provider name for user grants, `service:CONNECTOR` for service accounts.
-    pub id: String,
-    /// `user` or `service`.
-    pub kind: String,
-    /// State (`ok`, `needs_login`, `refresh_failing`).
-    pub state: String,
+    /// Grant id.
+    pub id: GrantId,
+    /// A person's consent or a service account's credential.
+    pub kind: GrantKind,
+    /// State.
+    pub state: GrantState,
     /// Account id from `/me`.
     pub account_id: Option<String>,
     /// Display name.
@@ -75,34 +307,23 @@ pub struct GrantRow {
     /// Granted scopes, space-separated.
     pub granted_scopes: String,
     /// First consent.
-    pub obtained_at: Option<String>,
+    pub obtained_at: Option<OffsetDateTime>,
     /// Last successful refresh (the refresh token's last rotation).
-    pub refreshed_at: Option<String>,
+    pub refreshed_at: Option<OffsetDateTime>,
     /// When the current access token was issued.
-    pub access_issued_at: Option<String>,
+    pub access_issued_at: Option<OffsetDateTime>,
     /// When the current access token expires.
-    pub access_expires_at: Option<String>,
+    pub access_expires_at: Option<OffsetDateTime>,
     /// Set while a refresh is in flight; left behind by a crash mid-refresh.
-    pub refresh_started_at: Option<String>,
+    pub refresh_started_at: Option<OffsetDateTime>,
     /// Rotation counter: bumped on every token write.
     pub generation: i64,
     /// Last error, in plain words, secret-free.
     pub last_error: Option<String>,
     /// When the last failure happened.
-    pub last_failure_at: Option<String>,
+    pub last_failure_at: Option<OffsetDateTime>,
     /// Consecutive refresh failures.
     pub consecutive_failures: i64,
-}
-
-/// What decides whether a cached access token is still good.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Freshness {
-    /// Rotation counter.
-    pub generation: i64,
-    /// When the access token was issued.
-    pub access_issued_at: Option<String>,
-    /// When it expires.
-    pub access_expires_at: Option<String>,
 }
 
 /// A site a grant can reach.
@@ -317,10 +538,67 @@ impl Store {
             > 0)
     }
 
+    /// Records what a check of a connector's own credential found.
+    pub fn connector_credential_checked(
+        &self,
+        name: &str,
+        state: Option<CredentialState>,
+        error: Option<&str>,
+        at: OffsetDateTime,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connectors SET credential_state = ?2, credential_error = ?3,
+                 credential_checked_at = ?4 WHERE name = ?1",
+            params![name, state, error, Stamp(at)],
+        )?;
+        Ok(())
+    }
+
+    /// Records where an API token works (`None`: not known yet).
+    pub fn connector_token_kind(&self, name: &str, kind: Option<ApiTokenKind>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connectors SET token_kind = ?2 WHERE name = ?1",
+            params![name, kind],
+        )?;
+        Ok(())
+    }
+
+    /// Records a credential's expiry (`None`: unknown).
+    pub fn connector_credential_expiry(
+        &self,
+        name: &str,
+        expires_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connectors SET credential_expires_at = ?2 WHERE name = ?1",
+            params![name, stamp(expires_at)],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets everything learnt about a connector's credential (it was removed or replaced).
+    pub fn connector_credential_forget(&self, name: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connectors SET credential_stored_at = NULL, credential_state = NULL,
+                 credential_error = NULL, credential_checked_at = NULL,
+                 credential_expires_at = NULL, token_kind = NULL
+             WHERE name = ?1",
+            [name],
+        )?;
+        Ok(())
+    }
+
+    /// One connector row.
+    pub fn connector(&self, name: &str) -> Result<Option<ConnectorRow>> {
+        Ok(self.connectors()?.into_iter().find(|c| c.name == name))
+    }
+
     /// Every connector row.
     pub fn connectors(&self) -> Result<Vec<ConnectorRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT name, provider, added_at, credential_stored_at FROM connectors ORDER BY added_at, name",
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT name, provider, added_at, credential_stored_at, credential_state,
+                    credential_checked_at, credential_error, credential_expires_at, token_kind
+             FROM connectors ORDER BY added_at, name",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(ConnectorRow {
@@ -328,6 +606,57 @@ impl Store {
                 provider: r.get(1)?,
                 added_at: r.get(2)?,
                 credential_stored_at: r.get(3)?,
+                credential_state: r.get(4)?,
+                credential_checked_at: get_time(r, 5)?,
+                credential_error: r.get(6)?,
+                credential_expires_at: get_time(r, 7)?,
+                token_kind: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Remembers a site's cloud id.
+    pub fn site_id_put(&self, row: &SiteIdRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO site_ids (site_url, cloud_id, learnt_at, source) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(site_url) DO UPDATE SET cloud_id = excluded.cloud_id,
+                 learnt_at = excluded.learnt_at, source = excluded.source",
+            params![row.site_url, row.cloud_id, Stamp(row.learnt_at), row.source],
+        )?;
+        Ok(())
+    }
+
+    /// A site's remembered cloud id.
+    pub fn site_id(&self, site_url: &str) -> Result<Option<SiteIdRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT site_url, cloud_id, learnt_at, source FROM site_ids WHERE site_url = ?1",
+                [site_url],
+                |r| {
+                    Ok(SiteIdRow {
+                        site_url: r.get(0)?,
+                        cloud_id: r.get(1)?,
+                        learnt_at: r.get::<_, Stamp>(2)?.0,
+                        source: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Every remembered site id.
+    pub fn site_ids(&self) -> Result<Vec<SiteIdRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT site_url, cloud_id, learnt_at, source FROM site_ids ORDER BY site_url",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SiteIdRow {
+                site_url: r.get(0)?,
+                cloud_id: r.get(1)?,
+                learnt_at: r.get::<_, Stamp>(2)?.0,
+                source: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -361,14 +690,14 @@ impl Store {
                 grant.account_name,
                 grant.account_email,
                 grant.granted_scopes,
-                grant.obtained_at,
-                grant.refreshed_at,
-                grant.access_issued_at,
-                grant.access_expires_at,
-                grant.refresh_started_at,
+                stamp(grant.obtained_at),
+                stamp(grant.refreshed_at),
+                stamp(grant.access_issued_at),
+                stamp(grant.access_expires_at),
+                stamp(grant.refresh_started_at),
                 grant.generation,
                 grant.last_error,
-                grant.last_failure_at,
+                stamp(grant.last_failure_at),
                 grant.consecutive_failures,
             ],
         )?;
@@ -376,7 +705,7 @@ impl Store {
     }
 
     /// A grant, if any.
-    pub fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
+    pub fn grant(&self, id: &GrantId) -> Result<Option<GrantRow>> {
         Ok(self
             .conn
             .query_row(
@@ -385,7 +714,7 @@ impl Store {
                         refresh_started_at, generation, last_error, last_failure_at,
                         consecutive_failures
                  FROM grants WHERE id = ?1",
-                [id],
+                [id.as_str()],
                 |r| {
                     Ok(GrantRow {
                         id: r.get(0)?,
@@ -395,14 +724,14 @@ impl Store {
                         account_name: r.get(4)?,
                         account_email: r.get(5)?,
                         granted_scopes: r.get(6)?,
-                        obtained_at: r.get(7)?,
-                        refreshed_at: r.get(8)?,
-                        access_issued_at: r.get(9)?,
-                        access_expires_at: r.get(10)?,
-                        refresh_started_at: r.get(11)?,
+                        obtained_at: get_time(r, 7)?,
+                        refreshed_at: get_time(r, 8)?,
+                        access_issued_at: get_time(r, 9)?,
+                        access_expires_at: get_time(r, 10)?,
+                        refresh_started_at: get_time(r, 11)?,
                         generation: r.get(12)?,
                         last_error: r.get(13)?,
-                        last_failure_at: r.get(14)?,
+                        last_failure_at: get_time(r, 14)?,
                         consecutive_failures: r.get(15)?,
                     })
                 },
@@ -410,41 +739,29 @@ impl Store {
             .optional()?)
     }
 
-    /// A grant's generation and access-token times (cheap; read on every token use so that a
-    /// rotation or expiry recorded by another process is seen at once).
-    pub fn grant_freshness(&self, id: &str) -> Result<Option<Freshness>> {
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT generation, access_issued_at, access_expires_at FROM grants WHERE id = ?1",
-            )?
-            .query_row([id], |r| {
-                Ok(Freshness {
-                    generation: r.get(0)?,
-                    access_issued_at: r.get(1)?,
-                    access_expires_at: r.get(2)?,
-                })
-            })
-            .optional()?)
-    }
-
     /// Deletes a grant and its sites.
-    pub fn grant_delete(&self, id: &str) -> Result<bool> {
+    pub fn grant_delete(&self, id: &GrantId) -> Result<bool> {
         Ok(self
             .conn
-            .execute("DELETE FROM grants WHERE id = ?1", [id])?
+            .execute("DELETE FROM grants WHERE id = ?1", [id.as_str()])?
             > 0)
     }
 
     /// Replaces a grant's sites.
-    pub fn sites_replace(&mut self, grant_id: &str, sites: &[SiteRow]) -> Result<()> {
+    pub fn sites_replace(&mut self, grant_id: &GrantId, sites: &[SiteRow]) -> Result<()> {
         let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM sites WHERE grant_id = ?1", [grant_id])?;
+        tx.execute("DELETE FROM sites WHERE grant_id = ?1", [grant_id.as_str()])?;
         for site in sites {
             tx.execute(
                 "INSERT INTO sites (grant_id, cloud_id, name, url, scopes)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![grant_id, site.cloud_id, site.name, site.url, site.scopes],
+                params![
+                    grant_id.as_str(),
+                    site.cloud_id,
+                    site.name,
+                    site.url,
+                    site.scopes
+                ],
             )?;
         }
         tx.commit()?;
@@ -452,11 +769,11 @@ impl Store {
     }
 
     /// A grant's sites.
-    pub fn sites(&self, grant_id: &str) -> Result<Vec<SiteRow>> {
+    pub fn sites(&self, grant_id: &GrantId) -> Result<Vec<SiteRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT cloud_id, name, url, scopes FROM sites WHERE grant_id = ?1 ORDER BY id",
         )?;
-        let rows = stmt.query_map([grant_id], |r| {
+        let rows = stmt.query_map([grant_id.as_str()], |r| {
             Ok(SiteRow {
                 cloud_id: r.get(0)?,
                 name: r.get(1)?,
@@ -622,9 +939,7 @@ impl Store {
             while let Some(row) = rows.next()? {
                 for (i, column) in columns.iter().enumerate() {
                     let bytes = match row.get_ref(i)? {
-                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
-                            t.to_vec()
-                        }
+                        ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
                         _ => continue,
                     };
                     out.push((table.clone(), column.clone(), bytes));
@@ -696,6 +1011,11 @@ mod tests {
         let allowed = [
             "client_secret_stored_at",
             "credential_stored_at",
+            "credential_state",
+            "credential_checked_at",
+            "credential_error",
+            "credential_expires_at",
+            "token_kind",
             "key_hash",
         ];
         for table in store.tables().unwrap() {
@@ -720,16 +1040,28 @@ mod tests {
         store
             .provider_upsert("atlassian", "2026-01-01T00:00:00Z")
             .unwrap();
+        let at = OffsetDateTime::parse("2026-01-01T00:00:00Z", &Rfc3339).unwrap();
         let grant = GrantRow {
-            id: "atlassian".into(),
-            kind: "user".into(),
-            state: "ok".into(),
+            id: GrantId::user("atlassian"),
+            kind: GrantKind::User,
+            state: GrantState::Ok,
             granted_scopes: "read:me".into(),
             generation: 3,
+            obtained_at: Some(at),
+            access_expires_at: Some(at + time::Duration::hours(1)),
             ..GrantRow::default()
         };
         store.grant_put(&grant).unwrap();
-        assert_eq!(store.grant("atlassian").unwrap(), Some(grant));
+        assert_eq!(
+            store.grant(&GrantId::user("atlassian")).unwrap(),
+            Some(grant)
+        );
+        // Times are stored as RFC 3339 text, readable and comparable in SQL.
+        let text: String = store
+            .conn
+            .query_row("SELECT access_expires_at FROM grants", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(text, "2026-01-01T01:00:00Z");
         let site = SiteRow {
             cloud_id: "c1".into(),
             name: "acme".into(),
@@ -737,11 +1069,14 @@ mod tests {
             scopes: "read:jira-work".into(),
         };
         store
-            .sites_replace("atlassian", std::slice::from_ref(&site))
+            .sites_replace(&GrantId::user("atlassian"), std::slice::from_ref(&site))
             .unwrap();
-        assert_eq!(store.sites("atlassian").unwrap(), vec![site]);
-        store.grant_delete("atlassian").unwrap();
-        assert!(store.sites("atlassian").unwrap().is_empty());
+        assert_eq!(
+            store.sites(&GrantId::user("atlassian")).unwrap(),
+            vec![site]
+        );
+        store.grant_delete(&GrantId::user("atlassian")).unwrap();
+        assert!(store.sites(&GrantId::user("atlassian")).unwrap().is_empty());
         let audit = AuditRow {
             at: "2026-01-01T00:00:01Z".into(),
             key_name: Some("k".into()),

@@ -75,6 +75,19 @@ const MIGRATIONS: &[&str] = &[
          refreshed  INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX audit_at ON audit (at);",
+    // 2: credentials that need no sign-in (service accounts, API tokens) and site ids learnt
+    // without one.
+    "ALTER TABLE connectors ADD COLUMN credential_state TEXT;
+     ALTER TABLE connectors ADD COLUMN credential_checked_at TEXT;
+     ALTER TABLE connectors ADD COLUMN credential_error TEXT;
+     ALTER TABLE connectors ADD COLUMN credential_expires_at TEXT;
+     ALTER TABLE connectors ADD COLUMN token_kind TEXT;
+     CREATE TABLE site_ids (
+         site_url  TEXT PRIMARY KEY,
+         cloud_id  TEXT NOT NULL,
+         learnt_at TEXT NOT NULL,
+         source    TEXT NOT NULL
+     );",
 ];
 
 /// The newest schema version.

@@ -1,0 +1,104 @@
+//! A service account: the client-credentials grant (atlassian-wire §5; seeds 000/001). No 3LO
+//! app, no sign-in, no refresh token: a new access token is requested before the cached one
+//! expires, through the same single flight as any refresh.
+//!
+//! The request carries no `scope` unless the connector lists `scopes` (the credential's scopes
+//! were chosen when an admin created it), and `audience` only when the connector sets one.
+//! A refusal names the credential and where an admin fixes it — never "sign in".
+
+use crate::catalog::AuthMode;
+use crate::credential::{token_endpoint, Ctx};
+use crate::error::GrantError;
+use crate::oauth::{self, TokenError};
+use crate::profile::ProviderProfile;
+use crate::retry::{retry, Next};
+use crate::secret::Secret;
+use latch_store::{GrantId, GrantRow, GrantState};
+
+/// Requests a new access token for a service grant. Returns it with the row as stored.
+pub(crate) async fn request(
+    ctx: &Ctx<'_>,
+    grant: &GrantId,
+    row: GrantRow,
+) -> Result<(Secret, GrantRow), GrantError> {
+    let name = grant.owner();
+    let connector = ctx
+        .config
+        .connector(name)
+        .filter(|c| c.auth == AuthMode::Service)
+        .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))?
+        .clone();
+    let provider = ctx.provider(&connector.provider)?.clone();
+    let Some(client_id) = connector.client_id.as_deref() else {
+        return Err(GrantError::Misconfigured {
+            message: format!("service connector `{name}` has no client id"),
+            fix: format!(
+                "set `client_id = \"...\"` under [connectors.{name}] in latch.toml (the service \
+                 account's OAuth client id)"
+            ),
+        });
+    };
+    let endpoint = token_endpoint(&provider, Some(client_id))?;
+    let secret = ctx
+        .store
+        .secret(ctx.store.connector_secret_key(name))
+        .await?
+        .ok_or_else(|| GrantError::CredentialMissing {
+            connector: name.to_owned(),
+            fix: format!(
+                "store the service account's client secret: `latch credential set {name}`"
+            ),
+        })?;
+    let scopes = connector.scopes.as_ref();
+    let result = retry(
+        || {
+            oauth::request_token(
+                ctx.http,
+                &endpoint,
+                Some(&secret),
+                oauth::Grant::ClientCredentials {
+                    scopes,
+                    audience: connector.audience.as_deref(),
+                },
+            )
+        },
+        // No refresh token is at stake: re-sending a client-credentials request is safe.
+        |err: &TokenError, _| {
+            if err.is_transient() || matches!(err, TokenError::Lost(_)) {
+                Next::Backoff
+            } else {
+                Next::Stop
+            }
+        },
+    )
+    .await;
+    match result {
+        Ok(tokens) => ctx.store.store_tokens(grant, row, tokens, None).await,
+        Err(err @ (TokenError::InvalidGrant { .. } | TokenError::Rejected { .. })) => {
+            let profile = ProviderProfile::of(&provider.spec);
+            let reason = err.to_string();
+            ctx.store
+                .fail(row, GrantState::CredentialRejected, reason.clone())?;
+            let requested = scopes
+                .map(|s| format!("; Latch asked for scopes `{s}` (connector `scopes`)"))
+                .unwrap_or_default();
+            Err(GrantError::CredentialRejected {
+                connector: name.to_owned(),
+                reason: format!("{reason}{requested}"),
+                fix: format!(
+                    "{}; then store the right secret with `latch credential set {name}`",
+                    profile.service_account_console()
+                ),
+            })
+        }
+        Err(err) => {
+            let reason = err.to_string();
+            ctx.store
+                .fail(row, GrantState::RefreshFailing, reason.clone())?;
+            Err(GrantError::RefreshFailing {
+                grant: grant.to_string(),
+                reason,
+            })
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Secrets stored as they are: API tokens (Basic `email:token`), Data Center PATs (Bearer),
+//! Data Center passwords (Basic `username:password`) and Opsgenie API keys (`GenieKey`).
+//!
+//! Atlassian API tokens come in two kinds that work in different places (atlassian-wire §6):
+//! scoped tokens only on the gateway, classic ones only on the site URL. Latch finds out once,
+//! when the token is stored (the site first, then the gateway), unless the connector pins it.
+
+use std::time::Duration;
+
+use crate::catalog::AuthMode;
+use crate::config::{Connector, Provider};
+use crate::credential::{Credential, Ctx};
+use crate::error::GrantError;
+use crate::secret::Secret;
+use crate::site::Sites;
+use crate::upstream::{self, Target};
+use latch_store::ApiTokenKind;
+
+/// How long one probe of a new API token may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The stored credential of a static connector, ready for a header.
+pub(crate) async fn read(ctx: &Ctx<'_>, connector: &Connector) -> Result<Credential, GrantError> {
+    let name = &connector.name;
+    let Some(secret) = ctx
+        .store
+        .secret(ctx.store.connector_secret_key(name))
+        .await?
+    else {
+        return Err(GrantError::CredentialMissing {
+            connector: name.clone(),
+            fix: format!("store it: `latch credential set {name}` (read from stdin or a prompt)"),
+        });
+    };
+    as_credential(connector, secret)
+}
+
+/// Wraps a secret in the header scheme of the connector's auth mode.
+pub(crate) fn as_credential(
+    connector: &Connector,
+    secret: Secret,
+) -> Result<Credential, GrantError> {
+    let user = |field: &str, value: &Option<String>| {
+        value.clone().ok_or_else(|| GrantError::Misconfigured {
+            message: format!(
+                "connector `{}` uses {} but has no {field}",
+                connector.name,
+                connector.auth.as_str()
+            ),
+            fix: format!(
+                "set `{field} = \"...\"` under [connectors.{}] in latch.toml",
+                connector.name
+            ),
+        })
+    };
+    Ok(match connector.auth {
+        AuthMode::ApiToken => Credential::Basic {
+            user: user("email", &connector.email)?,
+            token: secret,
+        },
+        AuthMode::Basic => Credential::Basic {
+            user: user("username", &connector.username)?,
+            token: secret,
+        },
+        AuthMode::ApiKey => Credential::GenieKey(secret),
+        AuthMode::Pat | AuthMode::User | AuthMode::Service => Credential::Bearer(secret),
+    })
+}
+
+/// Sends a connector's health probe to `base` with `credential`: the HTTP status, or why there
+/// was none.
+pub(crate) async fn probe(
+    http: &reqwest::Client,
+    connector: &Connector,
+    base: &str,
+    credential: &Credential,
+) -> Result<u16, String> {
+    let url = format!("{base}{}", connector.spec.probe.path);
+    let method = reqwest::Method::from_bytes(connector.spec.probe.method.as_bytes())
+        .unwrap_or(reqwest::Method::GET);
+    http.request(method, &url)
+        .header("Authorization", credential.authorization().expose())
+        .header("Accept", "application/json")
+        .timeout(PROBE_TIMEOUT)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .map_err(|err| {
+            if err.is_timeout() {
+                "timed out".to_owned()
+            } else {
+                "unreachable".to_owned()
+            }
+        })
+}
+
+/// What probing a new API token found.
+#[derive(Debug)]
+pub(crate) struct TokenProbe {
+    /// Where it works, when it works somewhere.
+    pub(crate) kind: Option<ApiTokenKind>,
+    /// Each place tried: what, and the HTTP status or why there was none.
+    pub(crate) tried: Vec<(ApiTokenKind, String)>,
+}
+
+/// Tries an API token on the site URL (classic), then on the gateway (scoped), with the
+/// connector's health probe.
+pub(crate) async fn probe_token_kind(
+    ctx: &Ctx<'_>,
+    connector: &Connector,
+    provider: &Provider,
+    secret: &Secret,
+) -> Result<TokenProbe, GrantError> {
+    let credential = as_credential(connector, secret.clone())?;
+    let sites = Sites {
+        store: ctx.store,
+        http: ctx.http,
+    };
+    let mut order = vec![(ApiTokenKind::Scoped, Target::Gateway)];
+    if connector.spec.site_api_base.is_some() {
+        order.insert(0, (ApiTokenKind::Classic, Target::Site));
+    }
+    // A pinned kind is checked where it works, nowhere else.
+    if let Some(pinned) = connector.token {
+        order.retain(|(kind, _)| *kind == pinned);
+    }
+    let mut tried = Vec::new();
+    let mut last_site_error = None;
+    for (kind, target) in order {
+        let base = match upstream::base(&sites, connector, provider, target).await {
+            Ok(base) => base,
+            Err(err @ GrantError::SiteUnbound { .. }) => {
+                last_site_error = Some(err);
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        match probe(ctx.http, connector, &base, &credential).await {
+            Ok(status) if (200..300).contains(&status) => {
+                tried.push((kind, format!("HTTP {status}")));
+                return Ok(TokenProbe {
+                    kind: Some(kind),
+                    tried,
+                });
+            }
+            Ok(status) => tried.push((kind, format!("HTTP {status}"))),
+            Err(why) => tried.push((kind, why)),
+        }
+    }
+    if tried.is_empty() {
+        if let Some(err) = last_site_error {
+            return Err(err);
+        }
+    }
+    Ok(TokenProbe { kind: None, tried })
+}
