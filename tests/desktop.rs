@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{curl, free_port, repo_path, require_secret_service, Fixture, Home};
+use crate::support::{
+    curl, curl_until_settled, free_port, keychain_lookup, repo_path, require_secret_service,
+    Fixture, Home, SVC_CLIENT_ID, SVC_CLIENT_SECRET,
+};
 use crate::webdriver::{Session, TauriDriver, Xvfb};
 
 /// `target/debug/latch-desktop`, next to the `latch` binary under test (`make test` builds it).
@@ -190,6 +193,76 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     let log = window.text("table[aria-label='Audit log']").await;
     assert!(log.contains("/jira/rest/api/3/myself"), "{log}");
     window.screenshot(&shots.join("activity.png")).await;
+
+    // A service account, added in the window with its secret: no CLI, no sign-in.
+    window.click("#tab-connectors").await;
+    window.click("[data-action=add_connector]").await;
+    window
+        .wait_for("form[aria-label='Add connector']", Duration::from_secs(10))
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add connector']\"); \
+             const auth = f.querySelector('select[name=auth]'); auth.value = 'service'; \
+             auth.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    window
+        .wait_for(
+            "form[aria-label='Add connector'] input[name=client_id]",
+            Duration::from_secs(10),
+        )
+        .await;
+    let form = "form[aria-label='Add connector']";
+    window
+        .type_into(&format!("{form} input[name=name]"), "jira-svc")
+        .await;
+    window
+        .type_into(&format!("{form} input[name=site]"), "acme")
+        .await;
+    window
+        .type_into(&format!("{form} input[name=client_id]"), SVC_CLIENT_ID)
+        .await;
+    window
+        .type_into(&format!("{form} input[name=secret]"), SVC_CLIENT_SECRET)
+        .await;
+    window
+        .screenshot(&shots.join("add-service-account.png"))
+        .await;
+    window.click(&format!("{form} button[type=submit]")).await;
+    window
+        .wait_for(
+            "[data-connector=jira-svc][data-state=ok]",
+            Duration::from_secs(30),
+        )
+        .await;
+    let home_id = home.json(&["status", "--json"])["home"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        keychain_lookup(&format!("{home_id}/connector/jira-svc/credential")).as_deref(),
+        Some(SVC_CLIENT_SECRET),
+        "the secret went to the OS keychain"
+    );
+    let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
+    assert!(!config.contains(SVC_CLIENT_SECRET), "{config}");
+    // The app's proxy serves it once it has picked up the new connector.
+    let svc_key = home.ok(
+        &["keys", "create", "svc-tool", "--connector", "jira-svc"],
+        "",
+    );
+    let (status, body) = curl_until_settled(
+        &[
+            "-H",
+            &format!("Authorization: Bearer {}", svc_key.trim()),
+            &format!("http://127.0.0.1:{port}/jira-svc/rest/api/3/myself"),
+        ],
+        Duration::from_secs(20),
+        |status, _| status == 200,
+    );
+    assert_eq!(status, 200, "{body}");
 
     // Health runs the doctor over the same home.
     window.click("#tab-health").await;

@@ -417,3 +417,55 @@ fn doctor_exits_2_when_it_cannot_run() {
     let out = home.run(&["doctor"], "");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
+
+/// Issue "doctor tells the truth": after the identity provider revoked the token family (a
+/// password change does that), doctor said "healthy" until some request failed. Now it proves
+/// every credential alive first, and says to sign in again with the likely reason. A probe
+/// refused for scope is a missing scope, not "a scope or permission".
+#[test]
+fn doctor_notices_a_revoked_sign_in_without_waiting_for_a_request() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    fixture.revoke_all();
+    // Offline, nothing is asked of the network: the facts as last seen.
+    let (code, _) = doctor(&home, &["--offline"]);
+    assert_eq!(code, Some(0));
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let dead = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "needs_login")
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
+    assert!(
+        dead["message"].as_str().unwrap().contains("revoked"),
+        "{dead}"
+    );
+    assert!(
+        dead["fix"]
+            .as_str()
+            .unwrap()
+            .contains("latch login atlassian"),
+        "{dead}"
+    );
+    assert_eq!(report["connectors"][0]["state"], "needs_login");
+
+    // Signed in again without `read:jira-work`: jira's probe is refused for scope.
+    fixture.control(serde_json::json!({ "drop_scopes": ["read:jira-work"] }));
+    assert!(home.login().status.success());
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    let found = codes(&report);
+    assert!(found.contains(&"scope_missing".to_owned()), "{report}");
+    let jira = report["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "jira")
+        .unwrap();
+    assert_eq!(jira["diagnosis"], "scope_missing");
+}

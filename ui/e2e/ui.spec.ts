@@ -91,6 +91,50 @@ test("first run: provider, connector, sign-in, scope chips, keys, activity, heal
   await expect(page.getByRole("status")).toContainText("latch-report-");
 });
 
+test("a service account and an API token, without an app or a sign-in", async ({ page }) => {
+  await page.goto("/");
+  await page.getByRole("button", { name: "Add a connector with its own credential" }).click();
+  const form = page.getByRole("form", { name: "Add connector" });
+  // Every auth mode the connector allows, by name; each asks for what it needs.
+  await expect(form.getByLabel("Credential").locator("option")).toHaveText([
+    "You, in the browser",
+    "Service account (OAuth client)",
+    "API token",
+  ]);
+  await form.getByLabel("Credential").selectOption("service");
+  await form.getByLabel("Name").fill("jira-svc");
+  await form.getByLabel("Site").fill("acme");
+  await form.getByLabel("Service account client id").fill("svc-client");
+  await form.locator("input[name=secret]").fill("svc-secret-value");
+  await expect(form).toContainText("does not change");
+  await shot(page, "06-add-service-account");
+  await form.getByRole("button", { name: "Add connector" }).click();
+  const svc = page.locator('[data-connector="jira-svc"]');
+  await expect(svc).toHaveAttribute("data-state", "ok");
+  await expect(page.locator("body")).not.toContainText("svc-secret-value");
+
+  await page.getByRole("button", { name: "Add connector" }).first().click();
+  await form.getByLabel("Credential").selectOption("api-token");
+  await form.getByLabel("Name").fill("wiki");
+  await form.getByLabel("Product").selectOption("confluence");
+  await form.getByLabel("Credential").selectOption("api-token");
+  await form.getByLabel("Site").fill("acme");
+  await form.getByLabel("Account e-mail").fill("me@example.com");
+  await form.locator("input[name=secret]").fill("api-token-value");
+  await form.getByLabel("Expires").fill("2099-01-31");
+  await form.getByRole("button", { name: "Add connector" }).click();
+  const wiki = page.locator('[data-connector="wiki"]');
+  await expect(wiki).toHaveAttribute("data-state", "ok");
+  await expect(page.getByRole("status")).toContainText("scoped API token");
+  // Without a credential, a card says so and offers to set it.
+  await page.getByRole("button", { name: "Add connector" }).first().click();
+  await form.getByLabel("Product").selectOption("opsgenie");
+  await form.getByRole("button", { name: "Add connector" }).click();
+  const ops = page.locator('[data-connector="opsgenie"]');
+  await expect(ops).toHaveAttribute("data-state", "credential_missing");
+  await expect(ops.getByRole("button", { name: "Set credential" })).toBeVisible();
+});
+
 test("seeded views, keyboard navigation and both themes", async ({ page }) => {
   await page.goto("/?seeded");
   await expect(page.locator("[data-connector]")).toHaveCount(3);

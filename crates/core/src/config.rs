@@ -396,6 +396,29 @@ impl Resolver<'_> {
             }
             connectors.push(connector);
         }
+        for c in &connectors {
+            let Some(region) = c.region.as_deref() else {
+                continue;
+            };
+            let regions = providers
+                .iter()
+                .find(|p| p.name == c.provider)
+                .map(|p| &p.spec.regions);
+            if !regions.is_some_and(|r| r.contains_key(region)) {
+                let known: Vec<String> = regions
+                    .map(|r| r.keys().cloned().collect())
+                    .unwrap_or_default();
+                return Err(self.fail(
+                    &["connectors", &c.name, "region"],
+                    format!("provider `{}` has no region `{region}`", c.provider),
+                    if known.is_empty() {
+                        "remove `region`".to_owned()
+                    } else {
+                        format!("use one of: {}", known.join(", "))
+                    },
+                ));
+            }
+        }
         // The 3LO app is needed only when a connector signs in as the person.
         for provider in &providers {
             let user_connector = connectors

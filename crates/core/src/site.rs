@@ -42,7 +42,7 @@ pub fn site_ref(text: &str, template: Option<&str>) -> Option<SiteRef> {
         // unless the template itself has a path (a gateway or a test server).
         let keep_path = template
             .and_then(|t| url::Url::parse(&t.replace("{site}", "site")).ok())
-            .is_some_and(|t| t.path().trim_end_matches('/').len() > 0);
+            .is_some_and(|t| !t.path().trim_end_matches('/').is_empty());
         if keep_path {
             return Some(SiteRef::Url(text.to_owned()));
         }

@@ -90,3 +90,32 @@ pub(crate) async fn base(
     }
     Ok(base.trim_end_matches('/').to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_region_picks_its_gateway() {
+        let config = Config::parse(
+            std::path::Path::new("/h/latch.toml"),
+            "[connectors.ops-eu]\ntype = \"opsgenie\"\nregion = \"eu\"\n\n[connectors.ops]\ntype = \"opsgenie\"\n"
+                .to_owned(),
+        )
+        .unwrap();
+        let provider = config.provider("opsgenie").unwrap();
+        let eu = config.connector("ops-eu").unwrap();
+        let us = config.connector("ops").unwrap();
+        assert_eq!(
+            gateway(eu, provider).unwrap(),
+            "https://api.eu.opsgenie.com"
+        );
+        assert_eq!(gateway(us, provider).unwrap(), "https://api.opsgenie.com");
+        assert!(Config::parse(
+            std::path::Path::new("/h/latch.toml"),
+            "[connectors.opsgenie]\nregion = \"mars\"\n".to_owned(),
+        )
+        .is_err());
+    }
+}

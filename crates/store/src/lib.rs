@@ -277,12 +277,15 @@ pub struct SiteIdRow {
     pub source: String,
 }
 
+// Written out: `stored_enum!` also declares enums that have no default.
+#[allow(clippy::derivable_impls)]
 impl Default for GrantState {
     fn default() -> Self {
         Self::Ok
     }
 }
 
+#[allow(clippy::derivable_impls)]
 impl Default for GrantKind {
     fn default() -> Self {
         Self::User

@@ -48,7 +48,7 @@ describe("the window", () => {
     expect(jira?.querySelector('[data-kind="extra"]')?.textContent).toContain("manage:jira-configuration");
     expect(jira?.textContent).toMatch(/Access token expires in (59 min|1 h 00 min)/);
     expect(jira?.textContent).toContain("signed in just now");
-    expect(target.querySelector('[data-connector="opsgenie"]')?.getAttribute("data-state")).toBe("not_signed_in");
+    expect(target.querySelector('[data-connector="opsgenie"]')?.getAttribute("data-state")).toBe("credential_missing");
   });
 
   it("follows status events from the host (tray, scheduler, CLI changes)", async () => {

@@ -14,7 +14,8 @@ export const tauriHost: Host = {
   previewConnector: (input) => invoke("preview_connector", { input }),
   addConnector: (input) => invoke("add_connector", { input }),
   removeConnector: (name) => invoke("remove_connector", { name }),
-  setCredential: (connector, credential) => invoke("set_credential", { connector, credential }),
+  setCredential: (connector, credential, expires) =>
+    invoke("set_credential", { connector, credential, expires: expires ?? null }),
   signIn: (provider, site) => invoke("sign_in", { provider, site }),
   cancelSignIn: () => invoke("cancel_sign_in"),
   signOut: (provider) => invoke("sign_out", { provider }),

@@ -54,8 +54,10 @@ export const mockCatalog: CatalogEntries = {
       provider: "atlassian",
       auth_modes: ["user", "service", "api-token"],
       upstream_scopes: ["read:me", "read:jira-user", "read:jira-work", "write:jira-work", "offline_access"],
+      granular_scopes: null,
       api_base: "{api_base}/ex/jira/{cloud_id}",
       needs_site: true,
+      vocabulary: "atlassian",
     },
     {
       name: "confluence",
@@ -70,8 +72,10 @@ export const mockCatalog: CatalogEntries = {
         "write:confluence-content",
         "offline_access",
       ],
+      granular_scopes: null,
       api_base: "{api_base}/ex/confluence/{cloud_id}",
       needs_site: true,
+      vocabulary: "atlassian",
     },
     {
       name: "bitbucket",
@@ -79,8 +83,10 @@ export const mockCatalog: CatalogEntries = {
       provider: "bitbucket",
       auth_modes: ["user", "service", "api-token"],
       upstream_scopes: ["account", "repository", "repository:write", "pullrequest", "pullrequest:write", "issue"],
+      granular_scopes: null,
       api_base: "{api_base}/2.0",
       needs_site: false,
+      vocabulary: "bitbucket",
     },
     {
       name: "opsgenie",
@@ -88,8 +94,10 @@ export const mockCatalog: CatalogEntries = {
       provider: "opsgenie",
       auth_modes: ["api-key"],
       upstream_scopes: [],
+      granular_scopes: null,
       api_base: "{api_base}",
       needs_site: false,
+      vocabulary: "generic",
     },
   ],
 };
@@ -110,6 +118,7 @@ interface MockConnector {
   auth: ConnectorStatus["auth"];
   site: string | null;
   credential: boolean;
+  expires: string | null;
 }
 
 function fail(code: string, message: string): never {
@@ -186,7 +195,8 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     const wanted = new Set(request.map((r) => r.scope));
     const extra = granted ? granted.filter((g) => !wanted.has(g)) : [];
     let state: ConnectorState;
-    if (c.auth !== "user") state = c.credential ? "ok" : "not_signed_in";
+    const expired = c.expires !== null && Date.parse(c.expires) <= now();
+    if (c.auth !== "user") state = !c.credential ? "credential_missing" : expired ? "expired" : "ok";
     else if (!grant) state = "not_signed_in";
     else if (grant.state === "needs_login") state = "needs_login";
     else if (grant.state === "refresh_failing") state = "refresh_failing";
@@ -209,12 +219,30 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         extra,
       },
       grant,
+      credential:
+        c.auth === "user"
+          ? null
+          : {
+              kind: c.auth === "service" ? "grant" : "stored",
+              stored_at: c.credential ? inFuture(0, now) : null,
+              expires_at: c.expires,
+              token_kind: c.auth === "api-token" && c.credential ? "scoped" : null,
+              token_kind_pinned: false,
+              last_check: c.credential ? "ok" : null,
+              checked_at: null,
+              last_error: null,
+              scope_set: "classic",
+            },
       findings: [],
     };
   }
 
   function report(): StatusReport {
-    const providerStatus: ProviderStatus[] = providers.map((p) => {
+    // Like the core: a provider its connectors use without signing in needs no table.
+    const implicit: MockProvider[] = [...new Set(connectors.map((c) => c.provider))]
+      .filter((name) => !providers.some((p) => p.name === name))
+      .map((name) => ({ name, preset: name, client_id: null, secret: false, redirect_uri: null, grant: null }));
+    const providerStatus: ProviderStatus[] = providers.concat(implicit).map((p) => {
       const preset = mockCatalog.providers.find((x) => x.name === p.preset);
       const request = requested(p.name);
       return {
@@ -223,7 +251,9 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         display_name: preset?.display_name ?? p.preset,
         client_type: preset?.client_type ?? "confidential",
         client_id: p.client_id,
-        client_secret: preset?.client_type === "confidential" ? (p.secret ? "stored" : "missing") : "not_needed",
+        client_secret:
+          preset?.client_type === "confidential" && p.client_id !== null ? (p.secret ? "stored" : "missing") : "not_needed",
+        app_needed: connectors.some((c) => c.provider === p.name && c.auth === "user"),
         redirect_uri: p.redirect_uri,
         requested_scopes: request,
         requested_scope_string: request.map((r) => r.scope).join(" "),
@@ -254,9 +284,14 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       fail("already_exists", `connector \`${input.name}\` already exists`);
     const provider = input.provider ?? s.provider;
     const oauthless = mockCatalog.providers.find((p) => p.name === provider)?.client_type === "none";
-    if (!oauthless && !providers.some((p) => p.name === provider))
-      fail("invalid_request", `connector \`${input.name}\` needs provider \`${provider}\`, which is not added yet`);
     const auth = input.auth ?? s.auth_modes[0] ?? "user";
+    if (!s.auth_modes.includes(auth)) fail("invalid_request", `connector type \`${type}\` does not support auth mode \`${auth}\``);
+    // Only a connector that signs in as the person needs the provider's OAuth app.
+    if (auth === "user" && !oauthless && !providers.some((p) => p.name === provider))
+      fail("invalid_request", `connector \`${input.name}\` signs in as you through provider \`${provider}\`, which is not added yet`);
+    if (auth === "api-token" && !input.email) fail("invalid_request", "an API token needs the account e-mail");
+    if (auth === "service" && !input.client_id) fail("invalid_request", "a service account needs its client id");
+    if (auth === "basic" && !input.username) fail("invalid_request", "basic needs the user name");
     return { type, s, provider, auth };
   }
 
@@ -332,6 +367,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         auth: preview.auth,
         site: input.site,
         credential: false,
+        expires: null,
       });
       changed();
       return { ...preview, findings: [] };
@@ -347,14 +383,26 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       changed();
       return { name, provider: c.provider, no_longer_requested: before.filter((s) => !after.includes(s)) };
     },
-    async setCredential(connector, credential) {
+    async setCredential(connector, credential, expires) {
       count("setCredential");
       const c = connectors.find((x) => x.name === connector);
       if (!c) fail("unknown_connector", `unknown connector \`${connector}\``);
+      if (c.auth === "user") fail("invalid_request", `connector \`${connector}\` signs in through its provider`);
       if (!credential.trim()) fail("invalid_request", "the credential is empty");
+      const when = expires ? Date.parse(expires) : null;
+      if (when !== null && Number.isNaN(when)) fail("invalid_request", `\`${expires}\` is not a date: write it like 2027-03-01`);
+      if (when !== null && when <= now()) fail("invalid_request", "the expiry is in the past");
       c.credential = true;
+      c.expires = when === null ? null : new Date(when).toISOString().replace(/\.\d{3}Z$/, "Z");
       changed();
-      return { connector, auth: c.auth, service_token: c.auth === "service" ? "ok" : null };
+      return {
+        connector,
+        auth: c.auth,
+        service_token: c.auth === "service" ? "ok" : null,
+        check: { result: "ok", detail: "the health probe answered HTTP 200" },
+        token_kind: c.auth === "api-token" ? "scoped" : null,
+        expires_at: c.expires,
+      };
     },
     async signIn(provider, site) {
       count("signIn");
@@ -369,6 +417,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       const scopes = requested(provider).map((r) => r.scope);
       p.grant = {
         state: "active",
+        kind: "user",
         account_id: "557058:mock",
         account_name: "Ada Lovelace",
         account_email: "ada@example.com",
@@ -577,13 +626,13 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       grant: null,
     });
     connectors.push(
-      { name: "jira", type: "jira", provider: "atlassian", auth: "user", site: null, credential: false },
-      { name: "confluence", type: "confluence", provider: "atlassian", auth: "user", site: null, credential: false },
+      { name: "jira", type: "jira", provider: "atlassian", auth: "user", site: null, credential: false, expires: null },
+      { name: "confluence", type: "confluence", provider: "atlassian", auth: "user", site: null, credential: false, expires: null },
     );
     void host.signIn("atlassian", "acme");
     const grant = providers[0]?.grant;
     if (grant) grant.granted_scopes = [...grant.granted_scopes, "manage:jira-configuration"];
-    connectors.push({ name: "opsgenie", type: "opsgenie", provider: "opsgenie", auth: "api-key", site: null, credential: false });
+    connectors.push({ name: "opsgenie", type: "opsgenie", provider: "opsgenie", auth: "api-key", site: null, credential: false, expires: null });
     const base = { key: "ci-bot", connector: "jira", method: "GET", bytes: 1834, refreshed: false };
     host.recordRequest({ ...base, path: "/jira/rest/api/3/myself", status: 200, latency_us: 41_200 });
     host.recordRequest({ ...base, path: "/jira/rest/api/3/search/jql", status: 200, latency_us: 96_800, refreshed: true });

@@ -6,13 +6,17 @@
 export type ConnectorState =
   | "ok"
   | "not_signed_in"
+  | "credential_missing"
   | "needs_login"
+  | "credential_rejected"
+  | "expired"
   | "needs_step_up"
   | "refresh_failing"
+  | "refresh_uncertain"
   | "site_unbound"
   | "misconfigured";
 
-export type AuthMode = "user" | "service" | "api-token" | "pat" | "api-key";
+export type AuthMode = "user" | "service" | "api-token" | "pat" | "basic" | "api-key";
 export type Severity = "info" | "warning" | "error";
 
 export interface RequestedScope {
@@ -36,6 +40,8 @@ export interface SiteStatus {
 
 export interface GrantStatus {
   state: string;
+  /** `user` (a person's consent) or `service` (a service account's credential). */
+  kind: string;
   account_id: string | null;
   account_name: string | null;
   account_email: string | null;
@@ -64,7 +70,21 @@ export interface ConnectorStatus {
     extra: string[];
   };
   grant: GrantStatus | null;
+  /** The connector's own credential (service secret, API token, PAT, API key); never the secret. */
+  credential: CredentialStatus | null;
   findings: Finding[];
+}
+
+export interface CredentialStatus {
+  kind: "grant" | "stored";
+  stored_at: string | null;
+  expires_at: string | null;
+  token_kind: "scoped" | "classic" | null;
+  token_kind_pinned: boolean;
+  last_check: "ok" | "rejected" | null;
+  checked_at: string | null;
+  last_error: string | null;
+  scope_set: "classic" | "granular";
 }
 
 export interface ProviderStatus {
@@ -74,6 +94,8 @@ export interface ProviderStatus {
   client_type: "confidential" | "public" | "none";
   client_id: string | null;
   client_secret: "stored" | "missing" | "not_needed";
+  /** Whether a connector signs in as the person through this provider's OAuth app. */
+  app_needed: boolean;
   redirect_uri: string | null;
   requested_scopes: RequestedScope[];
   requested_scope_string: string;
@@ -105,8 +127,10 @@ export interface ConnectorEntry {
   provider: string;
   auth_modes: AuthMode[];
   upstream_scopes: string[];
+  granular_scopes: string[] | null;
   api_base: string;
   needs_site: boolean;
+  vocabulary: "atlassian" | "bitbucket" | "generic";
 }
 
 export interface CatalogEntries {
@@ -139,6 +163,11 @@ export interface ConnectorInput {
   site: string | null;
   email: string | null;
   client_id: string | null;
+  /** `basic`: the user name. */
+  username?: string | null;
+  /** `api-token`: where the token works; left out, Latch finds out. */
+  token?: "scoped" | "classic" | null;
+  region?: string | null;
 }
 
 export interface MergeDiff {
@@ -175,6 +204,9 @@ export interface CredentialStored {
   connector: string;
   auth: AuthMode;
   service_token: string | null;
+  check: { result: "ok" | "rejected" | "unchecked"; detail: string };
+  token_kind: "scoped" | "classic" | null;
+  expires_at: string | null;
 }
 
 export interface LoginOutcome {
@@ -312,7 +344,8 @@ export interface Host {
   previewConnector(input: ConnectorInput): Promise<ConnectorPreview>;
   addConnector(input: ConnectorInput): Promise<ConnectorAdded>;
   removeConnector(name: string): Promise<ConnectorRemoved>;
-  setCredential(connector: string, credential: string): Promise<CredentialStored>;
+  /** `expires`: a date (`2027-03-01`) when the credential expires, if the person knows it. */
+  setCredential(connector: string, credential: string, expires?: string | null): Promise<CredentialStored>;
   signIn(provider: string, site: string | null): Promise<LoginOutcome>;
   /** Stops a sign-in waiting for the browser; it then fails with `sign_in_cancelled`. */
   cancelSignIn(): Promise<void>;

@@ -5,6 +5,7 @@ import { ago, cardActions, connectorUrl, countdown, errorOf, overallTone, scopeC
 
 const grant: GrantStatus = {
   state: "active",
+  kind: "user",
   account_id: "1",
   account_name: "Ada",
   account_email: "ada@example.com",
@@ -37,6 +38,7 @@ function connector(overrides: Partial<ConnectorStatus> = {}): ConnectorStatus {
       extra: ["manage:jira-configuration"],
     },
     grant,
+    credential: null,
     findings: [],
     ...overrides,
   };

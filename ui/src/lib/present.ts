@@ -1,19 +1,51 @@
 // How status facts are shown: labels, tones, countdowns, scope chips and which actions a
 // connector card offers. Pure functions, unit-tested without a DOM.
 
-import type { ConnectorState, ConnectorStatus, ProviderStatus } from "../ipc";
+import type { AuthMode, ConnectorState, ConnectorStatus, ProviderStatus } from "../ipc";
 
 export type Tone = "ok" | "warning" | "error" | "idle";
 
 const LABELS: Record<ConnectorState, string> = {
   ok: "Ready",
   not_signed_in: "Not signed in",
+  credential_missing: "No credential yet",
   needs_login: "Sign in again",
+  credential_rejected: "Credential refused",
+  expired: "Credential expired",
   needs_step_up: "Needs more permissions",
   refresh_failing: "Refresh failing",
+  refresh_uncertain: "Refresh unanswered",
   site_unbound: "Choose a site",
   misconfigured: "Set-up problem",
 };
+
+/** How each auth mode is named to people. */
+export const AUTH_LABELS: Record<AuthMode, string> = {
+  user: "You, in the browser",
+  service: "Service account (OAuth client)",
+  "api-token": "API token",
+  pat: "Personal access token",
+  basic: "User name and password",
+  "api-key": "API key",
+};
+
+/** What the secret of an auth mode is called, for the field that takes it. */
+export function secretLabel(auth: AuthMode): string | null {
+  switch (auth) {
+    case "service":
+      return "Client secret";
+    case "api-token":
+      return "API token";
+    case "pat":
+      return "Personal access token";
+    case "basic":
+      return "Password";
+    case "api-key":
+      return "API key";
+    default:
+      return null;
+  }
+}
 
 export function stateLabel(state: ConnectorState): string {
   return LABELS[state];
@@ -25,6 +57,7 @@ export function stateTone(state: ConnectorState): Tone {
       return "ok";
     case "not_signed_in":
     case "site_unbound":
+    case "credential_missing":
       return "warning";
     default:
       return "error";
@@ -119,7 +152,8 @@ export function cardActions(connector: ConnectorStatus, provider: ProviderStatus
     if (signedIn || provider?.grant) actions.push("sign_out");
   } else {
     actions.push("set_credential");
-    if (connector.auth === "service" && signedIn) actions.push("refresh");
+    if (connector.state === "site_unbound") actions.push("choose_site");
+    if (connector.auth === "service" && signedIn && connector.state !== "credential_rejected") actions.push("refresh");
   }
   actions.push("copy_url");
   return [...new Set(actions)];
