@@ -118,8 +118,8 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
         ]
     );
     assert_eq!(report["connectors"][0]["probe"]["status"], 200);
-    // The last probe is kept: a later report without --probe still shows it.
-    let (_, later) = doctor(&home, &[]);
+    // The last probe is kept: a later offline report still shows it.
+    let (_, later) = doctor(&home, &["--offline"]);
     assert_eq!(later["connectors"][0]["probe"]["status"], 200);
     assert_eq!(
         later["connectors"][0]["probe"]["at"],
