@@ -192,9 +192,20 @@ fn service_accounts_and_api_tokens_work_through_serve_without_a_sign_in() {
     );
     drop(serve);
 
-    // The admin's doctor: healthy; then the admin deletes the service account's credential.
-    let (code, report) = doctor(&home, &[]);
+    // The admin's doctor: healthy, with each credential kind in the report; then the admin
+    // deletes the service account's credential.
+    let html_path = home.file("report.html");
+    let (code, report) = doctor(&home, &["--report", html_path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{report}");
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(html.contains("service account credential"), "{html}");
+    assert!(
+        html.contains("API token (classic)") && html.contains("API token (scoped)"),
+        "{html}"
+    );
+    for secret in [SVC_CLIENT_SECRET, SCOPED_TOKEN, CLASSIC_TOKEN, SVC_TOKEN] {
+        assert!(!html.contains(secret), "a secret in the report");
+    }
     fixture.control(serde_json::json!({ "svc_disabled": true }));
     let (code, report) = doctor(&home, &[]);
     assert_eq!(code, Some(1), "{report}");

@@ -1142,12 +1142,34 @@ pub fn render_html(report: &DoctorReport) -> String {
                 .map(|v| format!("<li>{label}: <time>{}</time></li>", esc(v)))
         })
         .collect::<String>();
+        let credential = match &c.credential {
+            None => "sign-in (OAuth, rotating refresh token)".to_owned(),
+            Some(cr) => {
+                let mut text = credential_noun(c.auth).to_owned();
+                if let Some(kind) = cr.token_kind {
+                    text.push_str(&format!(" ({kind})"));
+                }
+                if let Some(at) = &cr.expires_at {
+                    text.push_str(&format!(", expires {at}"));
+                }
+                if let Some(check) = cr.last_check {
+                    text.push_str(&format!(", last check {check}"));
+                }
+                text
+            }
+        };
+        let diagnosis = c
+            .diagnosis
+            .as_deref()
+            .map(|d| format!("<br><small>probe: {}</small>", esc(d)))
+            .unwrap_or_default();
         rows.push_str(&format!(
-            "<tr class=\"connector\" data-connector=\"{name}\" data-state=\"{state}\">\
+            "<tr class=\"connector\" data-connector=\"{name}\" data-state=\"{state}\" data-auth=\"{auth}\">\
              <td><strong>{name}</strong><br><small>{kind} · {provider} · {auth}</small></td>\
-             <td><span class=\"state\" style=\"background:{colour}\">{state}</span></td>\
-             <td>{account}<br><small>{site}</small></td>\
+             <td><span class=\"state\" style=\"background:{colour}\">{state}</span>{diagnosis}</td>\
+             <td>{account}<br><small>{site}</small></td><td class=\"credential\">{credential}</td>\
              <td>{granted}{missing}{extra}</td><td><ul>{timeline}</ul></td></tr>",
+            credential = esc(&credential),
             name = esc(&c.name),
             kind = esc(&c.kind),
             provider = esc(&c.provider),
@@ -1190,7 +1212,7 @@ pub fn render_html(report: &DoctorReport) -> String {
          </style></head><body><h1>Latch health report</h1>\
          <p>Generated {at} · home <code>{home}</code> · <span id=\"verdict\">{verdict}</span> · \
          {errors} error(s), {warnings} warning(s)</p>\
-         <table><thead><tr><th>Connector</th><th>State</th><th>Account / site</th><th>Scopes</th><th>Timeline</th></tr></thead>\
+         <table><thead><tr><th>Connector</th><th>State</th><th>Account / site</th><th>Credential</th><th>Scopes</th><th>Timeline</th></tr></thead>\
          <tbody>{rows}</tbody></table><h2>Findings</h2><ul id=\"findings\">{findings}</ul></body></html>",
         at = esc(&report.generated_at),
         home = esc(&report.home.id),
