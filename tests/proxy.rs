@@ -422,8 +422,10 @@ fn an_upstream_401_refreshes_once_and_retries() {
     let serve = Serve::start(&home);
     let (status, _) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
     assert_eq!(status, 200);
-    // Access tokens die early (after a rotation elsewhere); the refresh token still works.
+    // Access tokens die early (Atlassian revokes the old one ten minutes after a rotation
+    // elsewhere); the refresh token still works.
     curl(&["-X", "POST", &format!("{}/__revoke_access", fixture.base)]);
+    home.age_access(120);
     let before = fixture.refresh_calls();
     let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
     assert_eq!(status, 200, "{body}");

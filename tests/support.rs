@@ -376,6 +376,18 @@ impl Home {
         .unwrap();
     }
 
+    /// Makes the stored access token `secs` old (still valid), as time would.
+    pub(crate) fn age_access(&self, secs: i64) {
+        let db = rusqlite::Connection::open(self.file("latch.db")).unwrap();
+        db.execute(
+            &format!(
+                "UPDATE grants SET access_issued_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-{secs} seconds')"
+            ),
+            [],
+        )
+        .unwrap();
+    }
+
     pub(crate) fn grant_column(&self, column: &str) -> Option<String> {
         let db = rusqlite::Connection::open(self.file("latch.db")).unwrap();
         db.query_row(

@@ -90,10 +90,14 @@ impl KeysCmd {
                                 "read-write"
                             }
                             .to_owned(),
-                            if k.paths.is_empty() {
-                                "*".to_owned()
-                            } else {
-                                k.paths.join(" ")
+                            match &k.paths {
+                                None => "any".to_owned(),
+                                // Stored patterns that were ambiguous fail closed (migration 3).
+                                Some(p) if p.is_empty() => {
+                                    "NONE (recreate the key: its stored paths were ambiguous)"
+                                        .to_owned()
+                                }
+                                Some(p) => p.join(" "),
                             },
                             k.expires_at.clone().unwrap_or_else(|| "-".to_owned()),
                             if k.revoked_at.is_some() {
@@ -152,8 +156,15 @@ impl AuditCmd {
                     e.key.clone().unwrap_or_else(|| "-".into()),
                     e.connector.clone().unwrap_or_else(|| "-".into()),
                     e.method.clone(),
-                    e.path.clone(),
-                    e.status.to_string(),
+                    match &e.reason {
+                        Some(reason) => format!("(refused before a key: {reason})"),
+                        None => e.path.clone(),
+                    },
+                    if e.count > 1 {
+                        format!("{} ×{}", e.status, e.count)
+                    } else {
+                        e.status.to_string()
+                    },
                     e.bytes.to_string(),
                     format!("{:.1}ms", e.latency_us as f64 / 1000.0),
                     if e.refreshed { "refreshed" } else { "" }.to_owned(),

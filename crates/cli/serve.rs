@@ -3,12 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use latch_core::home::Home;
 use latch_core::local_keys::KeyPolicy;
-use latch_core::Latch;
+use latch_proxy::ServiceEvent;
 
 use crate::exit::Failure;
 use crate::{open_latch, open_latch_at};
@@ -43,70 +42,42 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// How often `latch serve` looks at latch.toml for edits made by another face.
-const CONFIG_CHECK: Duration = Duration::from_secs(2);
-
-/// Resolves once latch.toml differs from `stamp` (taken before the running configuration was
-/// read) and the new configuration opens; an edit that does not open is reported and the running
-/// configuration keeps serving.
-async fn config_edited(home: &Home, stamp: &mut Option<(SystemTime, u64)>) -> Latch {
-    let mut tick = tokio::time::interval(CONFIG_CHECK);
-    loop {
-        tick.tick().await;
-        let now = home.config_stamp();
-        if now == *stamp {
-            continue;
-        }
-        *stamp = now;
-        match open_latch_at(home.clone()) {
-            Ok(next) => return next,
-            Err(err) => eprintln!(
-                "latch.toml changed but cannot be used ({err}); still serving the previous \
-                 configuration"
-            ),
-        }
-    }
-}
-
 impl ServeCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let home = Home::from_env()?;
-        let mut stamp = home.config_stamp();
-        let mut latch = open_latch_at(home.clone())?;
-        let mut listen = self.listen.unwrap_or(latch.config().listen);
+        let listen = self.listen;
         multi_thread()?.block_on(async move {
-            let stop = wait_for_signal();
-            tokio::pin!(stop);
-            let mut announced = false;
-            loop {
-                let proxy = latch_proxy::start(&latch, listen)
-                    .await
-                    .map_err(|e| Failure::internal(e.to_string()))?;
-                if !announced {
-                    say!("Latch proxy listening on http://{}", proxy.addr);
-                    eprintln!(
-                        "Call http://{}/CONNECTOR/... with a local key; Ctrl-C stops.",
-                        proxy.addr
-                    );
-                    announced = true;
+            let open: latch_proxy::Open = {
+                let home = home.clone();
+                Arc::new(move || open_latch_at(home.clone()))
+            };
+            let events: Arc<dyn Fn(ServiceEvent) + Send + Sync> = Arc::new(|event| match event {
+                ServiceEvent::Reloaded => {
+                    eprintln!("latch.toml changed: serving the new configuration")
                 }
-                // A restart keeps the address tools were given, even when it came from port 0.
-                listen = proxy.addr;
-                let scheduler = tokio::spawn(latch_core::schedule::run(Arc::clone(proxy.grants())));
-                let next = tokio::select! {
-                    () = &mut stop => None,
-                    next = config_edited(&home, &mut stamp) => Some(next),
-                };
-                scheduler.abort();
-                let Some(next) = next else {
-                    eprintln!("Stopping: letting in-flight requests finish…");
-                    proxy.shutdown().await;
-                    return Ok(());
-                };
-                eprintln!("latch.toml changed: restarting the proxy with the new configuration");
-                proxy.shutdown().await;
-                latch = next;
-            }
+                ServiceEvent::ReloadFailed(err) => eprintln!(
+                    "latch.toml changed but cannot be used ({err}); still serving the previous \
+                     configuration"
+                ),
+                ServiceEvent::Moved(addr) => {
+                    eprintln!("latch.toml changed the address: now listening on http://{addr}")
+                }
+            });
+            let (service, _) = latch_proxy::Service::start(home, open, listen, false, events)
+                .await
+                .map_err(|e| match e {
+                    latch_proxy::ServiceError::Open(e) => Failure::from(e),
+                    latch_proxy::ServiceError::Start(e) => Failure::internal(e.to_string()),
+                })?;
+            let addr = service
+                .addr()
+                .map_or_else(|| "?".to_owned(), |a| a.to_string());
+            say!("Latch proxy listening on http://{addr}");
+            eprintln!("Call http://{addr}/CONNECTOR/... with a local key; Ctrl-C stops.");
+            wait_for_signal().await;
+            eprintln!("Stopping: letting in-flight requests finish…");
+            service.shutdown().await;
+            Ok(())
         })
     }
 }
@@ -165,7 +136,7 @@ impl ExecCmd {
                     name: format!("exec:{}", short_name(&program)),
                     connectors: connectors.clone(),
                     read_only: self.read_only,
-                    paths: Vec::new(),
+                    paths: None,
                     expires_at: None,
                     revoked_at: None,
                     created_at: latch_core::now_rfc3339(),

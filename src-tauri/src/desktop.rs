@@ -1,7 +1,6 @@
 //! The app's own state: where its home is, the in-process proxy, and a nudge to the status
 //! watcher after commands that change something.
 
-use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,8 +23,7 @@ pub(crate) struct ProxyView {
 
 #[derive(Default)]
 struct ProxySlot {
-    running: Option<latch_proxy::Running>,
-    addr: Option<SocketAddr>,
+    service: Option<Arc<latch_proxy::Service>>,
     paused: bool,
     error: Option<String>,
 }
@@ -34,8 +32,8 @@ pub(crate) struct Desktop {
     home: Home,
     proxy: Mutex<ProxySlot>,
     nudge: Mutex<Option<Sender<()>>>,
-    /// Wakes the serving loop when latch.toml changed: it restarts the proxy and scheduler
-    /// over the new configuration (new connectors, providers, listen address).
+    /// Wakes the serving loop when latch.toml changed: it swaps the new configuration in behind
+    /// the proxy's listener (new connectors, providers, keys).
     pub(crate) config_changed: tokio::sync::Notify,
     /// Ends a sign-in that is waiting for the browser (the person closed the tab).
     pub(crate) sign_in_cancel: tokio::sync::Notify,
@@ -54,10 +52,16 @@ impl Desktop {
 
     /// A fresh view of the home: latch.toml may have been edited by the CLI or by hand.
     pub(crate) fn open(&self) -> Result<Latch, IpcError> {
-        Ok(Latch::open(
-            self.home.clone(),
-            Arc::new(latch_keychain::Keychain::new()),
-        )?)
+        Ok(self.open_core()?)
+    }
+
+    /// The same, with the core's error (for the serving loop).
+    pub(crate) fn open_core(&self) -> latch_core::Result<Latch> {
+        Latch::open(self.home.clone(), Arc::new(latch_keychain::Keychain::new()))
+    }
+
+    pub(crate) fn home(&self) -> &Home {
+        &self.home
     }
 
     pub(crate) fn set_nudge(&self, nudge: Sender<()>) {
@@ -71,19 +75,24 @@ impl Desktop {
         }
     }
 
-    pub(crate) fn proxy_started(&self, running: latch_proxy::Running) {
+    /// The service is serving (its proxy failed to listen when `failed` says why).
+    pub(crate) fn service_started(
+        &self,
+        service: Arc<latch_proxy::Service>,
+        failed: Option<String>,
+    ) {
         let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.addr = Some(running.addr);
-        running.set_paused(slot.paused);
-        slot.running = Some(running);
-        slot.error = None;
+        service.set_paused(slot.paused);
+        slot.service = Some(service);
+        slot.error = failed;
     }
 
-    /// Takes the running proxy out (to stop it before a restart).
-    pub(crate) fn take_proxy(&self) -> Option<latch_proxy::Running> {
+    /// The latest configuration is being served.
+    pub(crate) fn proxy_healthy(&self) {
         let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.addr = None;
-        slot.running.take()
+        if slot.service.as_ref().is_some_and(|s| s.addr().is_some()) {
+            slot.error = None;
+        }
     }
 
     /// latch.toml's modification time and length, to notice edits by any face.
@@ -102,8 +111,8 @@ impl Desktop {
         {
             let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
             slot.paused = paused;
-            if let Some(running) = &slot.running {
-                running.set_paused(paused);
+            if let Some(service) = &slot.service {
+                service.set_paused(paused);
             }
         }
         self.nudge();
@@ -113,7 +122,11 @@ impl Desktop {
     pub(crate) fn proxy_view(&self) -> ProxyView {
         let slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
         ProxyView {
-            url: slot.addr.map(|a| format!("http://{a}")),
+            url: slot
+                .service
+                .as_ref()
+                .and_then(|s| s.addr())
+                .map(|a| format!("http://{a}")),
             paused: slot.paused,
             error: slot.error.clone(),
         }

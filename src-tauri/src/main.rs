@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use latch_core::home::Home;
+use latch_proxy::{Service, ServiceEvent};
 use tauri::WindowEvent;
 use tauri_plugin_autostart::MacosLauncher;
 
@@ -23,41 +24,57 @@ use crate::desktop::Desktop;
 /// Whether the tray exists: closing the window then only hides it and Latch keeps serving.
 static HAS_TRAY: AtomicBool = AtomicBool::new(false);
 
-/// The proxy and the refresh scheduler, as `latch serve` runs them headless; restarted over
-/// the new configuration whenever latch.toml changes (a connector added here or by the CLI).
+/// The proxy, the refresh scheduler and the watch on latch.toml: the same service `latch serve`
+/// runs headless. A configuration change (here, by the CLI or by hand) is swapped in behind the
+/// listener; the app's own changes are applied at once.
 async fn serve(desktop: Arc<Desktop>) {
+    let open: latch_proxy::Open = {
+        let desktop = Arc::clone(&desktop);
+        Arc::new(move || desktop.open_core())
+    };
+    let events: Arc<dyn Fn(ServiceEvent) + Send + Sync> = {
+        let desktop = Arc::clone(&desktop);
+        Arc::new(move |event| {
+            match event {
+                ServiceEvent::ReloadFailed(err) => desktop.proxy_failed(err),
+                ServiceEvent::Reloaded | ServiceEvent::Moved(_) => desktop.proxy_healthy(),
+            }
+            desktop.nudge();
+        })
+    };
     loop {
-        let scheduler = match desktop.open() {
-            Err(err) => {
-                desktop.proxy_failed(format!("{err:?}"));
-                None
-            }
-            Ok(latch) => {
-                let listen = latch.config().listen;
-                let grants = match latch_proxy::start(&latch, listen).await {
-                    Ok(proxy) => {
-                        let grants = Arc::clone(proxy.grants());
-                        desktop.proxy_started(proxy);
-                        grants
-                    }
-                    Err(err) => {
-                        // Another Latch (`latch serve`) may hold the port: keep grants alive.
-                        desktop.proxy_failed(err.to_string());
-                        latch.grants()
-                    }
-                };
+        let started = Service::start(
+            desktop.home().clone(),
+            Arc::clone(&open),
+            None,
+            // Beside a running `latch serve` (which holds the port) the app keeps grants alive.
+            true,
+            Arc::clone(&events),
+        )
+        .await;
+        match started {
+            Ok((service, failed)) => {
+                let service = Arc::new(service);
+                desktop.service_started(Arc::clone(&service), failed.map(|e| e.to_string()));
                 desktop.nudge();
-                Some(tauri::async_runtime::spawn(latch_core::schedule::run(
-                    grants,
-                )))
+                loop {
+                    desktop.config_changed.notified().await;
+                    match desktop.open_core() {
+                        Ok(latch) => {
+                            service.reload(&latch).await;
+                            desktop.proxy_healthy();
+                        }
+                        Err(err) => desktop.proxy_failed(err.to_string()),
+                    }
+                    desktop.nudge();
+                }
             }
-        };
-        desktop.config_changed.notified().await;
-        if let Some(task) = scheduler {
-            task.abort();
-        }
-        if let Some(proxy) = desktop.take_proxy() {
-            proxy.shutdown().await;
+            Err(err) => {
+                desktop.proxy_failed(err.to_string());
+                desktop.nudge();
+                // latch.toml does not open: try again once it changes.
+                desktop.config_changed.notified().await;
+            }
         }
     }
 }

@@ -44,22 +44,31 @@ pub struct AuditEntry {
     pub latency_us: i64,
     /// Whether Latch refreshed the upstream token for this request.
     pub refreshed: bool,
+    /// How many requests the entry stands for: 1, or a per-minute count of refusals that came
+    /// before any key was known (then `reason` is their refusal code).
+    pub count: i64,
+    /// For counted refusals: the refusal code.
+    pub reason: Option<String>,
 }
 
 impl Latch {
     /// Audit entries, oldest first.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-        let since = match query.since.as_deref() {
+        let since = match query.since.as_deref().map(str::trim) {
             None | Some("") => "0000".to_owned(),
-            Some(text) if text.contains('T') => text.to_owned(),
-            Some(text) => {
-                let ago = crate::local_keys::parse_ttl(text).map_err(|message| Error::Invalid {
-                    message,
-                    fix: "give a time (2026-11-23T10:00:00Z) or a duration such as 30m, 8h, 7d"
+            Some(text) => match crate::clock::parse_time(Some(text)) {
+                // Normalised to UTC, so that the text comparison in SQL is a time comparison.
+                Some(at) => crate::clock::fmt_time(at),
+                None => {
+                    let ago = crate::local_keys::parse_ttl(text).map_err(|_| Error::Invalid {
+                        message: format!("`{text}` is neither a time nor a duration"),
+                        fix: "give a time (2026-11-23T10:00:00Z) or a duration such as 30m, 8h, \
+                              7d"
                         .to_owned(),
-                })?;
-                crate::local_keys::expiry_in(-ago)
-            }
+                    })?;
+                    crate::local_keys::expiry_in(-ago)
+                }
+            },
         };
         let limit = if query.limit == 0 {
             u32::MAX
@@ -89,6 +98,8 @@ impl Latch {
                 bytes: r.bytes,
                 latency_us: r.latency_us,
                 refreshed: r.refreshed,
+                count: r.count,
+                reason: r.reason,
             })
             .collect())
     }

@@ -33,6 +33,9 @@ pub struct ConfigFile {
     /// `[network]`.
     #[serde(default)]
     pub network: NetworkSection,
+    /// `[audit]`.
+    #[serde(default)]
+    pub audit: AuditSection,
     /// `[providers.NAME]`.
     #[serde(default)]
     pub providers: IndexMap<String, ProviderSection>,
@@ -55,6 +58,20 @@ pub struct ProxySection {
 pub struct NetworkSection {
     /// Timeout of one request to an identity provider, in seconds (default 30).
     pub timeout_secs: Option<u64>,
+    /// How long a sent refresh request may take before it counts as lost (default 300: well
+    /// inside Atlassian's 10-minute reuse window, so a lost one can be resent inside it).
+    pub refresh_timeout_secs: Option<u64>,
+    /// How long the proxy lets a caller wait for a refresh before answering 503 (default 15);
+    /// the refresh itself goes on.
+    pub caller_wait_secs: Option<u64>,
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// Days the audit log keeps (default 90); older rows are pruned.
+    pub keep_days: Option<u32>,
 }
 
 /// `[catalog]`.
@@ -214,6 +231,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Timeout of one request to an identity provider.
     pub http_timeout: std::time::Duration,
+    /// Timeout of one refresh request (it is never abandoned before this).
+    pub refresh_timeout: std::time::Duration,
+    /// How long the proxy's caller waits for a refresh.
+    pub caller_wait: std::time::Duration,
+    /// Days the audit log keeps.
+    pub audit_keep_days: u32,
     /// Built-in catalog plus manifests.
     pub catalog: Catalog,
     /// Manifest paths as written.
@@ -442,22 +465,54 @@ impl Resolver<'_> {
                 }
             }
         }
-        let http_timeout = match file.network.timeout_secs {
+        let seconds = |key: &str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(self.fail(
+                &["network", key],
+                format!("`{key} = 0` would give up at once"),
+                format!("use a number of seconds such as {default}"),
+            )),
+            // A day is longer than any of these should ever be; bigger is a typo.
+            Some(secs) if secs > 86_400 => Err(self.fail(
+                &["network", key],
+                format!("`{key} = {secs}` is longer than a day"),
+                format!("use a number of seconds such as {default}"),
+            )),
+            Some(secs) => Ok(std::time::Duration::from_secs(secs)),
+            None => Ok(std::time::Duration::from_secs(default)),
+        };
+        let http_timeout = seconds("timeout_secs", file.network.timeout_secs, 30)?;
+        let refresh_timeout = seconds(
+            "refresh_timeout_secs",
+            file.network.refresh_timeout_secs,
+            300,
+        )?;
+        let caller_wait = seconds("caller_wait_secs", file.network.caller_wait_secs, 15)?;
+        let audit_keep_days = match file.audit.keep_days {
             Some(0) => {
                 return Err(self.fail(
-                    &["network", "timeout_secs"],
-                    "a timeout of 0 seconds would fail every request".to_owned(),
-                    "use a number of seconds such as 30",
+                    &["audit", "keep_days"],
+                    "`keep_days = 0` would delete every row as it is written".to_owned(),
+                    "use a number of days such as 90",
                 ))
             }
-            Some(secs) => std::time::Duration::from_secs(secs),
-            None => std::time::Duration::from_secs(30),
+            Some(days) if days > 36_500 => {
+                return Err(self.fail(
+                    &["audit", "keep_days"],
+                    format!("`keep_days = {days}` is over a hundred years"),
+                    "use a number of days such as 90",
+                ))
+            }
+            Some(days) => days,
+            None => 90,
         };
         Ok(Config {
             path: self.path.to_owned(),
             text,
             listen,
             http_timeout,
+            refresh_timeout,
+            caller_wait,
+            audit_keep_days,
             catalog,
             manifests: file.catalog.manifests,
             providers,

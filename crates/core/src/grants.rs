@@ -69,13 +69,19 @@ impl std::fmt::Debug for Upstream {
 
 /// The token lifecycle of one home. Cheap to share (`Arc`); every method takes `&self`.
 pub struct Grants {
+    shared: Arc<Shared>,
+    /// Connectors' resolved bases, reused briefly so requests do not resolve sites each time.
+    bases: Mutex<HashMap<String, (Instant, String)>>,
+}
+
+/// What a refresh needs, shared with the task that runs it: a refresh, once sent, outlives the
+/// caller that asked for it (DESIGN.md rule 4).
+struct Shared {
     config: Arc<Config>,
     store: GrantStore,
     tokens: Arc<TokenCache>,
     lock: RefreshLock,
     http: reqwest::Client,
-    /// Connectors' resolved bases, reused briefly so requests do not resolve sites each time.
-    bases: Mutex<HashMap<String, (Instant, String)>>,
 }
 
 /// How long a resolved upstream base is reused by [`Grants::upstream`].
@@ -93,46 +99,45 @@ impl Grants {
     ) -> Self {
         let http = oauth::http_client(config.http_timeout);
         Self {
-            store: GrantStore::new(home_id, store, secrets, clock),
-            tokens: Arc::new(TokenCache::new(database)),
-            lock: RefreshLock::new(locks_dir),
-            http,
-            config,
+            shared: Arc::new(Shared {
+                store: GrantStore::new(home_id, store, secrets, clock),
+                tokens: Arc::new(TokenCache::new(database)),
+                lock: RefreshLock::new(locks_dir),
+                http,
+                config,
+            }),
             bases: Mutex::new(HashMap::new()),
         }
     }
 
     /// The outbound HTTP client (no redirects, bounded timeouts).
     pub fn http(&self) -> &reqwest::Client {
-        &self.http
+        &self.shared.http
     }
 
     /// The configuration this lifecycle was built from.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.shared.config
     }
 
     pub(crate) fn store(&self) -> &GrantStore {
-        &self.store
+        &self.shared.store
     }
 
     fn ctx(&self) -> Ctx<'_> {
-        Ctx {
-            config: &self.config,
-            store: &self.store,
-            http: &self.http,
-        }
+        self.shared.ctx()
     }
 
     pub(crate) fn sites(&self) -> Sites<'_> {
         Sites {
-            store: &self.store,
-            http: &self.http,
+            store: &self.shared.store,
+            http: &self.shared.http,
         }
     }
 
     fn connector(&self, name: &str) -> Result<&Connector, GrantError> {
-        self.config
+        self.shared
+            .config
             .connector(name)
             .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))
     }
@@ -140,12 +145,12 @@ impl Grants {
     /// For long-running processes (the proxy): a thread notices other processes' commits every
     /// few milliseconds, so requests never touch SQLite while nothing changes.
     pub fn watch_in_background(&self) {
-        self.tokens.watch_in_background();
+        self.shared.tokens.watch_in_background();
     }
 
     /// Drops this process's cached access token of a grant (after a sign-out or sign-in).
     pub fn forget(&self, grant: &GrantId) {
-        self.tokens.forget(grant);
+        self.shared.tokens.forget(grant);
     }
 
     /// A fresh credential for a connector, refreshing when needed.
@@ -157,8 +162,18 @@ impl Grants {
         }
     }
 
-    /// Where a connector's requests go and what to send: the one call the proxy makes.
+    /// Where a connector's requests go and what to send.
     pub async fn upstream(&self, connector: &Connector) -> Result<Upstream, GrantError> {
+        self.upstream_within(connector, None).await
+    }
+
+    /// Like [`Grants::upstream`], waiting at most `wait` for a refresh (the proxy's caller wait):
+    /// the one call the proxy makes. A refresh still running when the wait is spent goes on.
+    pub async fn upstream_within(
+        &self,
+        connector: &Connector,
+        wait: Option<Duration>,
+    ) -> Result<Upstream, GrantError> {
         let cached = self
             .bases
             .lock()
@@ -178,7 +193,7 @@ impl Grants {
             }
         };
         let credential = match grant_of(connector) {
-            Some(grant) => Credential::Bearer(self.access_token(&grant).await?),
+            Some(grant) => Credential::Bearer(self.access_token_within(&grant, wait).await?),
             None => static_secret::read(&self.ctx(), connector).await?,
         };
         Ok(Upstream {
@@ -221,6 +236,7 @@ impl Grants {
             return Ok(Some(pinned));
         }
         Ok(self
+            .shared
             .store
             .db()
             .connector(&connector.name)?
@@ -244,8 +260,9 @@ impl Grants {
         let ctx = self.ctx();
         let provider = ctx.provider(&connector.provider)?.clone();
         let Some(secret) = self
+            .shared
             .store
-            .secret(self.store.connector_secret_key(&connector.name))
+            .secret(self.shared.store.connector_secret_key(&connector.name))
             .await?
         else {
             return Err(GrantError::CredentialMissing {
@@ -255,7 +272,8 @@ impl Grants {
         };
         let probe = static_secret::probe_token_kind(&ctx, connector, &provider, &secret).await?;
         if let Some(kind) = probe.kind {
-            self.store
+            self.shared
+                .store
                 .db()
                 .connector_token_kind(&connector.name, Some(kind))?;
         }
@@ -317,8 +335,13 @@ impl Grants {
         } else {
             match self.upstream(connector).await {
                 Ok(up) => {
-                    match static_secret::probe(&self.http, connector, &up.base, &up.credential)
-                        .await
+                    match static_secret::probe(
+                        &self.shared.http,
+                        connector,
+                        &up.base,
+                        &up.credential,
+                    )
+                    .await
                     {
                         Ok(status) if (200..300).contains(&status) => {
                             Ok((true, format!("the health probe answered HTTP {status}")))
@@ -353,11 +376,11 @@ impl Grants {
                 };
                 let error =
                     (!accepted).then(|| detail.lines().next().unwrap_or_default().to_owned());
-                let _ = self.store.db().connector_credential_checked(
+                let _ = self.shared.store.db().connector_credential_checked(
                     &connector.name,
                     Some(state),
                     error.as_deref(),
-                    self.store.now(),
+                    self.shared.store.now(),
                 );
                 crate::grant_store::note_local_write();
                 CredentialCheck {
@@ -375,11 +398,21 @@ impl Grants {
 
     /// A fresh access token for a grant.
     pub async fn access_token(&self, grant: &GrantId) -> Result<Secret, GrantError> {
+        self.access_token_within(grant, None).await
+    }
+
+    /// A fresh access token, waiting at most `wait` for a refresh to answer.
+    pub async fn access_token_within(
+        &self,
+        grant: &GrantId,
+        wait: Option<Duration>,
+    ) -> Result<Secret, GrantError> {
         // Fast path: this process's cache, valid while no other process rotated the grant.
-        if let Some(token) = self.tokens.fresh(&self.store, grant, self.store.now())? {
+        let store = &self.shared.store;
+        if let Some(token) = self.shared.tokens.fresh(store, grant, store.now())? {
             return Ok(token);
         }
-        self.obtain(grant, None).await
+        self.obtain(grant, None, wait).await
     }
 
     /// After the upstream refused `rejected` with a 401: refresh, unless another task or
@@ -390,8 +423,295 @@ impl Grants {
         grant: &GrantId,
         rejected: &Secret,
     ) -> Result<Secret, GrantError> {
-        self.tokens.forget(grant);
-        self.obtain(grant, Some(rejected)).await
+        self.access_token_after_rejection_within(grant, rejected, None)
+            .await
+    }
+
+    /// Like [`Grants::access_token_after_rejection`], waiting at most `wait`.
+    pub async fn access_token_after_rejection_within(
+        &self,
+        grant: &GrantId,
+        rejected: &Secret,
+        wait: Option<Duration>,
+    ) -> Result<Secret, GrantError> {
+        self.shared.tokens.forget(grant);
+        self.obtain(grant, Some(rejected), wait).await
+    }
+
+    /// When the grant's current access token was issued (for the proxy's refresh throttle).
+    pub fn access_issued_at(
+        &self,
+        grant: &GrantId,
+    ) -> Result<Option<time::OffsetDateTime>, GrantError> {
+        Ok(self
+            .shared
+            .tokens
+            .facts(&self.shared.store, grant)?
+            .and_then(|facts| facts.issued_at))
+    }
+
+    /// The slow path: runs in its own task holding the grant's locks, so that a refresh, once
+    /// sent, completes and is stored even when the caller stops waiting (`wait`). A caller whose
+    /// wait is spent gets `refresh_failing`; the next caller finds the stored result.
+    async fn obtain(
+        &self,
+        grant: &GrantId,
+        rejected: Option<&Secret>,
+        wait: Option<Duration>,
+    ) -> Result<Secret, GrantError> {
+        let shared = Arc::clone(&self.shared);
+        let (id, rejected) = (grant.clone(), rejected.cloned());
+        let work = tokio::spawn(async move { shared.obtain(&id, rejected.as_ref()).await });
+        let joined = match wait {
+            None => work.await,
+            Some(limit) => match tokio::time::timeout(limit, work).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    return Err(GrantError::RefreshFailing {
+                        grant: grant.to_string(),
+                        reason: format!(
+                            "the token endpoint has not answered within {}s; Latch keeps waiting \
+                             for it and stores what it returns",
+                            limit.as_secs()
+                        ),
+                    })
+                }
+            },
+        };
+        joined.map_err(|e| GrantError::Lock(format!("refresh task failed: {e}")))?
+    }
+
+    /// Persists a token response and remembers the access token (a sign-in's code exchange).
+    pub(crate) async fn store_tokens(
+        &self,
+        grant: &GrantId,
+        row: GrantRow,
+        tokens: oauth::TokenSet,
+    ) -> Result<Secret, GrantError> {
+        let (token, row) = self
+            .shared
+            .store
+            .store_tokens(grant, row, tokens, None)
+            .await?;
+        self.shared.tokens.remember(grant, &token, &row);
+        Ok(token)
+    }
+
+    /// Refreshes now, whatever the expiry ("Refresh now", doctor, keep-alive). Single-flight and
+    /// cross-process rules apply as for any refresh.
+    pub async fn refresh_now(&self, grant: &GrantId) -> Result<(), GrantError> {
+        let current = self
+            .shared
+            .store
+            .secret(self.shared.store.access_token_key(grant))
+            .await?
+            .unwrap_or_else(|| Secret::new(String::new()));
+        self.access_token_after_rejection(grant, &current)
+            .await
+            .map(drop)
+    }
+
+    /// Refreshes the token a connector draws on now (the desktop app's "Refresh now").
+    pub async fn refresh_connector(&self, connector: &str) -> Result<(), GrantError> {
+        let c = self.connector(connector)?;
+        let Some(grant) = grant_of(c) else {
+            return Err(GrantError::Misconfigured {
+                message: format!(
+                    "connector `{connector}` uses a stored {}; there is no token to refresh",
+                    c.auth.as_str()
+                ),
+                fix: format!("store a new one with `latch credential set {connector}`"),
+            });
+        };
+        self.refresh_now(&grant).await
+    }
+
+    /// Starts a service-account grant (client credentials) and fetches its first token.
+    pub async fn start_service(&self, connector: &str) -> Result<(), GrantError> {
+        let grant = GrantId::service(connector);
+        let row = match self.shared.store.row(&grant)? {
+            // A new secret: whatever was refused before is forgotten.
+            Some(mut row) => {
+                row.state = GrantState::Ok;
+                row.last_error = None;
+                row
+            }
+            None => GrantRow {
+                id: grant.clone(),
+                kind: GrantKind::Service,
+                state: GrantState::Ok,
+                ..GrantRow::default()
+            },
+        };
+        self.shared.store.save(&row)?;
+        self.shared.tokens.forget(&grant);
+        let flight = self.shared.lock.flight(&grant);
+        let _in_process = flight.lock().await;
+        let _across_processes = self.shared.lock.across_processes(&grant).await?;
+        let (token, row) = client_credentials::request(&self.ctx(), &grant, row).await?;
+        self.shared.tokens.remember(&grant, &token, &row);
+        Ok(())
+    }
+
+    /// Grant ids this home uses (providers with user connectors, service connectors).
+    pub fn grant_ids(&self) -> Vec<GrantId> {
+        let mut ids: Vec<GrantId> = Vec::new();
+        for c in &self.shared.config.connectors {
+            if let Some(id) = grant_of(c) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// A grant's stored facts.
+    pub fn row(&self, grant: &GrantId) -> Result<Option<GrantRow>, GrantError> {
+        self.shared.store.row(grant)
+    }
+
+    /// What a connector's grant holds (`None` before any sign-in, and for stored secrets).
+    pub fn granted_scopes(&self, connector: &Connector) -> Result<Option<ScopeList>, GrantError> {
+        let Some(grant) = grant_of(connector) else {
+            return Ok(None);
+        };
+        Ok(self
+            .shared
+            .tokens
+            .facts(&self.shared.store, &grant)?
+            .map(|facts| facts.granted.clone()))
+    }
+
+    /// Required scopes a user connector lacks in its grant (empty when fine or not signed in).
+    pub fn missing_scopes(&self, connector: &Connector) -> Result<Vec<Scope>, GrantError> {
+        if connector.auth != AuthMode::User {
+            return Ok(Vec::new());
+        }
+        Ok(match self.granted_scopes(connector)? {
+            Some(granted) => connector
+                .spec
+                .upstream_scopes
+                .minus(&granted)
+                .iter()
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Signs out of a provider: revokes the refresh token where the provider supports it,
+    /// deletes the keychain items and forgets the grant. Returns whether revocation happened.
+    pub async fn logout(&self, provider_name: &str) -> Result<LogoutOutcome, GrantError> {
+        let provider = self.ctx().provider(provider_name)?.clone();
+        let grant = GrantId::user(provider_name);
+        let rt_key = self.shared.store.refresh_token_key(&grant);
+        let at_key = self.shared.store.access_token_key(&grant);
+        let refresh_token = self.shared.store.secret(rt_key.clone()).await?;
+        let revoked = match (&provider.spec.revoke_url, &refresh_token) {
+            (Some(url), Some(token)) => {
+                let endpoint = credential::token_endpoint(&provider, None)?;
+                let secret = self
+                    .shared
+                    .store
+                    .client_secret(&provider)
+                    .await
+                    .ok()
+                    .flatten();
+                match oauth::revoke(
+                    &self.shared.http,
+                    url,
+                    &endpoint,
+                    secret.as_ref(),
+                    token,
+                    "refresh_token",
+                )
+                .await
+                {
+                    Ok(()) => Revocation::Revoked,
+                    Err(err) => Revocation::Failed(err.to_string()),
+                }
+            }
+            (None, Some(_)) => Revocation::Unsupported,
+            (_, None) => Revocation::NothingToRevoke,
+        };
+        let deleted = self
+            .shared
+            .store
+            .delete_secrets(vec![rt_key, at_key])
+            .await?;
+        let existed = self.shared.store.db().grant_delete(&grant)?;
+        crate::grant_store::note_local_write();
+        self.shared.tokens.forget(&grant);
+        Ok(LogoutOutcome {
+            provider: provider_name.to_owned(),
+            signed_in: existed,
+            revoked,
+            keychain_items_deleted: deleted,
+        })
+    }
+}
+
+/// What `latch logout` did.
+#[derive(Debug, serde::Serialize)]
+pub struct LogoutOutcome {
+    /// Provider.
+    pub provider: String,
+    /// Whether there was a grant.
+    pub signed_in: bool,
+    /// What happened at the provider.
+    pub revoked: Revocation,
+    /// How many keychain items were deleted.
+    pub keychain_items_deleted: usize,
+}
+
+/// The outcome of revoking at the provider.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
+pub enum Revocation {
+    /// The provider revoked the token family.
+    Revoked,
+    /// The provider has no revocation endpoint (Atlassian 3LO): the token dies with disuse.
+    Unsupported,
+    /// There was no refresh token.
+    NothingToRevoke,
+    /// Revocation failed; the keychain items were deleted anyway.
+    Failed(String),
+}
+
+impl Shared {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            config: &self.config,
+            store: &self.store,
+            http: &self.http,
+        }
+    }
+
+    fn provider_of(&self, grant: &GrantId) -> String {
+        match grant.kind() {
+            GrantKind::Service => self
+                .config
+                .connector(grant.owner())
+                .map_or_else(|| grant.owner().to_owned(), |c| c.provider.clone()),
+            GrantKind::User => grant.owner().to_owned(),
+        }
+    }
+
+    fn not_signed_in(&self, grant: &GrantId) -> GrantError {
+        match grant.kind() {
+            GrantKind::Service => GrantError::CredentialMissing {
+                connector: grant.owner().to_owned(),
+                fix: format!(
+                    "store the service account's client secret: `latch credential set {}`",
+                    grant.owner()
+                ),
+            },
+            GrantKind::User => GrantError::NotSignedIn {
+                grant: grant.to_string(),
+                fix: format!("sign in: `latch login {}`", grant.owner()),
+            },
+        }
     }
 
     async fn obtain(
@@ -461,211 +781,4 @@ impl Grants {
         self.tokens.remember(grant, &token, &row);
         Ok(token)
     }
-
-    fn provider_of(&self, grant: &GrantId) -> String {
-        match grant.kind() {
-            GrantKind::Service => self
-                .config
-                .connector(grant.owner())
-                .map_or_else(|| grant.owner().to_owned(), |c| c.provider.clone()),
-            GrantKind::User => grant.owner().to_owned(),
-        }
-    }
-
-    fn not_signed_in(&self, grant: &GrantId) -> GrantError {
-        match grant.kind() {
-            GrantKind::Service => GrantError::CredentialMissing {
-                connector: grant.owner().to_owned(),
-                fix: format!(
-                    "store the service account's client secret: `latch credential set {}`",
-                    grant.owner()
-                ),
-            },
-            GrantKind::User => GrantError::NotSignedIn {
-                grant: grant.to_string(),
-                fix: format!("sign in: `latch login {}`", grant.owner()),
-            },
-        }
-    }
-
-    /// Persists a token response and remembers the access token (a sign-in's code exchange).
-    pub(crate) async fn store_tokens(
-        &self,
-        grant: &GrantId,
-        row: GrantRow,
-        tokens: oauth::TokenSet,
-    ) -> Result<Secret, GrantError> {
-        let (token, row) = self.store.store_tokens(grant, row, tokens, None).await?;
-        self.tokens.remember(grant, &token, &row);
-        Ok(token)
-    }
-
-    /// Refreshes now, whatever the expiry ("Refresh now", doctor, keep-alive). Single-flight and
-    /// cross-process rules apply as for any refresh.
-    pub async fn refresh_now(&self, grant: &GrantId) -> Result<(), GrantError> {
-        let current = self
-            .store
-            .secret(self.store.access_token_key(grant))
-            .await?
-            .unwrap_or_else(|| Secret::new(String::new()));
-        self.access_token_after_rejection(grant, &current)
-            .await
-            .map(drop)
-    }
-
-    /// Refreshes the token a connector draws on now (the desktop app's "Refresh now").
-    pub async fn refresh_connector(&self, connector: &str) -> Result<(), GrantError> {
-        let c = self.connector(connector)?;
-        let Some(grant) = grant_of(c) else {
-            return Err(GrantError::Misconfigured {
-                message: format!(
-                    "connector `{connector}` uses a stored {}; there is no token to refresh",
-                    c.auth.as_str()
-                ),
-                fix: format!("store a new one with `latch credential set {connector}`"),
-            });
-        };
-        self.refresh_now(&grant).await
-    }
-
-    /// Starts a service-account grant (client credentials) and fetches its first token.
-    pub async fn start_service(&self, connector: &str) -> Result<(), GrantError> {
-        let grant = GrantId::service(connector);
-        let row = match self.store.row(&grant)? {
-            // A new secret: whatever was refused before is forgotten.
-            Some(mut row) => {
-                row.state = GrantState::Ok;
-                row.last_error = None;
-                row
-            }
-            None => GrantRow {
-                id: grant.clone(),
-                kind: GrantKind::Service,
-                state: GrantState::Ok,
-                ..GrantRow::default()
-            },
-        };
-        self.store.save(&row)?;
-        self.tokens.forget(&grant);
-        let flight = self.lock.flight(&grant);
-        let _in_process = flight.lock().await;
-        let _across_processes = self.lock.across_processes(&grant).await?;
-        let (token, row) = client_credentials::request(&self.ctx(), &grant, row).await?;
-        self.tokens.remember(&grant, &token, &row);
-        Ok(())
-    }
-
-    /// Grant ids this home uses (providers with user connectors, service connectors).
-    pub fn grant_ids(&self) -> Vec<GrantId> {
-        let mut ids: Vec<GrantId> = Vec::new();
-        for c in &self.config.connectors {
-            if let Some(id) = grant_of(c) {
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-        }
-        ids
-    }
-
-    /// A grant's stored facts.
-    pub fn row(&self, grant: &GrantId) -> Result<Option<GrantRow>, GrantError> {
-        self.store.row(grant)
-    }
-
-    /// What a connector's grant holds (`None` before any sign-in, and for stored secrets).
-    pub fn granted_scopes(&self, connector: &Connector) -> Result<Option<ScopeList>, GrantError> {
-        let Some(grant) = grant_of(connector) else {
-            return Ok(None);
-        };
-        Ok(self
-            .tokens
-            .facts(&self.store, &grant)?
-            .map(|facts| facts.granted.clone()))
-    }
-
-    /// Required scopes a user connector lacks in its grant (empty when fine or not signed in).
-    pub fn missing_scopes(&self, connector: &Connector) -> Result<Vec<Scope>, GrantError> {
-        if connector.auth != AuthMode::User {
-            return Ok(Vec::new());
-        }
-        Ok(match self.granted_scopes(connector)? {
-            Some(granted) => connector
-                .spec
-                .upstream_scopes
-                .minus(&granted)
-                .iter()
-                .cloned()
-                .collect(),
-            None => Vec::new(),
-        })
-    }
-
-    /// Signs out of a provider: revokes the refresh token where the provider supports it,
-    /// deletes the keychain items and forgets the grant. Returns whether revocation happened.
-    pub async fn logout(&self, provider_name: &str) -> Result<LogoutOutcome, GrantError> {
-        let provider = self.ctx().provider(provider_name)?.clone();
-        let grant = GrantId::user(provider_name);
-        let rt_key = self.store.refresh_token_key(&grant);
-        let at_key = self.store.access_token_key(&grant);
-        let refresh_token = self.store.secret(rt_key.clone()).await?;
-        let revoked = match (&provider.spec.revoke_url, &refresh_token) {
-            (Some(url), Some(token)) => {
-                let endpoint = credential::token_endpoint(&provider, None)?;
-                let secret = self.store.client_secret(&provider).await.ok().flatten();
-                match oauth::revoke(
-                    &self.http,
-                    url,
-                    &endpoint,
-                    secret.as_ref(),
-                    token,
-                    "refresh_token",
-                )
-                .await
-                {
-                    Ok(()) => Revocation::Revoked,
-                    Err(err) => Revocation::Failed(err.to_string()),
-                }
-            }
-            (None, Some(_)) => Revocation::Unsupported,
-            (_, None) => Revocation::NothingToRevoke,
-        };
-        let deleted = self.store.delete_secrets(vec![rt_key, at_key]).await?;
-        let existed = self.store.db().grant_delete(&grant)?;
-        crate::grant_store::note_local_write();
-        self.tokens.forget(&grant);
-        Ok(LogoutOutcome {
-            provider: provider_name.to_owned(),
-            signed_in: existed,
-            revoked,
-            keychain_items_deleted: deleted,
-        })
-    }
-}
-
-/// What `latch logout` did.
-#[derive(Debug, serde::Serialize)]
-pub struct LogoutOutcome {
-    /// Provider.
-    pub provider: String,
-    /// Whether there was a grant.
-    pub signed_in: bool,
-    /// What happened at the provider.
-    pub revoked: Revocation,
-    /// How many keychain items were deleted.
-    pub keychain_items_deleted: usize,
-}
-
-/// The outcome of revoking at the provider.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
-pub enum Revocation {
-    /// The provider revoked the token family.
-    Revoked,
-    /// The provider has no revocation endpoint (Atlassian 3LO): the token dies with disuse.
-    Unsupported,
-    /// There was no refresh token.
-    NothingToRevoke,
-    /// Revocation failed; the keychain items were deleted anyway.
-    Failed(String),
 }

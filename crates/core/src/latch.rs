@@ -991,6 +991,12 @@ impl Latch {
                 fix: "add --connector NAME (repeat it for several)".to_owned(),
             });
         }
+        crate::local_keys::check_patterns(paths).map_err(|message| Error::Invalid {
+            message,
+            fix: "repeat --path for several patterns; `*` matches any run of characters, `/` \
+                  included"
+                .to_owned(),
+        })?;
         for c in connectors {
             if self.config.connector(c).is_none() {
                 return Err(self.unknown_connector(c));
@@ -1013,7 +1019,7 @@ impl Latch {
             key_hash: crate::local_keys::hash(key.expose()),
             connectors: connectors.join(" "),
             read_only,
-            path_patterns: paths.join(" "),
+            paths: (!paths.is_empty()).then(|| paths.to_vec()),
             created_at: now_rfc3339(),
             expires_at: ttl.map(crate::local_keys::expiry_in),
             revoked_at: None,
@@ -1258,7 +1264,7 @@ mod tests {
                 key_hash: vec![0xab; 32],
                 connectors: "jira".into(),
                 read_only: true,
-                path_patterns: String::new(),
+                paths: None,
                 created_at: now_rfc3339(),
                 expires_at: None,
                 revoked_at: None,

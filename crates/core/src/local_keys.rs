@@ -17,8 +17,9 @@ pub struct KeyPolicy {
     pub connectors: Vec<String>,
     /// GET/HEAD/OPTIONS only.
     pub read_only: bool,
-    /// Path patterns below the connector (`rest/api/3/*`); empty = any.
-    pub paths: Vec<String>,
+    /// Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
+    /// path (a key whose stored patterns were ambiguous, fail-closed).
+    pub paths: Option<Vec<String>>,
     /// Expiry.
     pub expires_at: Option<String>,
     /// Revocation time.
@@ -60,11 +61,35 @@ impl KeyPolicy {
 
     /// Whether it may use a path below the connector (without the leading `/`).
     pub fn allows_path(&self, rest: &str) -> bool {
-        self.paths.is_empty() || self.paths.iter().any(|p| glob_match(p, rest))
+        match &self.paths {
+            None => true,
+            Some(patterns) => patterns.iter().any(|p| glob_match(p, rest)),
+        }
     }
 }
 
-/// `*` matches any run of characters (including `/`); everything else is literal.
+/// Checks the path patterns a person gives for a key. Empty patterns and whitespace are refused:
+/// they used to widen a key (`--path ''` meant any path, `--path 'v2/alerts *'` added `*`).
+pub fn check_patterns(patterns: &[String]) -> Result<(), String> {
+    for p in patterns {
+        if p.trim().is_empty() {
+            return Err(
+                "an empty --path would allow nothing or, worse, anything: give a pattern \
+                        like 'rest/api/3/*'"
+                    .to_owned(),
+            );
+        }
+        if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!(
+                "--path {p:?} has whitespace: one pattern per --path (repeat the flag), no spaces"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `*` matches any run of characters, `/` included (so `rest/api/3/*` covers every path below
+/// it); everything else is literal, and patterns match the canonical path below the connector.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let pattern = pattern.trim_start_matches('/');
     let parts: Vec<&str> = pattern.split('*').collect();
@@ -95,7 +120,10 @@ pub fn hash(key: &str) -> Vec<u8> {
     sha2::Sha256::digest(key.as_bytes()).to_vec()
 }
 
-/// Parses `8h`, `30m`, `7d`, `45s`.
+/// The longest a key or an audit window may be: ten years. Longer is a typo, and an overflow.
+const MAX_TTL_SECS: i64 = 10 * 366 * 24 * 3600;
+
+/// Parses `8h`, `30m`, `7d`, `45s` (positive, at most ten years; checked arithmetic).
 pub fn parse_ttl(text: &str) -> Result<time::Duration, String> {
     let text = text.trim();
     let (number, unit) = text.split_at(
@@ -105,17 +133,23 @@ pub fn parse_ttl(text: &str) -> Result<time::Duration, String> {
     let n: i64 = number
         .parse()
         .map_err(|_| format!("`{text}` is not a duration: write it like 30m, 8h or 7d"))?;
-    let d = match unit {
-        "s" => time::Duration::seconds(n),
-        "m" => time::Duration::minutes(n),
-        "h" | "" => time::Duration::hours(n),
-        "d" => time::Duration::days(n),
+    let unit_secs: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" | "" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("`{text}`: use s, m, h or d as the unit")),
     };
     if n <= 0 {
         return Err("the duration must be positive".to_owned());
     }
-    Ok(d)
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs <= MAX_TTL_SECS => Ok(time::Duration::seconds(secs)),
+        _ => Err(format!(
+            "`{text}` is longer than ten years: give a shorter duration (or none: the key lives \
+             until revoked)"
+        )),
+    }
 }
 
 /// The expiry for a TTL from now.
@@ -129,7 +163,7 @@ pub(crate) fn from_row(row: latch_store::LocalKeyRow) -> KeyPolicy {
         name: row.name,
         connectors: split(&row.connectors),
         read_only: row.read_only,
-        paths: split(&row.path_patterns),
+        paths: row.paths,
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         created_at: row.created_at,
@@ -159,6 +193,20 @@ mod tests {
         assert!(parse_ttl("0h").is_err());
         assert!(parse_ttl("soon").is_err());
         assert!(parse_ttl("3w").is_err());
+        // Hostile input: an error, never a panic.
+        assert!(parse_ttl("99999999999999d").is_err());
+        assert!(parse_ttl("9223372036854775807s").is_err());
+        assert!(parse_ttl("99999999999999999999999d").is_err());
+        assert!(parse_ttl("3650d").is_ok());
+    }
+
+    #[test]
+    fn patterns_that_widen_are_refused() {
+        assert!(check_patterns(&["rest/api/3/*".into()]).is_ok());
+        assert!(check_patterns(&[String::new()]).is_err());
+        assert!(check_patterns(&["  ".into()]).is_err());
+        assert!(check_patterns(&["v2/alerts *".into()]).is_err());
+        assert!(check_patterns(&["a\tb".into()]).is_err());
     }
 
     #[test]
@@ -167,12 +215,18 @@ mod tests {
             name: "k".into(),
             connectors: vec!["jira".into()],
             read_only: true,
-            paths: vec!["rest/api/3/*".into()],
+            paths: Some(vec!["rest/api/3/*".into()]),
             expires_at: Some("2000-01-01T00:00:00Z".into()),
             revoked_at: None,
             created_at: "1999-01-01T00:00:00Z".into(),
         };
         assert!(policy.allows_connector("jira") && !policy.allows_connector("confluence"));
+        assert!(policy.allows_path("rest/api/3/myself") && !policy.allows_path("rest/agile/1.0"));
+        let nothing = KeyPolicy {
+            paths: Some(Vec::new()),
+            ..policy.clone()
+        };
+        assert!(!nothing.allows_path("rest/api/3/myself"));
         assert!(policy.allows_method("GET") && !policy.allows_method("POST"));
         assert_eq!(policy.check_live(now()), Err(KeyRefusal::Expired));
         let key = generate();
@@ -202,9 +256,14 @@ struct VerifierState {
     ephemeral: std::collections::HashMap<Vec<u8>, KeyPolicy>,
     data_version: i64,
     checked: std::time::Instant,
+    missed: std::time::Instant,
 }
 
+/// How often the cache asks SQLite whether keys changed, on the way to verifying a key.
 const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
+/// A miss re-checks SQLite at once (a key created a moment ago works at once), at most this
+/// often, so that unknown keys cannot hammer the database.
+const MISS_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl KeyVerifier {
     pub(crate) fn new(store: std::sync::Arc<std::sync::Mutex<latch_store::Store>>) -> Self {
@@ -215,18 +274,21 @@ impl KeyVerifier {
                 ephemeral: Default::default(),
                 data_version: -1,
                 checked: std::time::Instant::now() - RECHECK * 2,
+                missed: std::time::Instant::now() - MISS_RECHECK * 2,
             }),
         };
-        verifier.reload_if_changed();
+        verifier.reload(false);
         verifier
     }
 
-    fn reload_if_changed(&self) {
-        let due = self
-            .state
-            .read()
-            .map(|s| s.checked.elapsed() >= RECHECK)
-            .unwrap_or(true);
+    /// Reloads the keys when the database changed; `now` skips the periodic wait.
+    fn reload(&self, now: bool) {
+        let due = now
+            || self
+                .state
+                .read()
+                .map(|s| s.checked.elapsed() >= RECHECK)
+                .unwrap_or(true);
         if !due {
             return;
         }
@@ -255,17 +317,37 @@ impl KeyVerifier {
         }
     }
 
+    fn lookup(&self, digest: &[u8]) -> Option<KeyPolicy> {
+        let state = self.state.read().ok()?;
+        state
+            .ephemeral
+            .get(digest)
+            .or_else(|| state.keys.get(digest))
+            .cloned()
+    }
+
     /// Checks a presented key: known, not expired, not revoked.
     pub fn verify(&self, key: &str) -> Result<KeyPolicy, KeyCheck> {
-        self.reload_if_changed();
+        self.reload(false);
         let digest = hash(key);
-        let state = self.state.read().map_err(|_| KeyCheck::Unknown)?;
-        let policy = state
-            .ephemeral
-            .get(&digest)
-            .or_else(|| state.keys.get(&digest))
-            .cloned()
-            .ok_or(KeyCheck::Unknown)?;
+        let policy = match self.lookup(&digest) {
+            Some(policy) => policy,
+            None => {
+                // Perhaps created a moment ago by another process: look again now, rate-limited.
+                let may = match self.state.write() {
+                    Ok(mut state) if state.missed.elapsed() >= MISS_RECHECK => {
+                        state.missed = std::time::Instant::now();
+                        true
+                    }
+                    _ => false,
+                };
+                if !may {
+                    return Err(KeyCheck::Unknown);
+                }
+                self.reload(true);
+                self.lookup(&digest).ok_or(KeyCheck::Unknown)?
+            }
+        };
         policy.check_live(now()).map_err(KeyCheck::Refused)?;
         Ok(policy)
     }

@@ -197,12 +197,23 @@ pub enum Grant<'a> {
     },
 }
 
-/// Sends one token request.
+/// Sends one token request with the client's timeout.
 pub async fn request_token(
     http: &reqwest::Client,
     endpoint: &TokenEndpoint,
     client_secret: Option<&Secret>,
     grant: Grant<'_>,
+) -> Result<TokenSet, TokenError> {
+    request_token_within(http, endpoint, client_secret, grant, None).await
+}
+
+/// Sends one token request; `timeout` replaces the client's (a refresh waits longer).
+pub async fn request_token_within(
+    http: &reqwest::Client,
+    endpoint: &TokenEndpoint,
+    client_secret: Option<&Secret>,
+    grant: Grant<'_>,
+    timeout: Option<Duration>,
 ) -> Result<TokenSet, TokenError> {
     let mut fields: Vec<(&str, String)> = Vec::new();
     match &grant {
@@ -235,6 +246,9 @@ pub async fn request_token(
     let mut request = http
         .post(&endpoint.url)
         .header("Accept", "application/json");
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
     match (endpoint.auth, client_secret) {
         (TokenAuth::Basic, Some(secret)) => {
             request = request.basic_auth(&endpoint.client_id, Some(secret.expose()));

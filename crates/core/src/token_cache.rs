@@ -37,6 +37,7 @@ pub(crate) fn refresh_at(row: &GrantRow) -> Option<OffsetDateTime> {
 /// What the hot path needs to know about a grant.
 pub(crate) struct Facts {
     pub(crate) generation: i64,
+    pub(crate) issued_at: Option<OffsetDateTime>,
     pub(crate) refresh_at: Option<OffsetDateTime>,
     pub(crate) granted: ScopeList,
 }
@@ -107,6 +108,7 @@ impl TokenCache {
         let facts = store.row(grant)?.map(|row| {
             Arc::new(Facts {
                 generation: row.generation,
+                issued_at: row.access_issued_at,
                 refresh_at: refresh_at(&row),
                 granted: ScopeList::parse(&row.granted_scopes).unwrap_or_default(),
             })

@@ -342,6 +342,21 @@ pub struct SiteRow {
     pub scopes: String,
 }
 
+/// Reads the space-joined path patterns of schema 1, failing closed where that form was
+/// ambiguous: an empty pattern (`--path ''`) or a `*` next to other patterns (what
+/// `--path 'v2/alerts *'` turned into) makes a key with no paths. Empty text means any path.
+pub(crate) fn paths_from_joined(text: &str) -> Option<Vec<String>> {
+    if text.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = text.split(' ').collect();
+    let ambiguous = parts.iter().any(|p| p.is_empty()) || (parts.len() > 1 && parts.contains(&"*"));
+    if ambiguous {
+        return Some(Vec::new());
+    }
+    Some(parts.into_iter().map(str::to_owned).collect())
+}
+
 /// A local key's stored form: never the key, only its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalKeyRow {
@@ -353,8 +368,9 @@ pub struct LocalKeyRow {
     pub connectors: String,
     /// GET/HEAD/OPTIONS only.
     pub read_only: bool,
-    /// Path patterns, space-separated; empty = any.
-    pub path_patterns: String,
+    /// Path patterns: `None` = any path; `Some([])` = none (a key whose stored patterns were
+    /// ambiguous). Stored as a JSON array.
+    pub paths: Option<Vec<String>>,
     /// Creation time.
     pub created_at: String,
     /// Expiry, if any.
@@ -399,6 +415,11 @@ pub struct AuditRow {
     pub latency_us: i64,
     /// Whether the request triggered a refresh.
     pub refreshed: bool,
+    /// How many requests the row stands for: 1, or a per-minute count of refusals that came
+    /// before any key was known.
+    pub count: i64,
+    /// For counted refusals: the refusal code.
+    pub reason: Option<String>,
 }
 
 /// The metadata database.
@@ -789,19 +810,23 @@ impl Store {
 
     /// Stores a new local key.
     pub fn local_key_insert(&self, key: &LocalKeyRow) -> Result<()> {
+        let paths = key
+            .paths
+            .as_ref()
+            .map(|p| serde_json::Value::from(p.clone()).to_string());
         self.conn.execute(
             "INSERT INTO local_keys (name, key_hash, connectors, read_only, path_patterns,
-                 created_at, expires_at, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 created_at, expires_at, revoked_at, paths)
+             VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?8)",
             params![
                 key.name,
                 key.key_hash,
                 key.connectors,
                 key.read_only,
-                key.path_patterns,
                 key.created_at,
                 key.expires_at,
-                key.revoked_at
+                key.revoked_at,
+                paths,
             ],
         )?;
         Ok(())
@@ -810,17 +835,19 @@ impl Store {
     /// Every local key, newest first.
     pub fn local_keys(&self) -> Result<Vec<LocalKeyRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, key_hash, connectors, read_only, path_patterns, created_at, expires_at,
+            "SELECT name, key_hash, connectors, read_only, paths, created_at, expires_at,
                     revoked_at
              FROM local_keys ORDER BY id DESC",
         )?;
         let rows = stmt.query_map([], |r| {
+            let paths: Option<String> = r.get(4)?;
             Ok(LocalKeyRow {
                 name: r.get(0)?,
                 key_hash: r.get(1)?,
                 connectors: r.get(2)?,
                 read_only: r.get(3)?,
-                path_patterns: r.get(4)?,
+                // Unreadable JSON fails closed: no paths.
+                paths: paths.map(|json| serde_json::from_str(&json).unwrap_or_default()),
                 created_at: r.get(5)?,
                 expires_at: r.get(6)?,
                 revoked_at: r.get(7)?,
@@ -859,8 +886,10 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO audit (at, key_name, connector, method, path, status, bytes,
-                     latency_us, refreshed)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     latency_us, refreshed, count, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT (at, reason, status) WHERE reason IS NOT NULL
+                 DO UPDATE SET count = count + excluded.count",
             )?;
             for row in rows {
                 stmt.execute(params![
@@ -872,7 +901,9 @@ impl Store {
                     row.status,
                     row.bytes,
                     row.latency_us,
-                    row.refreshed
+                    row.refreshed,
+                    row.count,
+                    row.reason,
                 ])?;
             }
         }
@@ -885,12 +916,20 @@ impl Store {
         self.audit_insert_batch(std::slice::from_ref(row))
     }
 
+    /// Deletes audit rows older than `before` (RFC 3339); returns how many.
+    pub fn audit_prune(&self, before: &str) -> Result<usize> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM audit WHERE at < ?1", [before])?)
+    }
+
     /// Audit rows with their ids, oldest first: those after `after_id` (the live view's
     /// cursor), at or after `since`, of one key and one connector when given; at most `limit`
     /// of the newest.
     pub fn audit_page(&self, query: &AuditPage<'_>) -> Result<Vec<(i64, AuditRow)>> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, at, key_name, connector, method, path, status, bytes, latency_us, refreshed
+            "SELECT id, at, key_name, connector, method, path, status, bytes, latency_us, refreshed,
+                    count, reason
              FROM (SELECT * FROM audit
                    WHERE id > ?1 AND at >= ?2
                      AND (?3 IS NULL OR key_name = ?3) AND (?4 IS NULL OR connector = ?4)
@@ -918,6 +957,8 @@ impl Store {
                         bytes: r.get(7)?,
                         latency_us: r.get(8)?,
                         refreshed: r.get(9)?,
+                        count: r.get(10)?,
+                        reason: r.get(11)?,
                     },
                 ))
             },
@@ -1090,6 +1131,8 @@ mod tests {
             bytes: 10,
             latency_us: 5,
             refreshed: false,
+            count: 1,
+            reason: None,
         };
         store.audit_insert(&audit).unwrap();
         let mut other = audit.clone();
@@ -1129,5 +1172,68 @@ mod tests {
             })
             .unwrap();
         assert!(later.is_empty());
+        // Counted refusals: one row per minute, reason and status, however many arrive.
+        let refused = AuditRow {
+            at: "2026-01-01T00:01:00Z".into(),
+            key_name: None,
+            connector: None,
+            method: "*".into(),
+            path: String::new(),
+            status: 401,
+            bytes: 0,
+            latency_us: 0,
+            refreshed: false,
+            count: 3,
+            reason: Some("missing_key".into()),
+        };
+        store
+            .audit_insert_batch(&[refused.clone(), refused.clone()])
+            .unwrap();
+        let page = store.audit_page(&all).unwrap();
+        let counted: Vec<_> = page.iter().filter(|(_, r)| r.reason.is_some()).collect();
+        assert_eq!(counted.len(), 1);
+        assert_eq!(counted[0].1.count, 6);
+        assert_eq!(store.audit_prune("2026-01-01T00:00:30Z").unwrap(), 2);
+    }
+
+    #[test]
+    fn old_path_patterns_fail_closed_where_ambiguous() {
+        assert_eq!(paths_from_joined(""), None);
+        assert_eq!(
+            paths_from_joined("rest/api/3/*"),
+            Some(vec!["rest/api/3/*".to_owned()])
+        );
+        assert_eq!(
+            paths_from_joined("a b"),
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(paths_from_joined("v2/alerts *"), Some(Vec::new()));
+        assert_eq!(paths_from_joined(" x"), Some(Vec::new()));
+        assert_eq!(paths_from_joined("*"), Some(vec!["*".to_owned()]));
+    }
+
+    #[test]
+    fn schema_1_keys_migrate_to_json_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latch.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(migrations::SCHEMA_1_FOR_TESTS).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for (name, patterns) in [("any", ""), ("two", "a/* b"), ("widened", "v2/alerts *")] {
+                conn.execute(
+                    "INSERT INTO local_keys (name, key_hash, connectors, read_only, path_patterns, created_at)
+                     VALUES (?1, ?2, 'jira', 0, ?3, '2026-01-01T00:00:00Z')",
+                    rusqlite::params![name, name.as_bytes(), patterns],
+                )
+                .unwrap();
+            }
+        }
+        let store = Store::open(&path).unwrap();
+        let keys = store.local_keys().unwrap();
+        let paths = |n: &str| keys.iter().find(|k| k.name == n).unwrap().paths.clone();
+        assert_eq!(paths("any"), None);
+        assert_eq!(paths("two"), Some(vec!["a/*".to_owned(), "b".to_owned()]));
+        assert_eq!(paths("widened"), Some(Vec::new()));
     }
 }

@@ -1,11 +1,23 @@
 //! Versioned schema migrations, tracked in `PRAGMA user_version`. Append only: a released
 //! migration is never edited.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
 
 use crate::StoreError;
 
-const MIGRATIONS: &[&str] = &[
+/// One migration: SQL, or Rust where SQL cannot express the conversion.
+enum Step {
+    Sql(&'static str),
+    Rust(fn(&Transaction<'_>) -> Result<(), StoreError>),
+}
+
+const MIGRATIONS: &[Step] = &[
+    Step::Sql(SCHEMA_1),
+    Step::Sql(SCHEMA_2),
+    Step::Rust(schema_3),
+];
+
+const SCHEMA_1: &str =
     // 1: the foundation schema.
     "CREATE TABLE meta (
          key   TEXT PRIMARY KEY,
@@ -74,10 +86,11 @@ const MIGRATIONS: &[&str] = &[
          latency_us INTEGER NOT NULL,
          refreshed  INTEGER NOT NULL DEFAULT 0
      );
-     CREATE INDEX audit_at ON audit (at);",
-    // 2: credentials that need no sign-in (service accounts, API tokens) and site ids learnt
-    // without one.
-    "ALTER TABLE connectors ADD COLUMN credential_state TEXT;
+     CREATE INDEX audit_at ON audit (at);";
+
+/// 2: credentials that need no sign-in (service accounts, API tokens) and site ids learnt
+/// without one.
+const SCHEMA_2: &str = "ALTER TABLE connectors ADD COLUMN credential_state TEXT;
      ALTER TABLE connectors ADD COLUMN credential_checked_at TEXT;
      ALTER TABLE connectors ADD COLUMN credential_error TEXT;
      ALTER TABLE connectors ADD COLUMN credential_expires_at TEXT;
@@ -87,8 +100,32 @@ const MIGRATIONS: &[&str] = &[
          cloud_id  TEXT NOT NULL,
          learnt_at TEXT NOT NULL,
          source    TEXT NOT NULL
-     );",
-];
+     );";
+
+/// 3: key path patterns as a JSON array (space-joined text let `--path 'a *'` widen into `*`
+/// and an empty pattern mean "any path"); per-minute counts of refusals before a key is known.
+fn schema_3(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "ALTER TABLE local_keys ADD COLUMN paths TEXT;
+         ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+         ALTER TABLE audit ADD COLUMN reason TEXT;
+         CREATE UNIQUE INDEX audit_refusals ON audit (at, reason, status) WHERE reason IS NOT NULL;",
+    )?;
+    let old: Vec<(i64, String)> = {
+        let mut stmt = tx.prepare("SELECT id, path_patterns FROM local_keys")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (id, text) in old {
+        let paths = crate::paths_from_joined(&text);
+        let json = paths.map(|p| serde_json::Value::from(p).to_string());
+        tx.execute(
+            "UPDATE local_keys SET paths = ?2 WHERE id = ?1",
+            rusqlite::params![id, json],
+        )?;
+    }
+    Ok(())
+}
 
 /// The newest schema version.
 pub(crate) fn latest() -> i64 {
@@ -104,16 +141,23 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<(), StoreError> {
             known: latest(),
         });
     }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+    for (index, step) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the write lock.
         let now: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if now > index as i64 {
             continue;
         }
-        tx.execute_batch(sql)?;
+        match step {
+            Step::Sql(sql) => tx.execute_batch(sql)?,
+            Step::Rust(run) => run(&tx)?,
+        }
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
         tx.commit()?;
     }
     Ok(())
 }
+
+/// The first schema, for tests that start from an old database.
+#[cfg(test)]
+pub(crate) const SCHEMA_1_FOR_TESTS: &str = SCHEMA_1;

@@ -144,7 +144,7 @@ export interface MockOptions {
 /** The mock plus a few test hooks. */
 export interface MockHost extends Host {
   /** Appends an audit entry as the proxy would. */
-  recordRequest(entry: Omit<AuditEntry, "id" | "at">): void;
+  recordRequest(entry: Omit<AuditEntry, "id" | "at" | "count" | "reason"> & Partial<Pick<AuditEntry, "count" | "reason">>): void;
   /** Changes a provider's grant state as the scheduler would (needs_login, refresh_failing). */
   setGrantState(provider: string, state: string, lastError?: string): void;
   /** How many times each command ran. */
@@ -499,7 +499,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         name: input.name,
         connectors: input.connectors,
         read_only: input.read_only,
-        paths: input.paths,
+        paths: input.paths.length ? input.paths : null,
         expires_at: input.ttl ? inFuture(3600, now) : null,
         revoked_at: null,
         created_at: inFuture(0, now),
@@ -602,7 +602,8 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       signInHandlers.add(handler);
       return () => signInHandlers.delete(handler);
     },
-    recordRequest(entry) {
+    recordRequest(partial) {
+      const entry = { count: 1, reason: null, ...partial };
       const last = audit[audit.length - 1];
       audit.push({ ...entry, id: (last?.id ?? 0) + 1, at: inFuture(0, now) });
     },

@@ -230,7 +230,8 @@ export interface KeyPolicy {
   name: string;
   connectors: string[];
   read_only: boolean;
-  paths: string[];
+  /** null: any path; []: none (stored patterns that were ambiguous fail closed). */
+  paths: string[] | null;
   expires_at: string | null;
   revoked_at: string | null;
   created_at: string;
@@ -269,6 +270,10 @@ export interface AuditEntry {
   bytes: number;
   latency_us: number;
   refreshed: boolean;
+  /** 1, or a per-minute count of refusals that came before any key was known. */
+  count: number;
+  /** For counted refusals: the refusal code. */
+  reason: string | null;
 }
 
 export interface ProbeResult {

@@ -4,8 +4,11 @@
 //! mark the refresh as started, send it, store the rotated refresh token in the keychain before
 //! the access token, keep the old refresh token when the answer has none. `invalid_grant`
 //! means the family is dead (`needs_login`), never retried; transient failures are retried
-//! with backoff; a lost answer is resent once with the same token while inside the provider's
-//! reuse window, never after it.
+//! with backoff. A sent request is never abandoned before `[network] refresh_timeout_secs`
+//! (the caller may stop waiting; this runs in its own task). Only when that timeout passes with
+//! no answer is the same token resent — once, while inside the provider's reuse window, never an
+//! older one. A provider without a reuse window gets no resend, and the grant says
+//! `refresh_uncertain` until the next refresh or sign-in tells.
 
 use std::time::{Duration, Instant};
 
@@ -39,11 +42,12 @@ pub(crate) async fn refresh(
     let mut resent_after_loss = false;
     let result = retry(
         || {
-            oauth::request_token(
+            oauth::request_token_within(
                 ctx.http,
                 &endpoint,
                 client_secret.as_ref(),
                 oauth::Grant::Refresh(&refresh_token),
+                Some(ctx.config.refresh_timeout),
             )
         },
         |err: &TokenError, _| match err {
@@ -72,6 +76,25 @@ pub(crate) async fn refresh(
                 );
             }
             return Err(needs_login(ctx, row, grant, reason));
+        }
+        // No answer at all: the provider may have rotated the token. Without a reuse window
+        // (or after the one resend) nothing may be sent again blindly; say so.
+        Err(err @ TokenError::Lost(_)) => {
+            let reason = format!(
+                "{err}{}",
+                if window.is_zero() {
+                    "; this provider has no reuse window, so the request was not resent"
+                } else {
+                    "; resent once inside the reuse window, with no answer either"
+                }
+            );
+            ctx.store
+                .fail(row, GrantState::RefreshUncertain, reason.clone())?;
+            return Err(GrantError::RefreshUncertain {
+                grant: grant.to_string(),
+                provider: grant.owner().to_owned(),
+                reason,
+            });
         }
         Err(err) => {
             let reason = err.to_string();

@@ -1,0 +1,368 @@
+//! The last stage: send the request upstream with the connector's credential, stream both
+//! bodies, and handle the upstream's 401 — a scope refusal becomes `needs_step_up`; otherwise
+//! one refresh (throttled per grant) and one retry.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use latch_core::config::Connector;
+use latch_core::grants::{Credential, GrantError, GrantId, Upstream};
+use latch_core::profile::ProviderProfile;
+use latch_core::secret::Secret;
+
+use crate::audit::{Audit, Counted};
+use crate::policy::Routed;
+use crate::refusal::Refusal;
+use crate::{BoxError, ProxyBody, Shared, State};
+use std::future::Future as _;
+
+pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+
+/// How much of an upstream 401 body is read to tell "scope does not match" from an expired token.
+const UNAUTHORIZED_PEEK: usize = 64 * 1024;
+/// The proxy refreshes on a 401 at most once per grant in this long, and never a token this
+/// young: a path that always answers 401 must not rotate the family on every request.
+pub(crate) const REFRESH_THROTTLE: Duration = Duration::from_secs(30);
+/// A request body that sends nothing for this long is cut off.
+const BODY_IDLE: Duration = Duration::from_secs(30);
+
+/// The upstream client; `idle` bounds the connections kept open for reuse.
+pub(crate) fn client(idle: usize) -> UpstreamClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(idle.min(256))
+        .build(https)
+}
+
+fn empty() -> ProxyBody {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones Latch owns are never forwarded.
+pub(crate) fn strip(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        HeaderName::from_static("keep-alive"),
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Headers that would let a client change the method past a read-only policy: some upstreams
+/// honour them.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// What a browser must not do with anything the proxy answers, should it ever get one: sniff
+/// it into something executable, or run it in the proxy's origin.
+pub(crate) fn harden(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
+}
+
+/// A request body that fails when the client sends nothing for [`BODY_IDLE`].
+struct IdleLimited {
+    inner: Incoming,
+    idle: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Body for IdleLimited {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.idle
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + BODY_IDLE);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                    "the request body sent nothing for {}s",
+                    BODY_IDLE.as_secs()
+                )
+                .into()))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Whether the proxy may refresh `grant` now because of a 401 (and records that it does).
+fn may_refresh(shared: &Shared, state: &State, grant: &GrantId) -> bool {
+    let young = state
+        .grants
+        .access_issued_at(grant)
+        .ok()
+        .flatten()
+        .is_some_and(|issued| {
+            let age = time::OffsetDateTime::now_utc() - issued;
+            age < time::Duration::try_from(REFRESH_THROTTLE).unwrap_or(time::Duration::ZERO)
+        });
+    if young {
+        return false;
+    }
+    let Ok(mut last) = shared.auto_refreshes.lock() else {
+        return false;
+    };
+    if last
+        .get(grant)
+        .is_some_and(|at| at.elapsed() < REFRESH_THROTTLE)
+    {
+        return false;
+    }
+    last.insert(grant.clone(), Instant::now());
+    true
+}
+
+/// A refresh the proxy started failed: say what the person or the tool can do about it.
+fn refresh_refusal(err: GrantError) -> Refusal {
+    match err {
+        GrantError::RefreshFailing { reason, .. } => Refusal::TokenEndpointFailing {
+            reason,
+            retry_after: 30,
+        },
+        GrantError::RefreshUncertain { .. } => Refusal::Grant(err),
+        other => Refusal::Grant(other),
+    }
+}
+
+fn step_up(state: &State, connector: &Connector) -> Refusal {
+    let missing = state.grants.missing_scopes(connector).unwrap_or_default();
+    if missing.is_empty() {
+        return Refusal::ScopeMismatch {
+            connector: connector.name.clone(),
+            provider: connector.provider.clone(),
+        };
+    }
+    Refusal::NeedsStepUp {
+        connector: connector.name.clone(),
+        provider: connector.provider.clone(),
+        missing: missing.iter().map(|s| s.as_str().to_owned()).collect(),
+    }
+}
+
+/// Sends the request upstream and returns what to answer. The caller has checked everything.
+pub(crate) async fn forward(
+    shared: &Shared,
+    state: &State,
+    routed: Routed<'_>,
+    request: Request<Incoming>,
+    audit: &mut Audit,
+) -> Result<Response<ProxyBody>, Refusal> {
+    let connector = routed.connector;
+    let Upstream {
+        base,
+        credential: mut credential_now,
+        grant,
+    } = state
+        .grants
+        .upstream_within(connector, Some(state.config.caller_wait))
+        .await
+        .map_err(refresh_refusal)?;
+    let target = crate::path::upstream_url(&base, &routed.rest, request.uri().query());
+    let uri: Uri = target
+        .parse()
+        .map_err(|_| Refusal::BadPath(crate::path::BadPath::NotAbsolute))?;
+    let (parts, body) = request.into_parts();
+    let mut headers = parts.headers;
+    strip(&mut headers);
+    for name in [header::HOST, header::AUTHORIZATION, header::COOKIE] {
+        headers.remove(name);
+    }
+    headers.remove("x-latch-key");
+    for name in METHOD_OVERRIDES {
+        headers.remove(name);
+    }
+    // A request without a body can be sent again after a refresh.
+    let replayable = body.is_end_stream()
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+    let profile = state
+        .config
+        .provider(&connector.provider)
+        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+    let mut body = Some(if replayable {
+        empty()
+    } else {
+        IdleLimited {
+            inner: body,
+            idle: Box::pin(tokio::time::sleep(BODY_IDLE)),
+        }
+        .boxed_unsync()
+    });
+    for attempt in 0..2 {
+        let mut upstream = Request::new(body.take().unwrap_or_else(empty));
+        *upstream.method_mut() = parts.method.clone();
+        *upstream.uri_mut() = uri.clone();
+        *upstream.headers_mut() = headers.clone();
+        let mut auth = HeaderValue::from_str(credential_now.authorization().expose())
+            .map_err(|_| Refusal::BadCredential)?;
+        auth.set_sensitive(true);
+        upstream.headers_mut().insert(header::AUTHORIZATION, auth);
+        let response =
+            match tokio::time::timeout(crate::UPSTREAM_TIMEOUT, shared.client.request(upstream))
+                .await
+            {
+                Ok(Ok(response)) => response,
+                Ok(Err(err)) => return Err(Refusal::UpstreamUnreachable(err.to_string())),
+                Err(_) => return Err(Refusal::UpstreamTimeout),
+            };
+        let status = response.status();
+        let maybe_scope = status == StatusCode::UNAUTHORIZED
+            || (status == StatusCode::FORBIDDEN && profile == ProviderProfile::Bitbucket);
+        if !maybe_scope {
+            return Ok(pass_through(response, shared, audit));
+        }
+        let (head, upstream_body) = response.into_parts();
+        let peek = http_body_util::Limited::new(upstream_body, UNAUTHORIZED_PEEK)
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        if profile.is_scope_refusal(status.as_u16(), &peek) {
+            return Err(step_up(state, connector));
+        }
+        let replay = || {
+            let mut response = Response::from_parts(
+                head.clone(),
+                http_body_util::Full::new(peek.clone())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            );
+            strip(response.headers_mut());
+            harden(response.headers_mut());
+            response
+        };
+        let Some(grant) = grant
+            .as_ref()
+            .filter(|_| status == StatusCode::UNAUTHORIZED && replayable && attempt == 0)
+        else {
+            return Ok(replay());
+        };
+        if !may_refresh(shared, state, grant) {
+            // The upstream's own answer, unchanged, and why Latch did not refresh.
+            let mut response = replay();
+            response.headers_mut().insert(
+                HeaderName::from_static("x-latch-refresh"),
+                HeaderValue::from_static("throttled"),
+            );
+            return Ok(response);
+        }
+        let rejected: Secret = credential_now.token().clone();
+        let fresh = state
+            .grants
+            .access_token_after_rejection_within(grant, &rejected, Some(state.config.caller_wait))
+            .await
+            .map_err(refresh_refusal)?;
+        credential_now = Credential::Bearer(fresh);
+        audit.refreshed = true;
+        body = Some(empty());
+    }
+    // Only reached if the loop ran out, which its `attempt == 0` guard prevents.
+    Err(Refusal::Grant(GrantError::Lock(
+        "the upstream refused the token twice".to_owned(),
+    )))
+}
+
+fn pass_through(
+    response: Response<Incoming>,
+    shared: &Shared,
+    audit: &mut Audit,
+) -> Response<ProxyBody> {
+    let (mut head, upstream_body) = response.into_parts();
+    strip(&mut head.headers);
+    harden(&mut head.headers);
+    let counted = Counted::new(
+        upstream_body,
+        head.status.as_u16(),
+        audit.take(),
+        shared.audit.clone(),
+    );
+    Response::from_parts(head, counted.boxed_unsync())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-private"),
+        );
+        h.insert("x-private", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}
