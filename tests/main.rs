@@ -5,6 +5,7 @@ mod cli;
 mod credentials;
 mod desktop;
 mod doctor;
+mod hardening;
 mod lifecycle;
 mod proxy;
 mod support;

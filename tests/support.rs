@@ -144,7 +144,12 @@ pub(crate) fn repo_path(rel: &str) -> PathBuf {
 
 impl Fixture {
     pub(crate) fn start() -> Self {
-        let redirect_uri = format!("http://127.0.0.1:{}/callback", free_port());
+        Self::start_with_redirect(&format!("http://127.0.0.1:{}/callback", free_port()))
+    }
+
+    /// The fixture with a 3LO app whose registered callback is `redirect_uri`.
+    pub(crate) fn start_with_redirect(redirect_uri: &str) -> Self {
+        let redirect_uri = redirect_uri.to_owned();
         let mut child = Command::new("node")
             .arg(repo_path("tests/fixture/server.js"))
             .env("FIXTURE_REDIRECT_URIS", &redirect_uri)

@@ -149,8 +149,7 @@ impl ExecCmd {
                 .env("LATCH_PROXY_URL", &base)
                 .env("LATCH_KEY", key.expose());
             for c in &connectors {
-                let var = format!("LATCH_{}_URL", c.to_uppercase().replace('-', "_"));
-                child.env(var, format!("{base}/{c}"));
+                child.env(latch_core::catalog::exec_variable(c), format!("{base}/{c}"));
             }
             let status = child
                 .status()

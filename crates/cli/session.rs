@@ -186,6 +186,9 @@ impl LogoutCmd {
 pub(crate) struct TokenCmd {
     /// Connector whose upstream token to print.
     connector: String,
+    /// Refresh first, whatever the expiry (an explicit refresh: never throttled).
+    #[arg(long)]
+    refresh: bool,
 }
 
 impl TokenCmd {
@@ -193,7 +196,12 @@ impl TokenCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
         let grants = latch.grants();
-        let credential = runtime()?.block_on(grants.credential(&self.connector))?;
+        let credential = runtime()?.block_on(async {
+            if self.refresh {
+                grants.refresh_connector(&self.connector).await?;
+            }
+            grants.credential(&self.connector).await
+        })?;
         say!("{}", credential.token().expose());
         Ok(())
     }

@@ -544,6 +544,17 @@ pub fn expand_api_base(template: &str, gateway: &str, cloud_id: &str) -> String 
         .replace("{site_url}", "https://site.example")
 }
 
+/// The variable `latch exec` gives a child for a connector's base URL.
+pub fn exec_variable(connector: &str) -> String {
+    format!(
+        "LATCH_{}_URL",
+        connector.to_ascii_uppercase().replace(['-', '.'], "_")
+    )
+}
+
+/// Connector names that `latch exec` needs for itself (`LATCH_PROXY_URL`).
+pub const RESERVED_CONNECTOR_NAMES: &[&str] = &["proxy"];
+
 /// Names end up in URL paths (`/jira/...`) and environment variables (`LATCH_JIRA_URL`).
 pub fn check_name(name: &str) -> Result<(), String> {
     let ok = name.len() <= 32

@@ -419,6 +419,34 @@ impl Resolver<'_> {
             }
             connectors.push(connector);
         }
+        // `latch exec` gives each connector a variable; two connectors must never share one, and
+        // `proxy` would overwrite LATCH_PROXY_URL.
+        for (i, c) in connectors.iter().enumerate() {
+            if crate::catalog::RESERVED_CONNECTOR_NAMES.contains(&c.name.as_str()) {
+                return Err(self.fail(
+                    &["connectors", &c.name],
+                    format!(
+                        "`{}` is reserved: `latch exec` sets LATCH_PROXY_URL itself",
+                        c.name
+                    ),
+                    "rename the [connectors.NAME] table (e.g. `proxy-api`)",
+                ));
+            }
+            let var = crate::catalog::exec_variable(&c.name);
+            if let Some(other) = connectors[..i]
+                .iter()
+                .find(|o| crate::catalog::exec_variable(&o.name) == var)
+            {
+                return Err(self.fail(
+                    &["connectors", &c.name],
+                    format!(
+                        "connectors `{}` and `{}` would share the variable {var} in `latch exec`",
+                        other.name, c.name
+                    ),
+                    "rename one of them",
+                ));
+            }
+        }
         for c in &connectors {
             let Some(region) = c.region.as_deref() else {
                 continue;

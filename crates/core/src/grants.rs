@@ -148,6 +148,12 @@ impl Grants {
         self.shared.tokens.watch_in_background();
     }
 
+    /// A key verifier over this home that sees every database change as soon as the watcher
+    /// thread does (revocations within milliseconds, no SQLite call per request).
+    pub fn key_verifier(&self, database: &Path) -> crate::local_keys::KeyVerifier {
+        crate::local_keys::KeyVerifier::new(database, self.shared.tokens.watched())
+    }
+
     /// Drops this process's cached access token of a grant (after a sign-out or sign-in).
     pub fn forget(&self, grant: &GrantId) {
         self.shared.tokens.forget(grant);
@@ -461,7 +467,14 @@ impl Grants {
     ) -> Result<Secret, GrantError> {
         let shared = Arc::clone(&self.shared);
         let (id, rejected) = (grant.clone(), rejected.cloned());
-        let work = tokio::spawn(async move { shared.obtain(&id, rejected.as_ref()).await });
+        // What the grant looked like when this caller asked: a failure recorded after this,
+        // while it waited, is its answer too.
+        let asked = self
+            .shared
+            .store
+            .row(grant)?
+            .map(|r| (r.generation, r.consecutive_failures));
+        let work = tokio::spawn(async move { shared.obtain(&id, rejected.as_ref(), asked).await });
         let joined = match wait {
             None => work.await,
             Some(limit) => match tokio::time::timeout(limit, work).await {
@@ -718,6 +731,7 @@ impl Shared {
         &self,
         grant: &GrantId,
         rejected: Option<&Secret>,
+        asked: Option<(i64, i64)>,
     ) -> Result<Secret, GrantError> {
         let flight = self.lock.flight(grant);
         let _in_process = flight.lock().await;
@@ -759,6 +773,27 @@ impl Shared {
                         ),
                     });
                 }
+            }
+            // A refresh that ended in failure while this caller waited behind it: its outcome is
+            // this caller's too. Queued callers must not each send another refresh.
+            GrantState::RefreshFailing | GrantState::RefreshUncertain
+                if asked.is_some_and(|(generation, failures)| {
+                    row.generation == generation && row.consecutive_failures > failures
+                }) =>
+            {
+                let reason = row.last_error.unwrap_or_default();
+                return Err(if row.state == GrantState::RefreshUncertain {
+                    GrantError::RefreshUncertain {
+                        grant: grant.to_string(),
+                        provider: self.provider_of(grant),
+                        reason,
+                    }
+                } else {
+                    GrantError::RefreshFailing {
+                        grant: grant.to_string(),
+                        reason,
+                    }
+                });
             }
             _ => {}
         }

@@ -473,6 +473,15 @@ impl Latch {
             message,
             fix: "choose another connector name".to_owned(),
         })?;
+        if crate::catalog::RESERVED_CONNECTOR_NAMES.contains(&request.name.as_str()) {
+            return Err(Error::Invalid {
+                message: format!(
+                    "`{}` is reserved: `latch exec` sets LATCH_PROXY_URL for the proxy itself",
+                    request.name
+                ),
+                fix: format!("pick another name, e.g. `--type ... {}-api`", request.name),
+            });
+        }
         let kind = request.kind.clone().unwrap_or_else(|| request.name.clone());
         let Some(spec) = self.config.catalog.connector(&kind) else {
             return Err(Error::UnknownConnector {
@@ -1054,7 +1063,7 @@ impl Latch {
 
     /// A verifier of presented local keys over this home's database.
     pub fn key_verifier(&self) -> crate::local_keys::KeyVerifier {
-        crate::local_keys::KeyVerifier::new(Arc::clone(&self.store))
+        crate::local_keys::KeyVerifier::new(&self.home.database(), None)
     }
 
     /// Records the site a connector is bound to in latch.toml.

@@ -245,9 +245,15 @@ pub enum KeyCheck {
 }
 
 /// Verifies presented keys against the database, with an in-memory cache that is reloaded when
-/// another process changes the database (a revocation by the CLI shows within a second).
+/// the database changes. It reads through its own connection. With a watched version (the
+/// proxy's watcher thread) a hit costs no SQLite call and a revocation shows within
+/// milliseconds; without one the database is asked at most every half second. A miss always asks
+/// at once — a key created a moment ago works at once — and that costs one `data_version`
+/// pragma: keys are reloaded only when the database really changed, so unknown keys cannot make
+/// Latch read its tables.
 pub struct KeyVerifier {
-    store: std::sync::Arc<std::sync::Mutex<latch_store::Store>>,
+    store: Option<std::sync::Mutex<latch_store::Store>>,
+    watched: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
     state: std::sync::RwLock<VerifierState>,
 }
 
@@ -256,48 +262,64 @@ struct VerifierState {
     ephemeral: std::collections::HashMap<Vec<u8>, KeyPolicy>,
     data_version: i64,
     checked: std::time::Instant,
-    missed: std::time::Instant,
+    /// The watcher's version when the keys were last checked.
+    watch_seen: i64,
 }
 
-/// How often the cache asks SQLite whether keys changed, on the way to verifying a key.
+/// Without a watcher, how often a hit asks SQLite whether keys changed.
 const RECHECK: std::time::Duration = std::time::Duration::from_millis(500);
-/// A miss re-checks SQLite at once (a key created a moment ago works at once), at most this
-/// often, so that unknown keys cannot hammer the database.
-const MISS_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl KeyVerifier {
-    pub(crate) fn new(store: std::sync::Arc<std::sync::Mutex<latch_store::Store>>) -> Self {
+    pub(crate) fn new(
+        database: &std::path::Path,
+        watched: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
+    ) -> Self {
         let verifier = Self {
-            store,
+            store: latch_store::Store::open(database)
+                .ok()
+                .map(std::sync::Mutex::new),
+            watched,
             state: std::sync::RwLock::new(VerifierState {
                 keys: Default::default(),
                 ephemeral: Default::default(),
-                data_version: -1,
-                checked: std::time::Instant::now() - RECHECK * 2,
-                missed: std::time::Instant::now() - MISS_RECHECK * 2,
+                data_version: i64::MIN,
+                checked: std::time::Instant::now(),
+                watch_seen: i64::MIN,
             }),
         };
-        verifier.reload(false);
+        verifier.reload();
         verifier
     }
 
-    /// Reloads the keys when the database changed; `now` skips the periodic wait.
-    fn reload(&self, now: bool) {
-        let due = now
-            || self
-                .state
-                .read()
-                .map(|s| s.checked.elapsed() >= RECHECK)
-                .unwrap_or(true);
-        if !due {
-            return;
+    /// Whether the database may have changed since the keys were read, without asking it.
+    fn maybe_changed(&self) -> bool {
+        let Ok(state) = self.state.read() else {
+            return true;
+        };
+        match &self.watched {
+            Some(version) => {
+                // The watcher's connection counts differently from ours: any move means a commit.
+                let seen = version.load(std::sync::atomic::Ordering::Acquire);
+                seen != state.checked_watch()
+            }
+            None => state.checked.elapsed() >= RECHECK,
         }
-        let Ok(store) = self.store.lock() else { return };
-        let version = store.data_version().unwrap_or(-2);
+    }
+
+    /// Reloads the keys if the database changed.
+    fn reload(&self) {
+        let Some(store) = &self.store else { return };
+        let Ok(store) = store.lock() else { return };
+        let watch_now = self
+            .watched
+            .as_ref()
+            .map(|v| v.load(std::sync::atomic::Ordering::Acquire));
+        let version = store.data_version().unwrap_or(i64::MIN + 1);
         let Ok(mut state) = self.state.write() else {
             return;
         };
         state.checked = std::time::Instant::now();
+        state.set_checked_watch(watch_now);
         if version == state.data_version {
             return;
         }
@@ -328,27 +350,31 @@ impl KeyVerifier {
 
     /// Checks a presented key: known, not expired, not revoked.
     pub fn verify(&self, key: &str) -> Result<KeyPolicy, KeyCheck> {
-        self.reload(false);
+        if self.maybe_changed() {
+            self.reload();
+        }
         let digest = hash(key);
         let policy = match self.lookup(&digest) {
             Some(policy) => policy,
             None => {
-                // Perhaps created a moment ago by another process: look again now, rate-limited.
-                let may = match self.state.write() {
-                    Ok(mut state) if state.missed.elapsed() >= MISS_RECHECK => {
-                        state.missed = std::time::Instant::now();
-                        true
-                    }
-                    _ => false,
-                };
-                if !may {
-                    return Err(KeyCheck::Unknown);
-                }
-                self.reload(true);
+                // Perhaps created a moment ago by another process: ask now.
+                self.reload();
                 self.lookup(&digest).ok_or(KeyCheck::Unknown)?
             }
         };
         policy.check_live(now()).map_err(KeyCheck::Refused)?;
         Ok(policy)
+    }
+}
+
+impl VerifierState {
+    fn checked_watch(&self) -> i64 {
+        self.watch_seen
+    }
+
+    fn set_checked_watch(&mut self, seen: Option<i64>) {
+        if let Some(seen) = seen {
+            self.watch_seen = seen;
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `latch login`: one consent in the person's browser for the union of a provider's connector
 //! scopes, received on a one-shot loopback listener at the registered callback.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -291,6 +292,112 @@ fn html_escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// What a valid callback must carry.
+struct Expected {
+    path: String,
+    state: Secret,
+    scopes: ScopeList,
+    redirect: String,
+}
+
+/// What one callback connection brought.
+enum Heard {
+    /// The authorization code.
+    Code(Secret),
+    /// The provider sent the person back with `error=`, or no code.
+    Failed(LoginError),
+    /// Not our flow (wrong state): refused; the flow goes on.
+    Refused(&'static str),
+}
+
+/// Serves one connection to the callback listener.
+async fn serve_callback(
+    mut stream: TcpStream,
+    expected: Arc<Expected>,
+    events: tokio::sync::mpsc::Sender<Heard>,
+) {
+    let Some(callback) = read_request(&mut stream).await else {
+        respond(
+            &mut stream,
+            "400 Bad Request",
+            "Not a sign-in",
+            "Latch expected a sign-in callback here.",
+        )
+        .await;
+        return;
+    };
+    if callback.path != expected.path {
+        respond(
+            &mut stream,
+            "404 Not Found",
+            "Not found",
+            "This is Latch's sign-in callback; nothing else lives here.",
+        )
+        .await;
+        return;
+    }
+    let state_ok = callback
+        .get("state")
+        .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.state.expose().as_bytes()));
+    if !state_ok {
+        // Not our flow (an old tab, or a page poking at the port): refuse, keep waiting.
+        let _ = events
+            .send(Heard::Refused("a callback with the wrong state"))
+            .await;
+        respond(
+            &mut stream,
+            "400 Bad Request",
+            "Sign-in not recognised",
+            "This sign-in link is not the one Latch started (its state does not match). \
+             Latch is still waiting for the sign-in it opened; nothing was stored.",
+        )
+        .await;
+        return;
+    }
+    if let Some(error) = callback.get("error") {
+        let err = denied(
+            error,
+            callback.get("error_description"),
+            &expected.scopes,
+            &expected.redirect,
+        );
+        respond(
+            &mut stream,
+            "200 OK",
+            "Sign-in did not complete",
+            &html_escape(&err.to_string()),
+        )
+        .await;
+        let _ = events.send(Heard::Failed(err)).await;
+        return;
+    }
+    let Some(code) = callback.get("code").filter(|c| !c.is_empty()) else {
+        respond(
+            &mut stream,
+            "400 Bad Request",
+            "Sign-in incomplete",
+            "The callback carried no code.",
+        )
+        .await;
+        let _ = events
+            .send(Heard::Failed(LoginError::Exchange {
+                message: "the provider sent no authorization code".into(),
+                fix: "run `latch login` again".into(),
+            }))
+            .await;
+        return;
+    };
+    let code = Secret::new(code.to_owned());
+    respond(
+        &mut stream,
+        "200 OK",
+        "Signed in",
+        "Latch received the sign-in. You can close this tab and return to Latch.",
+    )
+    .await;
+    let _ = events.send(Heard::Code(code)).await;
+}
+
 /// The `meta` key under which the last failed sign-in of a provider is kept for `latch doctor`.
 pub fn last_error_key(provider: &str) -> String {
     format!("last_login_error:{provider}")
@@ -379,11 +486,8 @@ async fn run_login(
         .host_str()
         .unwrap_or("127.0.0.1")
         .trim_matches(['[', ']']);
-    let host = if host.eq_ignore_ascii_case("localhost") {
-        "127.0.0.1"
-    } else {
-        host
-    };
+    let localhost = host.eq_ignore_ascii_case("localhost");
+    let host = if localhost { "127.0.0.1" } else { host };
     let port = redirect_url.port().unwrap_or(80);
     let addr = format!("{host}:{port}");
     let listener = TcpListener::bind(&addr)
@@ -394,6 +498,13 @@ async fn run_login(
             reason: e.to_string(),
             provider: name.to_owned(),
         })?;
+    // A `localhost` callback may arrive on either loopback (RFC 8252 §8.3): listen on ::1 too
+    // where the machine has it.
+    let listener6 = if localhost {
+        TcpListener::bind(("::1", port)).await.ok()
+    } else {
+        None
+    };
 
     let state = Secret::new(oauth::random_token(32));
     let pkce = provider.spec.pkce.then(Pkce::new);
@@ -413,86 +524,49 @@ async fn run_login(
     let opened = options.open_browser && browser.open(url.as_str()).is_ok();
     progress.authorize_url(url.as_str(), opened);
 
+    // Each connection is served in its own task, so idle or slow sockets (a port scanner, a
+    // page poking at the port) cannot hold up the real callback; the first valid one wins.
     let deadline = tokio::time::Instant::now() + options.timeout;
+    let expected = Arc::new(Expected {
+        path: redirect_url.path().to_owned(),
+        state: state.clone(),
+        scopes: scopes.clone(),
+        redirect: redirect.clone(),
+    });
+    let (events, mut heard) = tokio::sync::mpsc::channel::<Heard>(8);
     let code = loop {
-        let accepted = tokio::time::timeout_at(deadline, listener.accept()).await;
-        let Ok(Ok((mut stream, _))) = accepted else {
-            if accepted.is_err() {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted.ok(),
+            accepted = async {
+                match &listener6 {
+                    Some(l6) => l6.accept().await.ok(),
+                    None => std::future::pending().await,
+                }
+            } => accepted,
+            event = heard.recv() => match event {
+                Some(Heard::Code(code)) => break code,
+                Some(Heard::Failed(err)) => return Err(err),
+                Some(Heard::Refused(why)) => {
+                    progress.refused_callback(why);
+                    continue;
+                }
+                None => continue,
+            },
+            () = tokio::time::sleep_until(deadline) => {
                 return Err(LoginError::Timeout(options.timeout.as_secs()));
             }
-            continue;
         };
-        let Some(callback) = read_request(&mut stream).await else {
-            respond(
-                &mut stream,
-                "400 Bad Request",
-                "Not a sign-in",
-                "Latch expected a sign-in callback here.",
-            )
-            .await;
-            continue;
-        };
-        if callback.path != redirect_url.path() {
-            respond(
-                &mut stream,
-                "404 Not Found",
-                "Not found",
-                "This is Latch's sign-in callback; nothing else lives here.",
-            )
-            .await;
-            continue;
+        if let Some((stream, _)) = accepted {
+            tokio::spawn(serve_callback(
+                stream,
+                Arc::clone(&expected),
+                events.clone(),
+            ));
         }
-        let state_ok = callback
-            .get("state")
-            .is_some_and(|s| constant_time_eq(s.as_bytes(), state.expose().as_bytes()));
-        if !state_ok {
-            // Not our flow (an old tab, or a page poking at the port): refuse, keep waiting.
-            progress.refused_callback("a callback with the wrong state");
-            respond(
-                &mut stream,
-                "400 Bad Request",
-                "Sign-in not recognised",
-                "This sign-in link is not the one Latch started (its state does not match). \
-                 Latch is still waiting for the sign-in it opened; nothing was stored.",
-            )
-            .await;
-            continue;
-        }
-        if let Some(error) = callback.get("error") {
-            let err = denied(error, callback.get("error_description"), &scopes, &redirect);
-            respond(
-                &mut stream,
-                "200 OK",
-                "Sign-in did not complete",
-                &html_escape(&err.to_string()),
-            )
-            .await;
-            return Err(err);
-        }
-        let Some(code) = callback.get("code").filter(|c| !c.is_empty()) else {
-            respond(
-                &mut stream,
-                "400 Bad Request",
-                "Sign-in incomplete",
-                "The callback carried no code.",
-            )
-            .await;
-            return Err(LoginError::Exchange {
-                message: "the provider sent no authorization code".into(),
-                fix: "run `latch login` again".into(),
-            });
-        };
-        respond(
-            &mut stream,
-            "200 OK",
-            "Signed in",
-            "Latch received the sign-in. You can close this tab and return to Latch.",
-        )
-        .await;
-        break Secret::new(code.to_owned());
     };
     // One-shot: a replayed callback finds nobody listening.
     drop(listener);
+    drop(listener6);
 
     let endpoint = token_endpoint(&provider, None)?;
     let mut tokens = oauth::request_token(

@@ -153,6 +153,13 @@ impl TokenCache {
         tokens.remove(grant);
     }
 
+    /// The database version the watcher thread keeps current, once it runs.
+    pub(crate) fn watched(&self) -> Option<Arc<AtomicI64>> {
+        self.watching
+            .load(Ordering::Acquire)
+            .then(|| Arc::clone(&self.watched_version))
+    }
+
     /// Starts the watcher thread; it ends when the cache is dropped.
     pub(crate) fn watch_in_background(self: &Arc<Self>) {
         let Some(watch) = self.watch.clone() else {

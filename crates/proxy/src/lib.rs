@@ -95,8 +95,8 @@ impl State {
         grants.watch_in_background();
         Self {
             config: latch.config_handle(),
+            keys: Arc::new(grants.key_verifier(&latch.home().database())),
             grants,
-            keys: Arc::new(latch.key_verifier()),
         }
     }
 }
@@ -109,7 +109,7 @@ pub(crate) struct Shared {
     pub(crate) client: upstream::UpstreamClient,
     pub(crate) audit: AuditSink,
     pub(crate) paused: Arc<AtomicBool>,
-    /// When the proxy last refreshed a grant because of a 401 (the throttle).
+    /// When the proxy may next refresh a grant because of a 401 (the throttle).
     pub(crate) auto_refreshes: Mutex<HashMap<GrantId, Instant>>,
     /// Ephemeral keys (`latch exec`) survive reloads.
     ephemeral: Mutex<
@@ -326,5 +326,186 @@ mod tests {
         assert_eq!(connection_cap(200), 76);
         assert_eq!(connection_cap(10), 16);
         assert_eq!(connection_cap(1 << 20), 8192);
+    }
+}
+
+/// The pipeline in-process: a real listener and a real upstream in this test process, requests
+/// from `reqwest`, a home over an in-memory keychain.
+#[cfg(test)]
+mod pipeline_tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use latch_core::home::Home;
+    use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
+    use latch_core::secret::Secret;
+    use latch_core::{AddConnector, Latch};
+
+    #[derive(Default)]
+    struct Memory(Mutex<HashMap<String, String>>);
+
+    impl SecretStore for Memory {
+        fn put(&self, key: &SecretKey, value: &Secret) -> Result<(), SecretStoreError> {
+            let mut items = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            items.insert(key.as_str().to_owned(), value.expose().to_owned());
+            Ok(())
+        }
+        fn get(&self, key: &SecretKey) -> Result<Option<Secret>, SecretStoreError> {
+            let items = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(items.get(key.as_str()).map(|v| Secret::new(v.clone())))
+        }
+        fn delete(&self, key: &SecretKey) -> Result<bool, SecretStoreError> {
+            let mut items = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(items.remove(key.as_str()).is_some())
+        }
+    }
+
+    /// An upstream that echoes what reached it: method, path, and the Authorization header.
+    async fn echo_upstream() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |req: http::Request<hyper::body::Incoming>| async move {
+                            let body = serde_json::json!({
+                                "method": req.method().as_str(),
+                                "path": req.uri().path(),
+                                "auth": req.headers().get("authorization").and_then(|v| v.to_str().ok()),
+                                "override": req.headers().get("x-http-method-override").is_some(),
+                            });
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(body.to_string())),
+                            ))
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_pipeline_refuses_and_forwards_in_process() {
+        let upstream = echo_upstream().await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("latch.toml"),
+            format!("[providers.opsgenie]\napi_base = \"http://{upstream}\"\n"),
+        )
+        .unwrap();
+        let mut latch = Latch::open(Home::at(dir.path()), Arc::new(Memory::default())).unwrap();
+        latch
+            .add_connector(AddConnector {
+                name: "opsgenie".into(),
+                ..AddConnector::default()
+            })
+            .unwrap();
+        latch
+            .set_credential("opsgenie", Secret::new("genie-77".into()), None)
+            .await
+            .unwrap();
+        let paths = ["v2/alerts/*".to_owned()];
+        let (key, _) = latch
+            .create_key("t", &["opsgenie".to_owned()], true, &paths, None)
+            .unwrap();
+        let proxy = super::start(&latch, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let client = reqwest::Client::new();
+        let url = |path: &str| format!("http://{}{path}", proxy.addr);
+        let get = |path: String, headers: Vec<(&'static str, String)>| {
+            let mut request = client.get(path);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            request.send()
+        };
+        let bearer = ("authorization", format!("Bearer {}", key.expose()));
+
+        let ok = get(
+            url("/opsgenie/v2/alerts/1"),
+            vec![bearer.clone(), ("x-http-method-override", "DELETE".into())],
+        )
+        .await
+        .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(ok.headers()["content-security-policy"], "sandbox");
+        let echoed: serde_json::Value = ok.json().await.unwrap();
+        assert_eq!(echoed["path"], "/v2/alerts/1");
+        assert_eq!(
+            echoed["auth"], "GenieKey genie-77",
+            "the key is swapped for the credential"
+        );
+        assert_eq!(echoed["method"], "GET");
+        assert_eq!(echoed["override"], false, "method overrides are stripped");
+
+        for (path, headers, status, code) in [
+            ("/opsgenie/v2/alerts/1", vec![], 401, "missing_key"),
+            (
+                "/opsgenie/v2/alerts/1",
+                vec![("authorization", "Bearer lk_nope".to_owned())],
+                401,
+                "bad_key",
+            ),
+            (
+                "/opsgenie/v2/users",
+                vec![bearer.clone()],
+                403,
+                "path_not_allowed",
+            ),
+            (
+                "/opsgenie/v2/alerts%2f..%2fusers",
+                vec![bearer.clone()],
+                400,
+                "bad_path",
+            ),
+            ("/nothing/x", vec![bearer.clone()], 404, "unknown_connector"),
+            (
+                "/opsgenie/v2/alerts/1",
+                vec![bearer.clone(), ("sec-fetch-site", "cross-site".to_owned())],
+                403,
+                "browser_refused",
+            ),
+            (
+                "/opsgenie/v2/alerts/1",
+                vec![
+                    bearer.clone(),
+                    ("origin", "https://evil.example".to_owned()),
+                ],
+                403,
+                "origin_not_allowed",
+            ),
+        ] {
+            let answer = get(url(path), headers).await.unwrap();
+            assert_eq!(answer.status(), status, "{path}");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["error"], code, "{path}");
+        }
+        let post = client
+            .post(url("/opsgenie/v2/alerts/1"))
+            .header(bearer.0, bearer.1.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(post.status(), 403, "read-only");
+        proxy.shutdown().await;
     }
 }

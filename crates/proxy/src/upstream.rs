@@ -31,6 +31,9 @@ const UNAUTHORIZED_PEEK: usize = 64 * 1024;
 /// The proxy refreshes on a 401 at most once per grant in this long, and never a token this
 /// young: a path that always answers 401 must not rotate the family on every request.
 pub(crate) const REFRESH_THROTTLE: Duration = Duration::from_secs(30);
+/// After an automatic refresh that failed (the token endpoint in trouble), the next may come
+/// this much sooner: nothing was gained, and the tool is told to come back (Retry-After).
+const FAILED_REFRESH_THROTTLE: Duration = Duration::from_secs(5);
 /// A request body that sends nothing for this long is cut off.
 const BODY_IDLE: Duration = Duration::from_secs(30);
 
@@ -104,13 +107,27 @@ pub(crate) fn harden(headers: &mut HeaderMap) {
     );
 }
 
-/// A request body that fails when the client sends nothing for [`BODY_IDLE`].
-struct IdleLimited {
-    inner: Incoming,
+/// A request body that fails when the client sends nothing for [`BODY_IDLE`]: a trickling
+/// upload would otherwise hold a connection (and an upstream one) for the upstream's timeout.
+struct IdleLimited<B> {
+    inner: B,
     idle: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl Body for IdleLimited {
+impl<B> IdleLimited<B> {
+    fn new(inner: B) -> Self {
+        Self {
+            inner,
+            idle: Box::pin(tokio::time::sleep(BODY_IDLE)),
+        }
+    }
+}
+
+impl<B> Body for IdleLimited<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -126,7 +143,7 @@ impl Body for IdleLimited {
                     .reset(tokio::time::Instant::now() + BODY_IDLE);
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => match this.idle.as_mut().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(format!(
@@ -162,17 +179,21 @@ fn may_refresh(shared: &Shared, state: &State, grant: &GrantId) -> bool {
     if young {
         return false;
     }
-    let Ok(mut last) = shared.auto_refreshes.lock() else {
+    let Ok(mut next) = shared.auto_refreshes.lock() else {
         return false;
     };
-    if last
-        .get(grant)
-        .is_some_and(|at| at.elapsed() < REFRESH_THROTTLE)
-    {
+    if next.get(grant).is_some_and(|at| Instant::now() < *at) {
         return false;
     }
-    last.insert(grant.clone(), Instant::now());
+    next.insert(grant.clone(), Instant::now() + REFRESH_THROTTLE);
     true
+}
+
+/// An automatic refresh failed: allow the next one sooner.
+fn refresh_failed(shared: &Shared, grant: &GrantId) {
+    if let Ok(mut next) = shared.auto_refreshes.lock() {
+        next.insert(grant.clone(), Instant::now() + FAILED_REFRESH_THROTTLE);
+    }
 }
 
 /// A refresh the proxy started failed: say what the person or the tool can do about it.
@@ -246,11 +267,7 @@ pub(crate) async fn forward(
     let mut body = Some(if replayable {
         empty()
     } else {
-        IdleLimited {
-            inner: body,
-            idle: Box::pin(tokio::time::sleep(BODY_IDLE)),
-        }
-        .boxed_unsync()
+        IdleLimited::new(body).boxed_unsync()
     });
     for attempt in 0..2 {
         let mut upstream = Request::new(body.take().unwrap_or_else(empty));
@@ -311,11 +328,17 @@ pub(crate) async fn forward(
             return Ok(response);
         }
         let rejected: Secret = credential_now.token().clone();
-        let fresh = state
+        let fresh = match state
             .grants
             .access_token_after_rejection_within(grant, &rejected, Some(state.config.caller_wait))
             .await
-            .map_err(refresh_refusal)?;
+        {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                refresh_failed(shared, grant);
+                return Err(refresh_refusal(err));
+            }
+        };
         credential_now = Credential::Bearer(fresh);
         audit.refreshed = true;
         body = Some(empty());
@@ -346,6 +369,40 @@ fn pass_through(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body that sends one chunk, then nothing ever again.
+    struct Trickle(bool);
+
+    impl Body for Trickle {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            if self.0 {
+                Poll::Pending
+            } else {
+                self.0 = true;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(b"x")))))
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stops_sending_is_cut_off() {
+        let mut body = IdleLimited::new(Trickle(false));
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), Bytes::from_static(b"x"));
+        // Paused time: the runtime jumps to the idle deadline instead of waiting for it.
+        let second = body.frame().await.unwrap();
+        assert!(
+            second.is_err(),
+            "cut off after {}s idle",
+            BODY_IDLE.as_secs()
+        );
+    }
 
     #[test]
     fn hop_by_hop_headers_are_stripped() {
