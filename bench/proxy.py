@@ -5,8 +5,9 @@
 answering a small JSON document on loopback) is reached
   (a) directly, (b) through Latch (release build, real token from the fixture's OAuth server),
   (c) through nginx `proxy_pass` with a static Authorization header and upstream keep-alive,
-with wrk: requests/s at 32 connections, and p50/p99 latency at 1 connection. Then 1 GiB is
-streamed through Latch and its peak RSS growth is read from /proc.
+with wrk: requests/s at 64 connections (nginx with one worker, Latch with one runtime worker),
+and p50/p99 latency at 1 connection, each measured BENCH_ROUNDS times (default 2) side by side.
+Then 1 GiB is streamed through Latch and its peak RSS growth is read from /proc.
 """
 import json
 import os
@@ -19,7 +20,11 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATCH = os.path.join(ROOT, "target", "release", "latch")
-DURATION = os.environ.get("BENCH_DURATION", "8s")
+DURATION = os.environ.get("BENCH_DURATION", "5s")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+CONNECTIONS = 64
+# shared/reference/proxy-speed.md measured with -t2; -t1 leaves the proxy a core of its own.
+WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "1"))
 GIB = 1 << 30
 
 
@@ -53,7 +58,8 @@ def nginx(conf_body):
 
 
 def wrk(url, connections, headers=()):
-    args = ["wrk", "-t1", f"-c{connections}", f"-d{DURATION}", "--latency", url]
+    threads = min(connections, WRK_THREADS)
+    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{DURATION}", "--latency", url]
     for h in headers:
         args += ["-H", h]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -68,6 +74,36 @@ def wrk(url, connections, headers=()):
     return {"rps": rps, "p50_us": lat(50), "p99_us": lat(99), "non2xx": int(non2xx.group(1)) if non2xx else 0}
 
 
+def thread_cpu(pid):
+    """CPU seconds used so far by each thread of `pid`, summed by thread name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        used[name] = used.get(name, 0) + (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
+def cpu_per_request(pid, run):
+    """Runs `run` (a wrk call) and returns its result and the CPU µs per request of each thread."""
+    before = thread_cpu(pid)
+    result = run()
+    after = thread_cpu(pid)
+    done = result["rps"] * float(DURATION.rstrip("s"))
+    return result, {name: (after[name] - before.get(name, 0)) * 1e6 / max(done, 1) for name in after}
+
+
+def nginx_worker(master):
+    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    return int(out[0]) if out else master
+
+
 def rss_kib(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -77,7 +113,9 @@ def rss_kib(pid, field):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "latch"], cwd=ROOT, check=True)
+    # Line tables only: symbols for `BENCH_PERF=1` profiles, no effect on the code.
+    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "latch"], cwd=ROOT, check=True,
+                   env=dict(os.environ, CARGO_PROFILE_RELEASE_DEBUG="line-tables-only"))
     up_port, nginx_port = free_port(), free_port()
     files = tempfile.mkdtemp(prefix="latch-bench-files-")
     with open(os.path.join(files, "big.bin"), "wb") as f:
@@ -128,16 +166,38 @@ def main():
 
         rss_idle = rss_kib(serve.pid, "VmRSS")
         if os.environ.get("BENCH_PERF"):
-            rec = subprocess.Popen(["perf", "record", "-g", "-o", "/tmp/latch.perf", "-p", str(serve.pid)],
+            rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "1000", "--call-graph", "dwarf,16384", "-o", "/tmp/latch.perf", "-p", str(serve.pid)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            wrk(latch_url, 32, auth)
+            wrk(latch_url, CONNECTIONS, auth)
             rec.send_signal(2)
             rec.wait()
-        results = {}
-        for name, url, headers in [("direct", direct_url, []), ("latch", latch_url, auth), ("nginx", nginx_url, [])]:
-            results[name] = {"throughput": wrk(url, 32, headers), "latency": wrk(url, 1, headers)}
+        if os.environ.get("BENCH_STRACE"):
+            # Syscalls per proxied request, Latch and nginx, under the same load.
+            for name, pid, url, headers in [("latch", serve.pid, latch_url, auth),
+                                            ("nginx", nginx_worker(via_nginx.pid), nginx_url, [])]:
+                tracer = subprocess.Popen(["strace", "-f", "-c", "-o", f"/tmp/strace-{name}.txt", "-p", str(pid)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)  # strace attaching; not a measurement
+                done = wrk(url, CONNECTIONS, headers)
+                tracer.send_signal(2)
+                tracer.wait()
+                with open(f"/tmp/strace-{name}.txt") as f:
+                    total = [l for l in f.read().splitlines() if l.strip().endswith("total")]
+                calls = int(total[0].split()[3]) if total else 0
+                print(f"{name}: {calls / max(done['rps'] * float(DURATION.rstrip('s')), 1):.1f} syscalls per request "
+                      f"(under strace: {done['rps']:.0f} req/s)")
+        rounds = []
+        for _ in range(ROUNDS):
+            results = {}
+            for name, url, headers in [("direct", direct_url, []), ("latch", latch_url, auth), ("nginx", nginx_url, [])]:
+                results[name] = {"throughput": wrk(url, CONNECTIONS, headers), "latency": wrk(url, 1, headers)}
+            rounds.append(results)
+        # Where the CPU goes at 64 connections: each Latch thread, the nginx proxy worker, and the
+        # upstream both share.
+        _, latch_cpu = cpu_per_request(serve.pid, lambda: wrk(latch_url, CONNECTIONS, auth))
+        _, nginx_cpu = cpu_per_request(nginx_worker(via_nginx.pid), lambda: wrk(nginx_url, CONNECTIONS))
         rss_after_load = rss_kib(serve.pid, "VmHWM")
-        refusal = wrk(f"http://{latch_addr}/jira/rest/api/3/myself", 32)
+        refusal = wrk(f"http://{latch_addr}/jira/rest/api/3/myself", CONNECTIONS)
         results_refusal = refusal["rps"]
 
         start = time.perf_counter()
@@ -149,18 +209,22 @@ def main():
         hwm_before_stream = rss_after_load
         rss_peak = rss_kib(serve.pid, "VmHWM")
 
-        d, l, n = results["direct"], results["latch"], results["nginx"]
-        print(f"proxy benchmark: wrk -t1, {DURATION} per run, upstream = nginx static JSON on loopback, "
-              f"Latch release build ({os.cpu_count()} cores shared by wrk, upstream, proxy)")
-        print(f"{'':8} {'req/s @32c':>12} {'p50 @1c':>10} {'p99 @1c':>10} {'non-2xx':>8}")
-        for name, r in results.items():
-            print(f"{name:8} {r['throughput']['rps']:12.0f} {r['latency']['p50_us']:8.0f}us {r['latency']['p99_us']:8.0f}us "
-                  f"{r['throughput']['non2xx'] + r['latency']['non2xx']:8d}")
+        print(f"proxy benchmark: wrk -t{WRK_THREADS}, {DURATION} per run, {ROUNDS} rounds, upstream = nginx static JSON on "
+              f"loopback, Latch release build ({os.cpu_count()} cores shared by wrk, upstream, proxy)")
+        for i, results in enumerate(rounds, 1):
+            d, l, n = results["direct"], results["latch"], results["nginx"]
+            print(f"round {i}: {'':1} {'req/s @' + str(CONNECTIONS) + 'c':>12} {'p50 @1c':>10} {'p99 @1c':>10} {'non-2xx':>8}")
+            for name, r in results.items():
+                print(f"  {name:8} {r['throughput']['rps']:12.0f} {r['latency']['p50_us']:8.0f}us {r['latency']['p99_us']:8.0f}us "
+                      f"{r['throughput']['non2xx'] + r['latency']['non2xx']:8d}")
+            print(f"  latch/nginx throughput = {l['throughput']['rps'] / n['throughput']['rps']:.2f}; "
+                  f"latch/direct = {l['throughput']['rps'] / d['throughput']['rps']:.2f}; "
+                  f"added p50 over direct: latch {l['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us, "
+                  f"nginx {n['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us")
         print(f"latch refusing (401, no upstream): {results_refusal:.0f} req/s")
-        print(f"latch/direct throughput = {l['throughput']['rps'] / d['throughput']['rps']:.2f}; "
-              f"latch/nginx throughput = {l['throughput']['rps'] / n['throughput']['rps']:.2f}")
-        print(f"added p50 latency over direct: latch {l['latency']['p50_us'] - d['latency']['p50_us']:.0f} us, "
-              f"nginx {n['latency']['p50_us'] - d['latency']['p50_us']:.0f} us")
+        shown = ", ".join(f"{name} {us:.1f}" for name, us in sorted(latch_cpu.items(), key=lambda kv: -kv[1]) if us >= 0.05)
+        print(f"CPU per request @64c: latch {sum(latch_cpu.values()):.1f} us ({shown}); "
+              f"nginx proxy worker {sum(nginx_cpu.values()):.1f} us")
         print(f"latch RSS: idle {rss_idle / 1024:.1f} MiB, peak after load {rss_after_load / 1024:.1f} MiB, "
               f"peak after streaming 1 GiB {rss_peak / 1024:.1f} MiB "
               f"(growth while streaming {(rss_peak - hwm_before_stream) / 1024:.1f} MiB; "

@@ -7,9 +7,9 @@
 use std::process::Command;
 
 use crate::support::{
-    curl, curl_until_settled, error_code, keychain_lookup, stderr, stdout, Fixture, Home, Serve,
-    BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID, EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET,
-    SVC_EMAIL, SVC_TOKEN,
+    curl, curl_until_settled, error_code, keychain_lookup, keychain_replace, stderr, stdout,
+    Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID, EMAIL, SCOPED_TOKEN,
+    SVC_CLIENT_ID, SVC_CLIENT_SECRET, SVC_EMAIL, SVC_TOKEN,
 };
 
 fn key(home: &Home, name: &str, connectors: &[&str]) -> String {
@@ -460,6 +460,55 @@ fn api_tokens_go_where_they_work_and_say_when_they_expire() {
         "{}",
         stderr(&out)
     );
+}
+
+/// The proxy keeps a static credential in memory (a keychain read is a D-Bus round trip), so
+/// one replaced behind Latch's back — in the keychain's own UI — must not stay stale: the
+/// upstream's 401 makes the proxy read the keychain again and retry once with the new token.
+#[test]
+fn a_token_replaced_in_the_keychain_works_at_once_through_serve() {
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_endpoints_only(&fixture);
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "conf-tok",
+            "--type",
+            "confluence",
+            "--auth",
+            "api-token",
+            "--email",
+            EMAIL,
+            "--site",
+            "acme",
+            "--token",
+            "scoped",
+        ],
+        "",
+    );
+    // A mistyped token: refused by the check, kept.
+    let out = home.run(&["credential", "set", "conf-tok"], "mistyped-token");
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    let k = key(&home, "k", &["conf-tok"]);
+    let serve = Serve::start(&home);
+    let url = serve.url("/conf-tok/wiki/rest/api/space");
+    let (status, body) = curl(&["-H", &bearer(&k), &url]);
+    assert_eq!(
+        status, 401,
+        "the upstream's answer to the mistyped token: {body}"
+    );
+    let home_id = home.json(&["status", "--json"])["home"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    keychain_replace(
+        &format!("{home_id}/connector/conf-tok/credential"),
+        SCOPED_TOKEN,
+    );
+    let (status, body) = curl(&["-H", &bearer(&k), &url]);
+    assert_eq!(status, 200, "the replaced token is used at once: {body}");
+    assert!(body.contains("\"via\":\"gateway\""), "{body}");
 }
 
 /// A site by name, by URL or by cloud id, for every mode, without a sign-in: the cloud id comes

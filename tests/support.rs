@@ -89,6 +89,42 @@ pub(crate) fn keychain_lookup(key: &str) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Replaces a Latch keychain item's secret the way a person would in the keychain's own UI:
+/// same item (all its attributes), new secret, nothing written to Latch's database.
+pub(crate) fn keychain_replace(key: &str, secret: &str) {
+    let out = Command::new("secret-tool")
+        .args(["search", "--all", "service", "latch", "username", key])
+        .output()
+        .unwrap();
+    let found =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let attributes: Vec<String> = found
+        .lines()
+        .filter_map(|line| line.strip_prefix("attribute."))
+        .filter_map(|line| line.split_once(" = "))
+        .flat_map(|(name, value)| [name.to_owned(), value.to_owned()])
+        .collect();
+    assert!(!attributes.is_empty(), "no keychain item {key}: {found}");
+    let mut store = Command::new("secret-tool")
+        .args(["store", "--label", key])
+        .args(&attributes)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    store
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(secret.as_bytes())
+        .unwrap();
+    assert!(store.wait().unwrap().success());
+    assert_eq!(
+        keychain_lookup(key).as_deref(),
+        Some(secret),
+        "replaced in place"
+    );
+}
+
 /// Every file below `dir`, as lossy text (for secret scans).
 pub(crate) fn all_files_text(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();

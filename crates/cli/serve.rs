@@ -42,11 +42,21 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// `latch serve` runs on one thread: requests of a connection are sequential anyway, and one
+/// thread saves the work-stealing scheduler's wake-ups and atomics on every request. Keychain
+/// calls and lock files go to tokio's blocking pool.
+fn one_thread() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
+}
+
 impl ServeCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let home = Home::from_env()?;
         let listen = self.listen;
-        multi_thread()?.block_on(async move {
+        one_thread()?.block_on(async move {
             let open: latch_proxy::Open = {
                 let home = home.clone();
                 Arc::new(move || open_latch_at(home.clone()))

@@ -72,7 +72,20 @@ pub struct Grants {
     shared: Arc<Shared>,
     /// Connectors' resolved bases, reused briefly so requests do not resolve sites each time.
     bases: Mutex<HashMap<String, (Instant, String)>>,
+    /// Static credentials read from the keychain, kept while the database is unchanged (storing
+    /// or removing one writes its connector's row) and for at most [`STATIC_TTL`] (an edit in
+    /// the keychain's own UI shows then): a keychain read is a D-Bus round trip.
+    statics: Mutex<HashMap<String, StaticEntry>>,
 }
+
+struct StaticEntry {
+    version: (i64, u64),
+    read_at: Instant,
+    credential: Credential,
+}
+
+/// The longest a static credential read from the keychain is reused.
+const STATIC_TTL: Duration = Duration::from_secs(60);
 
 /// What a refresh needs, shared with the task that runs it: a refresh, once sent, outlives the
 /// caller that asked for it (DESIGN.md rule 4).
@@ -107,6 +120,7 @@ impl Grants {
                 config,
             }),
             bases: Mutex::new(HashMap::new()),
+            statics: Mutex::new(HashMap::new()),
         }
     }
 
@@ -164,8 +178,53 @@ impl Grants {
         let c = self.connector(connector)?;
         match grant_of(c) {
             Some(grant) => Ok(Credential::Bearer(self.access_token(&grant).await?)),
-            None => static_secret::read(&self.ctx(), c).await,
+            None => self.static_credential(c).await,
         }
+    }
+
+    /// A static connector's credential, from memory while nothing changed.
+    async fn static_credential(&self, connector: &Connector) -> Result<Credential, GrantError> {
+        let version = self.shared.tokens.version()?;
+        let known = version.0 >= 0;
+        if known {
+            let statics = self.statics.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = statics
+                .get(&connector.name)
+                .filter(|e| e.version == version && e.read_at.elapsed() < STATIC_TTL)
+            {
+                return Ok(entry.credential.clone());
+            }
+        }
+        let credential = static_secret::read(&self.ctx(), connector).await?;
+        if known {
+            self.statics
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    connector.name.clone(),
+                    StaticEntry {
+                        version,
+                        read_at: Instant::now(),
+                        credential: credential.clone(),
+                    },
+                );
+        }
+        Ok(credential)
+    }
+
+    /// After the upstream refused a static credential: the keychain's, when it differs from the
+    /// refused one (replaced a moment ago, or edited in the keychain's UI); `None` otherwise.
+    pub async fn static_after_rejection(
+        &self,
+        connector: &Connector,
+        rejected: &Credential,
+    ) -> Option<Credential> {
+        self.statics
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&connector.name);
+        let now = self.static_credential(connector).await.ok()?;
+        (now.authorization().expose() != rejected.authorization().expose()).then_some(now)
     }
 
     /// Where a connector's requests go and what to send.
@@ -200,7 +259,7 @@ impl Grants {
         };
         let credential = match grant_of(connector) {
             Some(grant) => Credential::Bearer(self.access_token_within(&grant, wait).await?),
-            None => static_secret::read(&self.ctx(), connector).await?,
+            None => self.static_credential(connector).await?,
         };
         Ok(Upstream {
             base,

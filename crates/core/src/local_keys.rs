@@ -248,9 +248,9 @@ pub enum KeyCheck {
 /// the database changes. It reads through its own connection. With a watched version (the
 /// proxy's watcher thread) a hit costs no SQLite call and a revocation shows within
 /// milliseconds; without one the database is asked at most every half second. A miss always asks
-/// at once — a key created a moment ago works at once — and that costs one `data_version`
-/// pragma: keys are reloaded only when the database really changed, so unknown keys cannot make
-/// Latch read its tables.
+/// at once — a key created a moment ago works at once — and that costs one read of the store's
+/// change counter: keys are reloaded only when something but the audit log changed, so unknown
+/// keys cannot make Latch read its tables.
 pub struct KeyVerifier {
     store: Option<std::sync::Mutex<latch_store::Store>>,
     watched: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
@@ -258,9 +258,9 @@ pub struct KeyVerifier {
 }
 
 struct VerifierState {
-    keys: std::collections::HashMap<Vec<u8>, KeyPolicy>,
-    ephemeral: std::collections::HashMap<Vec<u8>, KeyPolicy>,
-    data_version: i64,
+    keys: std::collections::HashMap<Vec<u8>, std::sync::Arc<KeyPolicy>>,
+    ephemeral: std::collections::HashMap<Vec<u8>, std::sync::Arc<KeyPolicy>>,
+    changes: i64,
     checked: std::time::Instant,
     /// The watcher's version when the keys were last checked.
     watch_seen: i64,
@@ -282,7 +282,7 @@ impl KeyVerifier {
             state: std::sync::RwLock::new(VerifierState {
                 keys: Default::default(),
                 ephemeral: Default::default(),
-                data_version: i64::MIN,
+                changes: i64::MIN,
                 checked: std::time::Instant::now(),
                 watch_seen: i64::MIN,
             }),
@@ -314,32 +314,34 @@ impl KeyVerifier {
             .watched
             .as_ref()
             .map(|v| v.load(std::sync::atomic::Ordering::Acquire));
-        let version = store.data_version().unwrap_or(i64::MIN + 1);
+        let version = store.changes().unwrap_or(i64::MIN + 1);
         let Ok(mut state) = self.state.write() else {
             return;
         };
         state.checked = std::time::Instant::now();
         state.set_checked_watch(watch_now);
-        if version == state.data_version {
+        if version == state.changes {
             return;
         }
         if let Ok(rows) = store.local_keys() {
             state.keys = rows
                 .into_iter()
-                .map(|row| (row.key_hash.clone(), from_row(row)))
+                .map(|row| (row.key_hash.clone(), std::sync::Arc::new(from_row(row))))
                 .collect();
-            state.data_version = version;
+            state.changes = version;
         }
     }
 
     /// Adds a key that lives only in this process (exec's per-child key).
     pub fn add_ephemeral(&self, key: &Secret, policy: KeyPolicy) {
         if let Ok(mut state) = self.state.write() {
-            state.ephemeral.insert(hash(key.expose()), policy);
+            state
+                .ephemeral
+                .insert(hash(key.expose()), std::sync::Arc::new(policy));
         }
     }
 
-    fn lookup(&self, digest: &[u8]) -> Option<KeyPolicy> {
+    fn lookup(&self, digest: &[u8]) -> Option<std::sync::Arc<KeyPolicy>> {
         let state = self.state.read().ok()?;
         state
             .ephemeral
@@ -349,7 +351,7 @@ impl KeyVerifier {
     }
 
     /// Checks a presented key: known, not expired, not revoked.
-    pub fn verify(&self, key: &str) -> Result<KeyPolicy, KeyCheck> {
+    pub fn verify(&self, key: &str) -> Result<std::sync::Arc<KeyPolicy>, KeyCheck> {
         if self.maybe_changed() {
             self.reload();
         }

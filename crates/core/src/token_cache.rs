@@ -2,9 +2,10 @@
 //!
 //! A cached token is used while its grant's `generation` is unchanged (no rotation by another
 //! process) and its refresh time has not come. Grant facts are re-read only when the database
-//! changed: SQLite's `data_version` reports other processes' commits, this process's own writes
-//! bump [`crate::grant_store::local_epoch`]. Long-running processes (the proxy) let a thread
-//! watch `data_version` so that requests read an atomic, not SQLite.
+//! changed: the store's change counter moves with every write but the audit log's (which comes
+//! 50 times a second under load), this process's own writes also bump
+//! [`crate::grant_store::local_epoch`]. Long-running processes (the proxy) let a thread watch the
+//! counter so that requests read an atomic, not SQLite.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,7 +45,7 @@ pub(crate) struct Facts {
 
 #[derive(Default)]
 struct FactsCache {
-    data_version: i64,
+    changes: i64,
     local_epoch: u64,
     grants: HashMap<GrantId, Option<Arc<Facts>>>,
 }
@@ -61,7 +62,7 @@ pub(crate) struct TokenCache {
     /// A second connection used only to ask SQLite whether anything changed: it sees every
     /// commit, and never waits behind long writes.
     watch: Option<Arc<Mutex<Store>>>,
-    /// Set by `watch_in_background`: the last `data_version` the thread saw.
+    /// Set by `watch_in_background`: the last change counter the thread saw.
     watched_version: Arc<AtomicI64>,
     watching: AtomicBool,
 }
@@ -77,29 +78,36 @@ impl TokenCache {
         }
     }
 
-    /// A grant's facts: one cheap `data_version` check per call, a row read only when the
-    /// database changed.
-    pub(crate) fn facts(
-        &self,
-        store: &GrantStore,
-        grant: &GrantId,
-    ) -> Result<Option<Arc<Facts>>, GrantError> {
+    /// Where the database stands: the change counter (the watcher's copy when it runs) and
+    /// this process's write epoch. A negative counter means "unknown": nothing cached is used.
+    pub(crate) fn version(&self) -> Result<(i64, u64), GrantError> {
         let epoch = local_epoch();
-        let version = match &self.watch {
+        let changes = match &self.watch {
             _ if self.watching.load(Ordering::Acquire) => {
                 self.watched_version.load(Ordering::Acquire)
             }
             Some(watch) => watch
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .data_version()?,
+                .changes()?,
             // Without a watch connection, re-read every time (correct, slower).
             None => -1,
         };
+        Ok((changes, epoch))
+    }
+
+    /// A grant's facts: one cheap version check per call, a row read only when the database
+    /// changed.
+    pub(crate) fn facts(
+        &self,
+        store: &GrantStore,
+        grant: &GrantId,
+    ) -> Result<Option<Arc<Facts>>, GrantError> {
+        let (version, epoch) = self.version()?;
         let mut cache = self.facts.lock().unwrap_or_else(PoisonError::into_inner);
-        if version < 0 || cache.data_version != version || cache.local_epoch != epoch {
+        if version < 0 || cache.changes != version || cache.local_epoch != epoch {
             cache.grants.clear();
-            cache.data_version = version;
+            cache.changes = version;
             cache.local_epoch = epoch;
         }
         if let Some(known) = cache.grants.get(grant) {
@@ -153,7 +161,7 @@ impl TokenCache {
         tokens.remove(grant);
     }
 
-    /// The database version the watcher thread keeps current, once it runs.
+    /// The change counter the watcher thread keeps current, once it runs.
     pub(crate) fn watched(&self) -> Option<Arc<AtomicI64>> {
         self.watching
             .load(Ordering::Acquire)
@@ -170,17 +178,25 @@ impl TokenCache {
         }
         let version = Arc::clone(&self.watched_version);
         let owner = Arc::downgrade(self);
-        let first = watch
-            .lock()
-            .ok()
-            .and_then(|w| w.data_version().ok())
-            .unwrap_or(-1);
-        version.store(first, Ordering::Release);
+        // `data_version` is the cheap question (did anyone commit?); the counter is read only
+        // when it moved, and it moves only for what caches hold.
+        let read = move |last_commit: &mut i64| -> Option<i64> {
+            let store = watch.lock().ok()?;
+            let commit = store.data_version().ok()?;
+            if commit == *last_commit {
+                return None;
+            }
+            let counter = store.changes().ok()?;
+            *last_commit = commit;
+            Some(counter)
+        };
+        let mut last_commit = i64::MIN;
+        version.store(read(&mut last_commit).unwrap_or(-1), Ordering::Release);
         let spawned = std::thread::Builder::new()
             .name("latch-db-watch".into())
             .spawn(move || {
                 while owner.strong_count() > 0 {
-                    if let Some(v) = watch.lock().ok().and_then(|w| w.data_version().ok()) {
+                    if let Some(v) = read(&mut last_commit) {
                         version.store(v, Ordering::Release);
                     }
                     std::thread::sleep(WATCH_EVERY);

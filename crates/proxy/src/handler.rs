@@ -8,7 +8,11 @@ use crate::audit::Audit;
 use crate::refusal::Refusal;
 use crate::{guard, key, path, policy, upstream, ProxyBody, Shared};
 
-pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn handle(
+    shared: &Shared,
+    upstreams: &upstream::UpstreamConnections,
+    request: Request<Incoming>,
+) -> Response<ProxyBody> {
     // Before a key is known, a refusal is only counted (per minute and reason): a flood of
     // unauthenticated requests must not grow the database.
     let before_key =
@@ -37,7 +41,7 @@ pub(crate) async fn handle(shared: &Shared, request: Request<Incoming>) -> Respo
         let routed = policy::route(&state.config, &canonical, &key)?;
         audit.connector = Some(routed.connector.name.clone());
         policy::allow(&key, &routed, request.method())?;
-        upstream::forward(shared, &state, routed, request, &mut audit).await
+        upstream::forward(shared, &state, upstreams, routed, request, &mut audit).await
     }
     .await;
     let response = answer.unwrap_or_else(Refusal::into_response);

@@ -9,7 +9,7 @@ use crate::refusal::Refusal;
 
 /// A key that is known, live and not revoked, with its policy. Only [`verify`] makes one, so
 /// every later step can take it as proof.
-pub(crate) struct VerifiedKey(KeyPolicy);
+pub(crate) struct VerifiedKey(std::sync::Arc<KeyPolicy>);
 
 impl VerifiedKey {
     pub(crate) fn policy(&self) -> &KeyPolicy {

@@ -106,7 +106,7 @@ impl State {
 pub(crate) struct Shared {
     pub(crate) port: u16,
     pub(crate) current: RwLock<Arc<State>>,
-    pub(crate) client: upstream::UpstreamClient,
+    pub(crate) connector: upstream::UpstreamConnector,
     pub(crate) audit: AuditSink,
     pub(crate) paused: Arc<AtomicBool>,
     /// When the proxy may next refresh a grant because of a 401 (the throttle).
@@ -241,7 +241,7 @@ pub(crate) async fn start_paused_by(
     let shared = Arc::new(Shared {
         port: addr.port(),
         current: RwLock::new(Arc::new(State::of(latch))),
-        client: upstream::client(cap),
+        connector: upstream::connector(),
         audit: AuditSink::start(
             &latch.home().database(),
             latch.store_handle(),
@@ -298,9 +298,11 @@ async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let for_service = Arc::clone(&shared);
+        // This connection's own upstream connections, dropped with it.
+        let upstreams = Arc::new(upstream::UpstreamConnections::default());
         let service = service_fn(move |request| {
-            let shared = Arc::clone(&for_service);
-            async move { Ok::<_, Infallible>(handler::handle(&shared, request).await) }
+            let (shared, upstreams) = (Arc::clone(&for_service), Arc::clone(&upstreams));
+            async move { Ok::<_, Infallible>(handler::handle(&shared, &upstreams, request).await) }
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use latch_core::config::Connector;
 use latch_core::grants::{Credential, GrantError, GrantId, Upstream};
 use latch_core::profile::ProviderProfile;
@@ -24,7 +23,112 @@ use crate::refusal::Refusal;
 use crate::{BoxError, ProxyBody, Shared, State};
 use std::future::Future as _;
 
-pub(crate) type UpstreamClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, ProxyBody>;
+/// Makes upstream connections (plain or TLS).
+pub(crate) type UpstreamConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// One downstream connection's upstream connections, one per upstream host. HTTP/1 is
+/// sequential per connection, so the tool's requests are forwarded one after another on the
+/// same upstream connection: no pool, no checkout, no cross-task hand-off.
+#[derive(Default)]
+pub(crate) struct UpstreamConnections {
+    by_host: std::sync::Mutex<std::collections::HashMap<String, SendRequest<ProxyBody>>>,
+}
+
+impl UpstreamConnections {
+    fn take(&self, host: &str) -> Option<SendRequest<ProxyBody>> {
+        self.by_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(host)
+            .filter(|sender| !sender.is_closed())
+    }
+
+    fn put(&self, host: String, sender: SendRequest<ProxyBody>) {
+        self.by_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(host, sender);
+    }
+}
+
+/// Opens a new upstream connection to `uri`'s host.
+async fn connect(
+    connector: &UpstreamConnector,
+    uri: &Uri,
+) -> Result<SendRequest<ProxyBody>, BoxError> {
+    let mut connector = connector.clone();
+    let stream = tokio::time::timeout(
+        Duration::from_secs(10),
+        tower_service::Service::call(&mut connector, uri.clone()),
+    )
+    .await
+    .map_err(|_| "connecting took over 10 s")??;
+    let (sender, connection) = hyper::client::conn::http1::handshake(stream).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// Sends a request on this downstream connection's upstream connection to the host, opening one
+/// when there is none. A reused connection the upstream closed in the meantime is replaced once,
+/// for a request that can be sent again.
+async fn send(
+    shared: &Shared,
+    conns: &UpstreamConnections,
+    request: Request<ProxyBody>,
+    resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)>,
+) -> Result<Response<Incoming>, BoxError> {
+    let host = request
+        .uri()
+        .authority()
+        .map(|a| format!("{}://{a}", request.uri().scheme_str().unwrap_or("http")))
+        .unwrap_or_default();
+    // On a connection of its own, a request names its target in origin form, with `Host`.
+    let origin_form = |mut request: Request<ProxyBody>| -> Result<Request<ProxyBody>, BoxError> {
+        let uri = request.uri().clone();
+        if let Some(authority) = uri.authority() {
+            request
+                .headers_mut()
+                .insert(header::HOST, HeaderValue::from_str(authority.as_str())?);
+        }
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        *request.uri_mut() = path.parse()?;
+        Ok(request)
+    };
+    let target = request.uri().clone();
+    let request = origin_form(request)?;
+    let (mut sender, reused) = match conns.take(&host) {
+        Some(sender) => (sender, true),
+        None => (connect(&shared.connector, &target).await?, false),
+    };
+    let answer = match sender.ready().await {
+        Ok(()) => sender.send_request(request).await,
+        Err(err) => Err(err),
+    };
+    match answer {
+        Ok(response) => {
+            conns.put(host, sender);
+            Ok(response)
+        }
+        // The upstream closed an idle connection as it was reused (its keep-alive ran out).
+        Err(err)
+            if reused && (err.is_canceled() || err.is_closed() || err.is_incomplete_message()) =>
+        {
+            let Some(again) = resend else {
+                return Err(err.into());
+            };
+            let mut fresh = connect(&shared.connector, &target).await?;
+            fresh.ready().await?;
+            let response = fresh.send_request(origin_form(again())?).await?;
+            conns.put(host, fresh);
+            Ok(response)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
 
 /// How much of an upstream 401 body is read to tell "scope does not match" from an expired token.
 const UNAUTHORIZED_PEEK: usize = 64 * 1024;
@@ -37,21 +141,17 @@ const FAILED_REFRESH_THROTTLE: Duration = Duration::from_secs(5);
 /// A request body that sends nothing for this long is cut off.
 const BODY_IDLE: Duration = Duration::from_secs(30);
 
-/// The upstream client; `idle` bounds the connections kept open for reuse.
-pub(crate) fn client(idle: usize) -> UpstreamClient {
+/// The upstream connector (TCP with `TCP_NODELAY`, TLS where the base is https).
+pub(crate) fn connector() -> UpstreamConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(idle.min(256))
-        .build(https)
+        .wrap_connector(http)
 }
 
 fn empty() -> ProxyBody {
@@ -227,6 +327,7 @@ fn step_up(state: &State, connector: &Connector) -> Refusal {
 pub(crate) async fn forward(
     shared: &Shared,
     state: &State,
+    conns: &UpstreamConnections,
     routed: Routed<'_>,
     request: Request<Incoming>,
     audit: &mut Audit,
@@ -270,22 +371,32 @@ pub(crate) async fn forward(
         IdleLimited::new(body).boxed_unsync()
     });
     for attempt in 0..2 {
-        let mut upstream = Request::new(body.take().unwrap_or_else(empty));
-        *upstream.method_mut() = parts.method.clone();
-        *upstream.uri_mut() = uri.clone();
-        *upstream.headers_mut() = headers.clone();
         let mut auth = HeaderValue::from_str(credential_now.authorization().expose())
             .map_err(|_| Refusal::BadCredential)?;
         auth.set_sensitive(true);
-        upstream.headers_mut().insert(header::AUTHORIZATION, auth);
-        let response =
-            match tokio::time::timeout(crate::UPSTREAM_TIMEOUT, shared.client.request(upstream))
-                .await
-            {
-                Ok(Ok(response)) => response,
-                Ok(Err(err)) => return Err(Refusal::UpstreamUnreachable(err.to_string())),
-                Err(_) => return Err(Refusal::UpstreamTimeout),
-            };
+        let build = |body: ProxyBody| {
+            let mut upstream = Request::new(body);
+            *upstream.method_mut() = parts.method.clone();
+            *upstream.uri_mut() = uri.clone();
+            *upstream.headers_mut() = headers.clone();
+            upstream
+                .headers_mut()
+                .insert(header::AUTHORIZATION, auth.clone());
+            upstream
+        };
+        let upstream = build(body.take().unwrap_or_else(empty));
+        let again = || build(empty());
+        let resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)> = replayable.then_some(&again);
+        let response = match tokio::time::timeout(
+            crate::UPSTREAM_TIMEOUT,
+            send(shared, conns, upstream, resend),
+        )
+        .await
+        {
+            Ok(Ok(response)) => response,
+            Ok(Err(err)) => return Err(Refusal::UpstreamUnreachable(err.to_string())),
+            Err(_) => return Err(Refusal::UpstreamTimeout),
+        };
         let status = response.status();
         let maybe_scope = status == StatusCode::UNAUTHORIZED
             || (status == StatusCode::FORBIDDEN && profile == ProviderProfile::Bitbucket);
@@ -312,10 +423,20 @@ pub(crate) async fn forward(
             harden(response.headers_mut());
             response
         };
-        let Some(grant) = grant
-            .as_ref()
-            .filter(|_| status == StatusCode::UNAUTHORIZED && replayable && attempt == 0)
-        else {
+        let retry = status == StatusCode::UNAUTHORIZED && replayable && attempt == 0;
+        if grant.is_none() && retry {
+            // A static credential replaced since it was read: try the new one once.
+            if let Some(now) = state
+                .grants
+                .static_after_rejection(connector, &credential_now)
+                .await
+            {
+                credential_now = now;
+                body = Some(empty());
+                continue;
+            }
+        }
+        let Some(grant) = grant.as_ref().filter(|_| retry) else {
             return Ok(replay());
         };
         if !may_refresh(shared, state, grant) {

@@ -872,6 +872,16 @@ impl Store {
             > 0)
     }
 
+    /// A counter that every change to providers, connectors, grants, sites and local keys
+    /// moves (SQLite triggers), and the audit log does not: caches compare it to know whether
+    /// what they hold may be stale.
+    pub fn changes(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT counter FROM changes WHERE id = 1")?
+            .query_row([], |r| r.get(0))?)
+    }
+
     /// SQLite's `data_version`: changes when another connection commits. Cheap way to know
     /// whether cached rows (local keys) may be stale.
     pub fn data_version(&self) -> Result<i64> {
@@ -1194,6 +1204,33 @@ mod tests {
         assert_eq!(counted.len(), 1);
         assert_eq!(counted[0].1.count, 6);
         assert_eq!(store.audit_prune("2026-01-01T00:00:30Z").unwrap(), 2);
+    }
+
+    #[test]
+    fn changes_count_everything_but_the_audit_log() {
+        let mut store = Store::open_in_memory().unwrap();
+        let before = store.changes().unwrap();
+        store
+            .provider_upsert("atlassian", "2026-01-01T00:00:00Z")
+            .unwrap();
+        let after = store.changes().unwrap();
+        assert!(after > before);
+        store
+            .audit_insert(&AuditRow {
+                at: "2026-01-01T00:00:01Z".into(),
+                key_name: None,
+                connector: None,
+                method: "GET".into(),
+                path: "/".into(),
+                status: 200,
+                bytes: 0,
+                latency_us: 0,
+                refreshed: false,
+                count: 1,
+                reason: None,
+            })
+            .unwrap();
+        assert_eq!(store.changes().unwrap(), after);
     }
 
     #[test]

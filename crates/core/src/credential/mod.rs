@@ -21,6 +21,7 @@ use crate::oauth::TokenEndpoint;
 use crate::secret::Secret;
 
 /// An upstream credential, ready to go in an `Authorization` header.
+#[derive(Clone)]
 pub enum Credential {
     /// `Bearer <token>` (OAuth access tokens, Data Center PATs).
     Bearer(Secret),
