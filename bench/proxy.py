@@ -153,13 +153,18 @@ def main():
               "--api-base", f"http://127.0.0.1:{up_port}", stdin="fixture-client-secret-0a9b8c7d")
         latch("connector", "add", "jira")
         latch("login", "atlassian", "--timeout", "60")
-        key = latch("keys", "create", "bench", "--connector", "jira").strip()
+        # An API token (a static credential from the keychain) on the same upstream.
+        latch("connector", "add", "jira-tok", "--type", "jira", "--auth", "api-token", "--email",
+              "bench@example.test", "--token", "scoped", "--site", "11111111-2222-3333-4444-555555555555")
+        latch("credential", "set", "jira-tok", stdin="bench-api-token")
+        key = latch("keys", "create", "bench", "--connector", "jira", "--connector", "jira-tok").strip()
         serve = subprocess.Popen([LATCH, "serve", "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, text=True)
         latch_addr = serve.stdout.readline().strip().rsplit("http://", 1)[1]
         path = "/ex/jira/11111111-2222-3333-4444-555555555555/rest/api/3/myself"
         direct_url = f"http://127.0.0.1:{up_port}{path}"
         latch_url = f"http://{latch_addr}/jira/rest/api/3/myself"
+        static_url = f"http://{latch_addr}/jira-tok/rest/api/3/myself"
         nginx_url = f"http://127.0.0.1:{nginx_port}{path}"
         auth = [f"Authorization: Bearer {key}"]
         urllib.request.urlopen(urllib.request.Request(latch_url, headers={"Authorization": f"Bearer {key}"})).read()
@@ -196,6 +201,7 @@ def main():
         # upstream both share.
         _, latch_cpu = cpu_per_request(serve.pid, lambda: wrk(latch_url, CONNECTIONS, auth))
         _, nginx_cpu = cpu_per_request(nginx_worker(via_nginx.pid), lambda: wrk(nginx_url, CONNECTIONS))
+        static = wrk(static_url, CONNECTIONS, auth)
         rss_after_load = rss_kib(serve.pid, "VmHWM")
         refusal = wrk(f"http://{latch_addr}/jira/rest/api/3/myself", CONNECTIONS)
         results_refusal = refusal["rps"]
@@ -221,6 +227,7 @@ def main():
                   f"latch/direct = {l['throughput']['rps'] / d['throughput']['rps']:.2f}; "
                   f"added p50 over direct: latch {l['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us, "
                   f"nginx {n['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us")
+        print(f"latch with an API token (keychain credential): {static['rps']:.0f} req/s @64c, non-2xx {static['non2xx']}")
         print(f"latch refusing (401, no upstream): {results_refusal:.0f} req/s")
         shown = ", ".join(f"{name} {us:.1f}" for name, us in sorted(latch_cpu.items(), key=lambda kv: -kv[1]) if us >= 0.05)
         print(f"CPU per request @64c: latch {sum(latch_cpu.values()):.1f} us ({shown}); "
