@@ -3,6 +3,7 @@
 
 mod cli;
 mod credentials;
+mod datacenter;
 mod desktop;
 mod doctor;
 mod hardening;

@@ -39,6 +39,9 @@ pub(crate) struct AddArgs {
     /// The callback registered in the console, byte for byte (default: the preset's).
     #[arg(long)]
     redirect_uri: Option<String>,
+    /// The instance's URL, for Data Center presets (`jira-dc`, `confluence-dc`, `bitbucket-dc`).
+    #[arg(long)]
+    base_url: Option<String>,
     /// Override the authorize endpoint.
     #[arg(long)]
     authorize_url: Option<String>,
@@ -108,6 +111,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
             preset: args.preset,
             client_id: args.client_id,
             redirect_uri: args.redirect_uri,
+            base_url: args.base_url,
             endpoints: EndpointOverrides {
                 authorize_url: args.authorize_url,
                 token_url: args.token_url,

@@ -70,6 +70,8 @@ pub(crate) struct ProviderInput {
     client_id: Option<String>,
     client_secret: Option<String>,
     redirect_uri: Option<String>,
+    #[serde(default)]
+    base_url: Option<String>,
 }
 
 #[tauri::command]
@@ -90,6 +92,10 @@ pub(crate) async fn add_provider(
                 preset: input.preset,
                 client_id: input.client_id.filter(|s| !s.trim().is_empty()),
                 redirect_uri: input.redirect_uri.filter(|s| !s.trim().is_empty()),
+                base_url: input
+                    .base_url
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty()),
                 endpoints: Default::default(),
             };
             Ok(desktop.open()?.add_provider(request, secret)?)

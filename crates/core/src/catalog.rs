@@ -12,6 +12,10 @@ use crate::toml_location::{line_of_key, line_of_offset};
 const BUILTIN: &[(&str, &str)] = &[
     ("atlassian.toml", include_str!("../catalog/atlassian.toml")),
     ("bitbucket.toml", include_str!("../catalog/bitbucket.toml")),
+    (
+        "datacenter.toml",
+        include_str!("../catalog/datacenter.toml"),
+    ),
     ("opsgenie.toml", include_str!("../catalog/opsgenie.toml")),
 ];
 
@@ -162,6 +166,59 @@ pub struct ProviderSpec {
     /// Where the person registers the app (shown in set-up hints).
     #[serde(default)]
     pub console_url: Option<String>,
+    /// Whether a refresh repeats the `redirect_uri` (Data Center answers `invalid_grant`
+    /// without it).
+    #[serde(default)]
+    pub refresh_sends_redirect_uri: bool,
+    /// Whether a service account asks for its connector's scopes when it lists none (Data
+    /// Center's client credentials take `scope`; an Atlassian Cloud credential has its own).
+    #[serde(default)]
+    pub service_requests_scopes: bool,
+}
+
+/// The placeholder for an instance's base URL in a provider preset (Data Center).
+pub const BASE_PLACEHOLDER: &str = "{base}";
+
+impl ProviderSpec {
+    /// Whether the preset's endpoints need an instance base URL (`{base}`).
+    pub fn needs_base_url(&self) -> bool {
+        self.urls().iter().any(|u| u.contains(BASE_PLACEHOLDER))
+    }
+
+    fn urls(&self) -> Vec<&String> {
+        [
+            &self.authorize_url,
+            &self.token_url,
+            &self.revoke_url,
+            &self.resources_url,
+            &self.me_url,
+            &self.api_base,
+            &self.console_url,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// Puts an instance's base URL (no trailing `/`) in place of `{base}`.
+    pub fn with_base_url(mut self, base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        for url in [
+            &mut self.authorize_url,
+            &mut self.token_url,
+            &mut self.revoke_url,
+            &mut self.resources_url,
+            &mut self.me_url,
+            &mut self.api_base,
+            &mut self.console_url,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *url = url.replace(BASE_PLACEHOLDER, base);
+        }
+        self
+    }
 }
 
 fn default_token_request() -> TokenRequest {
@@ -258,6 +315,10 @@ pub struct PresetEntry {
     pub console_url: Option<String>,
     /// Scopes it always requests.
     pub default_scopes: ScopeList,
+    /// Whether it needs an instance's base URL (`--base-url`; Data Center).
+    pub needs_base_url: bool,
+    /// The scope vocabulary it speaks.
+    pub vocabulary: Vocabulary,
 }
 
 /// A connector type as faces show it (`latch connector catalog`, "Add connector").
@@ -313,6 +374,8 @@ impl Catalog {
                     default_redirect_uri: p.default_redirect_uri.clone(),
                     console_url: p.console_url.clone(),
                     default_scopes: p.default_scopes.clone(),
+                    needs_base_url: p.needs_base_url(),
+                    vocabulary: p.vocabulary,
                 })
                 .collect(),
             connectors: self
@@ -394,10 +457,23 @@ impl Catalog {
                 ("resources_url", &spec.resources_url),
                 ("me_url", &spec.me_url),
                 ("api_base", &spec.api_base),
+                ("console_url", &spec.console_url),
                 ("default_redirect_uri", &spec.default_redirect_uri),
             ] {
                 if let Some(url) = url {
-                    check_url(url).map_err(|m| fail(at(key), format!("`{key}`: {m}")))?;
+                    // `{base}` must start the URL: it stands for a whole origin.
+                    let based = url
+                        .strip_prefix(BASE_PLACEHOLDER)
+                        .map_or_else(|| url.clone(), |rest| format!("https://base.example{rest}"));
+                    if based.contains(BASE_PLACEHOLDER)
+                        || key == "default_redirect_uri" && based != *url
+                    {
+                        return Err(fail(
+                            at(key),
+                            format!("`{key}`: `{{base}}` may only start an endpoint URL"),
+                        ));
+                    }
+                    check_url(&based).map_err(|m| fail(at(key), format!("`{key}`: {m}")))?;
                 }
             }
             if let Some(template) = &spec.site_url {
@@ -458,7 +534,8 @@ impl Catalog {
             let gateway = provider
                 .api_base
                 .as_deref()
-                .unwrap_or("https://gateway.invalid");
+                .unwrap_or("https://gateway.invalid")
+                .replace(BASE_PLACEHOLDER, "https://base.example");
             if spec.api_base.contains("{api_base}") && provider.api_base.is_none() {
                 return Err(fail(
                     at("api_base"),
@@ -468,7 +545,7 @@ impl Catalog {
                     ),
                 ));
             }
-            check_url(&expand_api_base(&spec.api_base, gateway, "site"))
+            check_url(&expand_api_base(&spec.api_base, &gateway, "site"))
                 .map_err(|m| fail(at("api_base"), format!("`api_base`: {m}")))?;
             if let Some(site_base) = &spec.site_api_base {
                 if !site_base.contains("{site_url}") {

@@ -108,6 +108,9 @@ pub struct ProviderSection {
     pub api_base: Option<String>,
     /// Override of the preset's site URL template (`https://{site}.atlassian.net`).
     pub site_url: Option<String>,
+    /// The instance's base URL, for presets whose endpoints start with `{base}` (Data Center:
+    /// `https://jira.corp.example`).
+    pub base_url: Option<String>,
 }
 
 /// `[connectors.NAME]`.
@@ -185,6 +188,8 @@ pub struct Provider {
     pub client_id: Option<String>,
     /// The callback to register and listen on.
     pub redirect_uri: Option<String>,
+    /// The instance's base URL (Data Center), already put in place of `{base}` in `spec`.
+    pub base_url: Option<String>,
     /// Whether it is declared in latch.toml (providers without OAuth need not be).
     pub configured: bool,
 }
@@ -388,7 +393,23 @@ impl Resolver<'_> {
             {
                 // A provider needs a table (and a 3LO app) only for connectors that sign in as
                 // a person; service accounts and stored secrets use the preset as it is.
-                let implicit = catalog.provider(&connector.provider).filter(|spec| {
+                let preset = catalog.provider(&connector.provider);
+                if preset.is_some_and(ProviderSpec::needs_base_url) {
+                    return Err(self.fail(
+                        &["connectors", name, "provider"],
+                        format!(
+                            "connector `{name}` needs a `{}` provider with the instance's base URL",
+                            connector.provider
+                        ),
+                        format!(
+                            "run `latch provider add corp --preset {} --base-url https://...` \
+                             (the client id is needed only to sign in as you), then set \
+                             `provider = \"corp\"` on the connector",
+                            connector.provider
+                        ),
+                    ));
+                }
+                let implicit = preset.filter(|spec| {
                     spec.client_type == ClientType::None || connector.auth != AuthMode::User
                 });
                 match implicit {
@@ -398,6 +419,7 @@ impl Resolver<'_> {
                         spec: spec.clone(),
                         client_id: None,
                         redirect_uri: None,
+                        base_url: None,
                         configured: false,
                     }),
                     None => {
@@ -418,6 +440,28 @@ impl Resolver<'_> {
                 }
             }
             connectors.push(connector);
+        }
+        // A connector type belongs to one kind of provider: Jira Data Center's connector cannot
+        // sign in through Atlassian Cloud.
+        for c in &connectors {
+            let Some(provider) = providers.iter().find(|p| p.name == c.provider) else {
+                continue;
+            };
+            if provider.preset != c.spec.provider {
+                return Err(self.fail(
+                    &["connectors", &c.name, "provider"],
+                    format!(
+                        "connector `{}` (type `{}`) signs in through a `{}` provider, but `{}` \
+                         is a `{}` provider",
+                        c.name, c.kind, c.spec.provider, provider.name, provider.preset
+                    ),
+                    format!(
+                        "name a provider added with `--preset {}`, or use a connector type of \
+                         `{}`",
+                        c.spec.provider, provider.preset
+                    ),
+                ));
+            }
         }
         // `latch exec` gives each connector a variable; two connectors must never share one, and
         // `proxy` would overwrite LATCH_PROXY_URL.
@@ -613,6 +657,48 @@ impl Resolver<'_> {
                 *target = Some(value.clone());
             }
         }
+        let base_url =
+            match (&section.base_url, spec.needs_base_url()) {
+                (Some(base), true) => {
+                    let url = check_url(base).map_err(|m| {
+                        self.fail(
+                            &["providers", name, "base_url"],
+                            m,
+                            "write the instance's URL, like \"https://jira.corp.example\"",
+                        )
+                    })?;
+                    if url.query().is_some() || url.fragment().is_some() {
+                        return Err(self.fail(
+                            &["providers", name, "base_url"],
+                            format!("`base_url = \"{base}\"` has a query or fragment"),
+                            "write the instance's URL only, like \"https://jira.corp.example\" or \
+                         \"https://corp.example/jira\"",
+                        ));
+                    }
+                    let base = base.trim_end_matches('/').to_owned();
+                    spec = spec.with_base_url(&base);
+                    Some(base)
+                }
+                (None, true) => {
+                    return Err(self.fail(
+                        &["providers", name],
+                        format!(
+                        "provider `{name}` (preset `{preset}`) has no `base_url`: its endpoints \
+                         are on your instance"
+                    ),
+                        format!(
+                            "run `latch provider add {name} --preset {preset} --base-url \
+                         https://...` or set `base_url = \"https://...\"` under [providers.{name}]"
+                        ),
+                    ))
+                }
+                (Some(_), false) => return Err(self.fail(
+                    &["providers", name, "base_url"],
+                    format!("preset `{preset}` has fixed endpoints; `base_url` is for Data Center"),
+                    "remove `base_url` (override single endpoints with `token_url`, … if needed)",
+                )),
+                (None, false) => None,
+            };
         if let Some(uri) = &section.redirect_uri {
             check_redirect_uri(uri).map_err(|m| {
                 self.fail(
@@ -633,6 +719,7 @@ impl Resolver<'_> {
                 .or_else(|| spec.default_redirect_uri.clone()),
             spec,
             client_id: section.client_id.clone().filter(|id| !id.trim().is_empty()),
+            base_url,
             configured: true,
         })
     }

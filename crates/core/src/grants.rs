@@ -660,11 +660,14 @@ impl Grants {
         if connector.auth != AuthMode::User {
             return Ok(Vec::new());
         }
+        let vocabulary = self
+            .shared
+            .config
+            .provider(&connector.provider)
+            .map_or(crate::scope::Vocabulary::Generic, |p| p.spec.vocabulary);
         Ok(match self.granted_scopes(connector)? {
-            Some(granted) => connector
-                .spec
-                .upstream_scopes
-                .minus(&granted)
+            Some(granted) => vocabulary
+                .missing(&connector.spec.upstream_scopes, &granted)
                 .iter()
                 .cloned()
                 .collect(),

@@ -48,6 +48,8 @@ pub struct AddProvider {
     pub client_id: Option<String>,
     /// Registered callback; defaults to the preset's.
     pub redirect_uri: Option<String>,
+    /// The instance's base URL (Data Center presets).
+    pub base_url: Option<String>,
     /// Endpoint overrides.
     pub endpoints: EndpointOverrides,
 }
@@ -390,6 +392,7 @@ impl Latch {
                 ("me_url", e.me_url.as_deref()),
                 ("api_base", e.api_base.as_deref()),
                 ("site_url", e.site_url.as_deref()),
+                ("base_url", request.base_url.as_deref()),
             ],
         )?;
         let next = edit.validate()?;
@@ -468,6 +471,54 @@ impl Latch {
 
     /// Checks a new connector's name, type, provider and auth mode; returns its catalog type
     /// and provider.
+    /// The scope vocabulary a provider speaks (generic when unknown).
+    fn vocabulary(&self, provider: &str) -> crate::scope::Vocabulary {
+        self.config
+            .provider(provider)
+            .map(|p| p.spec.vocabulary)
+            .or_else(|| self.config.catalog.provider(provider).map(|p| p.vocabulary))
+            .unwrap_or(crate::scope::Vocabulary::Generic)
+    }
+
+    /// The provider a new connector signs in through when none is named: the one configured
+    /// provider of its preset (`corp-jira` for a `jira-dc` connector), else the preset itself.
+    fn default_provider(&self, preset: &str) -> Result<String> {
+        let configured: Vec<&str> = self
+            .config
+            .providers
+            .iter()
+            .filter(|p| p.configured && p.preset == preset)
+            .map(|p| p.name.as_str())
+            .collect();
+        match configured.as_slice() {
+            [one] => Ok((*one).to_owned()),
+            [] if self
+                .config
+                .catalog
+                .provider(preset)
+                .is_some_and(crate::catalog::ProviderSpec::needs_base_url) =>
+            {
+                Err(Error::Invalid {
+                    message: format!(
+                        "no `{preset}` provider is configured; its endpoints are on your instance"
+                    ),
+                    fix: format!(
+                        "run `latch provider add corp --preset {preset} --base-url https://...` \
+                         first (with --client-id to sign in as you)"
+                    ),
+                })
+            }
+            [] => Ok(preset.to_owned()),
+            several => Err(Error::Invalid {
+                message: format!(
+                    "several `{preset}` providers are configured: {}",
+                    several.join(", ")
+                ),
+                fix: "name one with --provider".to_owned(),
+            }),
+        }
+    }
+
     fn check_new_connector(&self, request: &AddConnector) -> Result<(String, String)> {
         check_name(&request.name).map_err(|message| Error::Invalid {
             message,
@@ -501,10 +552,10 @@ impl Latch {
                 request.name, request.name
             )));
         }
-        let provider = request
-            .provider
-            .clone()
-            .unwrap_or_else(|| spec.provider.clone());
+        let provider = match &request.provider {
+            Some(provider) => provider.clone(),
+            None => self.default_provider(&spec.provider)?,
+        };
         let provider_spec = self.config.catalog.provider(&provider);
         let auth = request
             .auth
@@ -571,9 +622,12 @@ impl Latch {
         let mut needs_step_up = false;
         if auth == AuthMode::User {
             diff = requested.merge(&request.name, &spec.upstream_scopes);
-            needs_step_up = self
-                .granted_scopes(&provider)?
-                .is_some_and(|granted| !spec.upstream_scopes.minus(&granted).is_empty());
+            let vocabulary = self.vocabulary(&provider);
+            needs_step_up = self.granted_scopes(&provider)?.is_some_and(|granted| {
+                !vocabulary
+                    .missing(&spec.upstream_scopes, &granted)
+                    .is_empty()
+            });
         }
         Ok(ConnectorPreview {
             name: request.name.clone(),
@@ -630,9 +684,10 @@ impl Latch {
         }
         let granted = self.granted_scopes(&provider)?;
         let needs_step_up = match (&granted, &connector) {
-            (Some(granted), Some(c)) if c.auth == AuthMode::User => {
-                !c.spec.upstream_scopes.minus(granted).is_empty()
-            }
+            (Some(granted), Some(c)) if c.auth == AuthMode::User => !self
+                .vocabulary(&provider)
+                .missing(&c.spec.upstream_scopes, granted)
+                .is_empty(),
             _ => false,
         };
         Ok(ConnectorAdded {
@@ -968,9 +1023,12 @@ impl Latch {
             .cloned()
             .ok_or_else(|| self.unknown_connector(name))?;
         let needs_consent = now.auth == AuthMode::User
-            && self
-                .granted_scopes(&now.provider)?
-                .is_some_and(|g| !now.spec.upstream_scopes.minus(&g).is_empty());
+            && self.granted_scopes(&now.provider)?.is_some_and(|g| {
+                !self
+                    .vocabulary(&now.provider)
+                    .missing(&now.spec.upstream_scopes, &g)
+                    .is_empty()
+            });
         Ok(ConnectorChanged {
             name: name.to_owned(),
             site: now.site.clone(),

@@ -662,7 +662,13 @@ async fn run_login(
             None => unbound.push(connector.name.clone()),
         }
     }
-    let missing = scopes.minus(&granted).iter().cloned().collect();
+    let missing = provider
+        .spec
+        .vocabulary
+        .missing(&scopes, &granted)
+        .iter()
+        .cloned()
+        .collect();
     Ok(LoginOutcome {
         provider: name.to_owned(),
         account: account.map(|a| {
@@ -702,7 +708,24 @@ async fn get_json(grants: &Grants, url: &str, access: &Secret) -> Option<serde_j
     if !response.status().is_success() {
         return None;
     }
-    response.json().await.ok()
+    let text = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/plain"));
+    // Bounded: an account is a few hundred bytes.
+    let body = response
+        .bytes()
+        .await
+        .ok()
+        .filter(|b| b.len() <= 64 * 1024)?;
+    if text {
+        // Bitbucket Data Center's whoami answers the user name as text.
+        return String::from_utf8(body.to_vec())
+            .ok()
+            .map(serde_json::Value::String);
+    }
+    serde_json::from_slice(&body).ok()
 }
 
 async fn fetch_account(

@@ -187,7 +187,12 @@ pub enum Grant<'a> {
         verifier: Option<&'a Secret>,
     },
     /// Refresh token.
-    Refresh(&'a Secret),
+    Refresh {
+        /// The refresh token.
+        token: &'a Secret,
+        /// The callback, for providers that want it again (Data Center).
+        redirect_uri: Option<&'a str>,
+    },
     /// Client credentials: `scope` and `audience` only when given.
     ClientCredentials {
         /// Scopes to ask for (`None`: the credential's own).
@@ -229,9 +234,15 @@ pub async fn request_token_within(
                 fields.push(("code_verifier", v.expose().to_owned()));
             }
         }
-        Grant::Refresh(token) => {
+        Grant::Refresh {
+            token,
+            redirect_uri,
+        } => {
             fields.push(("grant_type", "refresh_token".into()));
             fields.push(("refresh_token", token.expose().to_owned()));
+            if let Some(uri) = redirect_uri {
+                fields.push(("redirect_uri", (*uri).to_owned()));
+            }
         }
         Grant::ClientCredentials { scopes, audience } => {
             fields.push(("grant_type", "client_credentials".into()));

@@ -1,7 +1,9 @@
 //! Provider profiles: everything that differs between identity providers beyond their
 //! endpoints, in one place. Atlassian Cloud (`/me`, accessible-resources, `/_edge/tenant_info`,
 //! the gateway's "scope does not match", `audience`), Bitbucket Cloud (`/2.0/user`, its scope
-//! refusal), and a generic OAuth 2.0 provider. Wire facts: shared/reference/atlassian-wire.md.
+//! refusal, permissions decided by the OAuth consumer), Data Center incoming links (no sites,
+//! `/myself`-style accounts, no `scope` in token responses), and a generic OAuth 2.0 provider.
+//! Wire facts: shared/reference/atlassian-wire.md.
 
 use serde_json::Value;
 
@@ -27,6 +29,8 @@ pub enum ProviderProfile {
     Atlassian,
     /// Bitbucket Cloud OAuth consumers.
     Bitbucket,
+    /// Jira, Confluence and Bitbucket Data Center incoming links.
+    DataCenter,
     /// Any other OAuth 2.0 provider.
     Generic,
 }
@@ -37,7 +41,26 @@ impl ProviderProfile {
         match spec.vocabulary {
             Vocabulary::Atlassian => Self::Atlassian,
             Vocabulary::Bitbucket => Self::Bitbucket,
+            Vocabulary::DataCenter | Vocabulary::BitbucketDataCenter => Self::DataCenter,
             Vocabulary::Generic => Self::Generic,
+        }
+    }
+
+    /// Whether the granted scopes are decided by the provider's side, whatever the request
+    /// says: a Bitbucket OAuth consumer's permission boxes are the token's scopes, so signing
+    /// in again changes nothing; the admin of the consumer does.
+    pub fn grants_by_consumer(self) -> bool {
+        self == Self::Bitbucket
+    }
+
+    /// What to do about scopes a connector needs and the grant lacks.
+    pub fn missing_scope_fix(self, provider: &str, missing: &str) -> String {
+        match self {
+            Self::Bitbucket => format!(
+                "tick {missing} in the OAuth consumer's permissions (Workspace settings → OAuth \
+                 consumers → Edit), then sign in again: `latch login {provider}`"
+            ),
+            _ => format!("sign in again to grant {missing}: `latch login {provider}`"),
         }
     }
 
@@ -45,6 +68,31 @@ impl ProviderProfile {
     /// `name`, `email`; Bitbucket `/2.0/user`: `uuid`, `display_name`; OIDC userinfo: `sub`).
     pub fn account(self, me: &Value) -> Option<Account> {
         let text = |k: &str| me.get(k).and_then(Value::as_str).map(str::to_owned);
+        if self == Self::DataCenter {
+            // Jira `/rest/api/2/myself`: `key`, `name` (the user name), `displayName`,
+            // `emailAddress`; Confluence `/rest/api/user/current`: `userKey`, `username`;
+            // Bitbucket's whoami answers the user name as text.
+            if let Value::String(name) = me {
+                let name = name.trim();
+                return (!name.is_empty() && name.len() <= 255 && !name.contains(char::is_control))
+                    .then(|| Account {
+                        id: name.to_owned(),
+                        name: Some(name.to_owned()),
+                        email: None,
+                    });
+            }
+            let id = text("key")
+                .or_else(|| text("userKey"))
+                .or_else(|| text("name"))
+                .or_else(|| text("username"))?;
+            return Some(Account {
+                id,
+                name: text("displayName")
+                    .or_else(|| text("name"))
+                    .or_else(|| text("username")),
+                email: text("emailAddress"),
+            });
+        }
         let id = text("account_id")
             .or_else(|| text("uuid"))
             .or_else(|| text("sub"))?;
@@ -127,6 +175,10 @@ impl ProviderProfile {
                 "the workspace's OAuth consumer (Workspace settings → OAuth consumers): check its \
                  key, secret and permissions"
             }
+            Self::DataCenter => {
+                "the instance's service account (Administration → Service accounts, or the \
+                 incoming application link): check its client id, secret and scopes"
+            }
             Self::Generic => "the identity provider's console: check the client id and secret",
         }
     }
@@ -136,6 +188,7 @@ impl ProviderProfile {
         match self {
             Self::Atlassian => "https://id.atlassian.com/manage-profile/security/api-tokens",
             Self::Bitbucket => "Bitbucket → Personal settings → API tokens",
+            Self::DataCenter => "your profile → Personal Access Tokens, on the instance",
             Self::Generic => "the service's account settings",
         }
     }

@@ -5,6 +5,9 @@
 //! - Atlassian classic: `read:jira-work`, `write:confluence-content`, …
 //! - Atlassian granular: `{verb}:{entity}:{product}`, e.g. `read:issue:jira`.
 //! - Bitbucket Cloud: verbs such as `repository`, `pullrequest:write`; no `offline_access`.
+//!   Some imply others (`repository:write` ⇒ `repository`): a granted set is read with them.
+//! - Data Center (Jira, Confluence): `READ`, `WRITE`, `ADMIN`, `SYSTEM_ADMIN` (§8.1).
+//! - Bitbucket Data Center: `PUBLIC_REPOS`, `REPO_READ`, …, `SYSTEM_ADMIN`.
 //! - Generic: any RFC 6749 scope token; Latch does not judge the names.
 
 use std::collections::BTreeSet;
@@ -191,9 +194,56 @@ pub enum Vocabulary {
     Atlassian,
     /// Bitbucket Cloud OAuth consumers: verbs like `repository:write`.
     Bitbucket,
+    /// Jira and Confluence Data Center incoming links: `READ`, `WRITE`, `ADMIN`, …
+    DataCenter,
+    /// Bitbucket Data Center incoming links: `REPO_READ`, `PROJECT_ADMIN`, …
+    BitbucketDataCenter,
     /// Any other OAuth 2.0 provider: names are not checked.
     Generic,
 }
+
+impl Vocabulary {
+    /// The required scopes a granted set lacks, implications applied.
+    pub fn missing(self, required: &ScopeList, granted: &ScopeList) -> ScopeList {
+        required.minus(&self.with_implied(granted))
+    }
+
+    /// The scopes a granted set holds once the vocabulary's implications are applied
+    /// (Bitbucket Cloud, atlassian-wire §3.3): a consumer granted `repository:write` can read.
+    pub fn with_implied(self, granted: &ScopeList) -> ScopeList {
+        let rules: &[(&str, &[&str])] = match self {
+            Self::Bitbucket => BITBUCKET_IMPLIES,
+            _ => &[],
+        };
+        let mut all = granted.clone();
+        // Implications chain (`pullrequest:write` ⇒ `repository:write` ⇒ `repository`): repeat
+        // until nothing is added; the table is tiny.
+        loop {
+            let mut added = false;
+            for (scope, implied) in rules {
+                if all.contains_str(scope) {
+                    for text in *implied {
+                        if let Ok(implied) = text.parse() {
+                            added |= all.push(implied);
+                        }
+                    }
+                }
+            }
+            if !added {
+                return all;
+            }
+        }
+    }
+}
+
+/// Bitbucket Cloud's documented implications (atlassian-wire §3.3). `repository:admin` implies
+/// neither read nor write.
+const BITBUCKET_IMPLIES: &[(&str, &[&str])] = &[
+    ("repository:write", &["repository"]),
+    ("pullrequest", &["repository"]),
+    ("pullrequest:write", &["pullrequest", "repository:write"]),
+    ("project", &["repository"]),
+];
 
 /// The Atlassian product a scope belongs to, for the classic/granular mix check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -224,6 +274,11 @@ impl Product {
 pub enum ScopeKind {
     /// A Bitbucket scope on a Bitbucket provider.
     Bitbucket,
+    /// A Data Center scope on a Data Center provider.
+    DataCenter,
+    /// A scope of another vocabulary on a Data Center provider (a Cloud scope, or Bitbucket's
+    /// on Jira's).
+    ForeignDataCenter,
     /// An Atlassian classic scope.
     Classic(Product),
     /// An Atlassian scope that does not fit a Bitbucket provider.
@@ -300,6 +355,24 @@ const BITBUCKET: &[&str] = &[
     "team",
     "team:write",
 ];
+const DATA_CENTER: &[&str] = &[
+    "READ",
+    "WRITE",
+    "ADMIN",
+    "SYSTEM_ADMIN",
+    "READ_ALL",
+    "MANAGE_SUBSCRIPTIONS",
+];
+const BITBUCKET_DATA_CENTER: &[&str] = &[
+    "PUBLIC_REPOS",
+    "ACCOUNT_WRITE",
+    "REPO_READ",
+    "REPO_WRITE",
+    "REPO_ADMIN",
+    "PROJECT_ADMIN",
+    "ADMIN",
+    "SYSTEM_ADMIN",
+];
 const GRANULAR_VERBS: &[&str] = &["read", "write", "delete", "manage", "validate", "search"];
 
 fn classify_atlassian(scope: &str) -> ScopeKind {
@@ -356,6 +429,24 @@ pub fn classify(vocabulary: Vocabulary, scope: &Scope) -> ScopeKind {
     match vocabulary {
         Vocabulary::Generic => ScopeKind::Opaque,
         Vocabulary::Atlassian => classify_atlassian(text),
+        Vocabulary::DataCenter | Vocabulary::BitbucketDataCenter => {
+            let own = if vocabulary == Vocabulary::DataCenter {
+                DATA_CENTER
+            } else {
+                BITBUCKET_DATA_CENTER
+            };
+            if own.contains(&text) {
+                ScopeKind::DataCenter
+            } else if DATA_CENTER.contains(&text)
+                || BITBUCKET_DATA_CENTER.contains(&text)
+                || BITBUCKET.contains(&text)
+                || classify_atlassian(text) != ScopeKind::Unknown
+            {
+                ScopeKind::ForeignDataCenter
+            } else {
+                ScopeKind::Unknown
+            }
+        }
         Vocabulary::Bitbucket => {
             if BITBUCKET.contains(&text) {
                 ScopeKind::Bitbucket
@@ -468,13 +559,18 @@ impl ScopeDiff {
     /// Compares what a connector requires with what its provider requests and what the grant
     /// holds (`None` before any login).
     pub fn compute(
+        vocabulary: Vocabulary,
         required: &ScopeList,
         requested: &ScopeList,
         granted: Option<&ScopeList>,
     ) -> Self {
         let (missing, extra) = match granted {
             Some(granted) => (
-                required.minus(granted).iter().cloned().collect(),
+                vocabulary
+                    .missing(required, granted)
+                    .iter()
+                    .cloned()
+                    .collect(),
                 granted.minus(requested).iter().cloned().collect(),
             ),
             None => (Vec::new(), Vec::new()),
@@ -550,6 +646,18 @@ pub fn lint(
                     ),
                     "Attach Jira/Confluence connectors to the `atlassian` provider, or remove \
                      the scope from the connector's manifest",
+                )),
+                ScopeKind::ForeignDataCenter => findings.push(Finding::new(
+                    "foreign_scope_on_data_center",
+                    Severity::Error,
+                    subject,
+                    format!(
+                        "`{scope}` is not a scope of provider `{provider}`, a Data Center \
+                         incoming link; it will not grant it"
+                    ),
+                    "Data Center speaks READ, WRITE, ADMIN, SYSTEM_ADMIN (Bitbucket: \
+                     PUBLIC_REPOS, REPO_READ, REPO_WRITE, …): attach Cloud connectors to a Cloud \
+                     provider, or fix the connector's manifest",
                 )),
                 ScopeKind::Unknown if scope.as_str() == "offline_access" => {
                     findings.push(Finding::new(
@@ -654,6 +762,56 @@ mod tests {
     }
 
     #[test]
+    fn bitbucket_implications_are_applied_to_what_was_granted() {
+        let granted = list("pullrequest:write account");
+        let all = Vocabulary::Bitbucket.with_implied(&granted);
+        for s in ["pullrequest", "repository:write", "repository", "account"] {
+            assert!(all.contains_str(s), "{s} in {all}");
+        }
+        assert!(!all.contains_str("repository:admin"));
+        // `repository:admin` implies neither read nor write.
+        let admin = Vocabulary::Bitbucket.with_implied(&list("repository:admin"));
+        assert_eq!(admin.to_string(), "repository:admin");
+        let missing = Vocabulary::Bitbucket.missing(
+            &list("account repository repository:write pullrequest"),
+            &list("account repository:write"),
+        );
+        assert_eq!(missing.to_string(), "pullrequest");
+        // Atlassian has no such rules.
+        assert_eq!(
+            Vocabulary::Atlassian
+                .missing(&list("read:jira-work"), &list("write:jira-work"))
+                .to_string(),
+            "read:jira-work"
+        );
+    }
+
+    #[test]
+    fn data_center_vocabularies_tell_their_own_scopes_from_others() {
+        let dc = |s: &str| classify(Vocabulary::DataCenter, &s.parse().unwrap());
+        assert_eq!(dc("WRITE"), ScopeKind::DataCenter);
+        assert_eq!(dc("read:jira-work"), ScopeKind::ForeignDataCenter);
+        assert_eq!(dc("REPO_READ"), ScopeKind::ForeignDataCenter);
+        assert_eq!(dc("frobnicate"), ScopeKind::Unknown);
+        let bb = |s: &str| classify(Vocabulary::BitbucketDataCenter, &s.parse().unwrap());
+        assert_eq!(bb("REPO_WRITE"), ScopeKind::DataCenter);
+        assert_eq!(bb("WRITE"), ScopeKind::ForeignDataCenter);
+        assert_eq!(bb("repository"), ScopeKind::ForeignDataCenter);
+        let findings = lint(
+            "corp-jira",
+            Vocabulary::DataCenter,
+            false,
+            &[LintConnector {
+                name: "jira-dc",
+                user_mode: true,
+                scopes: &list("READ read:jira-work"),
+            }],
+        );
+        let codes: Vec<_> = findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["foreign_scope_on_data_center"]);
+    }
+
+    #[test]
     fn classify_bitbucket_vocabulary() {
         let k = |s: &str| classify(Vocabulary::Bitbucket, &s.parse().unwrap());
         assert_eq!(k("repository:write"), ScopeKind::Bitbucket);
@@ -696,11 +854,11 @@ mod tests {
         let required = list("read:me write:jira-work");
         let requested = list("read:me read:jira-work");
         let granted = list("read:me read:jira-work manage:jira-webhook");
-        let diff = ScopeDiff::compute(&required, &requested, Some(&granted));
+        let diff = ScopeDiff::compute(Vocabulary::Atlassian, &required, &requested, Some(&granted));
         assert_eq!(diff.missing, vec!["write:jira-work".parse().unwrap()]);
         assert_eq!(diff.extra, vec!["manage:jira-webhook".parse().unwrap()]);
         assert_eq!(diff.not_requested, vec!["write:jira-work".parse().unwrap()]);
-        let before_login = ScopeDiff::compute(&required, &requested, None);
+        let before_login = ScopeDiff::compute(Vocabulary::Atlassian, &required, &requested, None);
         assert!(before_login.missing.is_empty() && before_login.extra.is_empty());
     }
 

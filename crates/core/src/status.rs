@@ -351,7 +351,16 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
             _ => None,
         };
         let requested_list = request.scopes();
-        let diff = ScopeDiff::compute(&c.spec.upstream_scopes, &requested_list, granted.as_ref());
+        let vocabulary = latch
+            .config()
+            .provider(&c.provider)
+            .map_or(crate::scope::Vocabulary::Generic, |p| p.spec.vocabulary);
+        let diff = ScopeDiff::compute(
+            vocabulary,
+            &c.spec.upstream_scopes,
+            &requested_list,
+            granted.as_ref(),
+        );
         let subject = format!("connector:{}", c.name);
         // A provider's problems (its app, its secret) matter to the connectors that use its app.
         let provider_subject = format!("provider:{}", c.provider);

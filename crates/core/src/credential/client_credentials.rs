@@ -4,6 +4,8 @@
 //!
 //! The request carries no `scope` unless the connector lists `scopes` (the credential's scopes
 //! were chosen when an admin created it), and `audience` only when the connector sets one.
+//! Providers whose client credentials take a scope (Data Center, §8.2) get the connector's
+//! catalog scopes when it lists none.
 //! A refusal names the credential and where an admin fixes it — never "sign in".
 
 use crate::catalog::AuthMode;
@@ -49,7 +51,10 @@ pub(crate) async fn request(
                 "store the service account's client secret: `latch credential set {name}`"
             ),
         })?;
-    let scopes = connector.scopes.as_ref();
+    let scopes = connector.scopes.as_ref().or(provider
+        .spec
+        .service_requests_scopes
+        .then_some(&connector.spec.upstream_scopes));
     let result = retry(
         || {
             oauth::request_token(

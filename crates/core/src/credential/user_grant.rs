@@ -38,6 +38,11 @@ pub(crate) async fn refresh(
     ctx.store.crash_point("before_request");
 
     let window = Duration::from_secs(provider.spec.refresh_reuse_window_secs.unwrap_or(0));
+    let redirect_uri = provider
+        .spec
+        .refresh_sends_redirect_uri
+        .then_some(provider.redirect_uri.as_deref())
+        .flatten();
     let started = Instant::now();
     let mut resent_after_loss = false;
     let result = retry(
@@ -46,7 +51,10 @@ pub(crate) async fn refresh(
                 ctx.http,
                 &endpoint,
                 client_secret.as_ref(),
-                oauth::Grant::Refresh(&refresh_token),
+                oauth::Grant::Refresh {
+                    token: &refresh_token,
+                    redirect_uri,
+                },
                 Some(ctx.config.refresh_timeout),
             )
         },

@@ -1,0 +1,313 @@
+//! Jira, Confluence and Bitbucket Data Center through the README's commands, against the
+//! fixture's Data Center instance at `/dc` (an incoming link whose refresh needs the
+//! `redirect_uri` and invalidates both old tokens, a service account, a PAT, Basic).
+
+use std::process::Command;
+
+use crate::support::{curl, run_with_stdin, stderr, stdout, Fixture, Home, Serve};
+
+const DC_CLIENT_ID: &str = "dc-link-client";
+const DC_CLIENT_SECRET: &str = "dc-link-secret-fixture-81";
+const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
+const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
+const DC_PAT: &str = "dc-pat-fixture-61";
+const DC_PASSWORD: &str = "dc-password-fixture-72";
+
+fn connector<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no connector {name} in {status}"))
+}
+
+fn key(home: &Home, name: &str, connectors: &[&str]) -> String {
+    let mut args = vec!["keys", "create", name];
+    for c in connectors {
+        args.extend(["--connector", c]);
+    }
+    home.ok(&args, "").trim().to_owned()
+}
+
+/// The README's Data Center recipe: a provider per instance (`--preset jira-dc --base-url`),
+/// connectors that find it by themselves, one sign-in in the browser for Jira and JSM, and the
+/// credentials that need no browser (PAT, Basic, service account) — all through `latch serve`
+/// with curl and Python `requests`.
+#[test]
+fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
+    let fixture = Fixture::start();
+    let home = Home::new();
+    let base = format!("{}/dc", fixture.base);
+    // Before a provider exists, a DC connector says what to run.
+    let out = home.run(&["connector", "add", "jira-dc"], "");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("--preset jira-dc --base-url"),
+        "{}",
+        stderr(&out)
+    );
+    // A DC preset without its base URL says so.
+    let out = home.run(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--client-id",
+            DC_CLIENT_ID,
+        ],
+        DC_CLIENT_SECRET,
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("base_url"), "{}", stderr(&out));
+
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &base,
+            "--client-id",
+            DC_CLIENT_ID,
+            "--redirect-uri",
+            &fixture.redirect_uri,
+        ],
+        DC_CLIENT_SECRET,
+    );
+    home.ok(&["connector", "add", "jira-dc"], "");
+    home.ok(&["connector", "add", "jsm-dc"], "");
+    let toml = std::fs::read_to_string(home.file("latch.toml")).unwrap();
+    assert!(toml.contains("provider = \"corp-jira\""), "{toml}");
+    // A Cloud connector cannot sign in through a DC link.
+    let out = home.run(&["connector", "add", "jira", "--provider", "corp-jira"], "");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("jira-dc"), "{}", stderr(&out));
+
+    // One consent for both connectors, in the browser.
+    let out = run_with_stdin(
+        home.browser_cmd(&["login", "corp-jira", "--timeout", "60"]),
+        "",
+    );
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let status = home.json(&["status", "--json"]);
+    for name in ["jira-dc", "jsm-dc"] {
+        let c = connector(&status, name);
+        assert_eq!(c["state"], "ok", "{c}");
+        // Data Center answers no `scope`: the granted set is the requested one.
+        assert_eq!(c["scopes"]["missing"], serde_json::json!([]), "{c}");
+    }
+    assert!(status.to_string().contains("DC User"), "{status}");
+    assert_eq!(fixture.stats()["dc_token_calls"]["authorization_code"], 1);
+
+    // No browser from here on: a PAT, Basic and a service account on the same instance.
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-pat",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "pat",
+        ],
+        "",
+    );
+    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-basic",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "basic",
+            "--username",
+            "dc-user",
+        ],
+        "",
+    );
+    let out = home.ok(&["credential", "set", "dc-basic", "--json"], DC_PASSWORD);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-svc",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "service",
+            "--client-id",
+            DC_SVC_CLIENT_ID,
+        ],
+        "",
+    );
+    home.ok(&["credential", "set", "dc-svc"], DC_SVC_CLIENT_SECRET);
+    // Data Center's client credentials take the connector's scopes (§8.2).
+    assert_eq!(
+        fixture.stats()["dc_last_client_credentials_scope"],
+        "READ WRITE"
+    );
+
+    let k = key(
+        &home,
+        "k",
+        &["jira-dc", "jsm-dc", "dc-pat", "dc-basic", "dc-svc"],
+    );
+    let serve = Serve::start(&home);
+    for (path, via) in [
+        ("/jira-dc/rest/api/2/search?jql=project%3DOPS", "oauth"),
+        ("/jsm-dc/rest/servicedeskapi/request", "oauth"),
+        ("/dc-pat/rest/api/2/issue/OPS-1", "pat"),
+        ("/dc-basic/rest/api/2/issue/OPS-1", "basic"),
+        ("/dc-svc/rest/api/2/issue/OPS-1", "service"),
+    ] {
+        let (status, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {k}"),
+            &serve.url(path),
+        ]);
+        assert_eq!(status, 200, "{path}: {body}");
+        let echoed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(echoed["via"], via, "{path}: {body}");
+        assert_eq!(echoed["product"], "data-center", "{path}: {body}");
+    }
+    let script = format!(
+        "import requests\n\
+         for path in ['/jira-dc/rest/api/2/myself', '/dc-pat/rest/api/2/myself', '/dc-svc/rest/api/2/myself']:\n\
+         \x20   r = requests.get('{}' + path, auth=('me', '{k}'))\n\
+         \x20   assert r.status_code == 200, (path, r.status_code, r.text)\n\
+         \x20   assert r.json()['displayName'] == 'DC User', r.text\n\
+         print('python ok')",
+        serve.url(""),
+    );
+    let out = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("python ok"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    drop(serve);
+
+    // A refresh repeats the redirect_uri (DC answers invalid_grant without it) and leaves the
+    // grant healthy; both old tokens are dead afterwards.
+    let before = home.ok(&["token", "jira-dc"], "").trim().to_owned();
+    home.ok(&["token", "jira-dc", "--refresh"], "");
+    let stats = fixture.stats();
+    assert_eq!(stats["dc_token_calls"]["refresh_token"], 1, "{stats}");
+    assert_eq!(stats["dc_refresh_without_redirect_uri"], 0, "{stats}");
+    let after = home.ok(&["token", "jira-dc"], "").trim().to_owned();
+    assert_ne!(before, after);
+    assert!(
+        !fixture.token_active(&before),
+        "the old access token died with the refresh"
+    );
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(connector(&status, "jira-dc")["state"], "ok");
+
+    // A refresh whose answer is lost is never sent again: Data Center has no reuse window, so
+    // the old refresh token is already dead. The grant says so instead of guessing.
+    fixture.control(serde_json::json!({ "token_mode": "lose_response" }));
+    let out = home.run(&["token", "jira-dc", "--refresh"], "");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("reuse window"), "{}", stderr(&out));
+    assert_eq!(fixture.stats()["dc_token_calls"]["refresh_token"], 2);
+    let status = home.json(&["status", "--json"]);
+    assert_eq!(connector(&status, "jira-dc")["state"], "refresh_uncertain");
+}
+
+/// Without any OAuth app: a Confluence DC provider with only its base URL serves PAT
+/// connectors; Bitbucket DC's whoami (plain text) works as its probe.
+#[test]
+fn data_center_pats_need_no_oauth_app() {
+    let fixture = Fixture::start();
+    let home = Home::new();
+    let base = format!("{}/dc", fixture.base);
+    for (provider, preset) in [("corp-wiki", "confluence-dc"), ("corp-git", "bitbucket-dc")] {
+        home.ok(
+            &[
+                "provider",
+                "add",
+                provider,
+                "--preset",
+                preset,
+                "--base-url",
+                &base,
+            ],
+            "",
+        );
+    }
+    home.ok(&["connector", "add", "confluence-dc", "--auth", "pat"], "");
+    home.ok(&["connector", "add", "bitbucket-dc", "--auth", "pat"], "");
+    for name in ["confluence-dc", "bitbucket-dc"] {
+        let out = home.ok(&["credential", "set", name, "--json"], DC_PAT);
+        let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(stored["check"]["result"], "ok", "{name}: {stored}");
+    }
+    let (code, report) = {
+        let out = home.run(&["doctor", "--json"], "");
+        (
+            out.status.code(),
+            serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap(),
+        )
+    };
+    assert_eq!(code, Some(0), "{report}");
+    let k = key(&home, "k", &["confluence-dc", "bitbucket-dc"]);
+    let serve = Serve::start(&home);
+    let (status, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {k}"),
+        &serve.url("/bitbucket-dc/rest/api/1.0/projects"),
+    ]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"via\":\"pat\""), "{body}");
+}
+
+/// The catalog lists the Data Center connectors with their auth modes and vocabularies.
+#[test]
+fn the_catalog_lists_data_center() {
+    let home = Home::new();
+    let catalog = home.json(&["connector", "catalog", "--json"]);
+    for (name, provider, vocabulary) in [
+        ("jira-dc", "jira-dc", "data-center"),
+        ("jsm-dc", "jira-dc", "data-center"),
+        ("confluence-dc", "confluence-dc", "data-center"),
+        ("bitbucket-dc", "bitbucket-dc", "bitbucket-data-center"),
+    ] {
+        let entry = catalog
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {catalog}"));
+        assert_eq!(entry["provider"], provider);
+        assert_eq!(entry["vocabulary"], vocabulary);
+        assert_eq!(
+            entry["auth_modes"],
+            serde_json::json!(["user", "pat", "basic", "service"])
+        );
+    }
+    let jira = catalog
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "jira-dc")
+        .unwrap();
+    assert_eq!(
+        jira["upstream_scopes"],
+        serde_json::json!(["READ", "WRITE"])
+    );
+}
