@@ -64,15 +64,19 @@ pub fn newly_needing(before: Option<&StatusReport>, after: &StatusReport) -> Vec
                 ),
                 ConnectorState::NeedsStepUp => (
                     "needs more permissions",
-                    format!(
-                        "Open Latch and choose Re-consent to grant {}.",
-                        c.scopes
-                            .missing
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    ),
+                    match &c.scopes.fix {
+                        // The provider decides what is granted (Bitbucket): say where.
+                        Some(fix) if !fix.starts_with("sign in again") => format!("To fix: {fix}."),
+                        _ => format!(
+                            "Open Latch and choose Re-consent to grant {}.",
+                            c.scopes
+                                .missing
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        ),
+                    },
                 ),
                 ConnectorState::CredentialRejected => (
                     "has a credential that is refused",
@@ -146,6 +150,7 @@ mod tests {
                         granted: None,
                         missing: Vec::new(),
                         extra: Vec::new(),
+                        fix: None,
                     },
                     grant: None,
                     credential: None,

@@ -519,8 +519,19 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),
-                "sign in again (`latch login PROVIDER`) and keep every scope ticked; if the \
-                 consent screen does not offer it, add it to the app in the developer console",
+                &config
+                    .provider(&c.provider)
+                    .map(|p| ProviderProfile::of(&p.spec))
+                    .unwrap_or(ProviderProfile::Generic)
+                    .missing_scope_fix(
+                        &c.provider,
+                        &s.scopes
+                            .missing
+                            .iter()
+                            .map(Scope::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
             )),
             ConnectorState::RefreshFailing | ConnectorState::RefreshUncertain => {
                 findings.push(finding(
@@ -849,7 +860,9 @@ fn probe_finding(
                         format!(" (missing from the grant: {})", missing.join(" "))
                     }
                 ),
-                &if c.auth == AuthMode::User {
+                &if c.auth == AuthMode::User && profile == ProviderProfile::Bitbucket {
+                    profile.scope_mismatch_fix(&c.provider)
+                } else if c.auth == AuthMode::User {
                     format!(
                         "add the scope to the app (developer console → Permissions) and keep it \
                          ticked at consent: `latch login {}`",

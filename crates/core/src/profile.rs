@@ -60,7 +60,24 @@ impl ProviderProfile {
                 "tick {missing} in the OAuth consumer's permissions (Workspace settings → OAuth \
                  consumers → Edit), then sign in again: `latch login {provider}`"
             ),
-            _ => format!("sign in again to grant {missing}: `latch login {provider}`"),
+            _ => format!(
+                "sign in again and keep {missing} ticked (if the consent screen does not offer \
+                 it, add it to the app in the developer console): `latch login {provider}`"
+            ),
+        }
+    }
+
+    /// What to do when the provider refuses a request for a scope no connector declares.
+    pub fn scope_mismatch_fix(self, provider: &str) -> String {
+        match self {
+            Self::Bitbucket => format!(
+                "tick the permission this endpoint needs in the OAuth consumer (Workspace \
+                 settings → OAuth consumers → Edit), then `latch login {provider}`"
+            ),
+            _ => format!(
+                "add the scope this endpoint needs to the app and the connector, then `latch \
+                 login {provider}`"
+            ),
         }
     }
 

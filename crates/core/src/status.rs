@@ -11,6 +11,7 @@ use crate::credential::CredentialKind;
 use crate::finding::{Finding, Severity};
 use crate::grants::{grant_of, GrantState};
 use crate::latch::Latch;
+use crate::profile::ProviderProfile;
 use crate::scope::{RequestedScope, Scope, ScopeDiff, ScopeList};
 use latch_store::{ApiTokenKind, CredentialState, GrantId};
 
@@ -270,6 +271,9 @@ pub struct ConnectorScopes {
     pub missing: Vec<Scope>,
     /// Granted but requested by no connector (least privilege).
     pub extra: Vec<Scope>,
+    /// How to get the missing scopes, when some are missing (sign in again; for a Bitbucket
+    /// OAuth consumer, tick its permissions first: it decides what is granted).
+    pub fix: Option<String>,
 }
 
 /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
@@ -456,6 +460,14 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
                     .filter_map(|s| request.attribution(s).cloned())
                     .collect(),
                 granted: granted.map(|g| g.iter().cloned().collect()),
+                fix: (c.auth == AuthMode::User && !diff.missing.is_empty()).then(|| {
+                    let profile = latch
+                        .config()
+                        .provider(&c.provider)
+                        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+                    let missing: Vec<&str> = diff.missing.iter().map(Scope::as_str).collect();
+                    profile.missing_scope_fix(&c.provider, &missing.join(" "))
+                }),
                 missing: if c.auth == AuthMode::User {
                     diff.missing
                 } else {

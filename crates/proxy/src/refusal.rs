@@ -54,11 +54,13 @@ pub(crate) enum Refusal {
     /// The provider refused the request for scopes the grant lacks.
     NeedsStepUp {
         connector: String,
-        provider: String,
         missing: Vec<String>,
+        /// What to do (the provider profile knows: sign in again, or tick the permission on a
+        /// Bitbucket OAuth consumer first).
+        fix: String,
     },
     /// The provider refused for scope although the grant holds every declared scope.
-    ScopeMismatch { connector: String, provider: String },
+    ScopeMismatch { connector: String, fix: String },
     /// The stored credential cannot go in a header.
     BadCredential,
     /// No upstream connection.
@@ -249,11 +251,7 @@ impl Refusal {
                 "retry after the Retry-After seconds; `latch status` shows the last error"
                     .to_owned()
             }
-            Self::NeedsStepUp { provider, .. } => format!("latch login {provider}"),
-            Self::ScopeMismatch { provider, .. } => format!(
-                "add the scope this endpoint needs to the app and the connector, then `latch \
-                 login {provider}`"
-            ),
+            Self::NeedsStepUp { fix, .. } | Self::ScopeMismatch { fix, .. } => fix.clone(),
             Self::BadCredential => "store it again".to_owned(),
             Self::UpstreamUnreachable(_) => {
                 "check the network; `latch doctor` probes each connector".to_owned()

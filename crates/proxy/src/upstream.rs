@@ -308,18 +308,20 @@ fn refresh_refusal(err: GrantError) -> Refusal {
     }
 }
 
-fn step_up(state: &State, connector: &Connector) -> Refusal {
+fn step_up(state: &State, connector: &Connector, profile: ProviderProfile) -> Refusal {
     let missing = state.grants.missing_scopes(connector).unwrap_or_default();
+    let provider = &connector.provider;
     if missing.is_empty() {
         return Refusal::ScopeMismatch {
             connector: connector.name.clone(),
-            provider: connector.provider.clone(),
+            fix: profile.scope_mismatch_fix(provider),
         };
     }
+    let missing: Vec<String> = missing.iter().map(|s| s.as_str().to_owned()).collect();
     Refusal::NeedsStepUp {
         connector: connector.name.clone(),
-        provider: connector.provider.clone(),
-        missing: missing.iter().map(|s| s.as_str().to_owned()).collect(),
+        fix: profile.missing_scope_fix(provider, &missing.join(" ")),
+        missing,
     }
 }
 
@@ -410,7 +412,7 @@ pub(crate) async fn forward(
             .map(|c| c.to_bytes())
             .unwrap_or_default();
         if profile.is_scope_refusal(status.as_u16(), &peek) {
-            return Err(step_up(state, connector));
+            return Err(step_up(state, connector, profile));
         }
         let replay = || {
             let mut response = Response::from_parts(

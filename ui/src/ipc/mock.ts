@@ -217,6 +217,12 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         granted,
         missing,
         extra,
+        fix:
+          missing.length === 0
+            ? null
+            : c.provider === "bitbucket"
+              ? `tick ${missing.join(" ")} in the OAuth consumer's permissions (Workspace settings → OAuth consumers → Edit), then sign in again: \`latch login ${c.provider}\``
+              : `sign in again and keep ${missing.join(" ")} ticked: \`latch login ${c.provider}\``,
       },
       grant,
       credential:

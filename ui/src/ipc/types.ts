@@ -16,6 +16,13 @@ export type ConnectorState =
   | "site_unbound"
   | "misconfigured";
 
+export type Vocabulary =
+  | "atlassian"
+  | "bitbucket"
+  | "data-center"
+  | "bitbucket-data-center"
+  | "generic";
+
 export type AuthMode = "user" | "service" | "api-token" | "pat" | "basic" | "api-key";
 export type Severity = "info" | "warning" | "error";
 
@@ -68,6 +75,8 @@ export interface ConnectorStatus {
     granted: string[] | null;
     missing: string[];
     extra: string[];
+    /** How to get the missing scopes (Bitbucket: tick them on the OAuth consumer first). */
+    fix: string | null;
   };
   grant: GrantStatus | null;
   /** The connector's own credential (service secret, API token, PAT, API key); never the secret. */
@@ -130,7 +139,7 @@ export interface ConnectorEntry {
   granular_scopes: string[] | null;
   api_base: string;
   needs_site: boolean;
-  vocabulary: "atlassian" | "bitbucket" | "generic";
+  vocabulary: Vocabulary;
 }
 
 export interface CatalogEntries {

@@ -36,6 +36,7 @@ function connector(overrides: Partial<ConnectorStatus> = {}): ConnectorStatus {
       granted: grant.granted_scopes,
       missing: ["write:jira-work"],
       extra: ["manage:jira-configuration"],
+      fix: "sign in again and keep write:jira-work ticked: `latch login atlassian`",
     },
     grant,
     credential: null,
