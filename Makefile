@@ -7,10 +7,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 .DEFAULT_GOAL := help
 
 # Debian/Ubuntu packages: Tauri (webkit2gtk, appindicator), the Secret Service (gnome-keyring,
-# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium, WebKitWebDriver).
+# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium, WebKitWebDriver, git).
 APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 	libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver
+	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver git
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -7,6 +7,7 @@ mod credentials;
 mod datacenter;
 mod desktop;
 mod doctor;
+mod git;
 mod hardening;
 mod lifecycle;
 mod proxy;

@@ -155,6 +155,8 @@ pub(crate) fn free_port() -> u16 {
 /// The fixture authorization server (oidc-provider + an Atlassian-like gateway), on loopback.
 pub(crate) struct Fixture {
     child: std::process::Child,
+    /// The fixture's own files (its git repositories), removed with it.
+    _dir: tempfile::TempDir,
     pub(crate) base: String,
     pub(crate) redirect_uri: String,
 }
@@ -186,8 +188,10 @@ impl Fixture {
     /// The fixture with a 3LO app whose registered callback is `redirect_uri`.
     pub(crate) fn start_with_redirect(redirect_uri: &str) -> Self {
         let redirect_uri = redirect_uri.to_owned();
+        let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new("node")
             .arg(repo_path("tests/fixture/server.js"))
+            .env("FIXTURE_DIR", dir.path())
             .env("FIXTURE_REDIRECT_URIS", &redirect_uri)
             .env("FIXTURE_CLIENT_ID", CLIENT_ID)
             .env("FIXTURE_CLIENT_SECRET", CLIENT_SECRET)
@@ -203,6 +207,7 @@ impl Fixture {
         let port = ready["port"].as_u64().unwrap();
         Self {
             child,
+            _dir: dir,
             base: format!("http://127.0.0.1:{port}"),
             redirect_uri,
         }
@@ -240,6 +245,11 @@ impl Fixture {
             &body.to_string(),
             &format!("{}/__control", self.base),
         ]);
+    }
+
+    /// Every access token the fixture issued dies before its expiry.
+    pub(crate) fn revoke_access(&self) {
+        self.curl(&["-X", "POST", &format!("{}/__revoke_access", self.base)]);
     }
 
     pub(crate) fn revoke_all(&self) {

@@ -16,6 +16,7 @@ macro_rules! say {
 mod connector;
 mod doctor;
 mod exit;
+mod git;
 mod input;
 mod keys;
 mod manifest;
@@ -68,6 +69,8 @@ enum Command {
     Audit(keys::AuditCmd),
     /// Run every health check; explain each finding with its fix (exit 1 when unhealthy).
     Doctor(doctor::DoctorCmd),
+    /// Git's credential helper: fresh Bitbucket tokens for `git clone` (`install` sets it up).
+    GitCredential(git::GitCredentialCmd),
 }
 
 fn main() -> ExitCode {
@@ -83,7 +86,9 @@ fn main() -> ExitCode {
         Command::Audit(c) => c.json,
         Command::Doctor(c) => c.json,
         Command::Credential(c) => c.json(),
-        Command::Token(_) | Command::Serve(_) | Command::Exec(_) => false,
+        Command::Token(_) | Command::Serve(_) | Command::Exec(_) | Command::GitCredential(_) => {
+            false
+        }
     };
     if let Command::Doctor(cmd) = cli.command {
         return match cmd.run() {
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
         Command::Keys(cmd) => cmd.run(),
         Command::Exec(cmd) => cmd.run(),
         Command::Audit(cmd) => cmd.run(),
+        Command::GitCredential(cmd) => cmd.run(),
         Command::Doctor(_) => Ok(()),
     };
     match result {

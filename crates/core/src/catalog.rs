@@ -174,6 +174,9 @@ pub struct ProviderSpec {
     /// Center's client credentials take `scope`; an Atlassian Cloud credential has its own).
     #[serde(default)]
     pub service_requests_scopes: bool,
+    /// Where git reaches the provider's repositories over HTTPS (`latch git-credential`).
+    #[serde(default)]
+    pub git_url: Option<String>,
 }
 
 /// The placeholder for an instance's base URL in a provider preset (Data Center).
@@ -194,6 +197,7 @@ impl ProviderSpec {
             &self.me_url,
             &self.api_base,
             &self.console_url,
+            &self.git_url,
         ]
         .into_iter()
         .flatten()
@@ -211,6 +215,7 @@ impl ProviderSpec {
             &mut self.me_url,
             &mut self.api_base,
             &mut self.console_url,
+            &mut self.git_url,
         ]
         .into_iter()
         .flatten()
@@ -458,6 +463,7 @@ impl Catalog {
                 ("me_url", &spec.me_url),
                 ("api_base", &spec.api_base),
                 ("console_url", &spec.console_url),
+                ("git_url", &spec.git_url),
                 ("default_redirect_uri", &spec.default_redirect_uri),
             ] {
                 if let Some(url) = url {

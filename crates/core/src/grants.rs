@@ -503,6 +503,31 @@ impl Grants {
         self.obtain(grant, Some(rejected), wait).await
     }
 
+    /// Marks a grant's access token stale when `presented` is the current one (git saw it
+    /// refused): the next request refreshes. The refresh token is never touched. Returns
+    /// whether it was the current token.
+    pub async fn mark_stale(
+        &self,
+        grant: &GrantId,
+        presented: &Secret,
+    ) -> Result<bool, GrantError> {
+        let store = &self.shared.store;
+        let current = store.secret(store.access_token_key(grant)).await?;
+        if current.as_ref().map(Secret::expose) != Some(presented.expose()) {
+            return Ok(false);
+        }
+        let Some(mut row) = store.row(grant)? else {
+            return Ok(false);
+        };
+        let now = store.now();
+        if row.access_expires_at.is_none_or(|at| at > now) {
+            row.access_expires_at = Some(now);
+            store.save(&row)?;
+        }
+        self.shared.tokens.forget(grant);
+        Ok(true)
+    }
+
     /// When the grant's current access token was issued (for the proxy's refresh throttle).
     pub fn access_issued_at(
         &self,

@@ -12,6 +12,7 @@ pub mod credential;
 pub mod doctor;
 mod error;
 pub mod finding;
+pub mod git_credential;
 mod grant_store;
 pub mod grants;
 pub mod home;
