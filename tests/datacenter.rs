@@ -311,3 +311,164 @@ fn the_catalog_lists_data_center() {
         serde_json::json!(["READ", "WRITE"])
     );
 }
+
+/// A test CA and a certificate it signs for localhost and 127.0.0.1, as PEM files in `dir`:
+/// (ca, cert, key).
+fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "Latch Test Corp CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    std::fs::write(&paths.0, ca_cert.pem()).unwrap();
+    std::fs::write(&paths.1, leaf_cert.pem()).unwrap();
+    std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
+    paths
+}
+
+/// A Data Center instance behind an internal CA: without `ca_file` the credential check and
+/// the proxy say the certificate is not trusted and name `ca_file`; with it, a PAT and a
+/// service account (the OAuth client) work, through `latch serve` too. The CA is trusted for
+/// that provider only.
+#[test]
+fn an_internal_ca_is_trusted_for_its_provider_only() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, tls_key) = test_ca(certs.path());
+    let fixture = Fixture::start_with_tls(&cert, &tls_key);
+    let base = format!("https://localhost:{}/dc", fixture.tls_port.unwrap());
+    let home = Home::new();
+    // Without the CA first: stored, but the check says why it could not be made.
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-wiki",
+            "--preset",
+            "confluence-dc",
+            "--base-url",
+            &base,
+        ],
+        "",
+    );
+    home.ok(&["connector", "add", "confluence-dc", "--auth", "pat"], "");
+    let out = home.ok(&["credential", "set", "confluence-dc", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "unchecked", "{stored}");
+    assert!(
+        stored["check"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ca_file"),
+        "{stored}"
+    );
+
+    // A CA file that is not one is refused before anything is written.
+    let bogus = certs.path().join("bogus.pem");
+    std::fs::write(&bogus, "hello\n").unwrap();
+    let out = home.run(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &base,
+            "--ca-file",
+            bogus.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("no usable PEM certificate"),
+        "{}",
+        stderr(&out)
+    );
+
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &base,
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+        "",
+    );
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-pat",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "pat",
+        ],
+        "",
+    );
+    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-svc",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "service",
+            "--client-id",
+            DC_SVC_CLIENT_ID,
+        ],
+        "",
+    );
+    let out = home.ok(
+        &["credential", "set", "dc-svc", "--json"],
+        DC_SVC_CLIENT_SECRET,
+    );
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        stored["check"]["result"], "ok",
+        "the token endpoint over TLS: {stored}"
+    );
+
+    let k = key(&home, "k", &["dc-pat", "dc-svc", "confluence-dc"]);
+    let serve = Serve::start(&home);
+    for path in ["/dc-pat/rest/api/2/myself", "/dc-svc/rest/api/2/myself"] {
+        let (status, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {k}"),
+            &serve.url(path),
+        ]);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    // The same host through the provider without the CA: refused, and told why.
+    let (status, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {k}"),
+        &serve.url("/confluence-dc/rest/api/space"),
+    ]);
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(
+        crate::support::error_code(&body),
+        "upstream_certificate_untrusted"
+    );
+    assert!(body.contains("ca_file"), "{body}");
+}

@@ -159,6 +159,8 @@ pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
     pub(crate) base: String,
     pub(crate) redirect_uri: String,
+    /// The HTTPS listener's port, when started with TLS.
+    pub(crate) tls_port: Option<u16>,
 }
 
 pub(crate) const CLIENT_ID: &str = "latch-test-client";
@@ -187,9 +189,27 @@ impl Fixture {
 
     /// The fixture with a 3LO app whose registered callback is `redirect_uri`.
     pub(crate) fn start_with_redirect(redirect_uri: &str) -> Self {
+        Self::spawn(redirect_uri, None)
+    }
+
+    /// The fixture with an HTTPS listener too, serving `cert` (and its `key`); its port is
+    /// `tls_port`.
+    pub(crate) fn start_with_tls(cert: &Path, key: &Path) -> Self {
+        Self::spawn(
+            &format!("http://127.0.0.1:{}/callback", free_port()),
+            Some((cert, key)),
+        )
+    }
+
+    fn spawn(redirect_uri: &str, tls: Option<(&Path, &Path)>) -> Self {
         let redirect_uri = redirect_uri.to_owned();
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("node")
+        let mut cmd = Command::new("node");
+        if let Some((cert, key)) = tls {
+            cmd.env("FIXTURE_TLS_CERT", cert)
+                .env("FIXTURE_TLS_KEY", key);
+        }
+        let mut child = cmd
             .arg(repo_path("tests/fixture/server.js"))
             .env("FIXTURE_DIR", dir.path())
             .env("FIXTURE_REDIRECT_URIS", &redirect_uri)
@@ -208,6 +228,7 @@ impl Fixture {
         Self {
             child,
             _dir: dir,
+            tls_port: ready["tls_port"].as_u64().map(|p| p as u16),
             base: format!("http://127.0.0.1:{port}"),
             redirect_uri,
         }

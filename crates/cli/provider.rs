@@ -42,6 +42,10 @@ pub(crate) struct AddArgs {
     /// The instance's URL, for Data Center presets (`jira-dc`, `confluence-dc`, `bitbucket-dc`).
     #[arg(long)]
     base_url: Option<String>,
+    /// A PEM file with the CA that signs the instance's certificate (trusted for this provider
+    /// only, on top of the OS trust store).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// Override the authorize endpoint.
     #[arg(long)]
     authorize_url: Option<String>,
@@ -112,6 +116,9 @@ fn add(args: AddArgs) -> Result<(), Failure> {
             client_id: args.client_id,
             redirect_uri: args.redirect_uri,
             base_url: args.base_url,
+            ca_file: args
+                .ca_file
+                .map(|path| std::path::absolute(&path).unwrap_or(path)),
             endpoints: EndpointOverrides {
                 authorize_url: args.authorize_url,
                 token_url: args.token_url,

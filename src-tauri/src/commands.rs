@@ -96,6 +96,7 @@ pub(crate) async fn add_provider(
                     .base_url
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty()),
+                ca_file: None,
                 endpoints: Default::default(),
             };
             Ok(desktop.open()?.add_provider(request, secret)?)

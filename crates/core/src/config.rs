@@ -111,6 +111,9 @@ pub struct ProviderSection {
     /// The instance's base URL, for presets whose endpoints start with `{base}` (Data Center:
     /// `https://jira.corp.example`).
     pub base_url: Option<String>,
+    /// A PEM file of CA certificates trusted for this provider only (an internal CA), on top
+    /// of the built-in roots and the OS trust store. Relative to latch.toml's folder.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[connectors.NAME]`.
@@ -190,6 +193,8 @@ pub struct Provider {
     pub redirect_uri: Option<String>,
     /// The instance's base URL (Data Center), already put in place of `{base}` in `spec`.
     pub base_url: Option<String>,
+    /// Extra CA certificates for this provider's endpoints and API (absolute path, checked).
+    pub ca_file: Option<PathBuf>,
     /// Whether it is declared in latch.toml (providers without OAuth need not be).
     pub configured: bool,
 }
@@ -420,6 +425,7 @@ impl Resolver<'_> {
                         client_id: None,
                         redirect_uri: None,
                         base_url: None,
+                        ca_file: None,
                         configured: false,
                     }),
                     None => {
@@ -699,6 +705,25 @@ impl Resolver<'_> {
                 )),
                 (None, false) => None,
             };
+        let ca_file = match &section.ca_file {
+            Some(path) => {
+                let full = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    self.path.parent().unwrap_or(Path::new(".")).join(path)
+                };
+                crate::tls::read_ca_file(&full).map_err(|err| {
+                    self.fail(
+                        &["providers", name, "ca_file"],
+                        err.to_string(),
+                        "point `ca_file` at a PEM file with your CA's certificate (ask your \
+                         admin for the CA that signs the instance's certificate)",
+                    )
+                })?;
+                Some(full)
+            }
+            None => None,
+        };
         if let Some(uri) = &section.redirect_uri {
             check_redirect_uri(uri).map_err(|m| {
                 self.fail(
@@ -720,6 +745,7 @@ impl Resolver<'_> {
             spec,
             client_id: section.client_id.clone().filter(|id| !id.trim().is_empty()),
             base_url,
+            ca_file,
             configured: true,
         })
     }

@@ -380,12 +380,12 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
     }
 
     // Clock skew against the first reachable token endpoint.
-    if let Some(url) = config
+    if let Some((provider, url)) = config
         .providers
         .iter()
-        .find_map(|p| p.spec.token_url.clone())
+        .find_map(|p| Some((p.name.as_str(), p.spec.token_url.clone()?)))
     {
-        if let Some(skew) = clock_skew(grants.http(), &url).await {
+        if let Some(skew) = clock_skew(grants.http_for(provider), &url).await {
             if skew.abs() > SKEW_WARN_SECS {
                 findings.push(finding(
                     "clock_skew",
@@ -979,9 +979,15 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
     };
     let send = |credential| async move {
         let url_base = upstream_base_of(grants, c).await?;
-        send_probe(grants.http(), c, &url_base, &credential).await
+        send_probe(grants.http_for(&c.provider), c, &url_base, &credential).await
     };
-    let mut answer = send_probe(grants.http(), c, &upstream.base, &upstream.credential).await;
+    let mut answer = send_probe(
+        grants.http_for(&c.provider),
+        c,
+        &upstream.base,
+        &upstream.credential,
+    )
+    .await;
     let mut corrected = None;
     if let Ok((401, ref body)) = answer {
         if !profile.is_scope_refusal(401, body) {

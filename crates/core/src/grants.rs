@@ -94,7 +94,7 @@ struct Shared {
     store: GrantStore,
     tokens: Arc<TokenCache>,
     lock: RefreshLock,
-    http: reqwest::Client,
+    http: crate::tls::ProviderClients,
 }
 
 /// How long a resolved upstream base is reused by [`Grants::upstream`].
@@ -110,7 +110,7 @@ impl Grants {
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let http = oauth::http_client(config.http_timeout);
+        let http = crate::tls::ProviderClients::new(&config);
         Self {
             shared: Arc::new(Shared {
                 store: GrantStore::new(home_id, store, secrets, clock),
@@ -126,7 +126,12 @@ impl Grants {
 
     /// The outbound HTTP client (no redirects, bounded timeouts).
     pub fn http(&self) -> &reqwest::Client {
-        &self.shared.http
+        self.shared.http.default_client()
+    }
+
+    /// The outbound HTTP client for a provider's endpoints and API (its CA file trusted).
+    pub fn http_for(&self, provider: &str) -> &reqwest::Client {
+        self.shared.http.for_provider(provider)
     }
 
     /// The configuration this lifecycle was built from.
@@ -145,7 +150,7 @@ impl Grants {
     pub(crate) fn sites(&self) -> Sites<'_> {
         Sites {
             store: &self.shared.store,
-            http: &self.shared.http,
+            clients: &self.shared.http,
         }
     }
 
@@ -401,7 +406,7 @@ impl Grants {
             match self.upstream(connector).await {
                 Ok(up) => {
                     match static_secret::probe(
-                        &self.shared.http,
+                        self.shared.http.for_provider(&connector.provider),
                         connector,
                         &up.base,
                         &up.credential,
@@ -719,7 +724,7 @@ impl Grants {
                     .ok()
                     .flatten();
                 match oauth::revoke(
-                    &self.shared.http,
+                    self.shared.http.for_provider(&provider.name),
                     url,
                     &endpoint,
                     secret.as_ref(),
@@ -784,7 +789,7 @@ impl Shared {
         Ctx {
             config: &self.config,
             store: &self.store,
-            http: &self.http,
+            clients: &self.http,
         }
     }
 

@@ -50,6 +50,8 @@ pub struct AddProvider {
     pub redirect_uri: Option<String>,
     /// The instance's base URL (Data Center presets).
     pub base_url: Option<String>,
+    /// A PEM file of CA certificates to trust for this provider (absolute).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Endpoint overrides.
     pub endpoints: EndpointOverrides,
 }
@@ -375,6 +377,18 @@ impl Latch {
             });
         }
 
+        // latch.toml is text: a path that is not UTF-8 cannot be written there.
+        let ca_file = match &request.ca_file {
+            Some(path) => Some(
+                path.to_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| Error::Invalid {
+                        message: format!("the CA file path {} is not UTF-8", path.display()),
+                        fix: "move the file to a path with a plain name".to_owned(),
+                    })?,
+            ),
+            None => None,
+        };
         let mut edit = self.config.edit()?;
         let updated = edit.has("providers", &request.name);
         let e = &request.endpoints;
@@ -393,6 +407,7 @@ impl Latch {
                 ("api_base", e.api_base.as_deref()),
                 ("site_url", e.site_url.as_deref()),
                 ("base_url", request.base_url.as_deref()),
+                ("ca_file", ca_file.as_deref()),
             ],
         )?;
         let next = edit.validate()?;

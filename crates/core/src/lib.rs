@@ -29,6 +29,7 @@ pub mod scope;
 pub mod secret;
 pub mod site;
 pub mod status;
+pub mod tls;
 mod token_cache;
 mod toml_location;
 mod upstream;

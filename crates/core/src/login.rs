@@ -570,7 +570,7 @@ async fn run_login(
 
     let endpoint = token_endpoint(&provider, None)?;
     let mut tokens = oauth::request_token(
-        grants.http(),
+        grants.http_for(&provider.name),
         &endpoint,
         client_secret.as_ref(),
         oauth::Grant::Code {
@@ -696,9 +696,14 @@ async fn run_login(
     })
 }
 
-async fn get_json(grants: &Grants, url: &str, access: &Secret) -> Option<serde_json::Value> {
+async fn get_json(
+    grants: &Grants,
+    provider: &str,
+    url: &str,
+    access: &Secret,
+) -> Option<serde_json::Value> {
     let response = grants
-        .http()
+        .http_for(provider)
         .get(url)
         .bearer_auth(access.expose())
         .header("Accept", "application/json")
@@ -734,7 +739,13 @@ async fn fetch_account(
     profile: ProviderProfile,
     access: &Secret,
 ) -> Option<Account> {
-    let me = get_json(grants, provider.spec.me_url.as_deref()?, access).await?;
+    let me = get_json(
+        grants,
+        &provider.name,
+        provider.spec.me_url.as_deref()?,
+        access,
+    )
+    .await?;
     profile.account(&me)
 }
 
@@ -747,7 +758,7 @@ async fn fetch_sites(
     let Some(url) = provider.spec.resources_url.as_deref() else {
         return Vec::new();
     };
-    match get_json(grants, url, access).await {
+    match get_json(grants, &provider.name, url, access).await {
         Some(resources) => profile.sites(&resources),
         None => Vec::new(),
     }

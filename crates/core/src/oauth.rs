@@ -95,9 +95,14 @@ impl TokenError {
 }
 
 /// Builds the HTTP client every outbound OAuth request uses: no redirects (a redirect from a
-/// token endpoint is never legitimate and following it is an SSRF risk), bounded timeouts.
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// token endpoint is never legitimate and following it is an SSRF risk), bounded timeouts,
+/// and the trust of `tls` (built-in roots, the OS store, a provider's CA file).
+pub fn http_client(timeout: Duration, tls: Option<rustls::ClientConfig>) -> reqwest::Client {
+    let builder = match tls {
+        Some(config) => reqwest::Client::builder().use_preconfigured_tls(config),
+        None => reqwest::Client::builder(),
+    };
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
@@ -305,7 +310,11 @@ pub async fn request_token_within(
 }
 
 fn transport_kind(err: &reqwest::Error) -> String {
-    if err.is_timeout() {
+    if crate::tls::is_untrusted_certificate(err) {
+        "the server's TLS certificate is not trusted; if your company's CA signs it, set \
+         `ca_file` for the provider in latch.toml"
+            .to_owned()
+    } else if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {
         "connection refused or failed".to_owned()

@@ -81,7 +81,7 @@ pub fn site_matches(site: &SiteRow, wanted: &str) -> bool {
 /// Resolves connectors' sites for one home.
 pub(crate) struct Sites<'a> {
     pub(crate) store: &'a GrantStore,
-    pub(crate) http: &'a reqwest::Client,
+    pub(crate) clients: &'a crate::tls::ProviderClients,
 }
 
 impl Sites<'_> {
@@ -170,7 +170,7 @@ impl Sites<'_> {
             return Ok(known.cloud_id);
         }
         let profile = ProviderProfile::of(&provider.spec);
-        match self.tenant_info(profile, &url).await {
+        match self.tenant_info(profile, &provider.name, &url).await {
             Ok(id) => {
                 self.store.db().site_id_put(&SiteIdRow {
                     site_url: url,
@@ -252,13 +252,15 @@ impl Sites<'_> {
     async fn tenant_info(
         &self,
         profile: ProviderProfile,
+        provider: &str,
         site_url: &str,
     ) -> Result<String, String> {
         let Some(url) = profile.tenant_info_url(site_url) else {
             return Err("this provider has no tenant_info".to_owned());
         };
         let response = self
-            .http
+            .clients
+            .for_provider(provider)
             .get(&url)
             .header("Accept", "application/json")
             .timeout(TENANT_INFO_TIMEOUT)

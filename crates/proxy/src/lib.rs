@@ -87,6 +87,8 @@ pub(crate) struct State {
     pub(crate) config: Arc<Config>,
     pub(crate) grants: Arc<Grants>,
     pub(crate) keys: Arc<KeyVerifier>,
+    /// Upstream connectors by trust (a provider's `ca_file`).
+    pub(crate) upstreams: upstream::UpstreamConnectors,
 }
 
 impl State {
@@ -94,6 +96,7 @@ impl State {
         let grants = latch.grants();
         grants.watch_in_background();
         Self {
+            upstreams: upstream::UpstreamConnectors::new(latch.config()),
             config: latch.config_handle(),
             keys: Arc::new(grants.key_verifier(&latch.home().database())),
             grants,
@@ -106,7 +109,6 @@ impl State {
 pub(crate) struct Shared {
     pub(crate) port: u16,
     pub(crate) current: RwLock<Arc<State>>,
-    pub(crate) connector: upstream::UpstreamConnector,
     pub(crate) audit: AuditSink,
     pub(crate) paused: Arc<AtomicBool>,
     /// When the proxy may next refresh a grant because of a 401 (the throttle).
@@ -241,7 +243,6 @@ pub(crate) async fn start_paused_by(
     let shared = Arc::new(Shared {
         port: addr.port(),
         current: RwLock::new(Arc::new(State::of(latch))),
-        connector: upstream::connector(),
         audit: AuditSink::start(
             &latch.home().database(),
             latch.store_handle(),

@@ -65,6 +65,8 @@ pub(crate) enum Refusal {
     BadCredential,
     /// No upstream connection.
     UpstreamUnreachable(String),
+    /// The upstream's TLS certificate is signed by a CA Latch does not trust.
+    UpstreamUntrusted { provider: String },
     /// No upstream answer in time.
     UpstreamTimeout,
 }
@@ -94,7 +96,8 @@ impl Refusal {
             Self::NeedsStepUp { .. }
             | Self::ScopeMismatch { .. }
             | Self::BadCredential
-            | Self::UpstreamUnreachable(_) => StatusCode::BAD_GATEWAY,
+            | Self::UpstreamUnreachable(_)
+            | Self::UpstreamUntrusted { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -127,6 +130,7 @@ impl Refusal {
             Self::ScopeMismatch { .. } => "scope_mismatch",
             Self::BadCredential => "bad_credential",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
+            Self::UpstreamUntrusted { .. } => "upstream_certificate_untrusted",
             Self::UpstreamTimeout => "upstream_timeout",
         }
     }
@@ -193,6 +197,10 @@ impl Refusal {
                  declares; refreshing would not help"
             ),
             Self::BadCredential => "the stored credential cannot be sent in a header".to_owned(),
+            Self::UpstreamUntrusted { provider } => format!(
+                "the upstream's TLS certificate of provider `{provider}` is signed by a CA that \
+                 neither the built-in roots nor the OS trust store know"
+            ),
             Self::UpstreamUnreachable(why) => {
                 format!("the upstream API could not be reached: {why}")
             }
@@ -253,6 +261,10 @@ impl Refusal {
             }
             Self::NeedsStepUp { fix, .. } | Self::ScopeMismatch { fix, .. } => fix.clone(),
             Self::BadCredential => "store it again".to_owned(),
+            Self::UpstreamUntrusted { provider } => format!(
+                "if your company's CA signs it, set `ca_file = \"/path/to/ca.pem\"` under \
+                 [providers.{provider}] in latch.toml (or add the CA to the OS trust store)"
+            ),
             Self::UpstreamUnreachable(_) => {
                 "check the network; `latch doctor` probes each connector".to_owned()
             }

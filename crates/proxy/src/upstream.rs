@@ -51,6 +51,30 @@ impl UpstreamConnections {
     }
 }
 
+/// Upstream connectors by trust: the built-in roots and the OS store for every provider, plus
+/// a provider's `ca_file` for that provider only.
+pub(crate) struct UpstreamConnectors {
+    default: UpstreamConnector,
+    with_ca: std::collections::HashMap<String, UpstreamConnector>,
+}
+
+impl UpstreamConnectors {
+    pub(crate) fn new(config: &latch_core::config::Config) -> Self {
+        Self {
+            default: connector(None),
+            with_ca: config
+                .providers
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), connector(Some(p.ca_file.as_deref()?)))))
+                .collect(),
+        }
+    }
+
+    pub(crate) fn for_provider(&self, provider: &str) -> &UpstreamConnector {
+        self.with_ca.get(provider).unwrap_or(&self.default)
+    }
+}
+
 /// Opens a new upstream connection to `uri`'s host.
 async fn connect(
     connector: &UpstreamConnector,
@@ -74,15 +98,23 @@ async fn connect(
 /// when there is none. A reused connection the upstream closed in the meantime is replaced once,
 /// for a request that can be sent again.
 async fn send(
-    shared: &Shared,
+    connector: &UpstreamConnector,
+    provider: &str,
     conns: &UpstreamConnections,
     request: Request<ProxyBody>,
     resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)>,
 ) -> Result<Response<Incoming>, BoxError> {
+    // Connections are reused per trust context too: a provider's CA file vouches for its
+    // hosts only.
     let host = request
         .uri()
         .authority()
-        .map(|a| format!("{}://{a}", request.uri().scheme_str().unwrap_or("http")))
+        .map(|a| {
+            format!(
+                "{provider} {}://{a}",
+                request.uri().scheme_str().unwrap_or("http")
+            )
+        })
         .unwrap_or_default();
     // On a connection of its own, a request names its target in origin form, with `Host`.
     let origin_form = |mut request: Request<ProxyBody>| -> Result<Request<ProxyBody>, BoxError> {
@@ -102,7 +134,7 @@ async fn send(
     let request = origin_form(request)?;
     let (mut sender, reused) = match conns.take(&host) {
         Some(sender) => (sender, true),
-        None => (connect(&shared.connector, &target).await?, false),
+        None => (connect(connector, &target).await?, false),
     };
     let answer = match sender.ready().await {
         Ok(()) => sender.send_request(request).await,
@@ -120,7 +152,7 @@ async fn send(
             let Some(again) = resend else {
                 return Err(err.into());
             };
-            let mut fresh = connect(&shared.connector, &target).await?;
+            let mut fresh = connect(connector, &target).await?;
             fresh.ready().await?;
             let response = fresh.send_request(origin_form(again())?).await?;
             conns.put(host, fresh);
@@ -141,17 +173,18 @@ const FAILED_REFRESH_THROTTLE: Duration = Duration::from_secs(5);
 /// A request body that sends nothing for this long is cut off.
 const BODY_IDLE: Duration = Duration::from_secs(30);
 
-/// The upstream connector (TCP with `TCP_NODELAY`, TLS where the base is https).
-pub(crate) fn connector() -> UpstreamConnector {
+/// An upstream connector (TCP with `TCP_NODELAY`, TLS where the base is https) trusting the
+/// built-in roots, the OS store and `ca_file`.
+pub(crate) fn connector(ca_file: Option<&std::path::Path>) -> UpstreamConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
-    hyper_rustls::HttpsConnectorBuilder::new()
-        .with_webpki_roots()
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http)
+    let builder = match latch_core::tls::trusting(ca_file) {
+        Some(tls) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls),
+        None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
+    };
+    builder.https_or_http().enable_http1().wrap_connector(http)
 }
 
 fn empty() -> ProxyBody {
@@ -391,11 +424,22 @@ pub(crate) async fn forward(
         let resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)> = replayable.then_some(&again);
         let response = match tokio::time::timeout(
             crate::UPSTREAM_TIMEOUT,
-            send(shared, conns, upstream, resend),
+            send(
+                state.upstreams.for_provider(&connector.provider),
+                &connector.provider,
+                conns,
+                upstream,
+                resend,
+            ),
         )
         .await
         {
             Ok(Ok(response)) => response,
+            Ok(Err(err)) if latch_core::tls::is_untrusted_certificate(err.as_ref()) => {
+                return Err(Refusal::UpstreamUntrusted {
+                    provider: connector.provider.clone(),
+                })
+            }
             Ok(Err(err)) => return Err(Refusal::UpstreamUnreachable(err.to_string())),
             Err(_) => return Err(Refusal::UpstreamTimeout),
         };

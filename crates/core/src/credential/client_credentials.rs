@@ -58,7 +58,7 @@ pub(crate) async fn request(
     let result = retry(
         || {
             oauth::request_token(
-                ctx.http,
+                ctx.http(&provider.name),
                 &endpoint,
                 Some(&secret),
                 oauth::Grant::ClientCredentials {

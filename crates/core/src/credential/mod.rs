@@ -132,10 +132,15 @@ impl CredentialKind {
 pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a Config,
     pub(crate) store: &'a GrantStore,
-    pub(crate) http: &'a reqwest::Client,
+    pub(crate) clients: &'a crate::tls::ProviderClients,
 }
 
 impl Ctx<'_> {
+    /// The HTTP client for a provider (its CA file trusted).
+    pub(crate) fn http(&self, provider: &str) -> &reqwest::Client {
+        self.clients.for_provider(provider)
+    }
+
     pub(crate) fn provider(&self, name: &str) -> Result<&Provider, GrantError> {
         self.config
             .provider(name)

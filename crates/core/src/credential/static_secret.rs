@@ -86,7 +86,13 @@ pub(crate) async fn probe(
         .await
         .map(|r| r.status().as_u16())
         .map_err(|err| {
-            if err.is_timeout() {
+            if crate::tls::is_untrusted_certificate(&err) {
+                format!(
+                    "the server's TLS certificate is not trusted (set `ca_file` under \
+                     [providers.{}] if your company's CA signs it)",
+                    connector.provider
+                )
+            } else if err.is_timeout() {
                 "timed out".to_owned()
             } else {
                 "unreachable".to_owned()
@@ -114,7 +120,7 @@ pub(crate) async fn probe_token_kind(
     let credential = as_credential(connector, secret.clone())?;
     let sites = Sites {
         store: ctx.store,
-        http: ctx.http,
+        clients: ctx.clients,
     };
     let mut order = vec![(ApiTokenKind::Scoped, Target::Gateway)];
     if connector.spec.site_api_base.is_some() {
@@ -135,7 +141,7 @@ pub(crate) async fn probe_token_kind(
             }
             Err(err) => return Err(err),
         };
-        match probe(ctx.http, connector, &base, &credential).await {
+        match probe(ctx.http(&connector.provider), connector, &base, &credential).await {
             Ok(status) if (200..300).contains(&status) => {
                 tried.push((kind, format!("HTTP {status}")));
                 return Ok(TokenProbe {

@@ -48,7 +48,7 @@ pub(crate) async fn refresh(
     let result = retry(
         || {
             oauth::request_token_within(
-                ctx.http,
+                ctx.http(&provider.name),
                 &endpoint,
                 client_secret.as_ref(),
                 oauth::Grant::Refresh {
