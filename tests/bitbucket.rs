@@ -119,8 +119,9 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
     assert_eq!(status, 502, "{body}");
     assert_eq!(error_code(&body), "needs_step_up");
     let refusal: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(refusal["action"], "latch login bitbucket", "{body}");
     assert!(
-        refusal["action"]
+        refusal["message"]
             .as_str()
             .unwrap()
             .contains("OAuth consumer"),

@@ -316,7 +316,8 @@ fn wrong_mapping_lint_keychain_port_clock_and_probe_are_found() {
     let home = signed_in(&fixture);
     // A connector attached to the wrong kind of provider.
     home.add_fixture_provider(&fixture, "bitbucket", &fixture.redirect_uri, &[]);
-    home.ok(
+    // `connector add` refuses a Jira connector on a Bitbucket provider; a hand edit does not.
+    let out = home.run(
         &[
             "connector",
             "add",
@@ -328,6 +329,13 @@ fn wrong_mapping_lint_keychain_port_clock_and_probe_are_found() {
         ],
         "",
     );
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("--preset atlassian"),
+        "{}",
+        stderr(&out)
+    );
+    home.append_config("\n[connectors.jira-bb]\ntype = \"jira\"\nprovider = \"bitbucket\"\n");
     // A manifest connector breaking the scope rules.
     let manifest = home.file("lint.toml");
     std::fs::write(

@@ -10,6 +10,7 @@ mod doctor;
 mod git;
 mod hardening;
 mod lifecycle;
+mod oidc;
 mod proxy;
 mod support;
 mod webdriver;

@@ -177,6 +177,9 @@ pub struct ProviderSpec {
     /// Where git reaches the provider's repositories over HTTPS (`latch git-credential`).
     #[serde(default)]
     pub git_url: Option<String>,
+    /// An OpenID Connect issuer: endpoints left out are read from its discovery document.
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 /// The placeholder for an instance's base URL in a provider preset (Data Center).
@@ -464,6 +467,7 @@ impl Catalog {
                 ("api_base", &spec.api_base),
                 ("console_url", &spec.console_url),
                 ("git_url", &spec.git_url),
+                ("issuer", &spec.issuer),
                 ("default_redirect_uri", &spec.default_redirect_uri),
             ] {
                 if let Some(url) = url {
@@ -497,13 +501,15 @@ impl Catalog {
                     .map_err(|m| fail(at("regions"), format!("region `{region}`: {m}")))?;
             }
             if spec.client_type != ClientType::None
+                && spec.issuer.is_none()
                 && (spec.authorize_url.is_none() || spec.token_url.is_none())
             {
                 return Err(fail(
                     at(""),
                     format!(
                         "provider `{name}` does OAuth (client_type = \"{}\") but lacks \
-                         `authorize_url` or `token_url`; add both, or set client_type = \"none\"",
+                         `authorize_url` or `token_url`; add both, or `issuer` to discover them, \
+                         or set client_type = \"none\"",
                         match spec.client_type {
                             ClientType::Confidential => "confidential",
                             _ => "public",

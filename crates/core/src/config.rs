@@ -447,28 +447,6 @@ impl Resolver<'_> {
             }
             connectors.push(connector);
         }
-        // A connector type belongs to one kind of provider: Jira Data Center's connector cannot
-        // sign in through Atlassian Cloud.
-        for c in &connectors {
-            let Some(provider) = providers.iter().find(|p| p.name == c.provider) else {
-                continue;
-            };
-            if provider.preset != c.spec.provider {
-                return Err(self.fail(
-                    &["connectors", &c.name, "provider"],
-                    format!(
-                        "connector `{}` (type `{}`) signs in through a `{}` provider, but `{}` \
-                         is a `{}` provider",
-                        c.name, c.kind, c.spec.provider, provider.name, provider.preset
-                    ),
-                    format!(
-                        "name a provider added with `--preset {}`, or use a connector type of \
-                         `{}`",
-                        c.spec.provider, provider.preset
-                    ),
-                ));
-            }
-        }
         // `latch exec` gives each connector a variable; two connectors must never share one, and
         // `proxy` would overwrite LATCH_PROXY_URL.
         for (i, c) in connectors.iter().enumerate() {

@@ -708,7 +708,11 @@ impl Grants {
     /// Signs out of a provider: revokes the refresh token where the provider supports it,
     /// deletes the keychain items and forgets the grant. Returns whether revocation happened.
     pub async fn logout(&self, provider_name: &str) -> Result<LogoutOutcome, GrantError> {
-        let provider = self.ctx().provider(provider_name)?.clone();
+        // Discovery may fail offline; signing out still deletes what is stored.
+        let provider = match self.ctx().provider_resolved(provider_name).await {
+            Ok(provider) => provider,
+            Err(_) => self.ctx().provider(provider_name)?.clone(),
+        };
         let grant = GrantId::user(provider_name);
         let rt_key = self.shared.store.refresh_token_key(&grant);
         let at_key = self.shared.store.access_token_key(&grant);

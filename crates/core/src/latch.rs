@@ -230,12 +230,13 @@ impl Latch {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         home.ensure()?;
-        let config = Config::load(home.config_file())?;
+        let mut config = Config::load(home.config_file())?;
         let db = home.database();
         let store = latch_store::Store::open(&db).map_err(|source| Error::Store {
             path: db.clone(),
             source,
         })?;
+        crate::discovery::apply_cached(&mut config, &store);
         let home_id = store
             .meta_init("home_id", &random_hex(8))
             .map_err(|source| Error::Store { path: db, source })?;
@@ -571,6 +572,24 @@ impl Latch {
             Some(provider) => provider.clone(),
             None => self.default_provider(&spec.provider)?,
         };
+        // A connector type belongs to one kind of provider: Jira Data Center's connector cannot
+        // sign in through Atlassian Cloud (doctor still flags a hand-edited latch.toml).
+        if let Some(configured) = self.config.provider(&provider).filter(|p| p.configured) {
+            if configured.preset != spec.provider {
+                return Err(Error::Invalid {
+                    message: format!(
+                        "connector type `{kind}` signs in through a `{}` provider, but `{provider}` \
+                         is a `{}` provider",
+                        spec.provider, configured.preset
+                    ),
+                    fix: format!(
+                        "name a provider added with `--preset {}`, or use a connector type of \
+                         `{}`",
+                        spec.provider, configured.preset
+                    ),
+                });
+            }
+        }
         let provider_spec = self.config.catalog.provider(&provider);
         let auth = request
             .auth

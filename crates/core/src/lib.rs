@@ -9,6 +9,7 @@ pub mod clock;
 pub mod code;
 pub mod config;
 pub mod credential;
+pub mod discovery;
 pub mod doctor;
 mod error;
 pub mod finding;

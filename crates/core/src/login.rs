@@ -436,6 +436,13 @@ async fn run_login(
             fix: format!("run `latch provider add {name} --client-id ...`"),
         });
     };
+    // An `issuer` only: the endpoints come from its discovery document.
+    let provider = if provider.spec.issuer.is_some() {
+        let grants = latch.grants();
+        crate::discovery::resolve(grants.store(), grants.http_for(name), &provider).await?
+    } else {
+        provider
+    };
     if provider.spec.client_type == ClientType::None {
         return Err(LoginError::Setup {
             message: format!("provider `{name}` has no OAuth sign-in"),

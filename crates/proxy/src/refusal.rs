@@ -54,13 +54,18 @@ pub(crate) enum Refusal {
     /// The provider refused the request for scopes the grant lacks.
     NeedsStepUp {
         connector: String,
+        provider: String,
         missing: Vec<String>,
-        /// What to do (the provider profile knows: sign in again, or tick the permission on a
-        /// Bitbucket OAuth consumer first).
-        fix: String,
+        /// Where the scopes are decided when a new sign-in alone does not help (a Bitbucket
+        /// OAuth consumer's permissions).
+        decided_by: Option<String>,
     },
     /// The provider refused for scope although the grant holds every declared scope.
-    ScopeMismatch { connector: String, fix: String },
+    ScopeMismatch {
+        connector: String,
+        provider: String,
+        decided_by: Option<String>,
+    },
     /// The stored credential cannot go in a header.
     BadCredential,
     /// No upstream connection.
@@ -185,16 +190,31 @@ impl Refusal {
                  had: {reason}; this is not a problem with your key or request"
             ),
             Self::NeedsStepUp {
-                connector, missing, ..
+                connector,
+                missing,
+                decided_by,
+                ..
             } => format!(
                 "the upstream API refused the request for a scope the token lacks; connector \
-                 `{connector}` needs scopes its sign-in was not granted: {}",
-                missing.join(" ")
+                 `{connector}` needs scopes its sign-in was not granted: {}{}",
+                missing.join(" "),
+                decided_by
+                    .as_deref()
+                    .map(|d| format!("; first {d}"))
+                    .unwrap_or_default()
             ),
-            Self::ScopeMismatch { connector, .. } => format!(
+            Self::ScopeMismatch {
+                connector,
+                decided_by,
+                ..
+            } => format!(
                 "the upstream API refused the request for a scope the token lacks (\"scope does \
                  not match\"), although the grant holds every scope connector `{connector}` \
-                 declares; refreshing would not help"
+                 declares; refreshing would not help{}",
+                decided_by
+                    .as_deref()
+                    .map(|d| format!("; {d}"))
+                    .unwrap_or_default()
             ),
             Self::BadCredential => "the stored credential cannot be sent in a header".to_owned(),
             Self::UpstreamUntrusted { provider } => format!(
@@ -259,7 +279,11 @@ impl Refusal {
                 "retry after the Retry-After seconds; `latch status` shows the last error"
                     .to_owned()
             }
-            Self::NeedsStepUp { fix, .. } | Self::ScopeMismatch { fix, .. } => fix.clone(),
+            Self::NeedsStepUp { provider, .. } => format!("latch login {provider}"),
+            Self::ScopeMismatch { provider, .. } => format!(
+                "add the scope this endpoint needs to the app and the connector, then `latch \
+                 login {provider}`"
+            ),
             Self::BadCredential => "store it again".to_owned(),
             Self::UpstreamUntrusted { provider } => format!(
                 "if your company's CA signs it, set `ca_file = \"/path/to/ca.pem\"` under \

@@ -344,16 +344,24 @@ fn refresh_refusal(err: GrantError) -> Refusal {
 fn step_up(state: &State, connector: &Connector, profile: ProviderProfile) -> Refusal {
     let missing = state.grants.missing_scopes(connector).unwrap_or_default();
     let provider = &connector.provider;
+    // `action` stays the command to run; where the provider decides the scopes, the message
+    // says what to do before it.
     if missing.is_empty() {
         return Refusal::ScopeMismatch {
             connector: connector.name.clone(),
-            fix: profile.scope_mismatch_fix(provider),
+            provider: provider.clone(),
+            decided_by: profile
+                .grants_by_consumer()
+                .then(|| profile.scope_mismatch_fix(provider)),
         };
     }
     let missing: Vec<String> = missing.iter().map(|s| s.as_str().to_owned()).collect();
     Refusal::NeedsStepUp {
         connector: connector.name.clone(),
-        fix: profile.missing_scope_fix(provider, &missing.join(" ")),
+        provider: provider.clone(),
+        decided_by: profile
+            .grants_by_consumer()
+            .then(|| profile.missing_scope_fix(provider, &missing.join(" "))),
         missing,
     }
 }

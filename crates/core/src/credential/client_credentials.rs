@@ -30,7 +30,7 @@ pub(crate) async fn request(
         .filter(|c| c.auth == AuthMode::Service)
         .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))?
         .clone();
-    let provider = ctx.provider(&connector.provider)?.clone();
+    let provider = ctx.provider_resolved(&connector.provider).await?;
     let Some(client_id) = connector.client_id.as_deref() else {
         return Err(GrantError::Misconfigured {
             message: format!("service connector `{name}` has no client id"),

@@ -136,6 +136,12 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// A provider with what OpenID discovery fills in (for token requests and sign-in).
+    pub(crate) async fn provider_resolved(&self, name: &str) -> Result<Provider, GrantError> {
+        let provider = self.provider(name)?;
+        crate::discovery::resolve(self.store, self.http(name), provider).await
+    }
+
     /// The HTTP client for a provider (its CA file trusted).
     pub(crate) fn http(&self, provider: &str) -> &reqwest::Client {
         self.clients.for_provider(provider)

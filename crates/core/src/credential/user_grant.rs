@@ -25,7 +25,7 @@ pub(crate) async fn refresh(
     grant: &GrantId,
     mut row: GrantRow,
 ) -> Result<(Secret, GrantRow), GrantError> {
-    let provider = ctx.provider(grant.owner())?.clone();
+    let provider = ctx.provider_resolved(grant.owner()).await?;
     let endpoint = token_endpoint(&provider, None)?;
     let client_secret = ctx.store.client_secret(&provider).await?;
     let Some(refresh_token) = ctx.store.secret(ctx.store.refresh_token_key(grant)).await? else {
