@@ -28,6 +28,7 @@ mod retry;
 pub mod schedule;
 pub mod scope;
 pub mod secret;
+pub mod secret_chunks;
 pub mod site;
 pub mod status;
 pub mod tls;

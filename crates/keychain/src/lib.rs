@@ -5,7 +5,8 @@
 //! `SecretKey`. When no keychain is reachable, every call fails with an error that says what to
 //! start or install. There is no plaintext fallback, and the platform store is chosen
 //! explicitly (never keyring's in-memory mock, which it silently picks when no platform
-//! feature is enabled).
+//! feature is enabled). On Windows, whose Credential Manager holds about 1,280 characters per
+//! item, large secrets (Bitbucket's tokens) are split by the core's `secret_chunks`.
 
 use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
 use latch_core::secret::Secret;
@@ -17,12 +18,25 @@ pub const SERVICE: &str = "latch";
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Keychain;
 
+/// Windows Credential Manager: 2,560 bytes of UTF-16 per item.
+#[cfg(target_os = "windows")]
+const MAX_UNITS: Option<usize> = Some(1280);
+/// Secret Service and the macOS Keychain take secrets far larger than any token.
+#[cfg(not(target_os = "windows"))]
+const MAX_UNITS: Option<usize> = None;
+
+/// The platform's items, one keyring entry each.
+#[derive(Debug, Default, Clone, Copy)]
+struct Items;
+
 impl Keychain {
     /// The platform keychain. Nothing is contacted until the first call.
     pub fn new() -> Self {
         Self
     }
+}
 
+impl Items {
     fn entry(&self, key: &SecretKey) -> Result<keyring::Entry, SecretStoreError> {
         let credential = platform_builder()
             .build(None, SERVICE, key.as_str())
@@ -58,6 +72,29 @@ compile_error!(
 );
 
 impl SecretStore for Keychain {
+    fn put(&self, key: &SecretKey, value: &Secret) -> Result<(), SecretStoreError> {
+        match MAX_UNITS {
+            Some(max) => latch_core::secret_chunks::Chunked::new(Items, max).put(key, value),
+            None => Items.put(key, value),
+        }
+    }
+
+    fn get(&self, key: &SecretKey) -> Result<Option<Secret>, SecretStoreError> {
+        match MAX_UNITS {
+            Some(max) => latch_core::secret_chunks::Chunked::new(Items, max).get(key),
+            None => Items.get(key),
+        }
+    }
+
+    fn delete(&self, key: &SecretKey) -> Result<bool, SecretStoreError> {
+        match MAX_UNITS {
+            Some(max) => latch_core::secret_chunks::Chunked::new(Items, max).delete(key),
+            None => Items.delete(key),
+        }
+    }
+}
+
+impl SecretStore for Items {
     fn put(&self, key: &SecretKey, value: &Secret) -> Result<(), SecretStoreError> {
         self.entry(key)?
             .set_password(value.expose())

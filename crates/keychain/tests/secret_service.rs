@@ -105,3 +105,24 @@ fn large_rotating_tokens_fit() {
     assert_eq!(keychain.get(&key).unwrap().unwrap().expose(), big);
     keychain.delete(&key).unwrap();
 }
+
+#[test]
+fn chunked_items_are_real_items_and_go_away_together() {
+    // The code path Windows uses (its items hold 1,280 UTF-16 units), on a real keychain.
+    require_secret_service();
+    let chunked = latch_core::secret_chunks::Chunked::new(Keychain::new(), 1280);
+    let key = unique_key("chunked");
+    let token = "t".repeat(2_700);
+    chunked.put(&key, &Secret::new(token.clone())).unwrap();
+    let manifest = secret_tool_lookup(&key).unwrap();
+    assert!(
+        manifest.starts_with("latch-chunks:v1:g1:3:2700"),
+        "{manifest}"
+    );
+    let part = SecretKey::named(&format!("{}/g1/part-3", key.as_str()));
+    assert_eq!(secret_tool_lookup(&part).map(|p| p.len()), Some(140));
+    assert_eq!(chunked.get(&key).unwrap().unwrap().expose(), token);
+    assert!(chunked.delete(&key).unwrap());
+    assert_eq!(secret_tool_lookup(&key), None);
+    assert_eq!(secret_tool_lookup(&part), None);
+}
