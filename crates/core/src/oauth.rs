@@ -1,15 +1,23 @@
-//! OAuth 2.0 on the wire: the authorize URL (with PKCE S256 and `state`), and token-endpoint
-//! requests (authorization code, refresh, client credentials, revocation) in the encoding and
-//! client authentication the provider wants.
+//! OAuth 2.0 on the wire. The `oauth2` crate builds the standard parts: the authorize URL,
+//! `state`, PKCE S256, and each token request (grant parameters, client authentication in the
+//! header or the body). Latch's own code is the transport it hands the crate, for what the
+//! providers need and the crate does not do:
+//! - Atlassian documents JSON token requests: the crate's form body is re-encoded as JSON;
+//! - the transport classifies failures (nothing sent, sent but no answer, 5xx/429, a non-JSON
+//!   page) because refresh-token rotation depends on it, and applies the refresh timeout;
+//! - error answers are read here, and the crate only ever sees a 200 JSON answer, parsed into
+//!   Latch's own response type: Atlassian omits `token_type`, Bitbucket says `scopes`, some
+//!   send `expires_in` as a string — and the crate's parse error carries the raw body, which
+//!   may hold a token, so it is dropped unread.
 //!
-//! Errors keep the RFC 6749 `error` code typed and never carry a response body: a body that
-//! failed to parse may hold tokens.
+//! Revocation (RFC 7009, best effort) stays a plain form POST.
+//!
+//! Errors keep the RFC 6749 `error` code typed and never carry a response body.
 
 use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use sha2::Digest as _;
 
 use crate::catalog::{TokenAuth, TokenRequest};
 use crate::scope::ScopeList;
@@ -121,13 +129,12 @@ pub struct Pkce {
 }
 
 impl Pkce {
-    /// A fresh verifier: 32 random bytes, base64url (43 characters).
+    /// A fresh verifier: 32 random bytes, base64url (43 characters), from the `oauth2` crate.
     pub fn new() -> Self {
-        let verifier = random_token(32);
-        let challenge = b64url(&sha2::Sha256::digest(verifier.as_bytes()));
+        let (challenge, verifier) = oauth2::PkceCodeChallenge::new_random_sha256();
         Self {
-            verifier: Secret::new(verifier),
-            challenge,
+            verifier: Secret::new(verifier.into_secret()),
+            challenge: challenge.as_str().to_owned(),
         }
     }
 }
@@ -150,8 +157,9 @@ fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The authorize URL: `response_type=code`, client id, callback, scopes, `state`, PKCE when
-/// asked, then the provider's extra parameters (Atlassian: `audience`, `prompt`).
+/// The authorize URL, built by the `oauth2` crate: `response_type=code`, client id, callback,
+/// scopes, `state`, PKCE S256 when asked, and the provider's extra parameters (Atlassian:
+/// `audience`, `prompt`).
 pub fn authorize_url(
     base: &str,
     client_id: &str,
@@ -161,22 +169,24 @@ pub fn authorize_url(
     pkce: Option<&Pkce>,
     extra: &indexmap::IndexMap<String, String>,
 ) -> Result<url::Url, url::ParseError> {
-    let mut url = url::Url::parse(base)?;
-    {
-        let mut q = url.query_pairs_mut();
-        for (k, v) in extra {
-            q.append_pair(k, v);
-        }
-        q.append_pair("client_id", client_id)
-            .append_pair("scope", &scopes.to_string())
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("state", state.expose())
-            .append_pair("response_type", "code");
-        if let Some(pkce) = pkce {
-            q.append_pair("code_challenge", &pkce.challenge)
-                .append_pair("code_challenge_method", "S256");
-        }
+    let client = oauth2::basic::BasicClient::new(oauth2::ClientId::new(client_id.to_owned()))
+        .set_auth_uri(oauth2::AuthUrl::new(base.to_owned())?)
+        .set_redirect_uri(oauth2::RedirectUrl::new(redirect_uri.to_owned())?);
+    let state = state.expose().to_owned();
+    let mut request = client.authorize_url(|| oauth2::CsrfToken::new(state));
+    // One `scope` parameter with the list in Latch's order (the crate joins with spaces).
+    if !scopes.is_empty() {
+        request = request.add_scope(oauth2::Scope::new(scopes.to_string()));
     }
+    for (k, v) in extra {
+        request = request.add_extra_param(k.as_str(), v.as_str());
+    }
+    if let Some(pkce) = pkce {
+        request = request.set_pkce_challenge(oauth2::PkceCodeChallenge::from_code_verifier_sha256(
+            &oauth2::PkceCodeVerifier::new(pkce.verifier.expose().to_owned()),
+        ));
+    }
+    let (url, _state) = request.url();
     Ok(url)
 }
 
@@ -217,7 +227,8 @@ pub async fn request_token(
     request_token_within(http, endpoint, client_secret, grant, None).await
 }
 
-/// Sends one token request; `timeout` replaces the client's (a refresh waits longer).
+/// Sends one token request; `timeout` replaces the client's (a refresh waits longer). The
+/// `oauth2` crate builds the request; [`send`] carries it.
 pub async fn request_token_within(
     http: &reqwest::Client,
     endpoint: &TokenEndpoint,
@@ -225,76 +236,153 @@ pub async fn request_token_within(
     grant: Grant<'_>,
     timeout: Option<Duration>,
 ) -> Result<TokenSet, TokenError> {
-    let mut fields: Vec<(&str, String)> = Vec::new();
-    match &grant {
+    let token_url = oauth2::TokenUrl::new(endpoint.url.clone())
+        .map_err(|_| TokenError::Unreachable("the token URL is not a URL".to_owned()))?;
+    let mut client = oauth2::Client::<
+        oauth2::basic::BasicErrorResponse,
+        Tokens,
+        oauth2::basic::BasicTokenIntrospectionResponse,
+        oauth2::StandardRevocableToken,
+        oauth2::basic::BasicRevocationErrorResponse,
+    >::new(oauth2::ClientId::new(endpoint.client_id.clone()))
+    .set_token_uri(token_url)
+    // Without a secret the client id goes in the body either way (a public client).
+    .set_auth_type(match (endpoint.auth, client_secret) {
+        (TokenAuth::Basic, Some(_)) => oauth2::AuthType::BasicAuth,
+        _ => oauth2::AuthType::RequestBody,
+    });
+    if let Some(secret) = client_secret {
+        client = client.set_client_secret(oauth2::ClientSecret::new(secret.expose().to_owned()));
+    }
+    let transport = Carrier {
+        http,
+        encoding: endpoint.encoding,
+        timeout,
+    };
+    let answer = match grant {
         Grant::Code {
             code,
             redirect_uri,
             verifier,
         } => {
-            fields.push(("grant_type", "authorization_code".into()));
-            fields.push(("code", code.expose().to_owned()));
-            fields.push(("redirect_uri", (*redirect_uri).to_owned()));
-            if let Some(v) = verifier {
-                fields.push(("code_verifier", v.expose().to_owned()));
+            let redirect = oauth2::RedirectUrl::new(redirect_uri.to_owned())
+                .map_err(|_| TokenError::Unreachable("the callback is not a URL".to_owned()))?;
+            let mut request = client
+                .exchange_code(oauth2::AuthorizationCode::new(code.expose().to_owned()))
+                .set_redirect_uri(std::borrow::Cow::Owned(redirect));
+            if let Some(verifier) = verifier {
+                request = request
+                    .set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.expose().to_owned()));
             }
+            request.request_async(&transport).await
         }
         Grant::Refresh {
             token,
             redirect_uri,
         } => {
-            fields.push(("grant_type", "refresh_token".into()));
-            fields.push(("refresh_token", token.expose().to_owned()));
+            let refresh = oauth2::RefreshToken::new(token.expose().to_owned());
+            let mut request = client.exchange_refresh_token(&refresh);
             if let Some(uri) = redirect_uri {
-                fields.push(("redirect_uri", (*uri).to_owned()));
+                request = request.add_extra_param("redirect_uri", uri);
             }
+            request.request_async(&transport).await
         }
         Grant::ClientCredentials { scopes, audience } => {
-            fields.push(("grant_type", "client_credentials".into()));
+            let mut request = client.exchange_client_credentials();
             if let Some(scopes) = scopes.filter(|s| !s.is_empty()) {
-                fields.push(("scope", scopes.to_string()));
+                request = request.add_scope(oauth2::Scope::new(scopes.to_string()));
             }
             if let Some(audience) = audience {
-                fields.push(("audience", (*audience).to_owned()));
+                request = request.add_extra_param("audience", audience);
             }
-        }
-    }
-    let mut request = http
-        .post(&endpoint.url)
-        .header("Accept", "application/json");
-    if let Some(timeout) = timeout {
-        request = request.timeout(timeout);
-    }
-    match (endpoint.auth, client_secret) {
-        (TokenAuth::Basic, Some(secret)) => {
-            request = request.basic_auth(&endpoint.client_id, Some(secret.expose()));
-        }
-        (TokenAuth::Basic, None) | (TokenAuth::Body, None) => {
-            fields.push(("client_id", endpoint.client_id.clone()));
-        }
-        (TokenAuth::Body, Some(secret)) => {
-            fields.push(("client_id", endpoint.client_id.clone()));
-            fields.push(("client_secret", secret.expose().to_owned()));
-        }
-    }
-    request = match endpoint.encoding {
-        TokenRequest::Form => request.form(&fields),
-        TokenRequest::Json => {
-            let body: serde_json::Map<String, serde_json::Value> = fields
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
-                .collect();
-            request.json(&body)
+            request.request_async(&transport).await
         }
     };
-    // The request body held secrets; wipe our copies now that reqwest has its own.
-    for (_, value) in fields {
-        drop(Secret::new(value));
+    match answer {
+        Ok(tokens) if tokens.access_token.secret().is_empty() => {
+            Err(TokenError::BadResponse("no access_token".to_owned()))
+        }
+        Ok(tokens) => Ok(tokens.into_set()),
+        Err(oauth2::RequestTokenError::Request(Transport(err))) => Err(err),
+        // The transport passes only 200 JSON answers on; these are their parse failures. The
+        // crate's `Parse` error holds the raw body (it may hold a token): dropped unread.
+        Err(oauth2::RequestTokenError::Parse(_, _)) => {
+            Err(TokenError::BadResponse("malformed JSON".to_owned()))
+        }
+        Err(oauth2::RequestTokenError::ServerResponse(err)) => Err(TokenError::Rejected {
+            status: 400,
+            code: err.error().as_ref().to_owned(),
+            description: short(err.error_description().cloned()),
+        }),
+        Err(oauth2::RequestTokenError::Other(_)) => {
+            Err(TokenError::BadResponse("not a token response".to_owned()))
+        }
     }
-    let response = request
+}
+
+/// A transport failure, or an error answer read by [`send`], for the `oauth2` crate to return.
+#[derive(Debug)]
+struct Transport(TokenError);
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Transport {}
+
+/// The transport handed to the `oauth2` crate.
+struct Carrier<'a> {
+    http: &'a reqwest::Client,
+    encoding: TokenRequest,
+    timeout: Option<Duration>,
+}
+
+impl<'c> oauth2::AsyncHttpClient<'c> for Carrier<'_> {
+    type Error = Transport;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<oauth2::HttpResponse, Transport>> + Send + 'c>,
+    >;
+
+    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
+        Box::pin(send(self.http, self.encoding, self.timeout, request))
+    }
+}
+
+/// Carries a token request the `oauth2` crate built: re-encoded as JSON for providers that
+/// want it, sent with `timeout`, its failures classified. Only a 200 JSON answer goes back to
+/// the crate; anything else becomes a [`TokenError`] here, without its body.
+async fn send(
+    http: &reqwest::Client,
+    encoding: TokenRequest,
+    timeout: Option<Duration>,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, Transport> {
+    let (mut parts, body) = request.into_parts();
+    // The body holds the client secret, a code or a refresh token.
+    let body = zeroize::Zeroizing::new(body);
+    let body = match encoding {
+        TokenRequest::Form => body.to_vec(),
+        TokenRequest::Json => {
+            parts.headers.insert(
+                oauth2::http::header::CONTENT_TYPE,
+                oauth2::http::HeaderValue::from_static("application/json"),
+            );
+            form_as_json(&body).as_bytes().to_vec()
+        }
+    };
+    let mut outgoing = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body);
+    if let Some(timeout) = timeout {
+        outgoing = outgoing.timeout(timeout);
+    }
+    let response = outgoing
         .send()
         .await
-        .map_err(|err| classify_send_error(&err))?;
+        .map_err(|err| Transport(classify_send_error(&err)))?;
     let status = response.status();
     let content_type = response
         .headers()
@@ -302,11 +390,128 @@ pub async fn request_token_within(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
-    let body = response
+    let bytes = response
         .bytes()
         .await
-        .map_err(|err| TokenError::Lost(transport_kind(&err)))?;
-    parse_response(status.as_u16(), &content_type, &body)
+        .map_err(|err| Transport(TokenError::Lost(transport_kind(&err))))?;
+    let json = content_type.contains("json") || bytes.first() == Some(&b'{');
+    if status.as_u16() != 200 || !json {
+        // `parse_response` turns every non-success into a typed error; a 2xx that is not 200,
+        // or a page that is not JSON, is refused there too.
+        return Err(Transport(
+            match parse_response(status.as_u16(), &content_type, &bytes) {
+                Err(err) => err,
+                Ok(_) => {
+                    TokenError::BadResponse(format!("HTTP {} instead of 200", status.as_u16()))
+                }
+            },
+        ));
+    }
+    let mut answer = oauth2::HttpResponse::new(bytes.to_vec());
+    *answer.status_mut() = oauth2::http::StatusCode::OK;
+    answer.headers_mut().insert(
+        oauth2::http::header::CONTENT_TYPE,
+        oauth2::http::HeaderValue::from_static("application/json"),
+    );
+    Ok(answer)
+}
+
+/// A form body as the JSON object Atlassian documents (same fields, string values).
+fn form_as_json(form: &[u8]) -> zeroize::Zeroizing<String> {
+    let fields: serde_json::Map<String, serde_json::Value> = url::form_urlencoded::parse(form)
+        .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+        .collect();
+    zeroize::Zeroizing::new(serde_json::Value::Object(fields).to_string())
+}
+
+/// A token response as providers really send it: `token_type` optional (Atlassian omits it),
+/// `scope` or Bitbucket's `scopes`, `expires_in` as a number or a string. Parsed by the
+/// `oauth2` crate through [`oauth2::TokenResponse`]; never printed (its tokens' `Debug` is
+/// redacted by the crate).
+#[derive(Clone, Debug, serde::Serialize, Deserialize)]
+#[serde(from = "RawTokens", into = "RawTokens")]
+struct Tokens {
+    access_token: oauth2::AccessToken,
+    token_type: oauth2::basic::BasicTokenType,
+    refresh_token: Option<oauth2::RefreshToken>,
+    expires_in: Option<u64>,
+    scopes: Option<Vec<oauth2::Scope>>,
+}
+
+impl From<RawTokens> for Tokens {
+    fn from(raw: RawTokens) -> Self {
+        let expires_in = match &raw.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            _ => None,
+        };
+        Self {
+            access_token: oauth2::AccessToken::new(raw.access_token.unwrap_or_default()),
+            token_type: oauth2::basic::BasicTokenType::Bearer,
+            refresh_token: raw
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .map(oauth2::RefreshToken::new),
+            expires_in,
+            scopes: raw.scope.or(raw.scopes).map(|text| {
+                text.split_whitespace()
+                    .map(|s| oauth2::Scope::new(s.to_owned()))
+                    .collect()
+            }),
+        }
+    }
+}
+
+impl From<Tokens> for RawTokens {
+    fn from(tokens: Tokens) -> Self {
+        Self {
+            access_token: Some(tokens.access_token.secret().clone()),
+            refresh_token: tokens.refresh_token.map(|t| t.secret().clone()),
+            expires_in: tokens.expires_in.map(serde_json::Value::from),
+            scope: tokens
+                .scopes
+                .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+            scopes: None,
+        }
+    }
+}
+
+impl oauth2::TokenResponse for Tokens {
+    type TokenType = oauth2::basic::BasicTokenType;
+
+    fn access_token(&self) -> &oauth2::AccessToken {
+        &self.access_token
+    }
+
+    fn token_type(&self) -> &Self::TokenType {
+        &self.token_type
+    }
+
+    fn expires_in(&self) -> Option<Duration> {
+        self.expires_in.map(Duration::from_secs)
+    }
+
+    fn refresh_token(&self) -> Option<&oauth2::RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    fn scopes(&self) -> Option<&Vec<oauth2::Scope>> {
+        self.scopes.as_ref()
+    }
+}
+
+impl Tokens {
+    fn into_set(self) -> TokenSet {
+        let scope = self.scopes.and_then(|s| {
+            ScopeList::parse(&s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")).ok()
+        });
+        TokenSet {
+            access_token: Secret::new(self.access_token.into_secret()),
+            refresh_token: self.refresh_token.map(|t| Secret::new(t.into_secret())),
+            expires_in: self.expires_in,
+            scope,
+        }
+    }
 }
 
 fn transport_kind(err: &reqwest::Error) -> String {
@@ -332,7 +537,7 @@ fn classify_send_error(err: &reqwest::Error) -> TokenError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 struct RawTokens {
     access_token: Option<String>,
     refresh_token: Option<String>,
@@ -465,6 +670,7 @@ pub async fn revoke(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest as _;
 
     #[test]
     fn pkce_challenge_is_s256_of_the_verifier() {
@@ -540,6 +746,33 @@ mod tests {
             parse_response(502, "text/html", b"<html>").unwrap_err(),
             TokenError::Server { status: 502 }
         );
+    }
+
+    #[test]
+    fn the_crate_reads_answers_as_providers_send_them() {
+        use oauth2::TokenResponse as _;
+        // Atlassian: no token_type. Bitbucket: `scopes`, and `expires_in` as text elsewhere.
+        let atlassian: Tokens = serde_json::from_str(
+            r#"{"access_token":"a","refresh_token":"r","expires_in":3600,"scope":"read:me x"}"#,
+        )
+        .unwrap();
+        assert_eq!(atlassian.expires_in(), Some(Duration::from_secs(3600)));
+        let set = atlassian.into_set();
+        assert_eq!(set.scope.unwrap().to_string(), "read:me x");
+        assert_eq!(set.refresh_token.unwrap().expose(), "r");
+        let bitbucket: Tokens = serde_json::from_str(
+            r#"{"access_token":"a","scopes":"repository account","expires_in":"7200","token_type":"bearer"}"#,
+        )
+        .unwrap();
+        assert_eq!(bitbucket.scopes().map(Vec::len), Some(2));
+        assert_eq!(bitbucket.expires_in(), Some(Duration::from_secs(7200)));
+        // Secrets do not show in Debug.
+        assert!(!format!("{bitbucket:?}").contains("\"a\""));
+        // The crate's form body becomes Atlassian's JSON, field for field.
+        let json = form_as_json(b"grant_type=refresh_token&refresh_token=r%2Bt&client_id=c");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["refresh_token"], "r+t");
+        assert_eq!(value["grant_type"], "refresh_token");
     }
 
     #[test]
