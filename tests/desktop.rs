@@ -264,6 +264,90 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     );
     assert_eq!(status, 200, "{body}");
 
+    // A Jira Data Center instance, added in the window: the preset asks for the base URL; no
+    // OAuth app is needed for a personal access token.
+    window
+        .script(
+            "[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Add provider').click()",
+            json!([]),
+        )
+        .await;
+    let provider_form = "form[aria-label='Add provider']";
+    window
+        .wait_for(provider_form, Duration::from_secs(10))
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add provider']\"); \
+             const p = f.querySelector('select[name=preset]'); p.value = 'jira-dc'; \
+             p.dispatchEvent(new Event('change', {bubbles: true})); \
+             f.querySelector('details').open = true;",
+            json!([]),
+        )
+        .await;
+    window
+        .wait_for(
+            &format!("{provider_form} input[name=base_url]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .type_into(
+            &format!("{provider_form} input[name=base_url]"),
+            &format!("{}/dc", fixture.base),
+        )
+        .await;
+    window
+        .type_into(&format!("{provider_form} input[name=name]"), "corp-jira")
+        .await;
+    window.screenshot(&shots.join("add-data-center.png")).await;
+    window
+        .click(&format!("{provider_form} button[type=submit]"))
+        .await;
+    window
+        .wait_for("[data-provider=corp-jira]", Duration::from_secs(10))
+        .await;
+    window.click("[data-action=add_connector]").await;
+    window.wait_for(form, Duration::from_secs(10)).await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add connector']\"); \
+             const t = f.querySelector('select[name=type]'); t.value = 'jira-dc'; \
+             t.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add connector']\"); \
+             const a = f.querySelector('select[name=auth]'); a.value = 'pat'; \
+             a.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    window
+        .wait_for(
+            &format!("{form} input[name=secret]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .type_into(&format!("{form} input[name=name]"), "dc-pat")
+        .await;
+    window
+        .type_into(&format!("{form} input[name=secret]"), "dc-pat-fixture-61")
+        .await;
+    window.click(&format!("{form} button[type=submit]")).await;
+    window
+        .wait_for(
+            "[data-connector=dc-pat][data-state=ok]",
+            Duration::from_secs(30),
+        )
+        .await;
+    let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
+    assert!(config.contains("preset = \"jira-dc\""), "{config}");
+    assert!(config.contains("provider = \"corp-jira\""), "{config}");
+
     // Health runs the doctor over the same home.
     window.click("#tab-health").await;
     window

@@ -5,6 +5,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import App from "../App.svelte";
 import { createMockHost, type MockHost } from "../ipc/mock";
 
+// jsdom has <dialog> but not its modal methods.
+HTMLDialogElement.prototype.showModal ??= function (this: HTMLDialogElement) {
+  this.open = true;
+};
+HTMLDialogElement.prototype.close ??= function (this: HTMLDialogElement) {
+  this.open = false;
+};
+
 let mounted: ReturnType<typeof mount> | undefined;
 afterEach(() => {
   if (mounted) unmount(mounted);
@@ -49,6 +57,30 @@ describe("the window", () => {
     expect(jira?.textContent).toMatch(/Access token expires in (59 min|1 h 00 min)/);
     expect(jira?.textContent).toContain("signed in just now");
     expect(target.querySelector('[data-connector="opsgenie"]')?.getAttribute("data-state")).toBe("credential_missing");
+  });
+
+  it("asks a Data Center preset for its base URL and links the instance's application links", async () => {
+    const host = createMockHost();
+    const target = render(host);
+    await settle(host, () => target.textContent?.includes("Welcome to Latch") ?? false);
+    const open = [...target.querySelectorAll("button")].find((b) => b.textContent === "Add provider");
+    open?.click();
+    expect(await settle(host, () => document.querySelector("form[aria-label='Add provider']") !== null)).toBe(true);
+    const form = document.querySelector("form[aria-label='Add provider']") as HTMLFormElement;
+    const preset = form.querySelector("select[name=preset]") as HTMLSelectElement;
+    preset.value = "jira-dc";
+    preset.dispatchEvent(new Event("change"));
+    expect(await settle(host, () => form.querySelector("input[name=base_url]") !== null)).toBe(true);
+    // A Data Center provider may serve PATs only: no client id needed.
+    expect((form.querySelector("input[name=client_id]") as HTMLInputElement).required).toBe(false);
+    const base = form.querySelector("input[name=base_url]") as HTMLInputElement;
+    base.value = "https://jira.corp.example/";
+    base.dispatchEvent(new Event("input"));
+    expect(
+      await settle(host, () =>
+        form.querySelector("a[href='https://jira.corp.example/plugins/servlet/applinks/listApplicationLinks']") !== null,
+      ),
+    ).toBe(true);
   });
 
   it("follows status events from the host (tray, scheduler, CLI changes)", async () => {

@@ -29,6 +29,8 @@ export const mockCatalog: CatalogEntries = {
       default_redirect_uri: "http://127.0.0.1:8734/callback",
       console_url: "https://developer.atlassian.com/console/myapps/",
       default_scopes: [],
+      needs_base_url: false,
+      vocabulary: "atlassian",
     },
     {
       name: "bitbucket",
@@ -37,6 +39,18 @@ export const mockCatalog: CatalogEntries = {
       default_redirect_uri: "http://127.0.0.1:8734/callback",
       console_url: "https://bitbucket.org/account/settings/",
       default_scopes: [],
+      needs_base_url: false,
+      vocabulary: "bitbucket",
+    },
+    {
+      name: "jira-dc",
+      display_name: "Jira Data Center",
+      client_type: "confidential",
+      default_redirect_uri: "http://127.0.0.1:8734/callback",
+      console_url: "{base}/plugins/servlet/applinks/listApplicationLinks",
+      default_scopes: [],
+      needs_base_url: true,
+      vocabulary: "data-center",
     },
     {
       name: "opsgenie",
@@ -45,6 +59,8 @@ export const mockCatalog: CatalogEntries = {
       default_redirect_uri: null,
       console_url: null,
       default_scopes: [],
+      needs_base_url: false,
+      vocabulary: "generic",
     },
   ],
   connectors: [
@@ -316,7 +332,10 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       const preset = mockCatalog.providers.find((p) => p.name === (input.preset ?? input.name));
       if (!preset) fail("unknown_provider", `unknown provider \`${input.preset ?? input.name}\``);
       if (!NAME.test(input.name)) fail("invalid_request", "a provider name is lower-case letters, digits and dashes");
-      if (!input.client_id) fail("invalid_request", "the client id is missing\n  fix: copy it from the developer console");
+      if (preset.needs_base_url && !input.base_url?.startsWith("https://"))
+        fail("invalid_request", "provider has no `base_url`: its endpoints are on your instance");
+      if (!input.client_id && !preset.needs_base_url)
+        fail("invalid_request", "the client id is missing\n  fix: copy it from the developer console");
       const existing = providers.find((p) => p.name === input.name);
       const entry: MockProvider = existing ?? {
         name: input.name,

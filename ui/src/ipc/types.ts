@@ -128,6 +128,9 @@ export interface PresetEntry {
   default_redirect_uri: string | null;
   console_url: string | null;
   default_scopes: string[];
+  /** Data Center: endpoints on the person's instance, `{base}` in `console_url`. */
+  needs_base_url: boolean;
+  vocabulary: Vocabulary;
 }
 
 export interface ConnectorEntry {
@@ -154,6 +157,8 @@ export interface ProviderInput {
   /** Pasted by the person; goes to the OS keychain and is never sent back. */
   client_secret: string | null;
   redirect_uri: string | null;
+  /** The instance's URL, for Data Center presets. */
+  base_url?: string | null;
 }
 
 export interface ProviderAdded {
