@@ -843,3 +843,94 @@ fn jsm_operations_and_opsgenie_regions() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("eu"), "{}", stderr(&out));
 }
+
+/// `latch token --json` for scripts that cache: the scheme, exactly what follows it in the
+/// header, the expiry and the scopes — for a sign-in, a service account and an API token; and
+/// `--json` on `keys create` and `manifest add`.
+#[test]
+fn token_json_says_what_goes_in_the_header_and_until_when() {
+    use base64::Engine as _;
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_provider(&fixture);
+    assert!(home.login().status.success());
+    let plain = home.ok(&["token", "jira"], "").trim().to_owned();
+    let details: serde_json::Value =
+        serde_json::from_str(&home.ok(&["token", "jira", "--json"], "")).unwrap();
+    assert_eq!(details["connector"], "jira");
+    assert_eq!(details["token_type"], "Bearer");
+    assert_eq!(details["token"], plain.as_str());
+    let expires = time::OffsetDateTime::parse(
+        details["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(expires > time::OffsetDateTime::now_utc());
+    assert!(
+        details["scopes"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("read:jira-work")),
+        "{details}"
+    );
+
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "jira-tok",
+            "--type",
+            "jira",
+            "--auth",
+            "api-token",
+            "--email",
+            EMAIL,
+            "--site",
+            &format!("{}/__site/acme", fixture.base),
+            "--token",
+            "classic",
+        ],
+        "",
+    );
+    home.ok(
+        &["credential", "set", "jira-tok", "--expires", "2099-01-31"],
+        CLASSIC_TOKEN,
+    );
+    let details: serde_json::Value =
+        serde_json::from_str(&home.ok(&["token", "jira-tok", "--json"], "")).unwrap();
+    assert_eq!(details["token_type"], "Basic");
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(format!("{EMAIL}:{CLASSIC_TOKEN}"));
+    assert_eq!(details["token"], expected.as_str());
+    assert!(
+        details["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2099-01-31"),
+        "{details}"
+    );
+    assert_eq!(details["scopes"], serde_json::Value::Null);
+
+    let created: serde_json::Value = serde_json::from_str(&home.ok(
+        &["keys", "create", "k", "--connector", "jira", "--json"],
+        "",
+    ))
+    .unwrap();
+    assert!(
+        created["key"].as_str().unwrap().starts_with("lk_"),
+        "{created}"
+    );
+    assert_eq!(created["name"], "k");
+    let file = home.file("extra.toml");
+    std::fs::write(
+        &file,
+        "[connectors.jira-admin]\ndisplay_name = \"Jira admin\"\nprovider = \"atlassian\"\n\
+         upstream_scopes = [\"read:me\", \"manage:jira-configuration\", \"offline_access\"]\n\
+         api_base = \"{api_base}/ex/jira/{cloud_id}\"\nauth_modes = [\"user\"]\n\
+         probe = { method = \"GET\", path = \"/rest/api/3/myself\" }\n",
+    )
+    .unwrap();
+    let added: serde_json::Value =
+        serde_json::from_str(&home.ok(&["manifest", "add", file.to_str().unwrap(), "--json"], ""))
+            .unwrap();
+    assert_eq!(added["connector_types"], serde_json::json!(["jira-admin"]));
+}

@@ -23,6 +23,9 @@ pub(crate) enum KeysCmd {
         /// Lifetime: 30m, 8h, 7d (default: until revoked).
         #[arg(long)]
         ttl: Option<String>,
+        /// Print `{key, policy}` as JSON (the key is in it: shown once).
+        #[arg(long)]
+        json: bool,
     },
     /// List keys and their policies (never the keys).
     List {
@@ -39,7 +42,10 @@ pub(crate) enum KeysCmd {
 
 impl KeysCmd {
     pub(crate) fn json(&self) -> bool {
-        matches!(self, Self::List { json: true })
+        matches!(
+            self,
+            Self::List { json: true } | Self::Create { json: true, .. }
+        )
     }
 
     pub(crate) fn run(self) -> Result<(), Failure> {
@@ -51,6 +57,7 @@ impl KeysCmd {
                 read_only,
                 paths,
                 ttl,
+                json,
             } => {
                 let ttl = ttl
                     .as_deref()
@@ -58,6 +65,13 @@ impl KeysCmd {
                     .transpose()
                     .map_err(Failure::usage)?;
                 let (key, policy) = latch.create_key(&name, &connectors, read_only, &paths, ttl)?;
+                if json {
+                    // The key goes into JSON here, on purpose: this is its one showing.
+                    let mut value = serde_json::to_value(&policy)
+                        .map_err(|e| Failure::internal(e.to_string()))?;
+                    value["key"] = serde_json::Value::String(key.expose().to_owned());
+                    return print_json(&value);
+                }
                 // Alone on stdout, so `KEY=$(latch keys create ...)` works.
                 say!("{}", key.expose());
                 eprintln!(

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     let json = match &cli.command {
         Command::Provider(c) => c.json(),
         Command::Connector(c) => c.json(),
-        Command::Manifest(_) => false,
+        Command::Manifest(c) => c.json(),
         Command::Status(c) => c.json,
         Command::Login(c) => c.json,
         Command::Logout(c) => c.json,
@@ -86,9 +86,8 @@ fn main() -> ExitCode {
         Command::Audit(c) => c.json,
         Command::Doctor(c) => c.json,
         Command::Credential(c) => c.json(),
-        Command::Token(_) | Command::Serve(_) | Command::Exec(_) | Command::GitCredential(_) => {
-            false
-        }
+        Command::Token(c) => c.json,
+        Command::Serve(_) | Command::Exec(_) | Command::GitCredential(_) => false,
     };
     if let Command::Doctor(cmd) = cli.command {
         return match cmd.run() {

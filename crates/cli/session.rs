@@ -189,6 +189,10 @@ pub(crate) struct TokenCmd {
     /// Refresh first, whatever the expiry (an explicit refresh: never throttled).
     #[arg(long)]
     refresh: bool,
+    /// Print `{token, token_type, expires_at, connector, scopes}` (for exec plugins and scripts
+    /// that cache): `token_type` is the header's scheme and `token` exactly what follows it.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 impl TokenCmd {
@@ -196,6 +200,24 @@ impl TokenCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
         let grants = latch.grants();
+        if self.json {
+            let details = runtime()?.block_on(async {
+                if self.refresh {
+                    grants.refresh_connector(&self.connector).await?;
+                }
+                grants.token_details(&self.connector).await
+            })?;
+            // The one place the token goes into JSON, on purpose.
+            let text = serde_json::json!({
+                "connector": details.connector,
+                "token_type": details.token_type,
+                "token": details.token.expose(),
+                "expires_at": details.expires_at.map(latch_core::clock::fmt_time),
+                "scopes": details.scopes.map(|s| s.iter().map(|s| s.as_str().to_owned()).collect::<Vec<_>>()),
+            });
+            say!("{text}");
+            return Ok(());
+        }
         let credential = runtime()?.block_on(async {
             if self.refresh {
                 grants.refresh_connector(&self.connector).await?;

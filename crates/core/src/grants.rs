@@ -67,6 +67,21 @@ impl std::fmt::Debug for Upstream {
     }
 }
 
+/// What `latch token --json` prints. Holds a secret: it has no `Serialize`; the face builds
+/// the JSON and exposes the token there, on purpose.
+pub struct TokenDetails {
+    /// The connector.
+    pub connector: String,
+    /// The `Authorization` scheme: `Bearer`, `Basic` or `GenieKey`.
+    pub token_type: &'static str,
+    /// Exactly what follows the scheme in the header (for `Basic`, `base64(user:secret)`).
+    pub token: Secret,
+    /// When it expires, when known (an access token's expiry, or a stored credential's).
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// The granted scopes, for grants.
+    pub scopes: Option<ScopeList>,
+}
+
 /// The token lifecycle of one home. Cheap to share (`Arc`); every method takes `&self`.
 pub struct Grants {
     shared: Arc<Shared>,
@@ -230,6 +245,45 @@ impl Grants {
             .remove(&connector.name);
         let now = self.static_credential(connector).await.ok()?;
         (now.authorization().expose() != rejected.authorization().expose()).then_some(now)
+    }
+
+    /// A fresh credential with what a script caching it needs (`latch token --json`): the
+    /// scheme, the part of the header after it, when it expires and its scopes.
+    pub async fn token_details(&self, connector: &str) -> Result<TokenDetails, GrantError> {
+        let c = self.connector(connector)?;
+        let credential = self.credential(connector).await?;
+        let header = credential.authorization();
+        let scheme = credential.scheme();
+        let value = header
+            .expose()
+            .strip_prefix(scheme)
+            .map(|rest| rest.trim_start().to_owned())
+            .unwrap_or_default();
+        let (expires_at, scopes) = match grant_of(c) {
+            Some(grant) => {
+                let row = self.shared.store.row(&grant)?;
+                (
+                    row.as_ref().and_then(|r| r.access_expires_at),
+                    row.and_then(|r| ScopeList::parse(&r.granted_scopes).ok())
+                        .filter(|s| !s.is_empty()),
+                )
+            }
+            None => (
+                self.shared
+                    .store
+                    .db()
+                    .connector(connector)?
+                    .and_then(|r| r.credential_expires_at),
+                None,
+            ),
+        };
+        Ok(TokenDetails {
+            connector: connector.to_owned(),
+            token_type: scheme,
+            token: Secret::new(value),
+            expires_at,
+            scopes,
+        })
     }
 
     /// Where a connector's requests go and what to send.
