@@ -321,8 +321,12 @@ fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, st
         .push(rcgen::DnType::CommonName, "Latch Test Corp CA");
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "dc.corp.test".to_owned(),
+    ])
+    .unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
     let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
     let paths = (
@@ -471,4 +475,106 @@ fn an_internal_ca_is_trusted_for_its_provider_only() {
         "upstream_certificate_untrusted"
     );
     assert!(body.contains("ca_file"), "{body}");
+}
+
+/// A company network: the instance's name resolves only behind the company proxy (HTTPS_PROXY,
+/// by CONNECT tunnel) and its CA is only in a trust file named by the environment
+/// (SSL_CERT_FILE, read with the OS trust store). Token requests, credential checks and the
+/// proxy's upstream all go through the tunnel; NO_PROXY is honoured.
+#[test]
+fn a_company_proxy_and_a_trust_file_from_the_environment() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, tls_key) = test_ca(certs.path());
+    let fixture = Fixture::start_with_tls(&cert, &tls_key);
+    let base = format!("https://dc.corp.test:{}/dc", fixture.tls_port.unwrap());
+    let home = Home::new();
+    let proxy = format!("http://127.0.0.1:{}", fixture.connect_port);
+    home.set_env("HTTPS_PROXY", Some(&proxy));
+    home.set_env("SSL_CERT_FILE", Some(ca.to_str().unwrap()));
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &base,
+        ],
+        "",
+    );
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-pat",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "pat",
+        ],
+        "",
+    );
+    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-svc",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "service",
+            "--client-id",
+            DC_SVC_CLIENT_ID,
+        ],
+        "",
+    );
+    let out = home.ok(
+        &["credential", "set", "dc-svc", "--json"],
+        DC_SVC_CLIENT_SECRET,
+    );
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    let tunnels = fixture.stats()["connect_tunnels"].as_u64().unwrap();
+    assert!(
+        tunnels >= 2,
+        "the check and the token request went through the proxy: {tunnels}"
+    );
+
+    let k = key(&home, "k", &["dc-pat", "dc-svc"]);
+    let serve = Serve::start(&home);
+    for path in ["/dc-pat/rest/api/2/myself", "/dc-svc/rest/api/2/myself"] {
+        let (status, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {k}"),
+            &serve.url(path),
+        ]);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    assert!(
+        fixture.stats()["connect_tunnels"].as_u64().unwrap() > tunnels,
+        "the proxy's upstream went through the tunnel"
+    );
+    drop(serve);
+
+    // NO_PROXY: Latch connects directly, and the internal name does not resolve here.
+    home.set_env("NO_PROXY", Some("corp.test"));
+    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "unchecked", "{stored}");
+    home.set_env("NO_PROXY", None);
+    // Without the trust file the certificate is not trusted, and the error says what to do.
+    home.set_env("SSL_CERT_FILE", None);
+    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        stored["check"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ca_file"),
+        "{stored}"
+    );
 }

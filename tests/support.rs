@@ -7,12 +7,24 @@ use std::process::{Command, Output, Stdio};
 /// A temp `LATCH_HOME` and a way to run `latch` in it.
 pub(crate) struct Home {
     dir: tempfile::TempDir,
+    /// Extra environment for every `latch` this home runs (a company proxy, a trust file).
+    env: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Home {
     pub(crate) fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
+            env: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sets (or, with `None`, removes) a variable for every later `latch` of this home.
+    pub(crate) fn set_env(&self, key: &str, value: Option<&str>) {
+        let mut env = self.env.lock().unwrap();
+        env.retain(|(k, _)| k != key);
+        if let Some(value) = value {
+            env.push((key.to_owned(), value.to_owned()));
         }
     }
 
@@ -33,6 +45,9 @@ impl Home {
             }
         }
         cmd.env("LATCH_HOME", self.path()).args(args);
+        for (key, value) in self.env.lock().unwrap().iter() {
+            cmd.env(key, value);
+        }
         cmd
     }
 
@@ -161,6 +176,8 @@ pub(crate) struct Fixture {
     pub(crate) redirect_uri: String,
     /// The HTTPS listener's port, when started with TLS.
     pub(crate) tls_port: Option<u16>,
+    /// A company proxy (HTTP CONNECT) that resolves `*.corp.test` to this machine.
+    pub(crate) connect_port: u16,
 }
 
 pub(crate) const CLIENT_ID: &str = "latch-test-client";
@@ -229,6 +246,7 @@ impl Fixture {
             child,
             _dir: dir,
             tls_port: ready["tls_port"].as_u64().map(|p| p as u16),
+            connect_port: ready["connect_port"].as_u64().unwrap() as u16,
             base: format!("http://127.0.0.1:{port}"),
             redirect_uri,
         }

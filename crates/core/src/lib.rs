@@ -21,6 +21,7 @@ mod latch;
 pub mod local_keys;
 pub mod login;
 pub mod oauth;
+pub mod outbound;
 pub mod ports;
 pub mod profile;
 mod refresh_lock;

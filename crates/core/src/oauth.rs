@@ -111,6 +111,9 @@ pub fn http_client(timeout: Duration, tls: Option<rustls::ClientConfig>) -> reqw
         None => reqwest::Client::builder(),
     };
     builder
+        // The environment's proxy (HTTPS_PROXY, NO_PROXY, …), never for loopback hosts.
+        .no_proxy()
+        .proxy(crate::outbound::OutboundProxy::from_env().for_reqwest())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
@@ -366,8 +369,8 @@ async fn send(
         TokenRequest::Form => body.to_vec(),
         TokenRequest::Json => {
             parts.headers.insert(
-                oauth2::http::header::CONTENT_TYPE,
-                oauth2::http::HeaderValue::from_static("application/json"),
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
             );
             form_as_json(&body).as_bytes().to_vec()
         }
@@ -408,10 +411,10 @@ async fn send(
         ));
     }
     let mut answer = oauth2::HttpResponse::new(bytes.to_vec());
-    *answer.status_mut() = oauth2::http::StatusCode::OK;
+    *answer.status_mut() = http::StatusCode::OK;
     answer.headers_mut().insert(
-        oauth2::http::header::CONTENT_TYPE,
-        oauth2::http::HeaderValue::from_static("application/json"),
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
     );
     Ok(answer)
 }

@@ -51,42 +51,78 @@ impl UpstreamConnections {
     }
 }
 
-/// Upstream connectors by trust: the built-in roots and the OS store for every provider, plus
-/// a provider's `ca_file` for that provider only.
+/// One trust context: the built-in roots and the OS store, plus a provider's `ca_file`.
+pub(crate) struct Trust {
+    direct: UpstreamConnector,
+    tls: Option<rustls::ClientConfig>,
+}
+
+impl Trust {
+    fn new(ca_file: Option<&std::path::Path>) -> Self {
+        let tls = latch_core::tls::trusting(ca_file);
+        Self {
+            direct: https(tls.clone(), http_connector()),
+            tls,
+        }
+    }
+}
+
+/// Upstream connections by trust (a provider's `ca_file` vouches for that provider only) and
+/// route (the environment's `HTTPS_PROXY`, by CONNECT tunnel; never for loopback hosts).
 pub(crate) struct UpstreamConnectors {
-    default: UpstreamConnector,
-    with_ca: std::collections::HashMap<String, UpstreamConnector>,
+    default: Trust,
+    with_ca: std::collections::HashMap<String, Trust>,
+    outbound: latch_core::outbound::OutboundProxy,
 }
 
 impl UpstreamConnectors {
     pub(crate) fn new(config: &latch_core::config::Config) -> Self {
         Self {
-            default: connector(None),
+            default: Trust::new(None),
             with_ca: config
                 .providers
                 .iter()
-                .filter_map(|p| Some((p.name.clone(), connector(Some(p.ca_file.as_deref()?)))))
+                .filter_map(|p| Some((p.name.clone(), Trust::new(Some(p.ca_file.as_deref()?)))))
                 .collect(),
+            outbound: latch_core::outbound::OutboundProxy::from_env(),
         }
     }
 
-    pub(crate) fn for_provider(&self, provider: &str) -> &UpstreamConnector {
+    fn trust(&self, provider: &str) -> &Trust {
         self.with_ca.get(provider).unwrap_or(&self.default)
     }
 }
 
-/// Opens a new upstream connection to `uri`'s host.
+/// Opens a new upstream connection to `uri`'s host: directly, or through the environment's
+/// proxy with a CONNECT tunnel (TLS to the upstream then runs inside it).
 async fn connect(
-    connector: &UpstreamConnector,
+    upstreams: &UpstreamConnectors,
+    provider: &str,
     uri: &Uri,
 ) -> Result<SendRequest<ProxyBody>, BoxError> {
-    let mut connector = connector.clone();
-    let stream = tokio::time::timeout(
-        Duration::from_secs(10),
-        tower_service::Service::call(&mut connector, uri.clone()),
-    )
-    .await
-    .map_err(|_| "connecting took over 10 s")??;
+    let trust = upstreams.trust(provider);
+    let opening = async {
+        match upstreams.outbound.route(uri) {
+            Some(route) => {
+                let mut tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(
+                    route.uri,
+                    http_connector(),
+                );
+                if let Some(auth) = route.authorization {
+                    tunnel = tunnel.with_auth(auth);
+                }
+                let mut connector = https(trust.tls.clone(), tunnel);
+                tower_service::Service::call(&mut connector, uri.clone()).await
+            }
+            None => {
+                let mut connector = trust.direct.clone();
+                tower_service::Service::call(&mut connector, uri.clone()).await
+            }
+        }
+    };
+    let stream = tokio::time::timeout(Duration::from_secs(10), opening)
+        .await
+        .map_err(|_| "connecting took over 10 s")??;
     let (sender, connection) = hyper::client::conn::http1::handshake(stream).await?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -98,7 +134,7 @@ async fn connect(
 /// when there is none. A reused connection the upstream closed in the meantime is replaced once,
 /// for a request that can be sent again.
 async fn send(
-    connector: &UpstreamConnector,
+    upstreams: &UpstreamConnectors,
     provider: &str,
     conns: &UpstreamConnections,
     request: Request<ProxyBody>,
@@ -134,7 +170,7 @@ async fn send(
     let request = origin_form(request)?;
     let (mut sender, reused) = match conns.take(&host) {
         Some(sender) => (sender, true),
-        None => (connect(connector, &target).await?, false),
+        None => (connect(upstreams, provider, &target).await?, false),
     };
     let answer = match sender.ready().await {
         Ok(()) => sender.send_request(request).await,
@@ -152,7 +188,7 @@ async fn send(
             let Some(again) = resend else {
                 return Err(err.into());
             };
-            let mut fresh = connect(connector, &target).await?;
+            let mut fresh = connect(upstreams, provider, &target).await?;
             fresh.ready().await?;
             let response = fresh.send_request(origin_form(again())?).await?;
             conns.put(host, fresh);
@@ -173,18 +209,23 @@ const FAILED_REFRESH_THROTTLE: Duration = Duration::from_secs(5);
 /// A request body that sends nothing for this long is cut off.
 const BODY_IDLE: Duration = Duration::from_secs(30);
 
-/// An upstream connector (TCP with `TCP_NODELAY`, TLS where the base is https) trusting the
-/// built-in roots, the OS store and `ca_file`.
-pub(crate) fn connector(ca_file: Option<&std::path::Path>) -> UpstreamConnector {
+/// TCP with `TCP_NODELAY` and a connect timeout.
+fn http_connector() -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(Duration::from_secs(10)));
-    let builder = match latch_core::tls::trusting(ca_file) {
+    http
+}
+
+/// TLS over `inner` where the upstream is https, with `tls`'s trust (the built-in roots when
+/// no configuration could be built).
+fn https<C>(tls: Option<rustls::ClientConfig>, inner: C) -> hyper_rustls::HttpsConnector<C> {
+    let builder = match tls {
         Some(tls) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls),
         None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
     };
-    builder.https_or_http().enable_http1().wrap_connector(http)
+    builder.https_or_http().enable_http1().wrap_connector(inner)
 }
 
 fn empty() -> ProxyBody {
@@ -433,7 +474,7 @@ pub(crate) async fn forward(
         let response = match tokio::time::timeout(
             crate::UPSTREAM_TIMEOUT,
             send(
-                state.upstreams.for_provider(&connector.provider),
+                &state.upstreams,
                 &connector.provider,
                 conns,
                 upstream,
