@@ -227,3 +227,54 @@ fn json_errors_are_machine_readable() {
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["error"]["code"], "unknown_connector");
 }
+
+/// Shells: completions that bash accepts, a zsh script, a man page, and an example in the help
+/// of every verb.
+#[test]
+fn completions_man_page_and_examples_in_every_help() {
+    let home = Home::new();
+    let help = home.ok(&["--help"], "");
+    let verbs: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // Wrapped descriptions are indented further.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|v| !["help", "man"].contains(&v.as_str()))
+        .collect();
+    assert!(verbs.len() > 10, "{help}");
+    for verb in &verbs {
+        let out = home.ok(&[verb, "--help"], "");
+        assert!(
+            out.contains("Example:"),
+            "`latch {verb} --help` has no example:\n{out}"
+        );
+    }
+    let bash = home.ok(&["completion", "bash"], "");
+    let checked = std::process::Command::new("bash")
+        .args(["-c", "source /dev/stdin && complete -p latch"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().unwrap().write_all(bash.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&checked.stdout).contains("-F _latch latch"),
+        "bash did not register the completion"
+    );
+    assert!(home
+        .ok(&["completion", "zsh"], "")
+        .starts_with("#compdef latch"));
+    let man = home.ok(&["man"], "");
+    assert!(
+        man.contains(".TH latch 1"),
+        "{}",
+        &man[..200.min(man.len())]
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 /// Like `println!`, but a closed stdout (`latch ... | head -1`) is not a crash: the work is
 /// done, the reader just stopped listening.
@@ -40,37 +40,81 @@ struct Cli {
 enum Command {
     /// Identity providers (OAuth app registrations).
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  latch provider add atlassian --client-id \"$CLIENT_ID\" <<< \"$CLIENT_SECRET\"\n  latch provider add corp-jira --preset jira-dc --base-url https://jira.corp.example"
+    )]
     Provider(provider::Cmd),
     /// Connectors: the products you reach through a provider.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  latch connector add jira\n  latch connector add jira-svc --type jira --auth service --client-id \"$ID\" --site acme"
+    )]
     Connector(connector::Cmd),
     /// Manifests that add custom providers and connectors.
     #[command(subcommand)]
+    #[command(after_help = "Example:\n  latch manifest add ./acme.toml")]
     Manifest(manifest::Cmd),
     /// What every connector needs, has and lacks.
+    #[command(
+        after_help = "Example:\n  latch status\n  latch status --json | jq '.connectors[] | {name, state}'"
+    )]
     Status(status::Cmd),
     /// Sign in to a provider in your browser (one consent for all its connectors).
+    #[command(
+        after_help = "Example:\n  latch login atlassian\n  latch login atlassian --no-browser   # prints the URL to open elsewhere"
+    )]
     Login(session::LoginCmd),
     /// Sign out of a provider: revoke where supported, delete its keychain items.
+    #[command(after_help = "Example:\n  latch logout atlassian")]
     Logout(session::LogoutCmd),
     /// Print a fresh upstream token for a connector (the only command that prints a secret).
+    #[command(
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(latch token jira)\" https://api.atlassian.com/...\n  latch token jira --json"
+    )]
     Token(session::TokenCmd),
     /// Connector credentials (API tokens, PATs, API keys, service-account secrets).
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  latch credential set jira-tok --expires 2027-06-30 <<< \"$API_TOKEN\""
+    )]
     Credential(session::CredentialCmd),
     /// Run the localhost proxy and the refresh scheduler in the foreground.
+    #[command(
+        after_help = "Example:\n  latch serve\n  latch serve --listen 127.0.0.1:0   # an ephemeral port, printed"
+    )]
     Serve(serve::ServeCmd),
     /// Local keys for tools that call the proxy.
     #[command(subcommand)]
+    #[command(
+        after_help = "Example:\n  KEY=$(latch keys create ci --connector jira --read-only --ttl 8h)"
+    )]
     Keys(keys::KeysCmd),
     /// Run a command with a private proxy and a key that dies with it.
+    #[command(
+        after_help = "Example:\n  latch exec --connector jira -- python3 report.py   # gets LATCH_PROXY_URL, LATCH_KEY, LATCH_JIRA_URL"
+    )]
     Exec(serve::ExecCmd),
     /// Requests that went through the proxy.
+    #[command(after_help = "Example:\n  latch audit --since 1h --key ci")]
     Audit(keys::AuditCmd),
     /// Run every health check; explain each finding with its fix (exit 1 when unhealthy).
+    #[command(after_help = "Example:\n  latch doctor\n  latch doctor --json --report health.html")]
     Doctor(doctor::DoctorCmd),
     /// Git's credential helper: fresh Bitbucket tokens for `git clone` (`install` sets it up).
+    #[command(
+        after_help = "Example:\n  latch git-credential install\n  git clone https://bitbucket.org/team/repo.git"
+    )]
     GitCredential(git::GitCredentialCmd),
+    /// Print a shell completion script: `latch completion bash > ~/.local/share/bash-completion/completions/latch`.
+    #[command(
+        after_help = "Example:\n  latch completion bash > ~/.local/share/bash-completion/completions/latch\n  latch completion zsh > \"${fpath[1]}/_latch\""
+    )]
+    Completion {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `latch man > ~/.local/share/man/man1/latch.1`.
+    Man,
 }
 
 fn main() -> ExitCode {
@@ -87,7 +131,11 @@ fn main() -> ExitCode {
         Command::Doctor(c) => c.json,
         Command::Credential(c) => c.json(),
         Command::Token(c) => c.json,
-        Command::Serve(_) | Command::Exec(_) | Command::GitCredential(_) => false,
+        Command::Serve(_)
+        | Command::Exec(_)
+        | Command::GitCredential(_)
+        | Command::Completion { .. }
+        | Command::Man => false,
     };
     if let Command::Doctor(cmd) = cli.command {
         return match cmd.run() {
@@ -109,6 +157,19 @@ fn main() -> ExitCode {
         Command::Exec(cmd) => cmd.run(),
         Command::Audit(cmd) => cmd.run(),
         Command::GitCredential(cmd) => cmd.run(),
+        Command::Completion { shell } => {
+            let mut text = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "latch", &mut text);
+            print_bytes(&text);
+            Ok(())
+        }
+        Command::Man => {
+            let mut text = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut text)
+                .map(|()| print_bytes(&text))
+                .map_err(|e| Failure::internal(format!("cannot render the man page: {e}")))
+        }
         Command::Doctor(_) => Ok(()),
     };
     match result {
@@ -134,6 +195,13 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Writes to stdout; a reader that stopped listening (`| head`) is not an error.
+fn print_bytes(bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Failure> {
