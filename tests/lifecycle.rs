@@ -624,3 +624,79 @@ fn the_scheduler_keeps_idle_grants_alive() {
     );
     assert!(fixture.token_works(&token_of(&home, "jira")));
 }
+
+/// Drives the consent like a browser on another machine: follows the provider's redirects
+/// (with its cookies) and stops at the callback it cannot reach; returns that address.
+fn consent_elsewhere(authorize_url: &str, callback: &str) -> String {
+    let script = "import sys, urllib.parse, requests\n\
+        s = requests.Session()\n\
+        url, prefix = sys.argv[1], sys.argv[2]\n\
+        for _ in range(20):\n\
+        \x20   r = s.get(url, allow_redirects=False)\n\
+        \x20   loc = r.headers.get('location')\n\
+        \x20   if not loc: sys.exit(f'no redirect from {url}: {r.status_code}')\n\
+        \x20   url = urllib.parse.urljoin(url, loc)\n\
+        \x20   if url.startswith(prefix):\n\
+        \x20       print(url); break\n";
+    let out = Command::new("python3")
+        .args(["-c", script, authorize_url, callback])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Headless / SSH sign-in: `--no-browser` prints the URL; the person signs in on another
+/// machine, whose browser cannot reach the callback, and pastes the address it ended at — or
+/// just `code=…&state=…`. A line that is not ours is refused and the sign-in goes on; the
+/// callback listener is never needed.
+#[test]
+fn a_headless_sign_in_takes_the_pasted_address() {
+    use std::io::Write as _;
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_provider(&fixture);
+    for paste_query_only in [false, true] {
+        let mut login = home
+            .cmd(&["login", "atlassian", "--no-browser", "--timeout", "60"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut reader = std::io::BufReader::new(login.stdout.take().unwrap());
+        let mut url = String::new();
+        std::io::BufRead::read_line(&mut reader, &mut url).unwrap();
+        let landed = consent_elsewhere(url.trim(), &fixture.redirect_uri);
+        assert!(landed.contains("code="), "{landed}");
+        let paste = if paste_query_only {
+            landed.split_once('?').unwrap().1.to_owned()
+        } else {
+            landed.clone()
+        };
+        let mut stdin = login.stdin.take().unwrap();
+        writeln!(stdin, "this is not an address").unwrap();
+        writeln!(
+            stdin,
+            "{}?code=forged&state=not-the-state",
+            fixture.redirect_uri
+        )
+        .unwrap();
+        writeln!(stdin, "{paste}").unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        let out = login.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(rest.contains("Signed in"), "{rest}");
+        assert!(stderr(&out).contains("does not match"), "{}", stderr(&out));
+        assert!(stderr(&out).contains("paste"), "{}", stderr(&out));
+    }
+    assert_eq!(
+        fixture.stats()["token_calls"]["authorization_code"],
+        2,
+        "one code per sign-in; the forged one was never redeemed"
+    );
+    assert_eq!(
+        home.json(&["status", "--json"])["connectors"][0]["state"],
+        "ok"
+    );
+}

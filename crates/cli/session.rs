@@ -37,8 +37,13 @@ struct Terminal {
 impl LoginProgress for Terminal {
     fn authorize_url(&self, url: &str, opened: bool) {
         if self.no_browser {
-            eprintln!("Open this URL in a browser on this machine to sign in:");
+            eprintln!("Open this URL in a browser to sign in:");
             say!("{url}");
+            eprintln!(
+                "If that browser is on another machine, it ends at an address it cannot open \
+                 (http://127.0.0.1:…/callback?code=…): paste that address here and press Enter. \
+                 Or forward the port first: ssh -L PORT:127.0.0.1:PORT this-host."
+            );
         } else if opened {
             eprintln!("Opened your browser to sign in. If nothing appeared, open:\n  {url}");
         } else {
@@ -90,13 +95,29 @@ impl LoginCmd {
                 }
             }
         };
+        // Without a browser here (a box reached over SSH), the person may paste the address the
+        // browser elsewhere ended at; stdin is then theirs to paste into, not a site prompt's.
+        let pasted = self.no_browser.then(|| {
+            let (lines, received) = tokio::sync::mpsc::channel(4);
+            std::thread::spawn(move || {
+                let stdin = std::io::stdin();
+                let mut line = String::new();
+                while matches!(stdin.read_line(&mut line), Ok(n) if n > 0) {
+                    if lines.blocking_send(std::mem::take(&mut line)).is_err() {
+                        break;
+                    }
+                }
+            });
+            received
+        });
         let options = LoginOptions {
             provider,
             open_browser: !self.no_browser,
             site: self.site,
             timeout: Duration::from_secs(self.timeout),
+            pasted: std::sync::Mutex::new(pasted),
         };
-        let interactive = std::io::stdin().is_terminal();
+        let interactive = std::io::stdin().is_terminal() && !self.no_browser;
         let picker: Option<&dyn SitePicker> = if interactive {
             Some(&PromptPicker)
         } else {

@@ -291,6 +291,7 @@ pub(crate) async fn sign_in(
                 open_browser: true,
                 site: site.filter(|s| !s.trim().is_empty()),
                 timeout: Duration::from_secs(300),
+                pasted: Default::default(),
             };
             let progress = SignInEvents { app, provider };
             run_async(async {

@@ -1099,10 +1099,7 @@ async fn send_probe(
 }
 
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::html::escape(text)
 }
 
 fn state_colour(state: ConnectorState) -> &'static str {

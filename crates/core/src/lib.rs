@@ -17,6 +17,7 @@ pub mod git_credential;
 mod grant_store;
 pub mod grants;
 pub mod home;
+pub mod html;
 mod latch;
 pub mod local_keys;
 pub mod login;

@@ -33,6 +33,34 @@ pub struct LoginOptions {
     pub site: Option<String>,
     /// How long to wait for the browser.
     pub timeout: Duration,
+    /// Lines the person pastes, for a browser that cannot reach this machine's callback (a
+    /// box reached over SSH): the address the browser ended at, or `code=…&state=…`. The
+    /// first valid one, or the callback, whichever comes first, completes the sign-in.
+    pub pasted: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
+}
+
+/// A pasted line read as a callback: a full URL, or its query (`code=…&state=…`).
+fn pasted_callback(line: &str) -> Option<Callback> {
+    let line = line.trim();
+    if line.is_empty() {
+        return None;
+    }
+    let params: Vec<(String, String)> = if line.contains("://") {
+        url::Url::parse(line)
+            .ok()?
+            .query_pairs()
+            .into_owned()
+            .collect()
+    } else {
+        let query = line.rsplit_once('?').map_or(line, |(_, q)| q);
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    };
+    (!params.is_empty()).then(|| Callback {
+        path: String::new(),
+        params,
+    })
 }
 
 /// Asks the person to choose a site when several fit a connector.
@@ -286,12 +314,6 @@ async fn respond(stream: &mut TcpStream, status: &str, title: &str, body: &str) 
     let _ = stream.shutdown().await;
 }
 
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// What a valid callback must carry.
 struct Expected {
     path: String,
@@ -336,66 +358,74 @@ async fn serve_callback(
         .await;
         return;
     }
+    let heard = judge(&callback, &expected);
+    match &heard {
+        // Not our flow (an old tab, or a page poking at the port): refuse, keep waiting.
+        Heard::Refused(_) => {
+            respond(
+                &mut stream,
+                "400 Bad Request",
+                "Sign-in not recognised",
+                "This sign-in link is not the one Latch started (its state does not match). \
+                 Latch is still waiting for the sign-in it opened; nothing was stored.",
+            )
+            .await;
+        }
+        Heard::Failed(LoginError::Exchange { .. }) => {
+            respond(
+                &mut stream,
+                "400 Bad Request",
+                "Sign-in incomplete",
+                "The callback carried no code.",
+            )
+            .await;
+        }
+        Heard::Failed(err) => {
+            respond(
+                &mut stream,
+                "200 OK",
+                "Sign-in did not complete",
+                &crate::html::escape(&err.to_string()),
+            )
+            .await;
+        }
+        Heard::Code(_) => {
+            respond(
+                &mut stream,
+                "200 OK",
+                "Signed in",
+                "Latch received the sign-in. You can close this tab and return to Latch.",
+            )
+            .await;
+        }
+    }
+    let _ = events.send(heard).await;
+}
+
+/// What a callback (received, or pasted) means for this sign-in: its `state` must be ours
+/// (compared in constant time), then `error=` or the code.
+fn judge(callback: &Callback, expected: &Expected) -> Heard {
     let state_ok = callback
         .get("state")
         .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.state.expose().as_bytes()));
     if !state_ok {
-        // Not our flow (an old tab, or a page poking at the port): refuse, keep waiting.
-        let _ = events
-            .send(Heard::Refused("a callback with the wrong state"))
-            .await;
-        respond(
-            &mut stream,
-            "400 Bad Request",
-            "Sign-in not recognised",
-            "This sign-in link is not the one Latch started (its state does not match). \
-             Latch is still waiting for the sign-in it opened; nothing was stored.",
-        )
-        .await;
-        return;
+        return Heard::Refused("a callback with the wrong state");
     }
     if let Some(error) = callback.get("error") {
-        let err = denied(
+        return Heard::Failed(denied(
             error,
             callback.get("error_description"),
             &expected.scopes,
             &expected.redirect,
-        );
-        respond(
-            &mut stream,
-            "200 OK",
-            "Sign-in did not complete",
-            &html_escape(&err.to_string()),
-        )
-        .await;
-        let _ = events.send(Heard::Failed(err)).await;
-        return;
+        ));
     }
-    let Some(code) = callback.get("code").filter(|c| !c.is_empty()) else {
-        respond(
-            &mut stream,
-            "400 Bad Request",
-            "Sign-in incomplete",
-            "The callback carried no code.",
-        )
-        .await;
-        let _ = events
-            .send(Heard::Failed(LoginError::Exchange {
-                message: "the provider sent no authorization code".into(),
-                fix: "run `latch login` again".into(),
-            }))
-            .await;
-        return;
-    };
-    let code = Secret::new(code.to_owned());
-    respond(
-        &mut stream,
-        "200 OK",
-        "Signed in",
-        "Latch received the sign-in. You can close this tab and return to Latch.",
-    )
-    .await;
-    let _ = events.send(Heard::Code(code)).await;
+    match callback.get("code").filter(|c| !c.is_empty()) {
+        Some(code) => Heard::Code(Secret::new(code.to_owned())),
+        None => Heard::Failed(LoginError::Exchange {
+            message: "the provider sent no authorization code".into(),
+            fix: "run `latch login` again".into(),
+        }),
+    }
 }
 
 /// The `meta` key under which the last failed sign-in of a provider is kept for `latch doctor`.
@@ -541,8 +571,37 @@ async fn run_login(
         redirect: redirect.clone(),
     });
     let (events, mut heard) = tokio::sync::mpsc::channel::<Heard>(8);
+    let mut pasted = options
+        .pasted
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
     let code = loop {
         let accepted = tokio::select! {
+            line = async {
+                match pasted.as_mut() {
+                    Some(lines) => lines.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match line {
+                    // The input ended (nothing more to paste): the callback may still come.
+                    None => pasted = None,
+                    Some(line) => match pasted_callback(&line) {
+                        Some(callback) => match judge(&callback, &expected) {
+                            Heard::Code(code) => break code,
+                            Heard::Failed(err) => return Err(err),
+                            Heard::Refused(_) => progress.refused_callback(
+                                "a pasted address whose state does not match this sign-in",
+                            ),
+                        },
+                        None => progress.refused_callback(
+                            "a pasted line that is neither the address nor code=…&state=…",
+                        ),
+                    },
+                }
+                continue;
+            }
             accepted = listener.accept() => accepted.ok(),
             accepted = async {
                 match &listener6 {
