@@ -754,3 +754,128 @@ fn reloads_refuse_no_connection() {
         "only 200s, no refused connection: {seen}"
     );
 }
+
+/// Logs: a whole session at `LATCH_LOG=trace` (and `-vvv`) — a sign-in, a service account, an
+/// API token, proxied requests with a secret in the query, a refresh — logs what happened, and
+/// no token, key or secret reaches any line.
+#[test]
+fn no_secret_reaches_a_log_line_at_any_level() {
+    use crate::support::{CLIENT_SECRET, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET};
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_provider(&fixture);
+    home.set_env("LATCH_LOG", Some("trace"));
+    let logs = std::cell::RefCell::new(String::new());
+    let keep = |out: std::process::Output| {
+        logs.borrow_mut()
+            .push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    let out = keep(home.login());
+    assert!(out.status.success(), "{}", stderr(&out));
+    keep(home.run(
+        &[
+            "connector",
+            "add",
+            "jira-svc",
+            "--type",
+            "jira",
+            "--auth",
+            "service",
+            "--client-id",
+            SVC_CLIENT_ID,
+            "--site",
+            "acme",
+        ],
+        "",
+    ));
+    keep(home.run(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET));
+    keep(home.run(
+        &[
+            "connector",
+            "add",
+            "jira-tok",
+            "--type",
+            "jira",
+            "--auth",
+            "api-token",
+            "--email",
+            crate::support::EMAIL,
+            "--site",
+            "acme",
+            "--token",
+            "scoped",
+        ],
+        "",
+    ));
+    keep(home.run(&["credential", "set", "jira-tok"], SCOPED_TOKEN));
+    let out = keep(home.run(
+        &[
+            "keys",
+            "create",
+            "k",
+            "--connector",
+            "jira",
+            "--connector",
+            "jira-svc",
+            "--connector",
+            "jira-tok",
+        ],
+        "",
+    ));
+    let key = stdout(&out).trim().to_owned();
+    let log_file = home.file("serve.log");
+    let serve = Serve::start_with_stderr(&home, std::fs::File::create(&log_file).unwrap());
+    for path in [
+        "/jira/rest/api/3/myself?secret=query-secret-77",
+        "/jira-svc/rest/api/3/myself",
+        "/jira-tok/rest/api/3/myself",
+    ] {
+        let (status, body) = curl(&[
+            "-H",
+            &format!("Authorization: Bearer {key}"),
+            &serve.url(path),
+        ]);
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (status, _) = curl(&[
+        "-H",
+        "Authorization: Bearer lk_not-a-real-key-0000",
+        &serve.url("/jira/x"),
+    ]);
+    assert_eq!(status, 401);
+    serve.stop();
+    logs.borrow_mut()
+        .push_str(&std::fs::read_to_string(&log_file).unwrap());
+    // -vvv on the command line, without LATCH_LOG: a refresh.
+    home.set_env("LATCH_LOG", None);
+    keep(home.run(&["-vvv", "token", "jira", "--refresh"], ""));
+
+    let logs = logs.into_inner();
+    // The log says what happened…
+    assert!(logs.contains("proxied"), "{logs}");
+    assert!(logs.contains("refreshed"), "{logs}");
+    assert!(
+        logs.contains("/jira-svc/rest/api/3/myself") || logs.contains("rest/api/3/myself"),
+        "{logs}"
+    );
+    // …and nothing secret.
+    let mut secrets: Vec<String> = fixture.issued();
+    secrets.extend(
+        [
+            key.as_str(),
+            CLIENT_SECRET,
+            SVC_CLIENT_SECRET,
+            SCOPED_TOKEN,
+            "query-secret-77",
+            "lk_not-a-real-key-0000",
+        ]
+        .map(str::to_owned),
+    );
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret reached the log: {}…",
+            &secret[..6]
+        );
+    }
+}

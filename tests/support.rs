@@ -512,11 +512,16 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(home: &Home) -> Self {
+        Self::start_with_stderr(home, Stdio::null())
+    }
+
+    /// `latch serve` with its stderr (its log) going to `stderr`.
+    pub(crate) fn start_with_stderr(home: &Home, stderr: impl Into<Stdio>) -> Self {
         let mut child = home
             .cmd(&["serve", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let mut line = String::new();

@@ -32,6 +32,10 @@ use exit::Failure;
 #[derive(Parser)]
 #[command(name = "latch", version, about, max_term_width = 100)]
 struct Cli {
+    /// Log more to stderr: -v info, -vv debug (one line per proxied request), -vvv trace.
+    /// `LATCH_LOG=debug` does the same; logs never carry a token, key or secret.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -119,6 +123,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let filter = latch_core::logs::filter(std::env::var("LATCH_LOG").ok().as_deref(), cli.verbose);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let json = match &cli.command {
         Command::Provider(c) => c.json(),
         Command::Connector(c) => c.json(),

@@ -80,6 +80,13 @@ async fn serve(desktop: Arc<Desktop>) {
 }
 
 fn main() {
+    // `LATCH_LOG=debug latch-desktop` logs like `latch -vv`, to stderr.
+    let filter = latch_core::logs::filter(std::env::var("LATCH_LOG").ok().as_deref(), 0);
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let home = match Home::from_env() {
         Ok(home) => home,
         Err(err) => {

@@ -21,6 +21,7 @@ pub mod html;
 mod latch;
 pub mod local_keys;
 pub mod login;
+pub mod logs;
 pub mod oauth;
 pub mod outbound;
 pub mod ports;

@@ -728,6 +728,7 @@ async fn run_login(
             None => unbound.push(connector.name.clone()),
         }
     }
+    tracing::info!(provider = name, scopes = %granted, "signed in");
     let missing = provider
         .spec
         .vocabulary

@@ -221,17 +221,27 @@ impl AuditSink {
 
     /// Queues the row of a request that presented a known key.
     pub(crate) fn record(&self, audit: &Audit, status: u16, bytes: u64) {
-        if self
-            .tx
-            .try_send(Message::Row(audit.row(status, bytes)))
-            .is_err()
-        {
+        let row = audit.row(status, bytes);
+        // The audit row's facts: names, the capped path without its query, never a header.
+        tracing::debug!(
+            key = row.key_name.as_deref().unwrap_or("-"),
+            connector = row.connector.as_deref().unwrap_or("-"),
+            method = %row.method,
+            path = %row.path,
+            status = row.status,
+            bytes = row.bytes,
+            latency_us = row.latency_us,
+            refreshed = row.refreshed,
+            "proxied"
+        );
+        if self.tx.try_send(Message::Row(row)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
     /// Counts a refusal that came before any key was known.
     pub(crate) fn count(&self, reason: &'static str, status: u16) {
+        tracing::debug!(reason, status, "refused before a key was known");
         let minute = minute_of(time::OffsetDateTime::now_utc());
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         *counts.entry((minute, reason, status)).or_insert(0) += 1;

@@ -78,7 +78,15 @@ pub(crate) async fn request(
     )
     .await;
     match result {
-        Ok(tokens) => ctx.store.store_tokens(grant, row, tokens, None).await,
+        Ok(tokens) => {
+            let stored = ctx.store.store_tokens(grant, row, tokens, None).await?;
+            tracing::info!(
+                grant = %grant,
+                expires_at = ?stored.1.access_expires_at,
+                "service account token obtained"
+            );
+            Ok(stored)
+        }
         Err(err @ (TokenError::InvalidGrant { .. } | TokenError::Rejected { .. })) => {
             let profile = ProviderProfile::of(&provider.spec);
             let reason = err.to_string();

@@ -96,6 +96,7 @@ pub(crate) async fn refresh(
                     "; resent once inside the reuse window, with no answer either"
                 }
             );
+            tracing::warn!(grant = %grant, %reason, "refresh answer lost");
             ctx.store
                 .fail(row, GrantState::RefreshUncertain, reason.clone())?;
             return Err(GrantError::RefreshUncertain {
@@ -106,6 +107,7 @@ pub(crate) async fn refresh(
         }
         Err(err) => {
             let reason = err.to_string();
+            tracing::warn!(grant = %grant, %reason, "refresh failed");
             ctx.store
                 .fail(row, GrantState::RefreshFailing, reason.clone())?;
             return Err(GrantError::RefreshFailing {
@@ -115,12 +117,21 @@ pub(crate) async fn refresh(
         }
     };
     ctx.store.crash_point("after_response");
-    ctx.store
+    let stored = ctx
+        .store
         .store_tokens(grant, row, tokens, Some(refresh_token))
-        .await
+        .await?;
+    tracing::info!(
+        grant = %grant,
+        generation = stored.1.generation,
+        expires_at = ?stored.1.access_expires_at,
+        "refreshed"
+    );
+    Ok(stored)
 }
 
 fn needs_login(ctx: &Ctx<'_>, row: GrantRow, grant: &GrantId, reason: String) -> GrantError {
+    tracing::warn!(grant = %grant, %reason, "the sign-in is dead; it needs the person");
     if let Err(err) = ctx.store.fail(row, GrantState::NeedsLogin, reason.clone()) {
         return err;
     }
