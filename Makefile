@@ -10,7 +10,8 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium, WebKitWebDriver, git).
 APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 	libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
-	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver git
+	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver git \
+	python3 python3-venv
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -45,10 +46,18 @@ deps-npm:
 	@cd ui && npm install --no-audit --no-fund --loglevel=error
 	@cd tests/fixture && npm install --no-audit --no-fund --loglevel=error
 
-# Python `requests` is one of the unmodified clients the proxy tests use.
-deps-python:
+# Python `requests` is one of the unmodified clients the proxy tests use; a virtualenv holds
+# mcp-atlassian and the official MCP client for the agent tests (pinned, from PyPI).
+VENV := tests/fixture/.venv
+deps-python: $(VENV)/.installed
 	@python3 -c 'import requests' 2>/dev/null || python3 -m pip install -q requests 2>/dev/null \
 	  || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-requests; }
+
+$(VENV)/.installed: tests/fixture/requirements.txt tests/fixture/constraints.txt
+	@echo "Installing mcp-atlassian and the MCP client into $(VENV)"
+	@python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/fixture/requirements.txt -c tests/fixture/constraints.txt
+	@touch $@
 
 ui: deps-npm
 	@cd ui && npm run --silent build

@@ -1,6 +1,7 @@
 //! Black-box tests of the `latch` binary: one integration binary, modules by area.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod agents;
 mod bitbucket;
 mod cli;
 mod credentials;

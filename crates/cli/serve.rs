@@ -100,6 +100,15 @@ pub(crate) struct ExecCmd {
     /// Only GET, HEAD and OPTIONS.
     #[arg(long)]
     read_only: bool,
+    /// Set the variables a tool reads: `mcp-atlassian` (JIRA_URL, JIRA_PERSONAL_TOKEN,
+    /// CONFLUENCE_URL, CONFLUENCE_PERSONAL_TOKEN) or `atlassian-python-api` (JIRA_URL,
+    /// JIRA_TOKEN, CONFLUENCE_URL, CONFLUENCE_TOKEN).
+    #[arg(long = "for")]
+    recipe: Option<String>,
+    /// Set a variable from a template: `NAME={url:jira}`, `NAME={key}`, `NAME={proxy}`
+    /// (repeat).
+    #[arg(long = "env")]
+    env: Vec<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -132,6 +141,35 @@ impl ExecCmd {
             }
             self.connectors.clone()
         };
+        let recipe = match &self.recipe {
+            Some(name) => Some(latch_core::exec_env::recipe(name).ok_or_else(|| {
+                Failure::usage(format!(
+                    "no recipe `{name}`: use one of {}, or --env NAME=TEMPLATE",
+                    latch_core::exec_env::RECIPES
+                        .iter()
+                        .map(|r| r.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        let mut templates = Vec::new();
+        for pair in &self.env {
+            let (name, template) = pair.split_once('=').ok_or_else(|| {
+                Failure::usage(format!("`--env {pair}`: write it as NAME=TEMPLATE"))
+            })?;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Failure::usage(format!(
+                    "`{name}` is not a variable name (letters, digits and _)"
+                )));
+            }
+            templates.push((name.to_owned(), template.to_owned()));
+        }
+        let allowed: Vec<latch_core::config::Connector> = connectors
+            .iter()
+            .filter_map(|c| latch.config().connector(c).cloned())
+            .collect();
         let program = self.command[0].clone();
         let code = multi_thread()?.block_on(async move {
             // A private proxy on a free port with a key only this process knows: it cannot
@@ -160,6 +198,36 @@ impl ExecCmd {
                 .env("LATCH_KEY", key.expose());
             for c in &connectors {
                 child.env(latch_core::catalog::exec_variable(c), format!("{base}/{c}"));
+            }
+            let ctx = latch_core::exec_env::ExecContext {
+                proxy_url: &base,
+                key: &key,
+                connectors: &allowed,
+            };
+            if let Some(recipe) = recipe {
+                let vars = latch_core::exec_env::recipe_env(recipe, &ctx)
+                    .map_err(|e| Failure::usage(e.to_string()))?;
+                if vars.is_empty() {
+                    return Err(Failure::usage(format!(
+                        "recipe `{}` needs a Jira or Confluence connector among those the command \
+                         may reach",
+                        recipe.name
+                    )));
+                }
+                for (name, value) in vars {
+                    child.env(name, value.expose());
+                }
+            }
+            for (name, template) in &templates {
+                let value = latch_core::exec_env::expand(template, &ctx)
+                    .map_err(|e| Failure::usage(format!("--env {name}: {e}")))?
+                    .ok_or_else(|| {
+                        Failure::usage(format!(
+                            "--env {name}: no connector of that product among those the command \
+                             may reach"
+                        ))
+                    })?;
+                child.env(name, value.expose());
             }
             let status = child
                 .status()

@@ -12,6 +12,7 @@ pub mod credential;
 pub mod discovery;
 pub mod doctor;
 mod error;
+pub mod exec_env;
 pub mod finding;
 pub mod git_credential;
 mod grant_store;

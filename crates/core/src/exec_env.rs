@@ -1,0 +1,228 @@
+//! What `latch exec` puts in a child's environment beyond `LATCH_PROXY_URL`, `LATCH_KEY` and
+//! `LATCH_<CONNECTOR>_URL`: the variable names tools already read, so that they reach Latch's
+//! private proxy with its key and never see an upstream token.
+//!
+//! Templates: `{proxy}` (the proxy's URL), `{key}` (the child's key), `{url:NAME}` (a
+//! connector's base through the proxy), and in recipes `{url:@jira}` / `{url:@confluence}`: the
+//! first allowed connector of that product (Cloud or Data Center). Tools that take a loopback
+//! URL for Server/Data Center (mcp-atlassian does) get Confluence's site-relative base —
+//! `/wiki` on Cloud — so their Data Center paths land where Cloud serves them.
+
+use crate::config::Connector;
+use crate::secret::Secret;
+
+/// A named set of variables for one tool.
+pub struct Recipe {
+    /// `--for NAME`.
+    pub name: &'static str,
+    /// What it is for.
+    pub about: &'static str,
+    /// Groups of `(variable, template)`: a group is set only when all its templates resolve
+    /// (no Confluence connector: no `CONFLUENCE_*`).
+    pub groups: &'static [&'static [(&'static str, &'static str)]],
+}
+
+/// The recipes `latch exec --for` knows.
+pub const RECIPES: &[Recipe] = &[
+    Recipe {
+        name: "mcp-atlassian",
+        about: "the mcp-atlassian MCP server (Server/Data Center mode, personal-token auth)",
+        groups: &[
+            &[
+                ("JIRA_URL", "{url:@jira}"),
+                ("JIRA_PERSONAL_TOKEN", "{key}"),
+            ],
+            &[
+                ("CONFLUENCE_URL", "{url:@confluence}"),
+                ("CONFLUENCE_PERSONAL_TOKEN", "{key}"),
+            ],
+        ],
+    },
+    Recipe {
+        name: "atlassian-python-api",
+        about: "scripts using atlassian-python-api: Jira(url=os.environ['JIRA_URL'], token=os.environ['JIRA_TOKEN'])",
+        groups: &[
+            &[("JIRA_URL", "{url:@jira}"), ("JIRA_TOKEN", "{key}")],
+            &[
+                ("CONFLUENCE_URL", "{url:@confluence}"),
+                ("CONFLUENCE_TOKEN", "{key}"),
+            ],
+        ],
+    },
+];
+
+/// A recipe by name.
+pub fn recipe(name: &str) -> Option<&'static Recipe> {
+    RECIPES.iter().find(|r| r.name == name)
+}
+
+/// What templates are filled from.
+pub struct ExecContext<'a> {
+    /// `http://127.0.0.1:PORT`.
+    pub proxy_url: &'a str,
+    /// The child's key.
+    pub key: &'a Secret,
+    /// The connectors the child may reach.
+    pub connectors: &'a [Connector],
+}
+
+/// Why a template could not be filled.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TemplateError {
+    /// `{something}` Latch does not know.
+    #[error("`{{{0}}}` is not a template: use {{proxy}}, {{key}} or {{url:CONNECTOR}}")]
+    Unknown(String),
+    /// `{url:NAME}` for a connector the child may not reach.
+    #[error("`{{url:{0}}}`: no such connector among those the command may reach")]
+    NoConnector(String),
+    /// A `{` without `}`.
+    #[error("an unclosed `{{` in `{0}`")]
+    Unclosed(String),
+}
+
+/// The base URL of a product's first allowed connector (`@jira`, `@confluence`).
+fn by_product(product: &str, ctx: &ExecContext<'_>) -> Option<String> {
+    let kinds: &[&str] = match product {
+        "jira" => &["jira", "jira-dc"],
+        "confluence" => &["confluence", "confluence-dc"],
+        _ => return None,
+    };
+    let c = ctx
+        .connectors
+        .iter()
+        .find(|c| kinds.contains(&c.kind.as_str()))?;
+    // Cloud Confluence lives under /wiki on the gateway; Data Center's context path is in its
+    // base URL already.
+    let suffix = if c.kind == "confluence" { "/wiki" } else { "" };
+    Some(format!("{}/{}{suffix}", ctx.proxy_url, c.name))
+}
+
+/// Fills a template. `Ok(None)`: it names a product no allowed connector has.
+pub fn expand(template: &str, ctx: &ExecContext<'_>) -> Result<Option<Secret>, TemplateError> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
+        let name = &after[..end];
+        match name {
+            "proxy" => out.push_str(ctx.proxy_url),
+            "key" => out.push_str(ctx.key.expose()),
+            _ => match name.strip_prefix("url:") {
+                Some(product) if product.starts_with('@') => match by_product(&product[1..], ctx) {
+                    Some(url) => out.push_str(&url),
+                    None => return Ok(None),
+                },
+                Some(connector) => {
+                    if !ctx.connectors.iter().any(|c| c.name == connector) {
+                        return Err(TemplateError::NoConnector(connector.to_owned()));
+                    }
+                    out.push_str(&format!("{}/{connector}", ctx.proxy_url));
+                }
+                None => return Err(TemplateError::Unknown(name.to_owned())),
+            },
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Some(Secret::new(out)))
+}
+
+/// A recipe's variables, filled.
+pub fn recipe_env(
+    recipe: &Recipe,
+    ctx: &ExecContext<'_>,
+) -> Result<Vec<(String, Secret)>, TemplateError> {
+    let mut vars = Vec::new();
+    'group: for group in recipe.groups {
+        let mut filled = Vec::new();
+        for (name, template) in *group {
+            match expand(template, ctx)? {
+                Some(value) => filled.push(((*name).to_owned(), value)),
+                None => continue 'group,
+            }
+        }
+        vars.extend(filled);
+    }
+    Ok(vars)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn connector(name: &str, kind: &str) -> Connector {
+        let catalog = Catalog::builtin();
+        let spec = catalog.connector(kind).unwrap().clone();
+        Connector {
+            name: name.to_owned(),
+            kind: kind.to_owned(),
+            provider: spec.provider.clone(),
+            auth: spec.auth_modes[0],
+            spec,
+            site: None,
+            email: None,
+            client_id: None,
+            scopes: None,
+            audience: None,
+            token: None,
+            username: None,
+            scope_set: crate::config::ScopeSet::Classic,
+            region: None,
+        }
+    }
+
+    #[test]
+    fn templates_and_recipes_fill_from_the_allowed_connectors() {
+        let key = Secret::new("lk_child".to_owned());
+        let connectors = [connector("work", "jira"), connector("wiki", "confluence")];
+        let ctx = ExecContext {
+            proxy_url: "http://127.0.0.1:9",
+            key: &key,
+            connectors: &connectors,
+        };
+        let got = |t: &str| expand(t, &ctx).map(|v| v.map(|s| s.expose().to_owned()));
+        assert_eq!(
+            got("{url:work}/rest").unwrap().unwrap(),
+            "http://127.0.0.1:9/work/rest"
+        );
+        assert_eq!(got("Bearer {key}").unwrap().unwrap(), "Bearer lk_child");
+        assert_eq!(
+            got("{url:@confluence}").unwrap().unwrap(),
+            "http://127.0.0.1:9/wiki/wiki"
+        );
+        assert_eq!(
+            got("{url:nope}"),
+            Err(TemplateError::NoConnector("nope".into()))
+        );
+        assert_eq!(
+            got("{secret}"),
+            Err(TemplateError::Unknown("secret".into()))
+        );
+        assert!(matches!(got("{key"), Err(TemplateError::Unclosed(_))));
+
+        let env = recipe_env(recipe("mcp-atlassian").unwrap(), &ctx).unwrap();
+        let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "JIRA_URL",
+                "JIRA_PERSONAL_TOKEN",
+                "CONFLUENCE_URL",
+                "CONFLUENCE_PERSONAL_TOKEN"
+            ]
+        );
+        // Jira only: the Confluence group is left out.
+        let jira_only = [connector("jira", "jira")];
+        let ctx = ExecContext {
+            connectors: &jira_only,
+            ..ctx
+        };
+        let env = recipe_env(recipe("mcp-atlassian").unwrap(), &ctx).unwrap();
+        assert_eq!(env.len(), 2);
+    }
+}
