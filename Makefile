@@ -15,7 +15,7 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-apt deps-rust deps-npm deps-python ui run test lint unit-and-e2e
+.PHONY: help deps deps-apt deps-rust deps-npm deps-python ui run test lint unit-and-e2e package
 
 help:
 	@echo "make run   - install what is needed, build the UI, start the Latch desktop app"
@@ -61,6 +61,10 @@ $(VENV)/.installed: tests/fixture/requirements.txt tests/fixture/constraints.txt
 
 ui: deps-npm
 	@cd ui && npm run --silent build
+
+# The Debian package (desktop app + CLI, man page, completions, systemd user unit), release build.
+package: deps ui
+	@scripts/package.sh
 
 run: deps ui
 	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \

@@ -32,8 +32,14 @@ fn screenshots() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The binary lock is held for the whole test on purpose: the package test must not re-patch
+// the binary while this one drives it; no other task waits on it.
+#[allow(clippy::await_holding_lock)]
 async fn sign_in_and_proxy_from_the_desktop_window() {
     require_secret_service();
+    let _desktop = crate::support::DESKTOP_BINARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let fixture = Fixture::start();
     let home = Home::with_fixture_atlassian(&fixture);
     let port = free_port();

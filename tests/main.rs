@@ -12,6 +12,7 @@ mod git;
 mod hardening;
 mod lifecycle;
 mod oidc;
+mod package;
 mod proxy;
 mod support;
 mod webdriver;

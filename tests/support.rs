@@ -195,6 +195,10 @@ pub(crate) const CLASSIC_TOKEN: &str = "classic-api-token-fixture-42";
 pub(crate) const SVC_EMAIL: &str = "svc-bot@serviceaccount.atlassian.com";
 pub(crate) const SVC_TOKEN: &str = "svc-api-token-fixture-53";
 
+/// Held by tests that run or rebuild `target/debug/latch-desktop` (the bundler patches it in
+/// place): they must not overlap.
+pub(crate) static DESKTOP_BINARY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub(crate) fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
