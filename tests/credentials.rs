@@ -934,3 +934,105 @@ fn token_json_says_what_goes_in_the_header_and_until_when() {
             .unwrap();
     assert_eq!(added["connector_types"], serde_json::json!(["jira-admin"]));
 }
+
+/// A box without a Secret Service (no D-Bus session): the error offers the encrypted file;
+/// with `[keychain] store = "file"` and the passphrase in LATCH_FILE_KEY, a service account
+/// works through `latch serve`, status and doctor say where secrets are, the file is 0600 and
+/// holds no secret in the clear, and a wrong passphrase opens nothing and overwrites nothing.
+#[test]
+fn an_encrypted_file_store_serves_a_box_without_a_keychain() {
+    let fixture = Fixture::start();
+    let home = Home::new();
+    home.unset_env("DBUS_SESSION_BUS_ADDRESS");
+    let b = &fixture.base;
+    let provider_args = [
+        "provider",
+        "add",
+        "atlassian",
+        "--token-url",
+        &format!("{b}/oauth/token"),
+        "--api-base",
+        b,
+        "--site-url",
+        &format!("{b}/__site/{{site}}"),
+    ];
+    home.ok(&provider_args, "");
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "jira-svc",
+            "--type",
+            "jira",
+            "--auth",
+            "service",
+            "--client-id",
+            SVC_CLIENT_ID,
+            "--site",
+            "acme",
+        ],
+        "",
+    );
+    // No keychain, no choice made: refused, and the error names the file store.
+    let out = home.run(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("store = \"file\""),
+        "{}",
+        stderr(&out)
+    );
+
+    home.append_config("\n[keychain]\nstore = \"file\"\n");
+    // No passphrase anywhere (no terminal to ask on): a clear error.
+    let out = home.run(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("LATCH_FILE_KEY"), "{}", stderr(&out));
+
+    home.set_env("LATCH_FILE_KEY", Some("a long passphrase for the file"));
+    let out = home.ok(
+        &["credential", "set", "jira-svc", "--json"],
+        SVC_CLIENT_SECRET,
+    );
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    let status = home.json(&["status", "--json"]);
+    let store = status["home"]["secret_store"].as_str().unwrap();
+    assert!(store.contains("encrypted file"), "{store}");
+    let (code, report) = doctor(&home, &[]);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(report["home"]["secret_store"]
+        .as_str()
+        .unwrap()
+        .contains("encrypted file"));
+
+    let k = key(&home, "k", &["jira-svc"]);
+    let serve = Serve::start(&home);
+    let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira-svc/rest/api/3/myself")]);
+    assert_eq!(status, 200, "{body}");
+    drop(serve);
+
+    let file = home.file("secrets.latch");
+    let text = std::fs::read_to_string(&file).unwrap();
+    for secret in fixture
+        .issued()
+        .iter()
+        .map(String::as_str)
+        .chain([SVC_CLIENT_SECRET])
+    {
+        assert!(!text.contains(secret), "a secret in the clear in the file");
+    }
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    home.set_env("LATCH_FILE_KEY", Some("not the passphrase"));
+    let out = home.run(&["token", "jira-svc"], "");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("does not open"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        text,
+        "nothing overwritten"
+    );
+}

@@ -7,8 +7,9 @@ use std::process::{Command, Output, Stdio};
 /// A temp `LATCH_HOME` and a way to run `latch` in it.
 pub(crate) struct Home {
     dir: tempfile::TempDir,
-    /// Extra environment for every `latch` this home runs (a company proxy, a trust file).
-    env: std::sync::Mutex<Vec<(String, String)>>,
+    /// Extra environment for every `latch` this home runs (a company proxy, a trust file);
+    /// `None` removes an inherited variable (no D-Bus session).
+    env: std::sync::Mutex<Vec<(String, Option<String>)>>,
 }
 
 impl Home {
@@ -19,13 +20,20 @@ impl Home {
         }
     }
 
-    /// Sets (or, with `None`, removes) a variable for every later `latch` of this home.
+    /// Sets (or, with `None`, forgets) a variable for every later `latch` of this home.
     pub(crate) fn set_env(&self, key: &str, value: Option<&str>) {
         let mut env = self.env.lock().unwrap();
         env.retain(|(k, _)| k != key);
         if let Some(value) = value {
-            env.push((key.to_owned(), value.to_owned()));
+            env.push((key.to_owned(), Some(value.to_owned())));
         }
+    }
+
+    /// Removes an inherited variable from every later `latch` of this home.
+    pub(crate) fn unset_env(&self, key: &str) {
+        let mut env = self.env.lock().unwrap();
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_owned(), None));
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -46,7 +54,10 @@ impl Home {
         }
         cmd.env("LATCH_HOME", self.path()).args(args);
         for (key, value) in self.env.lock().unwrap().iter() {
-            cmd.env(key, value);
+            match value {
+                Some(value) => cmd.env(key, value),
+                None => cmd.env_remove(key),
+            };
         }
         cmd
     }

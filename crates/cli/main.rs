@@ -193,9 +193,29 @@ fn open_latch() -> Result<latch_core::Latch, Failure> {
     Ok(open_latch_at(latch_core::home::Home::from_env()?)?)
 }
 
-/// The core over `home` with the OS keychain (`latch serve` reopens it when latch.toml changes).
+/// The core over `home` with the secret store latch.toml chose (`latch serve` reopens it when
+/// latch.toml changes). A secrets file's passphrase may be asked for on the terminal.
 fn open_latch_at(home: latch_core::home::Home) -> latch_core::Result<latch_core::Latch> {
-    latch_core::Latch::open(home, std::sync::Arc::new(latch_keychain::Keychain::new()))
+    let config = latch_core::config::Config::load(home.config_file())?;
+    // Asked once per process: `latch serve` reopens the home on every latch.toml change.
+    static ASKED: std::sync::OnceLock<Option<latch_core::secret::Secret>> =
+        std::sync::OnceLock::new();
+    let ask = || {
+        ASKED
+            .get_or_init(|| {
+                use std::io::IsTerminal as _;
+                std::io::stdin()
+                    .is_terminal()
+                    .then(|| {
+                        rpassword::prompt_password("Passphrase of Latch's secrets file: ").ok()
+                    })
+                    .flatten()
+                    .map(latch_core::secret::Secret::new)
+            })
+            .clone()
+    };
+    let secrets = latch_keychain::for_home(&home, &config.secret_store, &ask)?;
+    latch_core::Latch::open(home, secrets)
 }
 
 /// A single-threaded runtime: the CLI does one thing at a time; blocking keychain calls go to

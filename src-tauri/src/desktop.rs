@@ -57,7 +57,11 @@ impl Desktop {
 
     /// The same, with the core's error (for the serving loop).
     pub(crate) fn open_core(&self) -> latch_core::Result<Latch> {
-        Latch::open(self.home.clone(), Arc::new(latch_keychain::Keychain::new()))
+        let config = latch_core::config::Config::load(self.home.config_file())?;
+        // A secrets file's passphrase comes from LATCH_FILE_KEY or a systemd credential: the
+        // app has no terminal to ask on.
+        let secrets = latch_keychain::for_home(&self.home, &config.secret_store, &|| None)?;
+        Latch::open(self.home.clone(), secrets)
     }
 
     pub(crate) fn home(&self) -> &Home {

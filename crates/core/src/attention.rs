@@ -132,6 +132,7 @@ mod tests {
                 id: "h".into(),
                 config_file: "latch.toml".into(),
                 database: "latch.db".into(),
+                secret_store: String::new(),
             },
             providers: Vec::new(),
             connectors: states

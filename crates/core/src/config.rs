@@ -36,6 +36,9 @@ pub struct ConfigFile {
     /// `[audit]`.
     #[serde(default)]
     pub audit: AuditSection,
+    /// `[keychain]`.
+    #[serde(default)]
+    pub keychain: KeychainSection,
     /// `[providers.NAME]`.
     #[serde(default)]
     pub providers: IndexMap<String, ProviderSection>,
@@ -72,6 +75,27 @@ pub struct NetworkSection {
 pub struct AuditSection {
     /// Days the audit log keeps (default 90); older rows are pruned.
     pub keep_days: Option<u32>,
+}
+
+/// `[keychain]`: where secrets live.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeychainSection {
+    /// `"os"` (default: the OS keychain) or `"file"` (an encrypted file, for machines without
+    /// one; chosen here, never as a fallback).
+    pub store: Option<String>,
+    /// `store = "file"`: the file (default: `secrets.latch` in the data folder); relative
+    /// paths are relative to latch.toml's folder.
+    pub file: Option<PathBuf>,
+}
+
+/// Where secrets live, as latch.toml chose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretStoreChoice {
+    /// The OS keychain.
+    Os,
+    /// An encrypted file; `None`: the home's default file.
+    File(Option<PathBuf>),
 }
 
 /// `[catalog]`.
@@ -247,6 +271,8 @@ pub struct Config {
     pub caller_wait: std::time::Duration,
     /// Days the audit log keeps.
     pub audit_keep_days: u32,
+    /// Where secrets live.
+    pub secret_store: SecretStoreChoice,
     /// Built-in catalog plus manifests.
     pub catalog: Catalog,
     /// Manifest paths as written.
@@ -561,7 +587,31 @@ impl Resolver<'_> {
             Some(days) => days,
             None => 90,
         };
+        let secret_store =
+            match (file.keychain.store.as_deref(), &file.keychain.file) {
+                (None | Some("os"), None) => SecretStoreChoice::Os,
+                (Some("file"), path) => SecretStoreChoice::File(path.as_ref().map(|p| {
+                    if p.is_absolute() {
+                        p.clone()
+                    } else {
+                        self.path.parent().unwrap_or(Path::new(".")).join(p)
+                    }
+                })),
+                (None | Some("os"), Some(_)) => {
+                    return Err(self.fail(
+                        &["keychain", "file"],
+                        "`file` is used only with store = \"file\"".to_owned(),
+                        "add `store = \"file\"`, or remove `file`",
+                    ))
+                }
+                (Some(other), _) => return Err(self.fail(
+                    &["keychain", "store"],
+                    format!("`store = \"{other}\"` is neither \"os\" nor \"file\""),
+                    "use store = \"os\" (the OS keychain) or store = \"file\" (an encrypted file)",
+                )),
+            };
         Ok(Config {
+            secret_store,
             path: self.path.to_owned(),
             text,
             listen,

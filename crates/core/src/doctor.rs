@@ -1226,12 +1226,13 @@ pub fn render_html(report: &DoctorReport) -> String {
          .granted{{background:#dcfce7}}.missing{{background:#fee2e2;outline:1px solid #b91c1c}}.extra{{background:#fef3c7}}\
          .Error{{color:#b91c1c}}.Warning{{color:#b45309}}.Info{{color:#334155}}ul{{margin:0;padding-left:1rem}}\
          </style></head><body><h1>Latch health report</h1>\
-         <p>Generated {at} · home <code>{home}</code> · <span id=\"verdict\">{verdict}</span> · \
+         <p>Generated {at} · home <code>{home}</code> · secrets in {store} · <span id=\"verdict\">{verdict}</span> · \
          {errors} error(s), {warnings} warning(s)</p>\
          <table><thead><tr><th>Connector</th><th>State</th><th>Account / site</th><th>Credential</th><th>Scopes</th><th>Timeline</th></tr></thead>\
          <tbody>{rows}</tbody></table><h2>Findings</h2><ul id=\"findings\">{findings}</ul></body></html>",
         at = esc(&report.generated_at),
         home = esc(&report.home.id),
+        store = esc(&report.home.secret_store),
         verdict = if report.healthy { "healthy" } else { "needs attention" },
         errors = report.summary.errors,
         warnings = report.summary.warnings,

@@ -58,6 +58,11 @@ impl Home {
         self.data_dir.join("latch.db")
     }
 
+    /// The encrypted secrets file's default place (`[keychain] store = "file"`).
+    pub fn secrets_file(&self) -> PathBuf {
+        self.data_dir.join("secrets.latch")
+    }
+
     /// Lock files (one per grant, for cross-process refresh).
     pub fn locks_dir(&self) -> PathBuf {
         self.data_dir.join("locks")

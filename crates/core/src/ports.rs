@@ -79,6 +79,10 @@ pub trait SecretStore: Send + Sync {
     fn get(&self, key: &SecretKey) -> Result<Option<Secret>, SecretStoreError>;
     /// Deletes an item; `false` when there was none.
     fn delete(&self, key: &SecretKey) -> Result<bool, SecretStoreError>;
+    /// Where secrets live, for status and doctor ("the OS keychain", "an encrypted file …").
+    fn describe(&self) -> String {
+        "the OS keychain".to_owned()
+    }
 }
 
 /// An in-memory stand-in for unit tests. Not compiled into any binary.

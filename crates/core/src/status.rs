@@ -100,6 +100,8 @@ pub struct HomeStatus {
     pub config_file: String,
     /// The SQLite database.
     pub database: String,
+    /// Where secrets live: the OS keychain, or an encrypted file (`[keychain] store`).
+    pub secret_store: String,
 }
 
 /// One provider.
@@ -494,6 +496,7 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
             id: latch.home_id().to_owned(),
             config_file: latch.home().config_file().display().to_string(),
             database: latch.home().database().display().to_string(),
+            secret_store: latch.secrets().describe(),
         },
         providers,
         connectors,

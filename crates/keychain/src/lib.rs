@@ -11,6 +11,48 @@
 use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
 use latch_core::secret::Secret;
 
+mod file;
+pub use file::FileStore;
+
+/// The store latch.toml chose (`[keychain] store`), for a home. The file's passphrase comes
+/// from `LATCH_FILE_KEY`, else a systemd credential named `latch-file-key`, else `ask` (a face's
+/// no-echo prompt, or nothing).
+pub fn for_home(
+    home: &latch_core::home::Home,
+    choice: &latch_core::config::SecretStoreChoice,
+    ask: &dyn Fn() -> Option<Secret>,
+) -> Result<std::sync::Arc<dyn SecretStore>, SecretStoreError> {
+    match choice {
+        latch_core::config::SecretStoreChoice::Os => Ok(std::sync::Arc::new(Keychain::new())),
+        latch_core::config::SecretStoreChoice::File(path) => {
+            let path = path.clone().unwrap_or_else(|| home.secrets_file());
+            let passphrase = file_passphrase(ask).ok_or_else(|| SecretStoreError::Locked {
+                reason: format!("no passphrase for the secrets file {}", path.display()),
+                fix: "set LATCH_FILE_KEY, give a systemd credential named latch-file-key \
+                      (LoadCredential=), or run in a terminal to be asked"
+                    .to_owned(),
+            })?;
+            Ok(std::sync::Arc::new(FileStore::open(&path, &passphrase)?))
+        }
+    }
+}
+
+fn file_passphrase(ask: &dyn Fn() -> Option<Secret>) -> Option<Secret> {
+    if let Some(value) = std::env::var_os("LATCH_FILE_KEY").filter(|v| !v.is_empty()) {
+        return Some(Secret::new(value.to_string_lossy().into_owned()));
+    }
+    if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+        let path = std::path::Path::new(&dir).join("latch-file-key");
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let text = Secret::new(text.trim_end_matches(['\n', '\r']).to_owned());
+            if !text.is_empty() {
+                return Some(text);
+            }
+        }
+    }
+    ask()
+}
+
 /// The keychain service every Latch item is stored under.
 pub const SERVICE: &str = "latch";
 
@@ -171,7 +213,9 @@ fn unavailable(reason: &str) -> SecretStoreError {
         {
             "there is no D-Bus session: run Latch inside a desktop session, or on a headless \
              machine start one with `dbus-run-session -- sh` and run \
-             `echo -n PASSWORD | gnome-keyring-daemon --unlock --components=secrets` in it"
+             `echo -n PASSWORD | gnome-keyring-daemon --unlock --components=secrets` in it; \
+             or keep secrets in an encrypted file instead: `[keychain] store = \"file\"` in \
+             latch.toml, with the passphrase in LATCH_FILE_KEY"
         } else if reason.contains("org.freedesktop.secrets") || reason.contains("ServiceUnknown") {
             "no Secret Service is running on the session bus: install one \
              (`sudo apt install gnome-keyring`, or enable KeePassXC's Secret Service \

@@ -286,7 +286,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     });
     return {
       schema: "latch.status/v1",
-      home: { id: "mock", config_file: "/mock/latch.toml", database: "/mock/latch.db" },
+      home: { id: "mock", config_file: "/mock/latch.toml", database: "/mock/latch.db", secret_store: "the OS keychain" },
       providers: providerStatus,
       connectors: connectors.map(connectorStatus),
     };

@@ -116,7 +116,7 @@ export interface ProviderStatus {
 
 export interface StatusReport {
   schema: "latch.status/v1";
-  home: { id: string; config_file: string; database: string };
+  home: { id: string; config_file: string; database: string; secret_store: string };
   providers: ProviderStatus[];
   connectors: ConnectorStatus[];
 }
