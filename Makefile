@@ -15,7 +15,7 @@ APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help deps deps-apt deps-rust deps-npm deps-python ui run test lint unit-and-e2e package
+.PHONY: help deps deps-apt deps-rust deps-npm deps-python ui run test lint unit-and-e2e package ipc-types
 
 help:
 	@echo "make run   - install what is needed, build the UI, start the Latch desktop app"
@@ -61,6 +61,10 @@ $(VENV)/.installed: tests/fixture/requirements.txt tests/fixture/constraints.txt
 
 ui: deps-npm
 	@cd ui && npm run --silent build
+
+# Rewrites ui/src/ipc/generated.ts from the Rust types (the IPC test fails while it is stale).
+ipc-types:
+	LATCH_UPDATE_IPC=1 cargo test -p latch-desktop --locked the_generated_contract_is_current
 
 # The Debian package (desktop app + CLI, man page, completions, systemd user unit), release build.
 package: deps ui

@@ -64,6 +64,7 @@ pub(crate) async fn catalog(desktop: Shared<'_>) -> Result<CatalogEntries, IpcEr
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub(crate) struct ProviderInput {
     name: String,
     preset: Option<String>,
@@ -108,6 +109,7 @@ pub(crate) async fn add_provider(
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub(crate) struct ConnectorInput {
     name: String,
     #[serde(rename = "type")]
@@ -239,7 +241,8 @@ struct SignInEvents {
 }
 
 #[derive(Clone, Serialize)]
-struct SignInEvent<'a> {
+#[cfg_attr(test, derive(ts_rs::TS))]
+pub(crate) struct SignInEvent<'a> {
     provider: &'a str,
     url: Option<&'a str>,
     opened_browser: bool,
@@ -382,6 +385,7 @@ pub(crate) async fn keys(desktop: Shared<'_>) -> Result<Vec<KeyPolicy>, IpcError
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub(crate) struct KeyInput {
     name: String,
     connectors: Vec<String>,
@@ -392,6 +396,7 @@ pub(crate) struct KeyInput {
 
 /// A new local key, shown once.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct CreatedKey {
     key: String,
     policy: KeyPolicy,
@@ -439,7 +444,9 @@ pub(crate) async fn revoke_key(desktop: Shared<'_>, name: String) -> Result<(), 
 }
 
 #[derive(Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub(crate) struct AuditInput {
+    #[cfg_attr(test, ts(type = "number"))]
     after_id: i64,
     since: Option<String>,
     key: Option<String>,
@@ -518,6 +525,7 @@ pub(crate) fn set_proxy_paused(desktop: Shared<'_>, paused: bool) -> ProxyView {
 
 /// Preferences kept by the OS rather than by Latch.
 #[derive(Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Settings {
     autostart: bool,
 }

@@ -12,6 +12,7 @@ use crate::ipc_error::IpcError;
 
 /// What the UI shows about the proxy.
 #[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct ProxyView {
     /// `http://127.0.0.1:PORT` while listening.
     pub(crate) url: Option<String>,

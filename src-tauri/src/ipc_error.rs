@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct IpcError {
     code: &'static str,
     message: String,

@@ -5,9 +5,13 @@
 // Release builds on Windows should not open a console window.
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+#[cfg(test)]
+mod command_names;
 mod commands;
 mod desktop;
 mod ipc_error;
+#[cfg(test)]
+mod ipc_types;
 mod status_watch;
 mod tray;
 

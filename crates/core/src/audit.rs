@@ -23,8 +23,10 @@ pub struct AuditQuery {
 
 /// One proxied (or refused) request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AuditEntry {
     /// Row id, increasing.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
     /// Time (RFC 3339).
     pub at: String,
@@ -37,15 +39,19 @@ pub struct AuditEntry {
     /// Path without its query string.
     pub path: String,
     /// Status returned to the caller.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub status: i64,
     /// Response bytes.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub bytes: i64,
     /// Time to the response head, in microseconds.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub latency_us: i64,
     /// Whether Latch refreshed the upstream token for this request.
     pub refreshed: bool,
     /// How many requests the entry stands for: 1, or a per-minute count of refusals that came
     /// before any key was known (then `reason` is their refusal code).
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub count: i64,
     /// For counted refusals: the refusal code.
     pub reason: Option<String>,

@@ -21,6 +21,7 @@ const BUILTIN: &[(&str, &str)] = &[
 
 /// How a connector authenticates upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum AuthMode {
     /// Opsgenie `Authorization: GenieKey <key>`.
@@ -67,6 +68,7 @@ impl AuthMode {
 
 /// Whether the provider's client must authenticate at the token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientType {
     /// A client secret is required (kept in the keychain).
@@ -310,6 +312,7 @@ pub struct ManifestError {
 
 /// A provider preset as faces show it (the desktop app's "Add provider").
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct PresetEntry {
     /// Preset name.
     pub name: String,
@@ -331,6 +334,7 @@ pub struct PresetEntry {
 
 /// A connector type as faces show it (`latch connector catalog`, "Add connector").
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorEntry {
     /// Catalog type.
     pub name: String,
@@ -354,6 +358,7 @@ pub struct ConnectorEntry {
 
 /// The whole catalog as faces show it.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CatalogEntries {
     /// Provider presets.
     pub providers: Vec<PresetEntry>,

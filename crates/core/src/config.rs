@@ -174,6 +174,7 @@ pub struct ConnectorSection {
 
 /// Which of a connector's scope sets it uses (Atlassian has classic and granular scopes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeSet {
     /// `read:jira-work`, … (Atlassian recommends them where they exist).

@@ -38,6 +38,7 @@ const SKEW_WARN_SECS: i64 = 120;
 
 /// What `latch doctor` found.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct DoctorReport {
     /// Always [`DOCTOR_SCHEMA`].
     pub schema: &'static str,
@@ -57,6 +58,7 @@ pub struct DoctorReport {
 
 /// Counts per severity.
 #[derive(Debug, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Summary {
     /// Errors.
     pub errors: usize,
@@ -68,6 +70,7 @@ pub struct Summary {
 
 /// A connector's health.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorHealth {
     /// Name.
     pub name: String,
@@ -99,6 +102,7 @@ pub struct ConnectorHealth {
     /// Last refresh-token rotation (or the consent).
     pub last_rotation: Option<String>,
     /// Days since the last rotation.
+    #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub idle_days: Option<i64>,
     /// When the refresh token dies if nothing uses it.
     pub inactivity_expires_at: Option<String>,
@@ -109,6 +113,7 @@ pub struct ConnectorHealth {
     /// When the last refresh failed.
     pub last_failure_at: Option<String>,
     /// Consecutive refresh failures.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub consecutive_failures: i64,
     /// The health probe: run now unless `--offline`, else the last stored result.
     pub probe: Option<ProbeResult>,
@@ -159,6 +164,7 @@ impl Diagnosis {
 
 /// A health probe's outcome.
 #[derive(Debug, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProbeResult {
     /// When it ran.
     #[serde(default)]
@@ -170,6 +176,7 @@ pub struct ProbeResult {
     /// 2xx.
     pub ok: bool,
     /// Time to the answer.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub latency_ms: u64,
     /// Why it failed.
     pub error: Option<String>,

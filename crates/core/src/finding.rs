@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Worth knowing; nothing is broken.
@@ -17,6 +18,7 @@ pub enum Severity {
 
 /// One problem and its fix.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Finding {
     /// Stable machine-readable code (`missing_offline_access`, …). Documented in the README.
     pub code: String,

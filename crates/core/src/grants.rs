@@ -817,6 +817,7 @@ impl Grants {
 
 /// What `latch logout` did.
 #[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LogoutOutcome {
     /// Provider.
     pub provider: String,
@@ -830,6 +831,7 @@ pub struct LogoutOutcome {
 
 /// The outcome of revoking at the provider.
 #[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case", tag = "result", content = "detail")]
 pub enum Revocation {
     /// The provider revoked the token family.

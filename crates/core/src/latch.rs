@@ -58,6 +58,7 @@ pub struct AddProvider {
 
 /// What `provider add` did.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProviderAdded {
     /// Name.
     pub name: String,
@@ -116,6 +117,7 @@ pub struct ConnectorChange {
 
 /// What `connector set` did.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorChanged {
     /// Connector name.
     pub name: String,
@@ -133,6 +135,7 @@ pub struct ConnectorChanged {
 
 /// What `latch credential remove` did.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CredentialRemoved {
     /// Connector.
     pub connector: String,
@@ -142,6 +145,7 @@ pub struct CredentialRemoved {
 
 /// What `connector add` did to its provider's scope request.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorAdded {
     /// Connector name.
     pub name: String,
@@ -161,6 +165,7 @@ pub struct ConnectorAdded {
 
 /// What adding a connector would change (nothing is saved).
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorPreview {
     /// Connector name.
     pub name: String,
@@ -181,6 +186,7 @@ pub struct ConnectorPreview {
 
 /// What `connector remove` did.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorRemoved {
     /// Connector name.
     pub name: String,
@@ -192,6 +198,7 @@ pub struct ConnectorRemoved {
 
 /// What `latch credential set` did.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CredentialStored {
     /// Connector.
     pub connector: String,

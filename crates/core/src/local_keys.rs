@@ -10,6 +10,7 @@ use crate::secret::Secret;
 
 /// What a key may do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct KeyPolicy {
     /// The key's name (shown in the audit log).
     pub name: String,

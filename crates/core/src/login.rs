@@ -79,6 +79,7 @@ pub trait LoginProgress {
 
 /// What a login achieved.
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LoginOutcome {
     /// Provider.
     pub provider: String,

@@ -20,6 +20,7 @@ use crate::finding::{Finding, Severity};
 
 /// One scope token (RFC 6749 §3.3: printable ASCII without space, `"` and `\`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "string"))]
 #[serde(try_from = "String", into = "String")]
 pub struct Scope(String);
 
@@ -88,6 +89,7 @@ impl fmt::Display for Scope {
 
 /// An ordered list of distinct scopes, as sent in `scope=` or read from a token response.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "Array<Scope>"))]
 #[serde(transparent)]
 pub struct ScopeList(Vec<Scope>);
 
@@ -188,6 +190,7 @@ impl<'a> IntoIterator for &'a ScopeList {
 
 /// The scope vocabulary a provider speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "kebab-case")]
 pub enum Vocabulary {
     /// Atlassian Cloud 3LO: classic and granular scopes, `offline_access`, `read:me`.
@@ -462,6 +465,7 @@ pub fn classify(vocabulary: Vocabulary, scope: &Scope) -> ScopeKind {
 
 /// One scope of a provider's request and who asked for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct RequestedScope {
     /// The scope.
     pub scope: Scope,
@@ -474,6 +478,7 @@ pub struct RequestedScope {
 /// A provider's requested scopes: the order-stable union of its connectors' scopes, with
 /// attribution. Built by folding [`ScopeRequest::merge`] over the connectors.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS), ts(type = "Array<RequestedScope>"))]
 #[serde(transparent)]
 pub struct ScopeRequest {
     entries: Vec<RequestedScope>,
@@ -481,6 +486,7 @@ pub struct ScopeRequest {
 
 /// What one merge changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct MergeDiff {
     /// Scopes the provider did not request before.
     pub added: Vec<Scope>,

@@ -20,6 +20,7 @@ pub const STATUS_SCHEMA: &str = "latch.status/v1";
 
 /// A connector's state, worst-first in the order people must act on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectorState {
     /// The configuration is wrong; nothing will work until it is fixed.
@@ -68,6 +69,7 @@ impl ConnectorState {
 /// Whether a provider's client secret is in the keychain (a fact recorded in SQLite when it
 /// was written; the keychain itself is not touched by `status`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum ClientSecretState {
     /// Missing although the provider requires one.
@@ -80,6 +82,7 @@ pub enum ClientSecretState {
 
 /// `latch status --json`.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct StatusReport {
     /// Always [`STATUS_SCHEMA`].
     pub schema: &'static str,
@@ -93,6 +96,7 @@ pub struct StatusReport {
 
 /// Where an installation keeps its files.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct HomeStatus {
     /// Prefix of every keychain item of this installation.
     pub id: String,
@@ -106,6 +110,7 @@ pub struct HomeStatus {
 
 /// One provider.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProviderStatus {
     /// Name.
     pub name: String,
@@ -138,6 +143,7 @@ pub struct ProviderStatus {
 
 /// A site a grant reaches.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct SiteStatus {
     /// Site name (what `latch connector site` and the site field accept).
     pub name: String,
@@ -161,6 +167,7 @@ impl SiteStatus {
 
 /// What a grant holds (never the tokens).
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GrantStatus {
     /// Grant state.
     pub state: String,
@@ -181,6 +188,7 @@ pub struct GrantStatus {
     /// Last successful refresh.
     pub refreshed_at: Option<String>,
     /// Rotation counter.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub generation: i64,
     /// Last error.
     pub last_error: Option<String>,
@@ -211,6 +219,7 @@ impl GrantStatus {
 
 /// One connector.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorStatus {
     /// Name (the proxy route).
     pub name: String,
@@ -239,6 +248,7 @@ pub struct ConnectorStatus {
 
 /// A connector's own credential: facts only, never the secret.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CredentialStatus {
     /// `grant` (OAuth tokens Latch obtains) or `stored` (a secret sent as it is).
     pub kind: &'static str,
@@ -262,6 +272,7 @@ pub struct CredentialStatus {
 
 /// A connector's scopes.
 #[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ConnectorScopes {
     /// What the connector needs.
     pub required: Vec<Scope>,

@@ -1,9 +1,12 @@
 // The only module that imports @tauri-apps/*: everything else talks to the typed `Host`, so the
 // UI runs against a mock host in unit and browser tests.
-import { invoke } from "@tauri-apps/api/core";
+import { invoke as tauriInvoke } from "@tauri-apps/api/core";
 import { listen } from "@tauri-apps/api/event";
 
-import type { Host, SignInEvent, StatusReport } from "./types";
+import type { Command, Host, SignInEvent, StatusReport } from "./types";
+
+/** Only the commands the app registers (generated from its command list) can be named. */
+const invoke = <T>(command: Command, args?: Record<string, unknown>) => tauriInvoke<T>(command, args);
 
 export type * from "./types";
 

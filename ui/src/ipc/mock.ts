@@ -5,6 +5,7 @@
 
 import type {
   AuditEntry,
+  AuthMode,
   CatalogEntries,
   ConnectorState,
   ConnectorStatus,
@@ -306,7 +307,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       fail("already_exists", `connector \`${input.name}\` already exists`);
     const provider = input.provider ?? s.provider;
     const oauthless = mockCatalog.providers.find((p) => p.name === provider)?.client_type === "none";
-    const auth = input.auth ?? s.auth_modes[0] ?? "user";
+    const auth = (input.auth ?? s.auth_modes[0] ?? "user") as AuthMode;
     if (!s.auth_modes.includes(auth)) fail("invalid_request", `connector type \`${type}\` does not support auth mode \`${auth}\``);
     // Only a connector that signs in as the person needs the provider's OAuth app.
     if (auth === "user" && !oauthless && !providers.some((p) => p.name === provider))
@@ -345,7 +346,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         redirect_uri: null,
         grant: null,
       };
-      entry.client_id = input.client_id;
+      entry.client_id = input.client_id ?? null;
       entry.secret = entry.secret || Boolean(input.client_secret);
       entry.redirect_uri = input.redirect_uri ?? preset.default_redirect_uri;
       if (!existing) providers.push(entry);
@@ -356,6 +357,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         secret_stored: Boolean(input.client_secret),
         redirect_uri: entry.redirect_uri,
         console_url: preset.console_url,
+        has_app: Boolean(entry.client_id),
       };
     },
     async previewConnector(input) {
@@ -390,7 +392,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         type: preview.type,
         provider: preview.provider,
         auth: preview.auth,
-        site: input.site,
+        site: input.site ?? null,
         credential: false,
         expires: null,
       });
@@ -567,6 +569,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       return {
         schema: "latch.doctor/v1",
         generated_at: inFuture(0, now),
+        home: r.home,
         healthy: !findings.some((f) => f.severity === "error"),
         summary: {
           errors: findings.filter((f) => f.severity === "error").length,
@@ -582,6 +585,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           account: c.grant?.account_name ?? null,
           site: c.site,
           required: c.scopes.required,
+          requested: c.scopes.requested,
           granted: c.scopes.granted,
           missing: c.scopes.missing,
           extra: c.scopes.extra,
@@ -592,6 +596,9 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           absolute_expires_at: null,
           last_error: c.grant?.last_error ?? null,
           consecutive_failures: 0,
+          last_failure_at: null,
+          credential: c.credential,
+          diagnosis: null,
           probe: null,
         })),
         findings,

@@ -82,6 +82,7 @@ impl Credential {
 
 /// What the check of a stored credential found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum CheckResult {
     /// The upstream (or token endpoint) accepted it.
@@ -94,6 +95,7 @@ pub enum CheckResult {
 
 /// A credential check: the result and what it means in plain words.
 #[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CredentialCheck {
     /// Result.
     pub result: CheckResult,

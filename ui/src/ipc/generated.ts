@@ -1,0 +1,901 @@
+// Generated from the Rust types by `make ipc-types` (src-tauri/src/ipc_types.rs); do not edit.
+// `make test` fails when this file no longer matches them.
+
+export type StatusReport = { 
+/**
+ * Always [`STATUS_SCHEMA`].
+ */
+schema: string, 
+/**
+ * Where this installation keeps its files.
+ */
+home: HomeStatus, 
+/**
+ * Providers in configuration order.
+ */
+providers: Array<ProviderStatus>, 
+/**
+ * Connectors in configuration order.
+ */
+connectors: Array<ConnectorStatus>, };
+
+export type HomeStatus = { 
+/**
+ * Prefix of every keychain item of this installation.
+ */
+id: string, 
+/**
+ * latch.toml.
+ */
+config_file: string, 
+/**
+ * The SQLite database.
+ */
+database: string, 
+/**
+ * Where secrets live: the OS keychain, or an encrypted file (`[keychain] store`).
+ */
+secret_store: string, };
+
+export type ProviderStatus = { 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Catalog preset.
+ */
+preset: string, 
+/**
+ * Human name.
+ */
+display_name: string, 
+/**
+ * Client type.
+ */
+client_type: ClientType, 
+/**
+ * OAuth client id (public).
+ */
+client_id: string | null, 
+/**
+ * Client secret presence.
+ */
+client_secret: ClientSecretState, 
+/**
+ * Whether any connector signs in as the person through this provider's OAuth app (only
+ * then are its client id and secret needed).
+ */
+app_needed: boolean, 
+/**
+ * The callback to register, byte for byte.
+ */
+redirect_uri: string | null, 
+/**
+ * The union of its connectors' scopes, in request order, with attribution.
+ */
+requested_scopes: Array<RequestedScope>, 
+/**
+ * The `scope=` value `latch login` sends.
+ */
+requested_scope_string: string, 
+/**
+ * Grant facts, when signed in.
+ */
+grant: GrantStatus | null, 
+/**
+ * The sites the grant reaches (one per cloud id), for choosing a connector's site.
+ */
+sites: Array<SiteStatus>, 
+/**
+ * Problems and fixes.
+ */
+findings: Array<Finding>, };
+
+export type ClientSecretState = "missing" | "not_needed" | "stored";
+
+export type SiteStatus = { 
+/**
+ * Site name (what `latch connector site` and the site field accept).
+ */
+name: string, 
+/**
+ * Site URL.
+ */
+url: string, };
+
+export type GrantStatus = { 
+/**
+ * Grant state.
+ */
+state: string, 
+/**
+ * Account id.
+ */
+account_id: string | null, 
+/**
+ * Account name.
+ */
+account_name: string | null, 
+/**
+ * Account e-mail.
+ */
+account_email: string | null, 
+/**
+ * Granted scopes.
+ */
+granted_scopes: Array<Scope>, 
+/**
+ * A person's consent (`user`) or a service account's credential (`service`).
+ */
+kind: string, 
+/**
+ * Access-token expiry.
+ */
+access_expires_at: string | null, 
+/**
+ * When the person consented (the last sign-in).
+ */
+obtained_at: string | null, 
+/**
+ * Last successful refresh.
+ */
+refreshed_at: string | null, 
+/**
+ * Rotation counter.
+ */
+generation: number, 
+/**
+ * Last error.
+ */
+last_error: string | null, };
+
+export type ConnectorStatus = { 
+/**
+ * Name (the proxy route).
+ */
+name: string, 
+/**
+ * Catalog entry.
+ */
+type: string, 
+/**
+ * Human name.
+ */
+display_name: string, 
+/**
+ * Provider name.
+ */
+provider: string, 
+/**
+ * Auth mode.
+ */
+auth: AuthMode, 
+/**
+ * State.
+ */
+state: ConnectorState, 
+/**
+ * Bound site, as configured.
+ */
+site: string | null, 
+/**
+ * Scope comparison.
+ */
+scopes: ConnectorScopes, 
+/**
+ * The grant it draws on (its provider's sign-in, or its own service account), if any.
+ */
+grant: GrantStatus | null, 
+/**
+ * The connector's own credential (service secret, API token, PAT, API key), if it has one.
+ */
+credential: CredentialStatus | null, 
+/**
+ * Problems and fixes.
+ */
+findings: Array<Finding>, };
+
+export type ConnectorState = "misconfigured" | "needs_login" | "credential_rejected" | "expired" | "refresh_failing" | "refresh_uncertain" | "needs_step_up" | "site_unbound" | "credential_missing" | "not_signed_in" | "ok";
+
+export type CredentialStatus = { 
+/**
+ * `grant` (OAuth tokens Latch obtains) or `stored` (a secret sent as it is).
+ */
+kind: string, 
+/**
+ * When it was stored in the keychain.
+ */
+stored_at: string | null, 
+/**
+ * Its expiry, when the person recorded one (`latch credential set --expires`).
+ */
+expires_at: string | null, 
+/**
+ * For API tokens: `scoped` (gateway) or `classic` (site URL), pinned or found out.
+ */
+token_kind: string | null, 
+/**
+ * Whether `token_kind` was pinned in latch.toml.
+ */
+token_kind_pinned: boolean, 
+/**
+ * The last check against the upstream: `ok` or `rejected`.
+ */
+last_check: string | null, 
+/**
+ * When it ran.
+ */
+checked_at: string | null, 
+/**
+ * Why it was refused.
+ */
+last_error: string | null, 
+/**
+ * Which scope set the connector requests (`classic` or `granular`).
+ */
+scope_set: ScopeSet, };
+
+export type ConnectorScopes = { 
+/**
+ * What the connector needs.
+ */
+required: Array<Scope>, 
+/**
+ * Its required scopes as its provider requests them, with who asked for each.
+ */
+requested: Array<RequestedScope>, 
+/**
+ * What the grant holds; `null` before login.
+ */
+granted: Array<Scope> | null, 
+/**
+ * Required but not granted.
+ */
+missing: Array<Scope>, 
+/**
+ * Granted but requested by no connector (least privilege).
+ */
+extra: Array<Scope>, 
+/**
+ * How to get the missing scopes, when some are missing (sign in again; for a Bitbucket
+ * OAuth consumer, tick its permissions first: it decides what is granted).
+ */
+fix: string | null, };
+
+export type Scope = string;
+
+export type ScopeList = Array<Scope>;
+
+export type RequestedScope = { 
+/**
+ * The scope.
+ */
+scope: Scope, 
+/**
+ * The connectors that require it, in the order they asked.
+ */
+requested_by: Array<string>, 
+/**
+ * Whether the provider itself asks for it (its `default_scopes`).
+ */
+provider_default: boolean, };
+
+export type Vocabulary = "atlassian" | "bitbucket" | "data-center" | "bitbucket-data-center" | "generic";
+
+export type MergeDiff = { 
+/**
+ * Scopes the provider did not request before.
+ */
+added: Array<Scope>, 
+/**
+ * Scopes already requested (by another connector or the provider), now shared.
+ */
+shared: Array<Scope>, };
+
+export type ScopeRequest = Array<RequestedScope>;
+
+export type Finding = { 
+/**
+ * Stable machine-readable code (`missing_offline_access`, …). Documented in the README.
+ */
+code: string, 
+/**
+ * How bad it is.
+ */
+severity: Severity, 
+/**
+ * What it is about: `provider:NAME` or `connector:NAME`.
+ */
+subject: string, 
+/**
+ * What is wrong, in plain words.
+ */
+message: string, 
+/**
+ * What to do about it.
+ */
+fix: string, };
+
+export type Severity = "info" | "warning" | "error";
+
+export type ScopeSet = "classic" | "granular";
+
+export type CatalogEntries = { 
+/**
+ * Provider presets.
+ */
+providers: Array<PresetEntry>, 
+/**
+ * Connector types.
+ */
+connectors: Array<ConnectorEntry>, };
+
+export type PresetEntry = { 
+/**
+ * Preset name.
+ */
+name: string, 
+/**
+ * Human name.
+ */
+display_name: string, 
+/**
+ * Client type.
+ */
+client_type: ClientType, 
+/**
+ * The callback to register, unless the person chooses another.
+ */
+default_redirect_uri: string | null, 
+/**
+ * Where the app is registered.
+ */
+console_url: string | null, 
+/**
+ * Scopes it always requests.
+ */
+default_scopes: ScopeList, 
+/**
+ * Whether it needs an instance's base URL (`--base-url`; Data Center).
+ */
+needs_base_url: boolean, 
+/**
+ * The scope vocabulary it speaks.
+ */
+vocabulary: Vocabulary, };
+
+export type ConnectorEntry = { 
+/**
+ * Catalog type.
+ */
+name: string, 
+/**
+ * Human name.
+ */
+display_name: string, 
+/**
+ * Provider it signs in through.
+ */
+provider: string, 
+/**
+ * Supported auth modes, the default first.
+ */
+auth_modes: Array<AuthMode>, 
+/**
+ * Scopes it needs.
+ */
+upstream_scopes: ScopeList, 
+/**
+ * The same in granular scopes, where the provider has them.
+ */
+granular_scopes: ScopeList | null, 
+/**
+ * API base template.
+ */
+api_base: string, 
+/**
+ * Whether it needs a site.
+ */
+needs_site: boolean, 
+/**
+ * The scope vocabulary of its provider.
+ */
+vocabulary: Vocabulary, };
+
+export type AuthMode = "api-key" | "api-token" | "basic" | "pat" | "service" | "user";
+
+export type ClientType = "confidential" | "none" | "public";
+
+export type ProviderAdded = { 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Whether it replaced an existing provider.
+ */
+updated: boolean, 
+/**
+ * Whether a client secret was stored in the keychain.
+ */
+secret_stored: boolean, 
+/**
+ * The callback to register in the provider's console, byte for byte.
+ */
+redirect_uri: string | null, 
+/**
+ * Where to register it.
+ */
+console_url: string | null, 
+/**
+ * Whether an OAuth app (client id) is configured: without one, only service accounts and
+ * stored secrets use the provider.
+ */
+has_app: boolean, };
+
+export type ConnectorPreview = { 
+/**
+ * Connector name.
+ */
+name: string, 
+/**
+ * Catalog type.
+ */
+type: string, 
+/**
+ * Provider it signs in through.
+ */
+provider: string, 
+/**
+ * Auth mode it would use.
+ */
+auth: AuthMode, 
+/**
+ * Scopes the provider would newly request / already requests.
+ */
+diff: MergeDiff, 
+/**
+ * The provider's whole request after the merge, with attribution.
+ */
+requested: ScopeRequest, 
+/**
+ * Whether the current grant lacks its scopes (a re-consent would follow).
+ */
+needs_step_up: boolean, };
+
+export type ConnectorAdded = { 
+/**
+ * Connector name.
+ */
+name: string, 
+/**
+ * Provider name.
+ */
+provider: string, 
+/**
+ * Its auth mode.
+ */
+auth: AuthMode, 
+/**
+ * Scopes newly requested / already requested and now shared.
+ */
+diff: MergeDiff, 
+/**
+ * The provider's whole request after the merge, with attribution.
+ */
+requested: ScopeRequest, 
+/**
+ * Lint findings for the provider after the merge.
+ */
+findings: Array<Finding>, 
+/**
+ * Whether the grant lacks the new scopes (sign in again to consent).
+ */
+needs_step_up: boolean, };
+
+export type ConnectorRemoved = { 
+/**
+ * Connector name.
+ */
+name: string, 
+/**
+ * Provider name.
+ */
+provider: string, 
+/**
+ * Scopes no connector requests any more (the next consent asks for less).
+ */
+no_longer_requested: Array<Scope>, };
+
+export type CredentialStored = { 
+/**
+ * Connector.
+ */
+connector: string, 
+/**
+ * Its auth mode.
+ */
+auth: AuthMode, 
+/**
+ * For service accounts: `ok`, or why the first token request failed.
+ */
+service_token: string | null, 
+/**
+ * What checking it found.
+ */
+check: CredentialCheck, 
+/**
+ * For API tokens: where it works (`scoped`: the gateway; `classic`: the site URL).
+ */
+token_kind: string | null, 
+/**
+ * The expiry the person gave.
+ */
+expires_at: string | null, };
+
+export type CredentialCheck = { 
+/**
+ * Result.
+ */
+result: CheckResult, 
+/**
+ * What happened and, when refused, what to do.
+ */
+detail: string, };
+
+export type CheckResult = "ok" | "rejected" | "unchecked";
+
+export type LoginOutcome = { 
+/**
+ * Provider.
+ */
+provider: string, 
+/**
+ * Account display name and id, when the provider has a `/me`.
+ */
+account: string | null, 
+/**
+ * Sites the grant reaches.
+ */
+sites: Array<string>, 
+/**
+ * Connector → bound site.
+ */
+bound: Array<[string, string]>, 
+/**
+ * Connectors that need a site choice (`--site`).
+ */
+unbound: Array<string>, 
+/**
+ * Requested but not granted (the person unticked them, or the app lacks them).
+ */
+missing: Array<Scope>, 
+/**
+ * Whether a refresh token was issued.
+ */
+refresh_token: boolean, };
+
+export type LogoutOutcome = { 
+/**
+ * Provider.
+ */
+provider: string, 
+/**
+ * Whether there was a grant.
+ */
+signed_in: boolean, 
+/**
+ * What happened at the provider.
+ */
+revoked: Revocation, 
+/**
+ * How many keychain items were deleted.
+ */
+keychain_items_deleted: number, };
+
+export type Revocation = { "result": "revoked" } | { "result": "unsupported" } | { "result": "nothing_to_revoke" } | { "result": "failed", "detail": string };
+
+export type KeyPolicy = { 
+/**
+ * The key's name (shown in the audit log).
+ */
+name: string, 
+/**
+ * Connectors it may reach.
+ */
+connectors: Array<string>, 
+/**
+ * GET/HEAD/OPTIONS only.
+ */
+read_only: boolean, 
+/**
+ * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
+ * path (a key whose stored patterns were ambiguous, fail-closed).
+ */
+paths: Array<string> | null, 
+/**
+ * Expiry.
+ */
+expires_at: string | null, 
+/**
+ * Revocation time.
+ */
+revoked_at: string | null, 
+/**
+ * Creation time.
+ */
+created_at: string, };
+
+export type AuditEntry = { 
+/**
+ * Row id, increasing.
+ */
+id: number, 
+/**
+ * Time (RFC 3339).
+ */
+at: string, 
+/**
+ * Local key name, when the request carried a valid one.
+ */
+key: string | null, 
+/**
+ * Connector, when routed.
+ */
+connector: string | null, 
+/**
+ * HTTP method.
+ */
+method: string, 
+/**
+ * Path without its query string.
+ */
+path: string, 
+/**
+ * Status returned to the caller.
+ */
+status: number, 
+/**
+ * Response bytes.
+ */
+bytes: number, 
+/**
+ * Time to the response head, in microseconds.
+ */
+latency_us: number, 
+/**
+ * Whether Latch refreshed the upstream token for this request.
+ */
+refreshed: boolean, 
+/**
+ * How many requests the entry stands for: 1, or a per-minute count of refusals that came
+ * before any key was known (then `reason` is their refusal code).
+ */
+count: number, 
+/**
+ * For counted refusals: the refusal code.
+ */
+reason: string | null, };
+
+export type DoctorReport = { 
+/**
+ * Always [`DOCTOR_SCHEMA`].
+ */
+schema: string, 
+/**
+ * When the report was made.
+ */
+generated_at: string, 
+/**
+ * Where the installation lives.
+ */
+home: HomeStatus, 
+/**
+ * No error finding.
+ */
+healthy: boolean, 
+/**
+ * Counts per severity.
+ */
+summary: Summary, 
+/**
+ * One entry per connector.
+ */
+connectors: Array<ConnectorHealth>, 
+/**
+ * Every finding, worst first.
+ */
+findings: Array<Finding>, };
+
+export type Summary = { 
+/**
+ * Errors.
+ */
+errors: number, 
+/**
+ * Warnings.
+ */
+warnings: number, 
+/**
+ * Infos.
+ */
+infos: number, };
+
+export type ConnectorHealth = { 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Catalog entry.
+ */
+type: string, 
+/**
+ * Provider.
+ */
+provider: string, 
+/**
+ * Auth mode.
+ */
+auth: AuthMode, 
+/**
+ * State.
+ */
+state: ConnectorState, 
+/**
+ * Account (name and id).
+ */
+account: string | null, 
+/**
+ * Bound site.
+ */
+site: string | null, 
+/**
+ * Required scopes.
+ */
+required: Array<Scope>, 
+/**
+ * Requested scopes with attribution.
+ */
+requested: Array<RequestedScope>, 
+/**
+ * Granted scopes.
+ */
+granted: Array<Scope> | null, 
+/**
+ * Required but not granted.
+ */
+missing: Array<Scope>, 
+/**
+ * Granted but no connector needs them.
+ */
+extra: Array<Scope>, 
+/**
+ * Access-token expiry.
+ */
+access_expires_at: string | null, 
+/**
+ * Last refresh-token rotation (or the consent).
+ */
+last_rotation: string | null, 
+/**
+ * Days since the last rotation.
+ */
+idle_days: number | null, 
+/**
+ * When the refresh token dies if nothing uses it.
+ */
+inactivity_expires_at: string | null, 
+/**
+ * When the token family dies whatever happens (Atlassian: 365 days, if it still applies).
+ */
+absolute_expires_at: string | null, 
+/**
+ * Last error.
+ */
+last_error: string | null, 
+/**
+ * When the last refresh failed.
+ */
+last_failure_at: string | null, 
+/**
+ * Consecutive refresh failures.
+ */
+consecutive_failures: number, 
+/**
+ * The health probe: run now unless `--offline`, else the last stored result.
+ */
+probe: ProbeResult | null, 
+/**
+ * The connector's own credential (service account, API token, PAT, API key).
+ */
+credential: CredentialStatus | null, 
+/**
+ * What the doctor concluded about this connector now (a finding code), when it checked.
+ */
+diagnosis: string | null, };
+
+export type ProbeResult = { 
+/**
+ * When it ran.
+ */
+at: string, 
+/**
+ * `GET /rest/api/3/myself` and the like.
+ */
+request: string, 
+/**
+ * HTTP status, when an answer came.
+ */
+status: number | null, 
+/**
+ * 2xx.
+ */
+ok: boolean, 
+/**
+ * Time to the answer.
+ */
+latency_ms: number, 
+/**
+ * Why it failed.
+ */
+error: string | null, };
+
+export type ProviderInput = { name: string, preset?: string | null, client_id?: string | null, client_secret?: string | null, redirect_uri?: string | null, base_url?: string | null, };
+
+export type ConnectorInput = { name: string, type?: string | null, provider?: string | null, auth?: string | null, site?: string | null, email?: string | null, client_id?: string | null, username?: string | null, token?: string | null, region?: string | null, };
+
+export type KeyInput = { name: string, connectors: Array<string>, read_only: boolean, paths: Array<string>, ttl?: string | null, };
+
+export type CreatedKey = { key: string, policy: KeyPolicy, };
+
+export type AuditInput = { after_id: number, since?: string | null, key?: string | null, connector?: string | null, limit: number, };
+
+export type Settings = { autostart: boolean, };
+
+export type SignInEvent = { provider: string, url: string | null, opened_browser: boolean, refused: string | null, };
+
+export type ProxyView = { 
+/**
+ * `http://127.0.0.1:PORT` while listening.
+ */
+url: string | null, 
+/**
+ * Refusing requests with 503 `proxy_paused`.
+ */
+paused: boolean, 
+/**
+ * Why it is not listening (port taken by `latch serve`, …).
+ */
+error: string | null, };
+
+export type IpcError = { code: string, message: string, };
+
+/** The commands the app registers and grants (src-tauri/src/command_names.rs). */
+export const COMMANDS = [
+  "status",
+  "catalog",
+  "add_provider",
+  "preview_connector",
+  "add_connector",
+  "remove_connector",
+  "set_credential",
+  "sign_in",
+  "cancel_sign_in",
+  "sign_out",
+  "refresh_connector",
+  "bind_site",
+  "keys",
+  "create_key",
+  "revoke_key",
+  "audit",
+  "doctor",
+  "export_report",
+  "proxy",
+  "set_proxy_paused",
+  "settings",
+  "set_autostart",
+] as const;
+
+export type Command = (typeof COMMANDS)[number];
