@@ -723,17 +723,23 @@ mod tests {
         let catalog = Catalog::builtin();
         for (name, spec) in catalog.connectors() {
             let provider = catalog.provider(&spec.provider).unwrap();
-            let findings = lint(
-                &spec.provider,
-                provider.vocabulary,
-                provider.needs_offline_access,
-                &[LintConnector {
-                    name,
-                    user_mode: spec.auth_modes.contains(&AuthMode::User),
-                    scopes: &spec.upstream_scopes,
-                }],
-            );
-            assert!(findings.is_empty(), "{name}: {findings:?}");
+            // Both scope sets: the classic one and, where it exists, the granular one.
+            for scopes in [Some(&spec.upstream_scopes), spec.granular_scopes.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                let findings = lint(
+                    &spec.provider,
+                    provider.vocabulary,
+                    provider.needs_offline_access,
+                    &[LintConnector {
+                        name,
+                        user_mode: spec.auth_modes.contains(&AuthMode::User),
+                        scopes,
+                    }],
+                );
+                assert!(findings.is_empty(), "{name} ({scopes}): {findings:?}");
+            }
         }
     }
 
