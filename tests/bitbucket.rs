@@ -2,9 +2,9 @@
 //! client auth, `scopes` in answers, tokens over 2,500 characters, and an OAuth consumer whose
 //! ticked permissions are what is granted, whatever Latch asks for).
 
-use std::process::Command;
-
-use crate::support::{curl, error_code, run_with_stdin, stderr, stdout, Fixture, Home, Serve};
+use crate::support::{
+    curl, error_code, python_requests_ok, run_with_stdin, stderr, stdout, Fixture, Home, Serve,
+};
 
 pub(crate) const BB_KEY: &str = "bb-consumer-key";
 pub(crate) const BB_SECRET: &str = "bb-consumer-secret-fixture-91";
@@ -134,23 +134,7 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
             .contains(&serde_json::json!("pullrequest")),
         "{body}"
     );
-    let script = format!(
-        "import requests\n\
-         r = requests.get('{}/bitbucket/repositories/team', auth=('me', '{k}'))\n\
-         assert r.status_code == 200, (r.status_code, r.text)\n\
-         print('python ok')",
-        serve.url(""),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        stdout(&out).contains("python ok"),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    python_requests_ok(&serve.url(""), &k, &["/bitbucket/repositories/team"], None);
 
     // Rotation: form-encoded, Basic client auth, the rotated token stored.
     home.ok(&["token", "bitbucket", "--refresh"], "");

@@ -4,11 +4,9 @@
 //! fixture, which behaves like Atlassian for these (a service-account client with fixed scopes,
 //! tokens that work only where the real ones do, `/_edge/tenant_info`, two sites).
 
-use std::process::Command;
-
 use crate::support::{
-    curl, curl_until_settled, error_code, keychain_lookup, keychain_replace, stderr, stdout,
-    Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID, EMAIL, SCOPED_TOKEN,
+    curl, curl_until_settled, error_code, keychain_lookup, keychain_replace, python_requests_ok,
+    stderr, Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID, EMAIL, SCOPED_TOKEN,
     SVC_CLIENT_ID, SVC_CLIENT_SECRET, SVC_EMAIL, SVC_TOKEN,
 };
 
@@ -172,23 +170,15 @@ fn service_accounts_and_api_tokens_work_through_serve_without_a_sign_in() {
         assert_eq!(echoed["accountId"], account, "{path}: {body}");
     }
     // Python `requests`, unmodified, Basic with the key as the password.
-    let script = format!(
-        "import requests\n\
-         for path in ['/jira-svc/rest/api/3/myself', '/jira-tok/rest/api/2/project', '/wiki/wiki/rest/api/space']:\n\
-         \x20   r = requests.get('{}' + path, auth=('me', '{k}'))\n\
-         \x20   assert r.status_code == 200, (path, r.status_code, r.text)\n\
-         print('python ok')",
-        serve.url(""),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        stdout(&out).contains("python ok"),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
+    python_requests_ok(
+        &serve.url(""),
+        &k,
+        &[
+            "/jira-svc/rest/api/3/myself",
+            "/jira-tok/rest/api/2/project",
+            "/wiki/wiki/rest/api/space",
+        ],
+        None,
     );
     drop(serve);
 

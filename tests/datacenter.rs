@@ -2,9 +2,9 @@
 //! fixture's Data Center instance at `/dc` (an incoming link whose refresh needs the
 //! `redirect_uri` and invalidates both old tokens, a service account, a PAT, Basic).
 
-use std::process::Command;
-
-use crate::support::{curl, run_with_stdin, stderr, stdout, Fixture, Home, Serve};
+use crate::support::{
+    curl, python_requests_ok, run_with_stdin, stderr, stdout, Fixture, Home, Serve,
+};
 
 const DC_CLIENT_ID: &str = "dc-link-client";
 const DC_CLIENT_SECRET: &str = "dc-link-secret-fixture-81";
@@ -105,21 +105,7 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
     assert_eq!(fixture.stats()["dc_token_calls"]["authorization_code"], 1);
 
     // No browser from here on: a PAT, Basic and a service account on the same instance.
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-pat",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "pat",
-        ],
-        "",
-    );
-    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    add_pat_and_service_account(&home);
     home.ok(
         &[
             "connector",
@@ -137,21 +123,6 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
     let out = home.ok(&["credential", "set", "dc-basic", "--json"], DC_PASSWORD);
     let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stored["check"]["result"], "ok", "{stored}");
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-svc",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "service",
-            "--client-id",
-            DC_SVC_CLIENT_ID,
-        ],
-        "",
-    );
-    home.ok(&["credential", "set", "dc-svc"], DC_SVC_CLIENT_SECRET);
     // Data Center's client credentials take the connector's scopes (§8.2).
     assert_eq!(
         fixture.stats()["dc_last_client_credentials_scope"],
@@ -181,24 +152,15 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
         assert_eq!(echoed["via"], via, "{path}: {body}");
         assert_eq!(echoed["product"], "data-center", "{path}: {body}");
     }
-    let script = format!(
-        "import requests\n\
-         for path in ['/jira-dc/rest/api/2/myself', '/dc-pat/rest/api/2/myself', '/dc-svc/rest/api/2/myself']:\n\
-         \x20   r = requests.get('{}' + path, auth=('me', '{k}'))\n\
-         \x20   assert r.status_code == 200, (path, r.status_code, r.text)\n\
-         \x20   assert r.json()['displayName'] == 'DC User', r.text\n\
-         print('python ok')",
-        serve.url(""),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        stdout(&out).contains("python ok"),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
+    python_requests_ok(
+        &serve.url(""),
+        &k,
+        &[
+            "/jira-dc/rest/api/2/myself",
+            "/dc-pat/rest/api/2/myself",
+            "/dc-svc/rest/api/2/myself",
+        ],
+        Some("r.json()['displayName'] == 'DC User'"),
     );
     drop(serve);
 
@@ -312,6 +274,49 @@ fn the_catalog_lists_data_center() {
     );
 }
 
+/// A PAT connector and a service-account connector on the `jira-dc` provider, each credential
+/// proven by `credential set` (a probe, and the token endpoint).
+fn add_pat_and_service_account(home: &Home) {
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-pat",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "pat",
+        ],
+        "",
+    );
+    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stored["check"]["result"], "ok", "the PAT: {stored}");
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-svc",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "service",
+            "--client-id",
+            DC_SVC_CLIENT_ID,
+        ],
+        "",
+    );
+    let out = home.ok(
+        &["credential", "set", "dc-svc", "--json"],
+        DC_SVC_CLIENT_SECRET,
+    );
+    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        stored["check"]["result"], "ok",
+        "the token endpoint: {stored}"
+    );
+}
+
 /// A test CA and a certificate it signs for localhost and 127.0.0.1, as PEM files in `dir`:
 /// (ca, cert, key).
 fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
@@ -414,44 +419,7 @@ fn an_internal_ca_is_trusted_for_its_provider_only() {
         ],
         "",
     );
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-pat",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "pat",
-        ],
-        "",
-    );
-    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stored["check"]["result"], "ok", "{stored}");
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-svc",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "service",
-            "--client-id",
-            DC_SVC_CLIENT_ID,
-        ],
-        "",
-    );
-    let out = home.ok(
-        &["credential", "set", "dc-svc", "--json"],
-        DC_SVC_CLIENT_SECRET,
-    );
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        stored["check"]["result"], "ok",
-        "the token endpoint over TLS: {stored}"
-    );
+    add_pat_and_service_account(&home);
 
     let k = key(&home, "k", &["dc-pat", "dc-svc", "confluence-dc"]);
     let serve = Serve::start(&home);
@@ -503,41 +471,7 @@ fn a_company_proxy_and_a_trust_file_from_the_environment() {
         ],
         "",
     );
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-pat",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "pat",
-        ],
-        "",
-    );
-    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stored["check"]["result"], "ok", "{stored}");
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-svc",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "service",
-            "--client-id",
-            DC_SVC_CLIENT_ID,
-        ],
-        "",
-    );
-    let out = home.ok(
-        &["credential", "set", "dc-svc", "--json"],
-        DC_SVC_CLIENT_SECRET,
-    );
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    add_pat_and_service_account(&home);
     let tunnels = fixture.stats()["connect_tunnels"].as_u64().unwrap();
     assert!(
         tunnels >= 2,

@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use crate::support::{
-    curl, curl_until, curl_until_settled, error_code, stderr, stdout, Fixture, Home, Serve,
-    CLOUD_ID,
+    curl, curl_until, curl_until_settled, error_code, python_ok, stderr, stdout, Fixture, Home,
+    Serve, CLOUD_ID,
 };
 
 fn signed_in(fixture: &Fixture) -> Home {
@@ -68,7 +68,7 @@ fn unmodified_clients_reach_the_gateway() {
     assert_eq!(status, 200);
 
     // Python requests, unmodified, with Basic auth and with a bearer header.
-    let script = format!(
+    python_ok(&format!(
         "import requests\n\
          r = requests.get('{}', auth=('me', '{k}'))\n\
          assert r.status_code == 200, r.text\n\
@@ -77,17 +77,7 @@ fn unmodified_clients_reach_the_gateway() {
          print('python ok')",
         serve.url("/jira/rest/api/3/myself"),
         serve.url("/jira/__sink"),
-    );
-    let out = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    assert!(
-        stdout(&out).contains("python ok"),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    ));
 
     // Confluence pagination links come back relative to the site: they work through the proxy.
     let (status, body) = curl(&[

@@ -151,6 +151,41 @@ pub(crate) fn keychain_replace(key: &str, secret: &str) {
     );
 }
 
+/// Runs a Python script (an unmodified client such as `requests`) that ends by printing
+/// `python ok`; fails the test with its output otherwise.
+pub(crate) fn python_ok(script: &str) {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("python ok"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+/// Python `requests`, unmodified, GETs each path below `base` with the local key as the Basic
+/// password and expects 200 (and `check`, a Python expression over `r`, when given).
+pub(crate) fn python_requests_ok(base: &str, key: &str, paths: &[&str], check: Option<&str>) {
+    let paths = paths
+        .iter()
+        .map(|p| format!("'{p}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let check = check
+        .map(|c| format!("\n    assert {c}, r.text"))
+        .unwrap_or_default();
+    python_ok(&format!(
+        "import requests\n\
+         for path in [{paths}]:\n\
+         \x20   r = requests.get('{base}' + path, auth=('me', '{key}'))\n\
+         \x20   assert r.status_code == 200, (path, r.status_code, r.text){check}\n\
+         print('python ok')"
+    ));
+}
+
 /// Every file below `dir`, as lossy text (for secret scans).
 pub(crate) fn all_files_text(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();

@@ -470,18 +470,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                     .or_else(|| s.credential.as_ref().and_then(|c| c.last_error.clone()))
                     .unwrap_or_default();
                 let profile = provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of);
-                findings.push(finding(
-                    "credential_rejected",
-                    Severity::Error,
-                    subject.clone(),
-                    format!(
-                        "the {} of connector `{}` is refused: {}",
-                        credential_noun(c.auth),
-                        c.name,
-                        why.lines().next().unwrap_or_default()
-                    ),
-                    &credential_fix(c, profile),
-                ));
+                findings.push(credential_rejected(c, subject.clone(), &why, profile));
             }
             ConnectorState::Expired => findings.push(finding(
                 "credential_expired",
@@ -842,6 +831,27 @@ fn credential_fix(c: &Connector, profile: ProviderProfile) -> String {
     }
 }
 
+/// A connector's own credential was refused: by status, or by the doctor's probe.
+fn credential_rejected(
+    c: &Connector,
+    subject: String,
+    why: &str,
+    profile: ProviderProfile,
+) -> Finding {
+    finding(
+        "credential_rejected",
+        Severity::Error,
+        subject,
+        format!(
+            "the {} of connector `{}` is refused: {}",
+            credential_noun(c.auth),
+            c.name,
+            why.lines().next().unwrap_or_default()
+        ),
+        &credential_fix(c, profile),
+    )
+}
+
 fn probe_finding(
     c: &Connector,
     profile: ProviderProfile,
@@ -908,18 +918,7 @@ fn probe_finding(
                 c.name
             ),
         ),
-        Diagnosis::CredentialRejected(why) => finding(
-            "credential_rejected",
-            Severity::Error,
-            subject,
-            format!(
-                "the {} of connector `{}` is refused: {}",
-                credential_noun(c.auth),
-                c.name,
-                why.lines().next().unwrap_or_default()
-            ),
-            &credential_fix(c, profile),
-        ),
+        Diagnosis::CredentialRejected(why) => credential_rejected(c, subject, why, profile),
         Diagnosis::TokenKindChanged(now_kind) => finding(
             "api_token_kind_changed",
             Severity::Info,
