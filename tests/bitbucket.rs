@@ -3,20 +3,12 @@
 //! ticked permissions are what is granted, whatever Latch asks for).
 
 use crate::support::{
-    curl, error_code, python_requests_ok, run_with_stdin, stderr, stdout, Fixture, Home, Serve,
+    connector_in, curl, error_code, python_requests_ok, run_with_stdin, stderr, stdout, Fixture,
+    Home, Serve,
 };
 
 pub(crate) const BB_KEY: &str = "bb-consumer-key";
 pub(crate) const BB_SECRET: &str = "bb-consumer-secret-fixture-91";
-
-fn connector<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no connector {name} in {status}"))
-}
 
 /// The README's Bitbucket recipe with the fixture's endpoints.
 pub(crate) fn add_bitbucket(home: &Home, fixture: &Fixture) {
@@ -67,7 +59,7 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
     assert!(stats["bb_basic_auth"].as_u64().unwrap() >= 1, "{stats}");
 
     let status = home.json(&["status", "--json"]);
-    let c = connector(&status, "bitbucket");
+    let c = connector_in(&status, "bitbucket");
     assert_eq!(
         c["scopes"]["granted"],
         serde_json::json!(["account", "repository"])
@@ -150,7 +142,7 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
     }));
     login_bitbucket(&home);
     let status = home.json(&["status", "--json"]);
-    let c = connector(&status, "bitbucket");
+    let c = connector_in(&status, "bitbucket");
     assert_eq!(c["state"], "ok", "{c}");
     assert_eq!(c["scopes"]["missing"], serde_json::json!([]), "{c}");
     let (status, body) = curl(&[

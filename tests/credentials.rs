@@ -5,30 +5,13 @@
 //! tokens that work only where the real ones do, `/_edge/tenant_info`, two sites).
 
 use crate::support::{
-    curl, curl_until_settled, error_code, keychain_lookup, keychain_replace, python_requests_ok,
-    stderr, Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID, EMAIL, SCOPED_TOKEN,
-    SVC_CLIENT_ID, SVC_CLIENT_SECRET, SVC_EMAIL, SVC_TOKEN,
+    connector_in, curl, curl_until_settled, error_code, keychain_lookup, keychain_replace,
+    python_requests_ok, stderr, Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID,
+    EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET, SVC_EMAIL, SVC_TOKEN,
 };
-
-fn key(home: &Home, name: &str, connectors: &[&str]) -> String {
-    let mut args = vec!["keys", "create", name];
-    for c in connectors {
-        args.extend(["--connector", c]);
-    }
-    home.ok(&args, "").trim().to_owned()
-}
 
 fn bearer(key: &str) -> String {
     format!("Authorization: Bearer {key}")
-}
-
-fn connector<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no connector {name} in {status}"))
 }
 
 fn doctor(home: &Home, extra: &[&str]) -> (Option<i32>, serde_json::Value) {
@@ -137,24 +120,28 @@ fn service_accounts_and_api_tokens_work_through_serve_without_a_sign_in() {
 
     let status = home.json(&["status", "--json"]);
     for name in ["jira-svc", "jira-tok", "wiki", "bot"] {
-        assert_eq!(connector(&status, name)["state"], "ok", "{name}: {status}");
+        assert_eq!(
+            connector_in(&status, name)["state"],
+            "ok",
+            "{name}: {status}"
+        );
     }
     let provider = &status["providers"][0];
     assert_eq!(provider["client_secret"], "not_needed", "{status}");
     assert_eq!(provider["app_needed"], false);
     assert_eq!(
-        connector(&status, "wiki")["credential"]["token_kind"],
+        connector_in(&status, "wiki")["credential"]["token_kind"],
         "classic"
     );
     assert_eq!(
-        connector(&status, "jira-tok")["credential"]["token_kind"],
+        connector_in(&status, "jira-tok")["credential"]["token_kind"],
         "scoped"
     );
     // The table names each state too.
     let table = home.ok(&["status"], "");
     assert!(!table.contains("misconfigured"), "{table}");
 
-    let k = key(&home, "ci", &["jira-svc", "jira-tok", "wiki", "bot"]);
+    let k = home.key_for("ci", &["jira-svc", "jira-tok", "wiki", "bot"]);
     let serve = Serve::start(&home);
     for (path, via, account) in [
         ("/jira-svc/rest/api/3/myself", "gateway", "service"),
@@ -213,11 +200,11 @@ fn service_accounts_and_api_tokens_work_through_serve_without_a_sign_in() {
     );
     let status = home.json(&["status", "--json"]);
     assert_eq!(
-        connector(&status, "jira-svc")["state"],
+        connector_in(&status, "jira-svc")["state"],
         "credential_rejected"
     );
     // The other credentials are untouched.
-    assert_eq!(connector(&status, "jira-tok")["state"], "ok");
+    assert_eq!(connector_in(&status, "jira-tok")["state"], "ok");
 }
 
 /// A service account asked for scopes it was not given, or with a wrong secret: the message
@@ -263,7 +250,7 @@ fn a_refused_service_credential_says_where_to_fix_it() {
     // The secret is kept (nothing the person typed is lost), and status says what is wrong.
     let status = home.json(&["status", "--json"]);
     assert_eq!(
-        connector(&status, "svc")["state"],
+        connector_in(&status, "svc")["state"],
         "credential_rejected",
         "{status}"
     );
@@ -283,7 +270,7 @@ fn a_refused_service_credential_says_where_to_fix_it() {
     .unwrap();
     home.ok(&["credential", "set", "svc"], SVC_CLIENT_SECRET);
     let status = home.json(&["status", "--json"]);
-    assert_eq!(connector(&status, "svc")["state"], "ok", "{status}");
+    assert_eq!(connector_in(&status, "svc")["state"], "ok", "{status}");
     // A wrong secret: `invalid_client`, the same kind of answer.
     let out = home.run(&["credential", "set", "svc"], "not-the-secret");
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
@@ -321,7 +308,7 @@ fn api_tokens_go_where_they_work_and_say_when_they_expire() {
     assert!(stderr(&out).contains("the site URL"), "{}", stderr(&out));
     let status = home.json(&["status", "--json"]);
     assert_eq!(
-        connector(&status, "jira-tok")["state"],
+        connector_in(&status, "jira-tok")["state"],
         "credential_rejected"
     );
     // The right token, with its expiry 10 days out: stored, shown, warned about.
@@ -341,7 +328,7 @@ fn api_tokens_go_where_they_work_and_say_when_they_expire() {
     assert_eq!(stored["token_kind"], "classic");
     assert_eq!(stored["check"]["result"], "ok");
     let status = home.json(&["status", "--json"]);
-    let c = connector(&status, "jira-tok");
+    let c = connector_in(&status, "jira-tok");
     assert_eq!(c["state"], "ok");
     assert!(c["credential"]["expires_at"]
         .as_str()
@@ -386,7 +373,7 @@ fn api_tokens_go_where_they_work_and_say_when_they_expire() {
         "",
     );
     home.ok(&["credential", "set", "conf-tok"], SCOPED_TOKEN);
-    let k = key(&home, "k", &["conf-tok"]);
+    let k = home.key_for("k", &["conf-tok"]);
     let serve = Serve::start(&home);
     let (status, body) = curl(&[
         "-H",
@@ -412,7 +399,7 @@ fn api_tokens_go_where_they_work_and_say_when_they_expire() {
     );
     let status = home.json(&["status", "--json"]);
     assert_eq!(
-        connector(&status, "conf-tok")["credential"]["token_kind"],
+        connector_in(&status, "conf-tok")["credential"]["token_kind"],
         "scoped"
     );
     // The person revokes the token: doctor names it.
@@ -440,7 +427,7 @@ fn api_tokens_go_where_they_work_and_say_when_they_expire() {
     );
     let status = home.json(&["status", "--json"]);
     assert_eq!(
-        connector(&status, "jira-tok")["state"],
+        connector_in(&status, "jira-tok")["state"],
         "credential_missing"
     );
     let out = home.run(&["token", "jira-tok"], "");
@@ -480,7 +467,7 @@ fn a_token_replaced_in_the_keychain_works_at_once_through_serve() {
     // A mistyped token: refused by the check, kept.
     let out = home.run(&["credential", "set", "conf-tok"], "mistyped-token");
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    let k = key(&home, "k", &["conf-tok"]);
+    let k = home.key_for("k", &["conf-tok"]);
     let serve = Serve::start(&home);
     let url = serve.url("/conf-tok/wiki/rest/api/space");
     let (status, body) = curl(&["-H", &bearer(&k), &url]);
@@ -570,11 +557,7 @@ fn sites_resolve_without_a_sign_in_and_are_remembered() {
         "",
     );
     home.ok(&["credential", "set", "typo"], SVC_CLIENT_SECRET);
-    let k = key(
-        &home,
-        "k",
-        &["by-name", "by-url", "by-id", "classic-id", "typo"],
-    );
+    let k = home.key_for("k", &["by-name", "by-url", "by-id", "classic-id", "typo"]);
     let serve = Serve::start(&home);
     for (path, cloud) in [
         ("/by-name/rest/api/3/myself", CLOUD_ID),
@@ -646,7 +629,7 @@ fn choosing_among_two_sites_needs_no_new_consent() {
     assert!(out.status.success(), "{}", stderr(&out));
     let status = home.json(&["status", "--json"]);
     assert_eq!(
-        connector(&status, "jira")["state"],
+        connector_in(&status, "jira")["state"],
         "site_unbound",
         "{status}"
     );
@@ -657,7 +640,7 @@ fn choosing_among_two_sites_needs_no_new_consent() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(sites, ["acme", "beta"]);
-    let k = key(&home, "k", &["jira"]);
+    let k = home.key_for("k", &["jira"]);
     let serve = Serve::start(&home);
     let myself = serve.url("/jira/rest/api/3/myself");
     let (status, body) = curl(&["-H", &bearer(&k), &myself]);
@@ -704,8 +687,8 @@ fn step_up_is_per_request() {
     let home = Home::with_fixture_provider(&fixture);
     assert!(home.login().status.success());
     let status = home.json(&["status", "--json"]);
-    assert_eq!(connector(&status, "jira")["state"], "needs_step_up");
-    let k = key(&home, "k", &["jira"]);
+    assert_eq!(connector_in(&status, "jira")["state"], "needs_step_up");
+    let k = home.key_for("k", &["jira"]);
     let serve = Serve::start(&home);
     // Reads pass, including a read that is a POST (JQL search).
     let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")]);
@@ -761,7 +744,7 @@ fn a_granular_scope_set_shows_its_diff() {
     let toml = std::fs::read_to_string(home.file("latch.toml")).unwrap();
     assert!(toml.contains("scope_set = \"granular\""), "{toml}");
     let status = home.json(&["status", "--json"]);
-    let conf = connector(&status, "confluence");
+    let conf = connector_in(&status, "confluence");
     assert_eq!(conf["state"], "needs_step_up");
     assert!(conf["scopes"]["required"]
         .to_string()
@@ -805,7 +788,7 @@ fn jsm_operations_and_opsgenie_regions() {
         "",
     );
     home.ok(&["credential", "set", "jsm-ops"], SCOPED_TOKEN);
-    let k = key(&home, "k", &["jsm-ops"]);
+    let k = home.key_for("k", &["jsm-ops"]);
     let serve = Serve::start(&home);
     let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jsm-ops/v1/alerts?limit=5")]);
     assert_eq!(status, 200, "{body}");
@@ -995,7 +978,7 @@ fn an_encrypted_file_store_serves_a_box_without_a_keychain() {
         .unwrap()
         .contains("encrypted file"));
 
-    let k = key(&home, "k", &["jira-svc"]);
+    let k = home.key_for("k", &["jira-svc"]);
     let serve = Serve::start(&home);
     let (status, body) = curl(&["-H", &bearer(&k), &serve.url("/jira-svc/rest/api/3/myself")]);
     assert_eq!(status, 200, "{body}");

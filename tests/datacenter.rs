@@ -3,7 +3,7 @@
 //! `redirect_uri` and invalidates both old tokens, a service account, a PAT, Basic).
 
 use crate::support::{
-    curl, python_requests_ok, run_with_stdin, stderr, stdout, Fixture, Home, Serve,
+    connector_in, curl, python_requests_ok, run_with_stdin, stderr, stdout, Fixture, Home, Serve,
 };
 
 const DC_CLIENT_ID: &str = "dc-link-client";
@@ -12,23 +12,6 @@ const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
 const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
 const DC_PAT: &str = "dc-pat-fixture-61";
 const DC_PASSWORD: &str = "dc-password-fixture-72";
-
-fn connector<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap_or_else(|| panic!("no connector {name} in {status}"))
-}
-
-fn key(home: &Home, name: &str, connectors: &[&str]) -> String {
-    let mut args = vec!["keys", "create", name];
-    for c in connectors {
-        args.extend(["--connector", c]);
-    }
-    home.ok(&args, "").trim().to_owned()
-}
 
 /// The README's Data Center recipe: a provider per instance (`--preset jira-dc --base-url`),
 /// connectors that find it by themselves, one sign-in in the browser for Jira and JSM, and the
@@ -96,7 +79,7 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let status = home.json(&["status", "--json"]);
     for name in ["jira-dc", "jsm-dc"] {
-        let c = connector(&status, name);
+        let c = connector_in(&status, name);
         assert_eq!(c["state"], "ok", "{c}");
         // Data Center answers no `scope`: the granted set is the requested one.
         assert_eq!(c["scopes"]["missing"], serde_json::json!([]), "{c}");
@@ -129,11 +112,7 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
         "READ WRITE"
     );
 
-    let k = key(
-        &home,
-        "k",
-        &["jira-dc", "jsm-dc", "dc-pat", "dc-basic", "dc-svc"],
-    );
+    let k = home.key_for("k", &["jira-dc", "jsm-dc", "dc-pat", "dc-basic", "dc-svc"]);
     let serve = Serve::start(&home);
     for (path, via) in [
         ("/jira-dc/rest/api/2/search?jql=project%3DOPS", "oauth"),
@@ -178,7 +157,7 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
         "the old access token died with the refresh"
     );
     let status = home.json(&["status", "--json"]);
-    assert_eq!(connector(&status, "jira-dc")["state"], "ok");
+    assert_eq!(connector_in(&status, "jira-dc")["state"], "ok");
 
     // A refresh whose answer is lost is never sent again: Data Center has no reuse window, so
     // the old refresh token is already dead. The grant says so instead of guessing.
@@ -188,7 +167,10 @@ fn jira_data_center_signs_in_once_and_works_without_a_browser_too() {
     assert!(stderr(&out).contains("reuse window"), "{}", stderr(&out));
     assert_eq!(fixture.stats()["dc_token_calls"]["refresh_token"], 2);
     let status = home.json(&["status", "--json"]);
-    assert_eq!(connector(&status, "jira-dc")["state"], "refresh_uncertain");
+    assert_eq!(
+        connector_in(&status, "jira-dc")["state"],
+        "refresh_uncertain"
+    );
 }
 
 /// Without any OAuth app: a Confluence DC provider with only its base URL serves PAT
@@ -227,7 +209,7 @@ fn data_center_pats_need_no_oauth_app() {
         )
     };
     assert_eq!(code, Some(0), "{report}");
-    let k = key(&home, "k", &["confluence-dc", "bitbucket-dc"]);
+    let k = home.key_for("k", &["confluence-dc", "bitbucket-dc"]);
     let serve = Serve::start(&home);
     let (status, body) = curl(&[
         "-H",
@@ -421,7 +403,7 @@ fn an_internal_ca_is_trusted_for_its_provider_only() {
     );
     add_pat_and_service_account(&home);
 
-    let k = key(&home, "k", &["dc-pat", "dc-svc", "confluence-dc"]);
+    let k = home.key_for("k", &["dc-pat", "dc-svc", "confluence-dc"]);
     let serve = Serve::start(&home);
     for path in ["/dc-pat/rest/api/2/myself", "/dc-svc/rest/api/2/myself"] {
         let (status, body) = curl(&[
@@ -478,7 +460,7 @@ fn a_company_proxy_and_a_trust_file_from_the_environment() {
         "the check and the token request went through the proxy: {tunnels}"
     );
 
-    let k = key(&home, "k", &["dc-pat", "dc-svc"]);
+    let k = home.key_for("k", &["dc-pat", "dc-svc"]);
     let serve = Serve::start(&home);
     for path in ["/dc-pat/rest/api/2/myself", "/dc-svc/rest/api/2/myself"] {
         let (status, body) = curl(&[

@@ -151,6 +151,27 @@ pub(crate) fn keychain_replace(key: &str, secret: &str) {
     );
 }
 
+/// A connector's entry in `latch status --json` (or doctor's report).
+pub(crate) fn connector_in<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no connector {name} in {report}"))
+}
+
+impl Home {
+    /// `latch keys create NAME --connector C …`: the key.
+    pub(crate) fn key_for(&self, name: &str, connectors: &[&str]) -> String {
+        let mut args = vec!["keys", "create", name];
+        for c in connectors {
+            args.extend(["--connector", c]);
+        }
+        self.ok(&args, "").trim().to_owned()
+    }
+}
+
 /// Runs a Python script (an unmodified client such as `requests`) that ends by printing
 /// `python ok`; fails the test with its output otherwise.
 pub(crate) fn python_ok(script: &str) {
