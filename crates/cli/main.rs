@@ -196,7 +196,6 @@ fn open_latch() -> Result<latch_core::Latch, Failure> {
 /// The core over `home` with the secret store latch.toml chose (`latch serve` reopens it when
 /// latch.toml changes). A secrets file's passphrase may be asked for on the terminal.
 fn open_latch_at(home: latch_core::home::Home) -> latch_core::Result<latch_core::Latch> {
-    let config = latch_core::config::Config::load(home.config_file())?;
     // Asked once per process: `latch serve` reopens the home on every latch.toml change.
     static ASKED: std::sync::OnceLock<Option<latch_core::secret::Secret>> =
         std::sync::OnceLock::new();
@@ -214,8 +213,9 @@ fn open_latch_at(home: latch_core::home::Home) -> latch_core::Result<latch_core:
             })
             .clone()
     };
-    let secrets = latch_keychain::for_home(&home, &config.secret_store, &ask)?;
-    latch_core::Latch::open(home, secrets)
+    latch_core::Latch::open_choosing(home, |home, config| {
+        latch_keychain::for_home(home, &config.secret_store, &ask)
+    })
 }
 
 /// A single-threaded runtime: the CLI does one thing at a time; blocking keychain calls go to

@@ -38,7 +38,15 @@ pub(crate) struct Desktop {
     pub(crate) config_changed: tokio::sync::Notify,
     /// Ends a sign-in that is waiting for the browser (the person closed the tab).
     pub(crate) sign_in_cancel: tokio::sync::Notify,
+    /// The secret store, kept while latch.toml chooses the same one: the home is reopened for
+    /// every command and status read, and an encrypted file's key costs a key derivation.
+    secrets: Mutex<Option<StoreSlot>>,
 }
+
+type StoreSlot = (
+    latch_core::config::SecretStoreChoice,
+    Arc<dyn latch_core::ports::SecretStore>,
+);
 
 impl Desktop {
     pub(crate) fn new(home: Home) -> Self {
@@ -48,6 +56,7 @@ impl Desktop {
             nudge: Mutex::new(None),
             config_changed: tokio::sync::Notify::new(),
             sign_in_cancel: tokio::sync::Notify::new(),
+            secrets: Mutex::new(None),
         }
     }
 
@@ -58,11 +67,19 @@ impl Desktop {
 
     /// The same, with the core's error (for the serving loop).
     pub(crate) fn open_core(&self) -> latch_core::Result<Latch> {
-        let config = latch_core::config::Config::load(self.home.config_file())?;
         // A secrets file's passphrase comes from LATCH_FILE_KEY or a systemd credential: the
         // app has no terminal to ask on.
-        let secrets = latch_keychain::for_home(&self.home, &config.secret_store, &|| None)?;
-        Latch::open(self.home.clone(), secrets)
+        Latch::open_choosing(self.home.clone(), |home, config| {
+            let mut slot = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((choice, store)) = slot.as_ref() {
+                if *choice == config.secret_store {
+                    return Ok(Arc::clone(store));
+                }
+            }
+            let store = latch_keychain::for_home(home, &config.secret_store, &|| None)?;
+            *slot = Some((config.secret_store.clone(), Arc::clone(&store)));
+            Ok(store)
+        })
     }
 
     pub(crate) fn home(&self) -> &Home {

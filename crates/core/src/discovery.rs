@@ -120,7 +120,7 @@ async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<Value, String> {
         .await
         .map_err(|e| {
             if crate::tls::is_untrusted_certificate(&e) {
-                "its TLS certificate is not trusted (set `ca_file` for the provider)".to_owned()
+                crate::tls::untrusted_hint(None)
             } else {
                 format!("{url} cannot be reached")
             }

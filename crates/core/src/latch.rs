@@ -230,6 +230,22 @@ impl Latch {
         Self::open_with_clock(home, secrets, Arc::new(SystemClock))
     }
 
+    /// Opens a home folder with the secret store its latch.toml chooses (`[keychain] store`):
+    /// the configuration is read once, and `choose` is given it.
+    pub fn open_choosing(
+        home: Home,
+        choose: impl FnOnce(
+            &Home,
+            &Config,
+        )
+            -> std::result::Result<Arc<dyn SecretStore>, crate::ports::SecretStoreError>,
+    ) -> Result<Self> {
+        home.ensure()?;
+        let config = Config::load(home.config_file())?;
+        let secrets = choose(&home, &config)?;
+        Self::open_loaded(home, config, secrets, Arc::new(SystemClock))
+    }
+
     /// Opens a home folder with a clock of the caller's (tests).
     pub fn open_with_clock(
         home: Home,
@@ -237,7 +253,16 @@ impl Latch {
         clock: Arc<dyn Clock>,
     ) -> Result<Self> {
         home.ensure()?;
-        let mut config = Config::load(home.config_file())?;
+        let config = Config::load(home.config_file())?;
+        Self::open_loaded(home, config, secrets, clock)
+    }
+
+    fn open_loaded(
+        home: Home,
+        mut config: Config,
+        secrets: Arc<dyn SecretStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self> {
         let db = home.database();
         let store = latch_store::Store::open(&db).map_err(|source| Error::Store {
             path: db.clone(),

@@ -519,9 +519,7 @@ impl Tokens {
 
 fn transport_kind(err: &reqwest::Error) -> String {
     if crate::tls::is_untrusted_certificate(err) {
-        "the server's TLS certificate is not trusted; if your company's CA signs it, set \
-         `ca_file` for the provider in latch.toml"
-            .to_owned()
+        crate::tls::untrusted_hint(None)
     } else if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {
@@ -578,26 +576,13 @@ pub(crate) fn parse_response(
                 }
             )));
         }
-        let raw: RawTokens = serde_json::from_slice(body)
+        // The same reading as the `oauth2` crate's, through Latch's response type.
+        let tokens: Tokens = serde_json::from_slice(body)
             .map_err(|_| TokenError::BadResponse("malformed JSON".to_owned()))?;
-        let Some(access) = raw.access_token.filter(|t| !t.is_empty()) else {
+        if tokens.access_token.secret().is_empty() {
             return Err(TokenError::BadResponse("no access_token".to_owned()));
-        };
-        let expires_in = match raw.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64(),
-            Some(serde_json::Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
-        let scope = raw
-            .scope
-            .or(raw.scopes)
-            .and_then(|s| ScopeList::parse(&s).ok());
-        return Ok(TokenSet {
-            access_token: Secret::new(access),
-            refresh_token: raw.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
-            expires_in,
-            scope,
-        });
+        }
+        return Ok(tokens.into_set());
     }
     if status >= 500 || status == 429 {
         return Err(TokenError::Server { status });

@@ -58,11 +58,13 @@ impl OutboundProxy {
         let rules = std::sync::Arc::new(self);
         reqwest::Proxy::custom(move |url| {
             let uri: http::Uri = url.as_str().parse().ok()?;
-            let route = rules.route(&uri)?;
-            let raw = rules.matcher.intercept(&uri)?;
+            if is_loopback(uri.host()?) {
+                return None;
+            }
+            let intercept = rules.matcher.intercept(&uri)?;
             // reqwest takes the credentials from the proxy URL itself.
-            let mut proxy = url::Url::parse(&route.uri.to_string()).ok()?;
-            if let Some((user, password)) = raw.raw_auth() {
+            let mut proxy = url::Url::parse(&intercept.uri().to_string()).ok()?;
+            if let Some((user, password)) = intercept.raw_auth() {
                 let _ = proxy.set_username(user);
                 let _ = proxy.set_password(Some(password));
             }

@@ -131,6 +131,18 @@ pub fn trusting(ca_file: Option<&Path>) -> Option<rustls::ClientConfig> {
     client_config(ca_file).or_else(|_| client_config(None)).ok()
 }
 
+/// What to say about a certificate Latch does not trust (`provider` when known).
+pub fn untrusted_hint(provider: Option<&str>) -> String {
+    let place = provider.map_or_else(
+        || "for the provider".to_owned(),
+        |p| format!("under [providers.{p}]"),
+    );
+    format!(
+        "the server's TLS certificate is not trusted; if your company's CA signs it, set \
+         `ca_file` {place} in latch.toml (or add the CA to the OS trust store)"
+    )
+}
+
 /// Whether an error chain is a certificate the client does not trust.
 pub fn is_untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(err);

@@ -87,11 +87,7 @@ pub(crate) async fn probe(
         .map(|r| r.status().as_u16())
         .map_err(|err| {
             if crate::tls::is_untrusted_certificate(&err) {
-                format!(
-                    "the server's TLS certificate is not trusted (set `ca_file` under \
-                     [providers.{}] if your company's CA signs it)",
-                    connector.provider
-                )
+                crate::tls::untrusted_hint(Some(&connector.provider))
             } else if err.is_timeout() {
                 "timed out".to_owned()
             } else {
