@@ -36,12 +36,14 @@ pub(crate) fn add_bitbucket(home: &Home, fixture: &Fixture) {
     home.ok(&["connector", "add", "bitbucket"], "");
 }
 
-pub(crate) fn login_bitbucket(home: &Home) {
+/// Signs in to Bitbucket through the browser; returns what `latch login` printed.
+pub(crate) fn login_bitbucket(home: &Home) -> String {
     let out = run_with_stdin(
         home.browser_cmd(&["login", "bitbucket", "--timeout", "60"]),
         "",
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    stdout(&out)
 }
 
 /// A consumer with only `account repository` ticked: the sign-in works, status names the
@@ -53,7 +55,9 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
     let fixture = Fixture::start();
     let home = Home::new();
     add_bitbucket(&home, &fixture);
-    login_bitbucket(&home);
+    let said = login_bitbucket(&home);
+    // The sign-in itself says where the missing permissions are decided.
+    assert!(said.contains("OAuth consumer"), "{said}");
     let stats = fixture.stats();
     assert_eq!(stats["bb_json_bodies"], 0, "form-encoded only: {stats}");
     assert!(stats["bb_basic_auth"].as_u64().unwrap() >= 1, "{stats}");

@@ -158,8 +158,9 @@ impl LoginCmd {
         if !outcome.missing.is_empty() {
             let missing: Vec<_> = outcome.missing.iter().map(|s| s.as_str()).collect();
             say!(
-                "warning: these requested scopes were not granted: {}\n  Connectors needing them stay `needs_step_up`; `latch status` shows which. Sign in again and keep them ticked, or add them to the app in the developer console.",
-                missing.join(" ")
+                "warning: these requested scopes were not granted: {}\n  Connectors needing them stay `needs_step_up`; `latch status` shows which. To get them: {}.",
+                missing.join(" "),
+                outcome.missing_fix.as_deref().unwrap_or("sign in again and keep them ticked")
             );
         }
         Ok(())

@@ -93,6 +93,9 @@ pub struct LoginOutcome {
     pub unbound: Vec<String>,
     /// Requested but not granted (the person unticked them, or the app lacks them).
     pub missing: Vec<Scope>,
+    /// How to get the missing scopes (sign in again; on Bitbucket, tick them on the OAuth
+    /// consumer first: it decides what is granted).
+    pub missing_fix: Option<String>,
     /// Whether a refresh token was issued.
     pub refresh_token: bool,
 }
@@ -730,14 +733,19 @@ async fn run_login(
         }
     }
     tracing::info!(provider = name, scopes = %granted, "signed in");
-    let missing = provider
+    let missing: Vec<Scope> = provider
         .spec
         .vocabulary
         .missing(&scopes, &granted)
         .iter()
         .cloned()
         .collect();
+    let missing_fix = (!missing.is_empty()).then(|| {
+        let names: Vec<&str> = missing.iter().map(Scope::as_str).collect();
+        profile.missing_scope_fix(name, &names.join(" "))
+    });
     Ok(LoginOutcome {
+        missing_fix,
         provider: name.to_owned(),
         account: account.map(|a| {
             let who = a.name.or(a.email).unwrap_or_default();

@@ -572,6 +572,11 @@ unbound: Array<string>,
  */
 missing: Array<Scope>, 
 /**
+ * How to get the missing scopes (sign in again; on Bitbucket, tick them on the OAuth
+ * consumer first: it decides what is granted).
+ */
+missing_fix: string | null, 
+/**
  * Whether a refresh token was issued.
  */
 refresh_token: boolean, };

@@ -470,6 +470,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         bound,
         unbound: [],
         missing: [],
+        missing_fix: null,
         refresh_token: true,
       };
     },
