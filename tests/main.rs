@@ -9,6 +9,7 @@ mod datacenter;
 mod desktop;
 mod doctor;
 mod git;
+mod golden;
 mod hardening;
 mod lifecycle;
 mod oidc;
