@@ -607,16 +607,16 @@ fn the_scheduler_keeps_idle_grants_alive() {
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(latch_core::schedule::tick(&grants));
+    runtime.block_on(latch_core::grant::schedule::tick(&grants));
     assert_eq!(
         fixture.refresh_calls(),
         1,
         "the idle refresh token was rotated"
     );
-    runtime.block_on(latch_core::schedule::tick(&grants));
+    runtime.block_on(latch_core::grant::schedule::tick(&grants));
     assert_eq!(fixture.refresh_calls(), 1, "and not again while fresh");
     home.expire_access();
-    runtime.block_on(latch_core::schedule::tick(&grants));
+    runtime.block_on(latch_core::grant::schedule::tick(&grants));
     assert_eq!(
         fixture.refresh_calls(),
         2,

@@ -501,9 +501,9 @@ impl Home {
     }
 
     /// This home opened in the test process (for in-process concurrency and scheduler tests).
-    pub(crate) fn open_in_process(&self) -> latch_core::Latch {
-        latch_core::Latch::open(
-            latch_core::home::Home::at(self.path()),
+    pub(crate) fn open_in_process(&self) -> latch_core::app::Latch {
+        latch_core::app::Latch::open(
+            latch_core::config::home::Home::at(self.path()),
             std::sync::Arc::new(latch_keychain::Keychain::new()),
         )
         .unwrap()

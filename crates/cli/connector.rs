@@ -1,9 +1,9 @@
 //! `latch connector add|remove|list|catalog`.
 
 use clap::{Args, Subcommand};
-use latch_core::catalog::AuthMode;
+use latch_core::app::{AddConnector, ConnectorChange};
 use latch_core::config::ScopeSet;
-use latch_core::{AddConnector, ConnectorChange};
+use latch_core::provider::catalog::AuthMode;
 
 use crate::exit::Failure;
 use crate::table;
@@ -142,7 +142,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         .token
         .as_deref()
         .map(|t| {
-            latch_core::grants::ApiTokenKind::parse(t).ok_or_else(|| {
+            latch_core::grant::ApiTokenKind::parse(t).ok_or_else(|| {
                 Failure::usage(format!("unknown token kind `{t}`: use scoped or classic"))
             })
         })

@@ -29,15 +29,15 @@ impl DoctorCmd {
     pub(crate) fn run(self) -> Result<std::process::ExitCode, Failure> {
         let latch = open_latch().map_err(Failure::doctor)?;
         let report = runtime()?
-            .block_on(latch_core::doctor::run(
+            .block_on(latch_core::health::doctor::run(
                 &latch,
-                latch_core::doctor::DoctorOptions {
+                latch_core::health::doctor::DoctorOptions {
                     offline: self.offline,
                 },
             ))
             .map_err(Failure::doctor)?;
         if let Some(path) = &self.report {
-            let html = latch_core::doctor::render_html(&report);
+            let html = latch_core::health::doctor::render_html(&report);
             std::fs::write(path, html).map_err(|e| {
                 Failure::doctor(Failure::internal(format!(
                     "cannot write {}: {e}",

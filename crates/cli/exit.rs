@@ -99,8 +99,8 @@ impl From<latch_core::GrantError> for Failure {
     }
 }
 
-impl From<latch_core::login::LoginError> for Failure {
-    fn from(err: latch_core::login::LoginError) -> Self {
+impl From<latch_core::app::sign_in::LoginError> for Failure {
+    fn from(err: latch_core::app::sign_in::LoginError) -> Self {
         Self::coded(err.code(), err.to_string())
     }
 }

@@ -5,7 +5,7 @@ use std::io::{Read as _, Write as _};
 use std::process::Command;
 
 use clap::{Args, Subcommand};
-use latch_core::git_credential::{self, GitRequest};
+use latch_core::app::git_credential::{self, GitRequest};
 
 use crate::exit::Failure;
 use crate::{open_latch, runtime};

@@ -61,7 +61,7 @@ impl KeysCmd {
             } => {
                 let ttl = ttl
                     .as_deref()
-                    .map(latch_core::local_keys::parse_ttl)
+                    .map(latch_core::local_key::parse_ttl)
                     .transpose()
                     .map_err(Failure::usage)?;
                 let (key, policy) = latch.create_key(&name, &connectors, read_only, &paths, ttl)?;
@@ -154,7 +154,7 @@ pub(crate) struct AuditCmd {
 impl AuditCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
-        let entries = latch.audit(&latch_core::audit::AuditQuery {
+        let entries = latch.audit(&latch_core::app::audit::AuditQuery {
             since: self.since,
             key: self.key,
             ..Default::default()

@@ -1,7 +1,7 @@
 //! `latch provider add|list|secret`.
 
 use clap::{Args, Subcommand};
-use latch_core::{AddProvider, EndpointOverrides};
+use latch_core::app::{AddProvider, EndpointOverrides};
 
 use crate::exit::Failure;
 use crate::input::read_secret;
@@ -99,11 +99,10 @@ impl Cmd {
 fn add(args: AddArgs) -> Result<(), Failure> {
     let mut latch = open_latch()?;
     let preset = args.preset.clone().unwrap_or_else(|| args.name.clone());
-    let confidential = latch
-        .config()
-        .catalog
-        .provider(&preset)
-        .is_some_and(|p| p.client_type == latch_core::catalog::ClientType::Confidential);
+    let confidential =
+        latch.config().catalog.provider(&preset).is_some_and(|p| {
+            p.client_type == latch_core::provider::catalog::ClientType::Confidential
+        });
     let secret = if confidential && args.client_id.is_some() {
         Some(read_secret(&format!("Client secret for {}: ", args.name))?)
     } else {
@@ -170,9 +169,9 @@ fn list(json: bool) -> Result<(), Failure> {
         .iter()
         .map(|p| {
             let secret = match p.client_secret {
-                latch_core::status::ClientSecretState::Stored => "stored",
-                latch_core::status::ClientSecretState::Missing => "MISSING",
-                latch_core::status::ClientSecretState::NotNeeded => "-",
+                latch_core::health::status::ClientSecretState::Stored => "stored",
+                latch_core::health::status::ClientSecretState::Missing => "MISSING",
+                latch_core::health::status::ClientSecretState::NotNeeded => "-",
             };
             vec![
                 p.name.clone(),

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
-use latch_core::home::Home;
-use latch_core::local_keys::KeyPolicy;
+use latch_core::config::home::Home;
+use latch_core::local_key::KeyPolicy;
 use latch_proxy::ServiceEvent;
 
 use crate::exit::Failure;
@@ -142,10 +142,10 @@ impl ExecCmd {
             self.connectors.clone()
         };
         let recipe = match &self.recipe {
-            Some(name) => Some(latch_core::exec_env::recipe(name).ok_or_else(|| {
+            Some(name) => Some(latch_core::app::exec::recipe(name).ok_or_else(|| {
                 Failure::usage(format!(
                     "no recipe `{name}`: use one of {}, or --env NAME=TEMPLATE",
-                    latch_core::exec_env::RECIPES
+                    latch_core::app::exec::RECIPES
                         .iter()
                         .map(|r| r.name)
                         .collect::<Vec<_>>()
@@ -177,7 +177,7 @@ impl ExecCmd {
             let proxy = latch_proxy::start(&latch, SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(|e| Failure::internal(e.to_string()))?;
-            let key = latch_core::local_keys::generate();
+            let key = latch_core::local_key::generate();
             proxy.add_ephemeral_key(
                 &key,
                 KeyPolicy {
@@ -197,15 +197,18 @@ impl ExecCmd {
                 .env("LATCH_PROXY_URL", &base)
                 .env("LATCH_KEY", key.expose());
             for c in &connectors {
-                child.env(latch_core::catalog::exec_variable(c), format!("{base}/{c}"));
+                child.env(
+                    latch_core::provider::catalog::exec_variable(c),
+                    format!("{base}/{c}"),
+                );
             }
-            let ctx = latch_core::exec_env::ExecContext {
+            let ctx = latch_core::app::exec::ExecContext {
                 proxy_url: &base,
                 key: &key,
                 connectors: &allowed,
             };
             if let Some(recipe) = recipe {
-                let vars = latch_core::exec_env::recipe_env(recipe, &ctx)
+                let vars = latch_core::app::exec::recipe_env(recipe, &ctx)
                     .map_err(|e| Failure::usage(e.to_string()))?;
                 if vars.is_empty() {
                     return Err(Failure::usage(format!(
@@ -219,7 +222,7 @@ impl ExecCmd {
                 }
             }
             for (name, template) in &templates {
-                let value = latch_core::exec_env::expand(template, &ctx)
+                let value = latch_core::app::exec::expand(template, &ctx)
                     .map_err(|e| Failure::usage(format!("--env {name}: {e}")))?
                     .ok_or_else(|| {
                         Failure::usage(format!(

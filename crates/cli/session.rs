@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use latch_core::login::SiteRow;
-use latch_core::login::{LoginOptions, LoginProgress, SitePicker};
+use latch_core::app::sign_in::SiteRow;
+use latch_core::app::sign_in::{LoginOptions, LoginProgress, SitePicker};
 use latch_core::ports::SystemBrowser;
 
 use crate::exit::Failure;
@@ -85,7 +85,9 @@ impl LoginCmd {
                     .config()
                     .providers
                     .iter()
-                    .filter(|p| p.spec.client_type != latch_core::catalog::ClientType::None)
+                    .filter(|p| {
+                        p.spec.client_type != latch_core::provider::catalog::ClientType::None
+                    })
                     .map(|p| p.name.clone())
                     .collect();
                 match oauth.as_slice() {
@@ -126,7 +128,7 @@ impl LoginCmd {
         let progress = Terminal {
             no_browser: self.no_browser,
         };
-        let outcome = runtime()?.block_on(latch_core::login::login(
+        let outcome = runtime()?.block_on(latch_core::app::sign_in::login(
             &mut latch,
             &options,
             &SystemBrowser,
@@ -184,7 +186,7 @@ impl LogoutCmd {
         if self.json {
             return print_json(&outcome);
         }
-        use latch_core::grants::Revocation;
+        use latch_core::grant::Revocation;
         if !outcome.signed_in && outcome.keychain_items_deleted == 0 {
             say!("`{}` was not signed in.", outcome.provider);
             return Ok(());

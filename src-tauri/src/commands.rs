@@ -6,21 +6,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use latch_core::audit::{AuditEntry, AuditQuery};
-use latch_core::catalog::{AuthMode, CatalogEntries};
-use latch_core::doctor::DoctorReport;
-use latch_core::grants::ApiTokenKind;
-use latch_core::grants::LogoutOutcome;
-use latch_core::local_keys::KeyPolicy;
-use latch_core::login::{LoginOptions, LoginOutcome, LoginProgress};
-use latch_core::ports::SystemBrowser;
-use latch_core::secret::Secret;
-use latch_core::status::StatusReport;
-use latch_core::ErrorCode;
-use latch_core::{
+use latch_core::app::audit::{AuditEntry, AuditQuery};
+use latch_core::app::sign_in::{LoginOptions, LoginOutcome, LoginProgress};
+use latch_core::app::{
     AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
     CredentialStored, Latch, ProviderAdded,
 };
+use latch_core::grant::ApiTokenKind;
+use latch_core::grant::LogoutOutcome;
+use latch_core::health::doctor::DoctorReport;
+use latch_core::health::status::StatusReport;
+use latch_core::local_key::KeyPolicy;
+use latch_core::ports::SystemBrowser;
+use latch_core::provider::catalog::{AuthMode, CatalogEntries};
+use latch_core::secret::Secret;
+use latch_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 use tauri::{AppHandle, Emitter, Manager, State};
 use tauri_plugin_autostart::ManagerExt;
@@ -300,7 +300,7 @@ pub(crate) async fn sign_in(
             run_async(async {
                 // Dropping the login future closes its callback listener: nothing is stored.
                 tokio::select! {
-                    outcome = latch_core::login::login(
+                    outcome = latch_core::app::sign_in::login(
                         &mut latch,
                         &options,
                         &SystemBrowser,
@@ -412,7 +412,7 @@ pub(crate) async fn create_key(
         let ttl = match input.ttl.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(text) => Some(
-                latch_core::local_keys::parse_ttl(text)
+                latch_core::local_key::parse_ttl(text)
                     .map_err(|message| IpcError::new("invalid_request", message))?,
             ),
         };
@@ -473,8 +473,8 @@ pub(crate) async fn audit(
 }
 
 fn run_doctor(latch: &Latch, probe: bool) -> Result<DoctorReport, IpcError> {
-    let options = latch_core::doctor::DoctorOptions { offline: !probe };
-    run_async(async { Ok(latch_core::doctor::run(latch, options).await?) })
+    let options = latch_core::health::doctor::DoctorOptions { offline: !probe };
+    run_async(async { Ok(latch_core::health::doctor::run(latch, options).await?) })
 }
 
 #[tauri::command]
@@ -501,7 +501,7 @@ pub(crate) async fn export_report(
         let stamp = latch_core::now_rfc3339().replace([':', '-'], "");
         let path = folder.join(format!("latch-report-{stamp}.html"));
         std::fs::create_dir_all(&folder)
-            .and_then(|()| std::fs::write(&path, latch_core::doctor::render_html(&report)))
+            .and_then(|()| std::fs::write(&path, latch_core::health::doctor::render_html(&report)))
             .map_err(|e| {
                 IpcError::new(
                     "write_failed",

@@ -4,8 +4,8 @@
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use latch_core::home::Home;
-use latch_core::Latch;
+use latch_core::app::Latch;
+use latch_core::config::home::Home;
 use serde::Serialize;
 
 use crate::ipc_error::IpcError;

@@ -25,14 +25,14 @@ impl From<latch_core::Error> for IpcError {
     }
 }
 
-impl From<latch_core::grants::GrantError> for IpcError {
-    fn from(err: latch_core::grants::GrantError) -> Self {
+impl From<latch_core::grant::GrantError> for IpcError {
+    fn from(err: latch_core::grant::GrantError) -> Self {
         Self::new(err.code().as_str(), err.to_string())
     }
 }
 
-impl From<latch_core::login::LoginError> for IpcError {
-    fn from(err: latch_core::login::LoginError) -> Self {
+impl From<latch_core::app::sign_in::LoginError> for IpcError {
+    fn from(err: latch_core::app::sign_in::LoginError) -> Self {
         Self::new(err.code().as_str(), err.to_string())
     }
 }

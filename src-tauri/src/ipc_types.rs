@@ -10,8 +10,11 @@ use crate::command_names::COMMANDS;
 
 /// The file, as the Rust types say it should be.
 fn generated() -> String {
-    use latch_core::{audit, catalog, credential, doctor, finding, grants, local_keys, login};
-    use latch_core::{config, scope, status};
+    use latch_core::{
+        app::audit, app::sign_in, credential, finding, grant, health::doctor, local_key,
+        provider::catalog,
+    };
+    use latch_core::{config, health::status, provider::scope};
     let declarations = [
         // Status.
         status::StatusReport::decl(),
@@ -39,18 +42,18 @@ fn generated() -> String {
         catalog::ConnectorEntry::decl(),
         catalog::AuthMode::decl(),
         catalog::ClientType::decl(),
-        latch_core::ProviderAdded::decl(),
-        latch_core::ConnectorPreview::decl(),
-        latch_core::ConnectorAdded::decl(),
-        latch_core::ConnectorRemoved::decl(),
-        latch_core::CredentialStored::decl(),
+        latch_core::app::ProviderAdded::decl(),
+        latch_core::app::ConnectorPreview::decl(),
+        latch_core::app::ConnectorAdded::decl(),
+        latch_core::app::ConnectorRemoved::decl(),
+        latch_core::app::CredentialStored::decl(),
         credential::CredentialCheck::decl(),
         credential::CheckResult::decl(),
         // Sessions, keys, audit, health.
-        login::LoginOutcome::decl(),
-        grants::LogoutOutcome::decl(),
-        grants::Revocation::decl(),
-        local_keys::KeyPolicy::decl(),
+        sign_in::LoginOutcome::decl(),
+        grant::LogoutOutcome::decl(),
+        grant::Revocation::decl(),
+        local_key::KeyPolicy::decl(),
         audit::AuditEntry::decl(),
         doctor::DoctorReport::decl(),
         doctor::Summary::decl(),

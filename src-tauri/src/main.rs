@@ -18,7 +18,7 @@ mod tray;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use latch_core::home::Home;
+use latch_core::config::home::Home;
 use latch_proxy::{Service, ServiceEvent};
 use tauri::WindowEvent;
 use tauri_plugin_autostart::MacosLauncher;

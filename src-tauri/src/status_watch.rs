@@ -6,8 +6,8 @@ use std::sync::mpsc::{channel, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use latch_core::attention::{newly_needing, overall};
-use latch_core::status::StatusReport;
+use latch_core::health::attention::{newly_needing, overall};
+use latch_core::health::status::StatusReport;
 use tauri::{AppHandle, Emitter};
 use tauri_plugin_notification::NotificationExt;
 

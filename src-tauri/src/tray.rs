@@ -1,8 +1,8 @@
 //! The tray icon: its colour is the worst connector state; its menu lists every connector's
 //! state and offers Open Latch, Pause proxy and Quit.
 
-use latch_core::attention::Overall;
-use latch_core::status::StatusReport;
+use latch_core::health::attention::Overall;
+use latch_core::health::status::StatusReport;
 use tauri::image::Image;
 use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use crate::catalog::ManifestError;
 use crate::code::ErrorCode;
 use crate::ports::SecretStoreError;
+use crate::provider::catalog::ManifestError;
 
 /// Result with the core's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,50 +1,32 @@
-//! Latch's core: the domain (catalog, scopes, configuration, status) and the use cases every
-//! face calls. It defines the ports it needs (`SecretStore`) and knows no face, no keychain
-//! implementation and no HTTP server.
+//! Latch's core: the domain (providers, connectors, credentials, grants, keys) and the use
+//! cases every face calls (`app`). It defines the ports it needs (`ports`) and knows no face, no
+//! keychain implementation and no HTTP server.
+//!
+//! Folders by concern, each importing only from those listed before it (docs/ARCHITECTURE.md):
+//! the root's small vocabulary (`error`, `code`, `clock`, `secret`, `ports`, `finding`), `net`,
+//! `provider`, `config`, `upstream`, `grant`, `credential`, `local_key`, `health`, `app`.
 
-pub mod attention;
-pub mod audit;
-pub mod catalog;
 pub mod clock;
 pub mod code;
-pub mod config;
-pub mod credential;
-pub mod discovery;
-pub mod doctor;
 mod error;
-pub mod exec_env;
 pub mod finding;
-pub mod git_credential;
-mod grant_store;
-pub mod grants;
-pub mod home;
 pub mod html;
-mod latch;
-pub mod local_keys;
-pub mod login;
 pub mod logs;
-pub mod oauth;
-pub mod outbound;
 pub mod ports;
-pub mod profile;
-mod refresh_lock;
-mod retry;
-pub mod schedule;
-pub mod scope;
 pub mod secret;
 pub mod secret_chunks;
-pub mod site;
-pub mod status;
-pub mod tls;
-mod token_cache;
 mod toml_location;
-mod upstream;
+
+pub mod app;
+pub mod config;
+pub mod credential;
+pub mod grant;
+pub mod health;
+pub mod local_key;
+pub mod net;
+pub mod provider;
+pub mod upstream;
 
 pub use clock::now_rfc3339;
 pub use code::ErrorCode;
 pub use error::{ConfigError, Error, GrantError, Result};
-pub use latch::{
-    random_hex, AddConnector, AddProvider, ConnectorAdded, ConnectorChange, ConnectorChanged,
-    ConnectorPreview, ConnectorRemoved, CredentialRemoved, CredentialStored, EndpointOverrides,
-    Latch, ProviderAdded,
-};

@@ -18,7 +18,7 @@ pub use file::FileStore;
 /// from `LATCH_FILE_KEY`, else a systemd credential named `latch-file-key`, else `ask` (a face's
 /// no-echo prompt, or nothing).
 pub fn for_home(
-    home: &latch_core::home::Home,
+    home: &latch_core::config::home::Home,
     choice: &latch_core::config::SecretStoreChoice,
     ask: &dyn Fn() -> Option<Secret>,
 ) -> Result<std::sync::Arc<dyn SecretStore>, SecretStoreError> {

@@ -2,7 +2,7 @@
 
 use base64::Engine as _;
 use http::{header, HeaderMap};
-use latch_core::local_keys::{KeyCheck, KeyPolicy, KeyRefusal, KeyVerifier};
+use latch_core::local_key::{KeyCheck, KeyPolicy, KeyRefusal, KeyVerifier};
 use latch_core::secret::Secret;
 
 use crate::refusal::Refusal;

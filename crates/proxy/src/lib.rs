@@ -33,10 +33,10 @@ use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use latch_core::app::Latch;
 use latch_core::config::Config;
-use latch_core::grants::{GrantId, Grants};
-use latch_core::local_keys::KeyVerifier;
-use latch_core::Latch;
+use latch_core::grant::{GrantId, Grants};
+use latch_core::local_key::KeyVerifier;
 use tokio::net::TcpListener;
 
 pub use audit::AuditSink;
@@ -114,12 +114,7 @@ pub(crate) struct Shared {
     /// When the proxy may next refresh a grant because of a 401 (the throttle).
     pub(crate) auto_refreshes: Mutex<HashMap<GrantId, Instant>>,
     /// Ephemeral keys (`latch exec`) survive reloads.
-    ephemeral: Mutex<
-        Vec<(
-            latch_core::secret::Secret,
-            latch_core::local_keys::KeyPolicy,
-        )>,
-    >,
+    ephemeral: Mutex<Vec<(latch_core::secret::Secret, latch_core::local_key::KeyPolicy)>>,
 }
 
 impl Shared {
@@ -147,7 +142,7 @@ impl Running {
     pub fn add_ephemeral_key(
         &self,
         key: &latch_core::secret::Secret,
-        policy: latch_core::local_keys::KeyPolicy,
+        policy: latch_core::local_key::KeyPolicy,
     ) {
         self.shared.state().keys.add_ephemeral(key, policy.clone());
         self.shared
@@ -339,10 +334,10 @@ mod pipeline_tests {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    use latch_core::home::Home;
+    use latch_core::app::{AddConnector, Latch};
+    use latch_core::config::home::Home;
     use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
     use latch_core::secret::Secret;
-    use latch_core::{AddConnector, Latch};
 
     #[derive(Default)]
     struct Memory(Mutex<HashMap<String, String>>);

@@ -1,6 +1,6 @@
 //! Routing on the canonical path, and the key's policy: which connectors, which methods (read-only
 //! = GET/HEAD/OPTIONS), which path patterns. A new policy is a new check here, a field in the
-//! key's stored form (`latch_core::local_keys`), and its faces.
+//! key's stored form (`latch_core::local_key`), and its faces.
 
 use http::Method;
 use latch_core::config::{Config, Connector};

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use latch_core::home::Home;
-use latch_core::Latch;
+use latch_core::app::Latch;
+use latch_core::config::home::Home;
 
 use crate::{start_paused_by, Running, StartError};
 
@@ -78,7 +78,7 @@ impl Service {
         let grants = proxy
             .as_ref()
             .map_or_else(|| latch.grants(), Running::grants);
-        let scheduler = tokio::spawn(latch_core::schedule::run(grants));
+        let scheduler = tokio::spawn(latch_core::grant::schedule::run(grants));
         let addr = Arc::new(Mutex::new(proxy.as_ref().map(|p| p.addr)));
         let inner = Arc::new(tokio::sync::Mutex::new(Inner { proxy, scheduler }));
         let watcher = {
@@ -142,7 +142,7 @@ impl Service {
     pub async fn add_ephemeral_key(
         &self,
         key: &latch_core::secret::Secret,
-        policy: latch_core::local_keys::KeyPolicy,
+        policy: latch_core::local_key::KeyPolicy,
     ) {
         if let Some(proxy) = &self.inner.lock().await.proxy {
             proxy.add_ephemeral_key(key, policy);
@@ -188,6 +188,6 @@ async fn apply(
         .proxy
         .as_ref()
         .map_or_else(|| latch.grants(), Running::grants);
-    inner.scheduler = tokio::spawn(latch_core::schedule::run(grants));
+    inner.scheduler = tokio::spawn(latch_core::grant::schedule::run(grants));
     event
 }

@@ -13,8 +13,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use latch_core::config::Connector;
-use latch_core::grants::{Credential, GrantError, GrantId, Upstream};
-use latch_core::profile::ProviderProfile;
+use latch_core::grant::{Credential, GrantError, GrantId, Upstream};
+use latch_core::provider::profile::ProviderProfile;
 use latch_core::secret::Secret;
 
 use crate::audit::{Audit, Counted};
@@ -59,7 +59,7 @@ pub(crate) struct Trust {
 
 impl Trust {
     fn new(ca_file: Option<&std::path::Path>) -> Self {
-        let tls = latch_core::tls::trusting(ca_file);
+        let tls = latch_core::net::tls::trusting(ca_file);
         Self {
             direct: https(tls.clone(), http_connector()),
             tls,
@@ -72,7 +72,7 @@ impl Trust {
 pub(crate) struct UpstreamConnectors {
     default: Trust,
     with_ca: std::collections::HashMap<String, Trust>,
-    outbound: latch_core::outbound::OutboundProxy,
+    outbound: latch_core::net::outbound::OutboundProxy,
 }
 
 impl UpstreamConnectors {
@@ -84,7 +84,7 @@ impl UpstreamConnectors {
                 .iter()
                 .filter_map(|p| Some((p.name.clone(), Trust::new(Some(p.ca_file.as_deref()?)))))
                 .collect(),
-            outbound: latch_core::outbound::OutboundProxy::from_env(),
+            outbound: latch_core::net::outbound::OutboundProxy::from_env(),
         }
     }
 
@@ -484,7 +484,7 @@ pub(crate) async fn forward(
         .await
         {
             Ok(Ok(response)) => response,
-            Ok(Err(err)) if latch_core::tls::is_untrusted_certificate(err.as_ref()) => {
+            Ok(Err(err)) if latch_core::net::tls::is_untrusted_certificate(err.as_ref()) => {
                 return Err(Refusal::UpstreamUntrusted {
                     provider: connector.provider.clone(),
                 })

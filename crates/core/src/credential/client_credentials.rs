@@ -8,12 +8,12 @@
 //! catalog scopes when it lists none.
 //! A refusal names the credential and where an admin fixes it — never "sign in".
 
-use crate::catalog::AuthMode;
 use crate::credential::{token_endpoint, Ctx};
 use crate::error::GrantError;
-use crate::oauth::{self, TokenError};
-use crate::profile::ProviderProfile;
-use crate::retry::{retry, Next};
+use crate::net::oauth::{self, TokenError};
+use crate::net::retry::{retry, Next};
+use crate::provider::catalog::AuthMode;
+use crate::provider::profile::ProviderProfile;
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, GrantState};
 

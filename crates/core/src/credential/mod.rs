@@ -5,7 +5,7 @@
 //! - [`client_credentials`]: a service account's client id and secret — access tokens only;
 //! - [`static_secret`]: API tokens, PATs and API keys stored as they are.
 //!
-//! The first two share the single-flight machinery of [`crate::grants::Grants`].
+//! The first two share the single-flight machinery of [`crate::grant::Grants`].
 
 pub(crate) mod client_credentials;
 pub(crate) mod static_secret;
@@ -13,11 +13,11 @@ pub(crate) mod user_grant;
 
 use base64::Engine as _;
 
-use crate::catalog::AuthMode;
 use crate::config::{Config, Provider};
 use crate::error::GrantError;
-use crate::grant_store::GrantStore;
-use crate::oauth::TokenEndpoint;
+use crate::grant::store::GrantStore;
+use crate::net::oauth::TokenEndpoint;
+use crate::provider::catalog::AuthMode;
 use crate::secret::Secret;
 
 /// An upstream credential, ready to go in an `Authorization` header.
@@ -134,14 +134,14 @@ impl CredentialKind {
 pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a Config,
     pub(crate) store: &'a GrantStore,
-    pub(crate) clients: &'a crate::tls::ProviderClients,
+    pub(crate) clients: &'a crate::net::tls::ProviderClients,
 }
 
 impl Ctx<'_> {
     /// A provider with what OpenID discovery fills in (for token requests and sign-in).
     pub(crate) async fn provider_resolved(&self, name: &str) -> Result<Provider, GrantError> {
         let provider = self.provider(name)?;
-        crate::discovery::resolve(self.store, self.http(name), provider).await
+        crate::upstream::discovery::resolve(self.store, self.http(name), provider).await
     }
 
     /// The HTTP client for a provider (its CA file trusted).

@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use crate::catalog::AuthMode;
 use crate::config::{Connector, Provider};
 use crate::credential::{Credential, Ctx};
 use crate::error::GrantError;
+use crate::provider::catalog::AuthMode;
 use crate::secret::Secret;
-use crate::site::Sites;
-use crate::upstream::{self, Target};
+use crate::upstream::base::{api_base, Target};
+use crate::upstream::site::Sites;
 use latch_store::ApiTokenKind;
 
 /// How long one probe of a new API token may take.
@@ -86,8 +86,8 @@ pub(crate) async fn probe(
         .await
         .map(|r| r.status().as_u16())
         .map_err(|err| {
-            if crate::tls::is_untrusted_certificate(&err) {
-                crate::tls::untrusted_hint(Some(&connector.provider))
+            if crate::net::tls::is_untrusted_certificate(&err) {
+                crate::net::tls::untrusted_hint(Some(&connector.provider))
             } else if err.is_timeout() {
                 "timed out".to_owned()
             } else {
@@ -129,7 +129,7 @@ pub(crate) async fn probe_token_kind(
     let mut tried = Vec::new();
     let mut last_site_error = None;
     for (kind, target) in order {
-        let base = match upstream::base(&sites, connector, provider, target).await {
+        let base = match api_base(&sites, connector, provider, target).await {
             Ok(base) => base,
             Err(err @ GrantError::SiteUnbound { .. }) => {
                 last_site_error = Some(err);

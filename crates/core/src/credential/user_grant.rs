@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::credential::{token_endpoint, Ctx};
 use crate::error::GrantError;
-use crate::oauth::{self, TokenError};
-use crate::retry::{retry, Next};
+use crate::net::oauth::{self, TokenError};
+use crate::net::retry::{retry, Next};
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, GrantState};
 

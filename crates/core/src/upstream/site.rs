@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::config::{Connector, Provider};
 use crate::error::GrantError;
-use crate::grant_store::GrantStore;
-use crate::profile::{looks_like_cloud_id, ProviderProfile};
+use crate::grant::store::GrantStore;
+use crate::provider::profile::{looks_like_cloud_id, ProviderProfile};
 use latch_store::{GrantId, SiteIdRow, SiteRow};
 
 /// How long Latch waits for `/_edge/tenant_info`.
@@ -37,7 +37,7 @@ pub fn site_ref(text: &str, template: Option<&str>) -> Option<SiteRef> {
     }
     if text.starts_with("https://") || text.starts_with("http://") {
         let url = url::Url::parse(text).ok()?;
-        crate::catalog::check_url(text).ok()?;
+        crate::provider::catalog::check_url(text).ok()?;
         // A pasted page URL (`…/wiki/spaces/X`, `…/jira/…`) means its site: keep the origin,
         // unless the template itself has a path (a gateway or a test server).
         let keep_path = template
@@ -81,13 +81,13 @@ pub fn site_matches(site: &SiteRow, wanted: &str) -> bool {
 /// Resolves connectors' sites for one home.
 pub(crate) struct Sites<'a> {
     pub(crate) store: &'a GrantStore,
-    pub(crate) clients: &'a crate::tls::ProviderClients,
+    pub(crate) clients: &'a crate::net::tls::ProviderClients,
 }
 
 impl Sites<'_> {
     /// The sign-in's sites that fit a user connector (its product's entries).
     fn grant_sites(&self, connector: &Connector) -> Result<Vec<SiteRow>, GrantError> {
-        if connector.auth != crate::catalog::AuthMode::User {
+        if connector.auth != crate::provider::catalog::AuthMode::User {
             return Ok(Vec::new());
         }
         let rows = self.store.db().sites(&GrantId::user(&connector.provider))?;

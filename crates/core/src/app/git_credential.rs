@@ -10,12 +10,12 @@
 //! - `erase`: git saw the password refused. When it is the grant's current access token, the
 //!   token is marked stale so the next `get` refreshes; a refresh token is never deleted.
 
-use crate::catalog::AuthMode;
 use crate::config::{Config, Connector};
 use crate::credential::Credential;
 use crate::error::GrantError;
-use crate::grants::{grant_of, Grants};
-use crate::profile::ProviderProfile;
+use crate::grant::{grant_of, Grants};
+use crate::provider::catalog::AuthMode;
+use crate::provider::profile::ProviderProfile;
 use crate::secret::Secret;
 
 /// The most git sends for one request; anything longer is not git.

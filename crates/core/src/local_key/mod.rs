@@ -113,7 +113,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// A new random key: `lk_` + 32 random bytes, base64url.
 pub fn generate() -> Secret {
-    Secret::new(format!("lk_{}", crate::oauth::random_token(32)))
+    Secret::new(format!("lk_{}", crate::net::oauth::random_token(32)))
 }
 
 /// What is stored instead of the key.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now;
-use crate::grants::{GrantKind, GrantState, Grants};
-use crate::token_cache::refresh_at;
+use crate::grant::token_cache::refresh_at;
+use crate::grant::{GrantKind, GrantState, Grants};
 
 /// How often the scheduler looks.
 pub const TICK: Duration = Duration::from_secs(30);

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::error::GrantError;
-use crate::oauth::TokenSet;
+use crate::net::oauth::TokenSet;
 use crate::ports::{SecretKey, SecretStore, SecretStoreError};
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, GrantState, Store};
@@ -167,7 +167,7 @@ impl GrantStore {
         &self,
         provider: &crate::config::Provider,
     ) -> Result<Option<Secret>, GrantError> {
-        if provider.spec.client_type != crate::catalog::ClientType::Confidential {
+        if provider.spec.client_type != crate::provider::catalog::ClientType::Confidential {
             return Ok(None);
         }
         match self.secret(self.client_secret_key(&provider.name)).await? {

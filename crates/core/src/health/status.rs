@@ -4,15 +4,15 @@
 
 use serde::Serialize;
 
-use crate::catalog::{AuthMode, ClientType};
+use crate::app::Latch;
 use crate::clock::fmt_time;
 use crate::config::ScopeSet;
 use crate::credential::CredentialKind;
 use crate::finding::{Finding, Severity};
-use crate::grants::{grant_of, GrantState};
-use crate::latch::Latch;
-use crate::profile::ProviderProfile;
-use crate::scope::{RequestedScope, Scope, ScopeDiff, ScopeList};
+use crate::grant::{grant_of, GrantState};
+use crate::provider::catalog::{AuthMode, ClientType};
+use crate::provider::profile::ProviderProfile;
+use crate::provider::scope::{RequestedScope, Scope, ScopeDiff, ScopeList};
 use latch_store::{ApiTokenKind, CredentialState, GrantId};
 
 /// The JSON schema name and version of [`StatusReport`].
@@ -371,7 +371,9 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
         let vocabulary = latch
             .config()
             .provider(&c.provider)
-            .map_or(crate::scope::Vocabulary::Generic, |p| p.spec.vocabulary);
+            .map_or(crate::provider::scope::Vocabulary::Generic, |p| {
+                p.spec.vocabulary
+            });
         let diff = ScopeDiff::compute(
             vocabulary,
             &c.spec.upstream_scopes,

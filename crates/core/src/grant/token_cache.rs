@@ -4,7 +4,7 @@
 //! process) and its refresh time has not come. Grant facts are re-read only when the database
 //! changed: the store's change counter moves with every write but the audit log's (which comes
 //! 50 times a second under load), this process's own writes also bump
-//! [`crate::grant_store::local_epoch`]. Long-running processes (the proxy) let a thread watch the
+//! [`crate::grant::store::local_epoch`]. Long-running processes (the proxy) let a thread watch the
 //! counter so that requests read an atomic, not SQLite.
 
 use std::collections::HashMap;
@@ -16,8 +16,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::error::GrantError;
-use crate::grant_store::{local_epoch, GrantStore};
-use crate::scope::ScopeList;
+use crate::grant::store::{local_epoch, GrantStore};
+use crate::provider::scope::ScopeList;
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, Store};
 

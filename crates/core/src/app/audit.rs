@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
+use crate::app::Latch;
 use crate::error::{Error, Result};
-use crate::Latch;
 
 /// Which audit entries to read.
 #[derive(Clone, Debug, Default)]
@@ -66,13 +66,13 @@ impl Latch {
                 // Normalised to UTC, so that the text comparison in SQL is a time comparison.
                 Some(at) => crate::clock::fmt_time(at),
                 None => {
-                    let ago = crate::local_keys::parse_ttl(text).map_err(|_| Error::Invalid {
+                    let ago = crate::local_key::parse_ttl(text).map_err(|_| Error::Invalid {
                         message: format!("`{text}` is neither a time nor a duration"),
                         fix: "give a time (2026-11-23T10:00:00Z) or a duration such as 30m, 8h, \
                               7d"
                         .to_owned(),
                     })?;
-                    crate::local_keys::expiry_in(-ago)
+                    crate::local_key::expiry_in(-ago)
                 }
             },
         };

@@ -1,36 +1,41 @@
 //! The token lifecycle of one home: handing out fresh credentials for connectors, with exactly
 //! one refresh per grant in flight across threads and processes.
 //!
-//! The parts: [`crate::grant_store`] keeps facts (SQLite) and secrets (keychain);
-//! [`crate::token_cache`] remembers access tokens while the stored facts say they are good;
-//! [`crate::refresh_lock`] serialises refreshes; [`crate::credential`] has one module per
-//! credential kind; [`crate::site`] and [`crate::upstream`] say where requests go.
+//! The parts: [`crate::grant::store`] keeps facts (SQLite) and secrets (keychain);
+//! [`crate::grant::token_cache`] remembers access tokens while the stored facts say they are good;
+//! [`crate::grant::refresh_lock`] serialises refreshes; [`crate::credential`] has one module per
+//! credential kind; [`crate::upstream::site`] and [`crate::upstream::base`] say where requests go.
 //!
 //! The order of a refresh is the contract (DESIGN.md "Token lifecycle", atlassian-wire §1.4):
 //! 1. one task per grant in this process, then one process per grant (a lock file);
 //! 2. re-read the stored grant after taking the lock, and refresh only if still needed;
 //! 3. write the rotated refresh token to the keychain *before* the new access token is used.
 
+pub(crate) mod refresh_lock;
+pub mod schedule;
+pub(crate) mod store;
+pub(crate) mod token_cache;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::catalog::AuthMode;
 use crate::clock::Clock;
 use crate::config::{Config, Connector};
 use crate::credential::{
     self, client_credentials, static_secret, user_grant, CheckResult, CredentialCheck, Ctx,
 };
-use crate::grant_store::GrantStore;
-use crate::oauth;
+use crate::grant::refresh_lock::RefreshLock;
+use crate::grant::store::GrantStore;
+use crate::grant::token_cache::{refresh_at, TokenCache};
+use crate::net::oauth;
 use crate::ports::SecretStore;
-use crate::refresh_lock::RefreshLock;
-use crate::scope::{Scope, ScopeList};
+use crate::provider::catalog::AuthMode;
+use crate::provider::scope::{Scope, ScopeList};
 use crate::secret::Secret;
-use crate::site::Sites;
-use crate::token_cache::{refresh_at, TokenCache};
-use crate::upstream::{self, Target};
+use crate::upstream::base::{api_base, Target};
+use crate::upstream::site::Sites;
 use latch_store::{GrantRow, Store};
 
 pub use crate::credential::{Credential, CredentialKind};
@@ -109,7 +114,7 @@ struct Shared {
     store: GrantStore,
     tokens: Arc<TokenCache>,
     lock: RefreshLock,
-    http: crate::tls::ProviderClients,
+    http: crate::net::tls::ProviderClients,
 }
 
 /// How long a resolved upstream base is reused by [`Grants::upstream`].
@@ -125,7 +130,7 @@ impl Grants {
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let http = crate::tls::ProviderClients::new(&config);
+        let http = crate::net::tls::ProviderClients::new(&config);
         Self {
             shared: Arc::new(Shared {
                 store: GrantStore::new(home_id, store, secrets, clock),
@@ -184,8 +189,8 @@ impl Grants {
 
     /// A key verifier over this home that sees every database change as soon as the watcher
     /// thread does (revocations within milliseconds, no SQLite call per request).
-    pub fn key_verifier(&self, database: &Path) -> crate::local_keys::KeyVerifier {
-        crate::local_keys::KeyVerifier::new(database, self.shared.tokens.watched())
+    pub fn key_verifier(&self, database: &Path) -> crate::local_key::KeyVerifier {
+        crate::local_key::KeyVerifier::new(database, self.shared.tokens.watched())
     }
 
     /// Drops this process's cached access token of a grant (after a sign-out or sign-in).
@@ -339,7 +344,7 @@ impl Grants {
             // Not found out when the token was stored (offline then): find out now, once.
             kind = self.detect_api_token_kind(connector).await.ok().flatten();
         }
-        upstream::base(
+        api_base(
             &self.sites(),
             connector,
             &provider,
@@ -416,7 +421,7 @@ impl Grants {
             Ok(p) => p.clone(),
             Err(err) => return unchecked(err.to_string()),
         };
-        let profile = crate::profile::ProviderProfile::of(&provider.spec);
+        let profile = crate::provider::profile::ProviderProfile::of(&provider.spec);
         let outcome: Result<(bool, String), GrantError> = if connector.auth == AuthMode::ApiToken {
             self.probe_api_token(connector).await.map(|probe| {
                 let tried = probe
@@ -506,7 +511,7 @@ impl Grants {
                     error.as_deref(),
                     self.shared.store.now(),
                 );
-                crate::grant_store::note_local_write();
+                store::note_local_write();
                 CredentialCheck {
                     result: if accepted {
                         CheckResult::Ok
@@ -748,7 +753,9 @@ impl Grants {
             .shared
             .config
             .provider(&connector.provider)
-            .map_or(crate::scope::Vocabulary::Generic, |p| p.spec.vocabulary);
+            .map_or(crate::provider::scope::Vocabulary::Generic, |p| {
+                p.spec.vocabulary
+            });
         Ok(match self.granted_scopes(connector)? {
             Some(granted) => vocabulary
                 .missing(&connector.spec.upstream_scopes, &granted)
@@ -804,7 +811,7 @@ impl Grants {
             .delete_secrets(vec![rt_key, at_key])
             .await?;
         let existed = self.shared.store.db().grant_delete(&grant)?;
-        crate::grant_store::note_local_write();
+        store::note_local_write();
         self.shared.tokens.forget(&grant);
         Ok(LogoutOutcome {
             provider: provider_name.to_owned(),
@@ -912,7 +919,7 @@ impl Shared {
                 // A new secret (`latch credential set`) resets the state; until then, asking
                 // again with the refused one only fills the provider's logs.
                 if let Some(connector) = self.config.connector(grant.owner()) {
-                    let profile = crate::profile::ProviderProfile::of(
+                    let profile = crate::provider::profile::ProviderProfile::of(
                         &self.ctx().provider(&connector.provider)?.spec,
                     );
                     return Err(GrantError::CredentialRejected {

@@ -32,7 +32,7 @@ impl ProviderClients {
     }
 
     fn build(&self, ca_file: Option<&Path>) -> reqwest::Client {
-        crate::oauth::http_client(self.timeout, trusting(ca_file))
+        crate::net::oauth::http_client(self.timeout, trusting(ca_file))
     }
 
     /// The client for requests that belong to no provider (the proxy's own port, clocks).

@@ -153,7 +153,7 @@ pub fn recipe_env(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::provider::catalog::Catalog;
 
     fn connector(name: &str, kind: &str) -> Connector {
         let catalog = Catalog::builtin();

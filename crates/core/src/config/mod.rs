@@ -3,17 +3,19 @@
 //!
 //! The file never holds a secret: client secrets and credentials live in the keychain.
 
+pub mod home;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
 
-use crate::catalog::{
+use crate::error::{ConfigError, Error, Result};
+use crate::provider::catalog::{
     check_name, check_url, AuthMode, Catalog, ClientType, ConnectorSpec, ProviderSpec,
 };
-use crate::error::{ConfigError, Error, Result};
-use crate::scope::ScopeList;
+use crate::provider::scope::ScopeList;
 use crate::toml_location::{line_of_key, line_of_offset};
 use latch_store::ApiTokenKind;
 
@@ -477,7 +479,7 @@ impl Resolver<'_> {
         // `latch exec` gives each connector a variable; two connectors must never share one, and
         // `proxy` would overwrite LATCH_PROXY_URL.
         for (i, c) in connectors.iter().enumerate() {
-            if crate::catalog::RESERVED_CONNECTOR_NAMES.contains(&c.name.as_str()) {
+            if crate::provider::catalog::RESERVED_CONNECTOR_NAMES.contains(&c.name.as_str()) {
                 return Err(self.fail(
                     &["connectors", &c.name],
                     format!(
@@ -487,10 +489,10 @@ impl Resolver<'_> {
                     "rename the [connectors.NAME] table (e.g. `proxy-api`)",
                 ));
             }
-            let var = crate::catalog::exec_variable(&c.name);
+            let var = crate::provider::catalog::exec_variable(&c.name);
             if let Some(other) = connectors[..i]
                 .iter()
-                .find(|o| crate::catalog::exec_variable(&o.name) == var)
+                .find(|o| crate::provider::catalog::exec_variable(&o.name) == var)
             {
                 return Err(self.fail(
                     &["connectors", &c.name],
@@ -741,7 +743,7 @@ impl Resolver<'_> {
                 } else {
                     self.path.parent().unwrap_or(Path::new(".")).join(path)
                 };
-                crate::tls::read_ca_file(&full).map_err(|err| {
+                crate::net::tls::read_ca_file(&full).map_err(|err| {
                     self.fail(
                         &["providers", name, "ca_file"],
                         err.to_string(),

@@ -8,18 +8,18 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::catalog::{AuthMode, ClientType};
+use crate::app::Latch;
 use crate::config::check_redirect_uri;
 use crate::credential::token_endpoint;
 use crate::error::GrantError;
-use crate::grants::Grants;
-use crate::latch::Latch;
-use crate::oauth::{self, Pkce, TokenError};
+use crate::grant::Grants;
+use crate::net::oauth::{self, Pkce, TokenError};
 use crate::ports::Browser;
-use crate::profile::{Account, ProviderProfile};
-use crate::scope::{Scope, ScopeList};
+use crate::provider::catalog::{AuthMode, ClientType};
+use crate::provider::profile::{Account, ProviderProfile};
+use crate::provider::scope::{Scope, ScopeList};
 use crate::secret::{constant_time_eq, Secret};
-pub use crate::site::site_matches;
+pub use crate::upstream::site::site_matches;
 pub use latch_store::SiteRow;
 use latch_store::{GrantId, GrantKind, GrantRow, GrantState};
 
@@ -473,7 +473,8 @@ async fn run_login(
     // An `issuer` only: the endpoints come from its discovery document.
     let provider = if provider.spec.issuer.is_some() {
         let grants = latch.grants();
-        crate::discovery::resolve(grants.store(), grants.http_for(name), &provider).await?
+        crate::upstream::discovery::resolve(grants.store(), grants.http_for(name), &provider)
+            .await?
     } else {
         provider
     };
@@ -694,7 +695,7 @@ async fn run_login(
     grants
         .sites()
         .remember(&sites, profile, provider.spec.site_url.as_deref());
-    crate::grant_store::note_local_write();
+    crate::grant::store::note_local_write();
 
     let mut bound = Vec::new();
     let mut unbound = Vec::new();

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::status::{ConnectorState, StatusReport};
+use crate::health::status::{ConnectorState, StatusReport};
 
 /// The tray's summary of all connectors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -122,8 +122,8 @@ fn needs_person(state: ConnectorState) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::AuthMode;
-    use crate::status::{ConnectorScopes, ConnectorStatus, HomeStatus, STATUS_SCHEMA};
+    use crate::health::status::{ConnectorScopes, ConnectorStatus, HomeStatus, STATUS_SCHEMA};
+    use crate::provider::catalog::AuthMode;
 
     fn report(states: &[(&str, ConnectorState)]) -> StatusReport {
         StatusReport {

@@ -6,17 +6,23 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::scope::{ScopeList, Vocabulary};
+use crate::provider::scope::{ScopeList, Vocabulary};
 use crate::toml_location::{line_of_key, line_of_offset};
 
 const BUILTIN: &[(&str, &str)] = &[
-    ("atlassian.toml", include_str!("../catalog/atlassian.toml")),
-    ("bitbucket.toml", include_str!("../catalog/bitbucket.toml")),
+    (
+        "atlassian.toml",
+        include_str!("../../catalog/atlassian.toml"),
+    ),
+    (
+        "bitbucket.toml",
+        include_str!("../../catalog/bitbucket.toml"),
+    ),
     (
         "datacenter.toml",
-        include_str!("../catalog/datacenter.toml"),
+        include_str!("../../catalog/datacenter.toml"),
     ),
-    ("opsgenie.toml", include_str!("../catalog/opsgenie.toml")),
+    ("opsgenie.toml", include_str!("../../catalog/opsgenie.toml")),
 ];
 
 /// How a connector authenticates upstream.
@@ -719,7 +725,7 @@ mod tests {
 
     #[test]
     fn builtin_scopes_pass_lint() {
-        use crate::scope::{lint, LintConnector};
+        use crate::provider::scope::{lint, LintConnector};
         let catalog = Catalog::builtin();
         for (name, spec) in catalog.connectors() {
             let provider = catalog.provider(&spec.provider).unwrap();

@@ -2,10 +2,10 @@
 //! `{site_url}` for a classic API token) filled with the provider's gateway (per region, where
 //! the provider has regions) and the connector's site.
 
-use crate::catalog::AuthMode;
 use crate::config::{Connector, Provider};
 use crate::error::GrantError;
-use crate::site::Sites;
+use crate::provider::catalog::AuthMode;
+use crate::upstream::site::Sites;
 use latch_store::ApiTokenKind;
 
 /// Which of a connector's bases.
@@ -62,7 +62,7 @@ pub(crate) fn gateway(connector: &Connector, provider: &Provider) -> Result<Stri
 
 /// The base URL of a connector's requests for `target`, resolving its site when the template
 /// needs one.
-pub(crate) async fn base(
+pub(crate) async fn api_base(
     sites: &Sites<'_>,
     connector: &Connector,
     provider: &Provider,

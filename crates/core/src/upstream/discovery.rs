@@ -9,10 +9,10 @@ use std::time::Duration;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::catalog::{check_url, ProviderSpec};
 use crate::config::{Config, Provider};
 use crate::error::GrantError;
-use crate::grant_store::GrantStore;
+use crate::grant::store::GrantStore;
+use crate::provider::catalog::{check_url, ProviderSpec};
 
 /// How long a fetched document is used before it is fetched again.
 const FRESH_FOR: time::Duration = time::Duration::hours(24);
@@ -119,8 +119,8 @@ async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<Value, String> {
         .send()
         .await
         .map_err(|e| {
-            if crate::tls::is_untrusted_certificate(&e) {
-                crate::tls::untrusted_hint(None)
+            if crate::net::tls::is_untrusted_certificate(&e) {
+                crate::net::tls::untrusted_hint(None)
             } else {
                 format!("{url} cannot be reached")
             }

@@ -12,16 +12,16 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::catalog::{AuthMode, ClientType};
+use crate::app::Latch;
 use crate::clock::{fmt_time, now, parse_time};
 use crate::config::Connector;
 use crate::credential::{CheckResult, CredentialKind};
 use crate::finding::{Finding, Severity};
-use crate::grants::{grant_of, GrantError, GrantId, Grants};
-use crate::latch::Latch;
-use crate::profile::ProviderProfile;
-use crate::scope::{RequestedScope, Scope};
-use crate::status::{ConnectorState, CredentialStatus, StatusReport};
+use crate::grant::{grant_of, GrantError, GrantId, Grants};
+use crate::health::status::{ConnectorState, CredentialStatus, StatusReport};
+use crate::provider::catalog::{AuthMode, ClientType};
+use crate::provider::profile::ProviderProfile;
+use crate::provider::scope::{RequestedScope, Scope};
 use latch_store::GrantRow;
 
 /// The JSON schema of [`DoctorReport`].
@@ -45,7 +45,7 @@ pub struct DoctorReport {
     /// When the report was made.
     pub generated_at: String,
     /// Where the installation lives.
-    pub home: crate::status::HomeStatus,
+    pub home: crate::health::status::HomeStatus,
     /// No error finding.
     pub healthy: bool,
     /// Counts per severity.
@@ -263,7 +263,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
         }
         if let Ok(Some(last)) = latch
             .db()
-            .meta(&crate::login::last_error_key(&provider.name))
+            .meta(&crate::app::sign_in::last_error_key(&provider.name))
         {
             let mut parts = last.splitn(3, '\t');
             let (code, at, message) = (
@@ -768,7 +768,10 @@ async fn clock_skew(http: &reqwest::Client, url: &str) -> Option<i64> {
 
 /// Why a sign-in died, from what Latch knows locally (the provider's `invalid_grant` body is
 /// the same for every cause).
-fn likely_reason(row: Option<&GrantRow>, spec: Option<&crate::catalog::ProviderSpec>) -> String {
+fn likely_reason(
+    row: Option<&GrantRow>,
+    spec: Option<&crate::provider::catalog::ProviderSpec>,
+) -> String {
     let Some(row) = row else {
         return "the sign-in is gone".to_owned();
     };
@@ -855,7 +858,7 @@ fn credential_rejected(
 fn probe_finding(
     c: &Connector,
     profile: ProviderProfile,
-    s: &crate::status::ConnectorStatus,
+    s: &crate::health::status::ConnectorStatus,
     result: &ProbeResult,
     diagnosis: &Diagnosis,
 ) -> Option<Finding> {

@@ -1,21 +1,26 @@
 //! The use cases every face (CLI, desktop app, proxy) calls: one `Latch` per home folder.
 
+pub mod audit;
+pub mod exec;
+pub mod git_credential;
+pub mod sign_in;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use time::OffsetDateTime;
 
-use crate::catalog::{check_name, AuthMode, ClientType};
 use crate::clock::{fmt_time, now_rfc3339, Clock, SystemClock};
+use crate::config::home::Home;
 use crate::config::{check_redirect_uri, Config, Provider, ScopeSet};
 use crate::credential::{CheckResult, CredentialCheck, CredentialKind};
 use crate::error::{Error, GrantError, Result};
 use crate::finding::Finding;
-use crate::home::Home;
+use crate::health::status::StatusReport;
 use crate::ports::{SecretKey, SecretStore};
-use crate::scope::{lint, LintConnector, MergeDiff, Scope, ScopeList, ScopeRequest};
+use crate::provider::catalog::{check_name, AuthMode, ClientType};
+use crate::provider::scope::{lint, LintConnector, MergeDiff, Scope, ScopeList, ScopeRequest};
 use crate::secret::Secret;
-use crate::status::StatusReport;
 use latch_store::{ApiTokenKind, GrantId};
 
 /// Endpoint overrides for `provider add` (Data Center, gov cloud, tests).
@@ -268,7 +273,7 @@ impl Latch {
             path: db.clone(),
             source,
         })?;
-        crate::discovery::apply_cached(&mut config, &store);
+        crate::upstream::discovery::apply_cached(&mut config, &store);
         let home_id = store
             .meta_init("home_id", &random_hex(8))
             .map_err(|source| Error::Store { path: db, source })?;
@@ -312,7 +317,7 @@ impl Latch {
 
     /// The keychain item of a provider's client secret.
     pub fn client_secret_key(&self, provider: &str) -> SecretKey {
-        crate::grant_store::client_secret_key(&self.home_id, provider)
+        crate::grant::store::client_secret_key(&self.home_id, provider)
     }
 
     fn unknown_connector(&self, name: &str) -> Error {
@@ -520,12 +525,12 @@ impl Latch {
     /// Checks a new connector's name, type, provider and auth mode; returns its catalog type
     /// and provider.
     /// The scope vocabulary a provider speaks (generic when unknown).
-    fn vocabulary(&self, provider: &str) -> crate::scope::Vocabulary {
+    fn vocabulary(&self, provider: &str) -> crate::provider::scope::Vocabulary {
         self.config
             .provider(provider)
             .map(|p| p.spec.vocabulary)
             .or_else(|| self.config.catalog.provider(provider).map(|p| p.vocabulary))
-            .unwrap_or(crate::scope::Vocabulary::Generic)
+            .unwrap_or(crate::provider::scope::Vocabulary::Generic)
     }
 
     /// The provider a new connector signs in through when none is named: the one configured
@@ -544,7 +549,7 @@ impl Latch {
                 .config
                 .catalog
                 .provider(preset)
-                .is_some_and(crate::catalog::ProviderSpec::needs_base_url) =>
+                .is_some_and(crate::provider::catalog::ProviderSpec::needs_base_url) =>
             {
                 Err(Error::Invalid {
                     message: format!(
@@ -572,7 +577,7 @@ impl Latch {
             message,
             fix: "choose another connector name".to_owned(),
         })?;
-        if crate::catalog::RESERVED_CONNECTOR_NAMES.contains(&request.name.as_str()) {
+        if crate::provider::catalog::RESERVED_CONNECTOR_NAMES.contains(&request.name.as_str()) {
             return Err(Error::Invalid {
                 message: format!(
                     "`{}` is reserved: `latch exec` sets LATCH_PROXY_URL for the proxy itself",
@@ -851,7 +856,7 @@ impl Latch {
     /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
     /// touches the keychain or the network, so it works when both are down.
     pub fn status(&self) -> Result<StatusReport> {
-        crate::status::build(self)
+        crate::health::status::build(self)
     }
 
     /// The metadata store. Hold the guard briefly: other threads of this process wait on it.
@@ -872,8 +877,8 @@ impl Latch {
     }
 
     /// The token lifecycle over this home (shares the store and keychain).
-    pub fn grants(&self) -> Arc<crate::grants::Grants> {
-        Arc::new(crate::grants::Grants::new(
+    pub fn grants(&self) -> Arc<crate::grant::Grants> {
+        Arc::new(crate::grant::Grants::new(
             self.home_id.clone(),
             &self.home.database(),
             self.home.locks_dir(),
@@ -933,7 +938,7 @@ impl Latch {
                 fix: "give the date the token expires, like --expires 2027-03-01".to_owned(),
             });
         }
-        let key = crate::grant_store::connector_secret_key(&self.home_id, connector);
+        let key = crate::grant::store::connector_secret_key(&self.home_id, connector);
         self.secrets.put(&key, &secret)?;
         let at = now_rfc3339();
         {
@@ -999,14 +1004,14 @@ impl Latch {
                 fix: format!("sign out instead: `latch logout {}`", c.provider),
             });
         }
-        let mut keys = vec![crate::grant_store::connector_secret_key(
+        let mut keys = vec![crate::grant::store::connector_secret_key(
             &self.home_id,
             connector,
         )];
         let grant = (CredentialKind::of(c.auth) == CredentialKind::ClientCredentials)
             .then(|| GrantId::service(connector));
         if let Some(grant) = &grant {
-            keys.push(crate::grant_store::access_token_key(&self.home_id, grant));
+            keys.push(crate::grant::store::access_token_key(&self.home_id, grant));
         }
         let secrets = Arc::clone(&self.secrets);
         let existed = tokio::task::spawn_blocking(
@@ -1029,7 +1034,7 @@ impl Latch {
                 db.grant_delete(grant).map_err(|e| self.store_err(e))?;
             }
         }
-        crate::grant_store::note_local_write();
+        crate::grant::store::note_local_write();
         Ok(CredentialRemoved {
             connector: connector.to_owned(),
             deleted: existed,
@@ -1049,7 +1054,7 @@ impl Latch {
         if let Some(site) = change.site.as_deref().filter(|s| !s.trim().is_empty()) {
             let provider = self.config.provider(&c.provider);
             let template = provider.and_then(|p| p.spec.site_url.as_deref());
-            if crate::site::site_ref(site, template).is_none() {
+            if crate::upstream::site::site_ref(site, template).is_none() {
                 return Err(Error::Invalid {
                     message: format!("`{site}` is not a site name, host, URL or cloud id"),
                     fix:
@@ -1113,7 +1118,7 @@ impl Latch {
         read_only: bool,
         paths: &[String],
         ttl: Option<time::Duration>,
-    ) -> Result<(Secret, crate::local_keys::KeyPolicy)> {
+    ) -> Result<(Secret, crate::local_key::KeyPolicy)> {
         check_name(name).map_err(|message| Error::Invalid {
             message,
             fix: "choose another key name".to_owned(),
@@ -1124,7 +1129,7 @@ impl Latch {
                 fix: "add --connector NAME (repeat it for several)".to_owned(),
             });
         }
-        crate::local_keys::check_patterns(paths).map_err(|message| Error::Invalid {
+        crate::local_key::check_patterns(paths).map_err(|message| Error::Invalid {
             message,
             fix: "repeat --path for several patterns; `*` matches any run of characters, `/` \
                   included"
@@ -1146,27 +1151,27 @@ impl Latch {
                 "a local key named `{name}` exists; revoke it (`latch keys revoke {name}`) or pick another name"
             )));
         }
-        let key = crate::local_keys::generate();
+        let key = crate::local_key::generate();
         let row = latch_store::LocalKeyRow {
             name: name.to_owned(),
-            key_hash: crate::local_keys::hash(key.expose()),
+            key_hash: crate::local_key::hash(key.expose()),
             connectors: connectors.join(" "),
             read_only,
             paths: (!paths.is_empty()).then(|| paths.to_vec()),
             created_at: now_rfc3339(),
-            expires_at: ttl.map(crate::local_keys::expiry_in),
+            expires_at: ttl.map(crate::local_key::expiry_in),
             revoked_at: None,
         };
         self.db()
             .local_key_insert(&row)
             .map_err(|e| self.store_err(e))?;
-        Ok((key, crate::local_keys::from_row(row)))
+        Ok((key, crate::local_key::from_row(row)))
     }
 
     /// Every local key's policy (never the keys).
-    pub fn keys(&self) -> Result<Vec<crate::local_keys::KeyPolicy>> {
+    pub fn keys(&self) -> Result<Vec<crate::local_key::KeyPolicy>> {
         let rows = self.db().local_keys().map_err(|e| self.store_err(e))?;
-        Ok(rows.into_iter().map(crate::local_keys::from_row).collect())
+        Ok(rows.into_iter().map(crate::local_key::from_row).collect())
     }
 
     /// Revokes a local key by name.
@@ -1186,8 +1191,8 @@ impl Latch {
     }
 
     /// A verifier of presented local keys over this home's database.
-    pub fn key_verifier(&self) -> crate::local_keys::KeyVerifier {
-        crate::local_keys::KeyVerifier::new(&self.home.database(), None)
+    pub fn key_verifier(&self) -> crate::local_key::KeyVerifier {
+        crate::local_key::KeyVerifier::new(&self.home.database(), None)
     }
 
     /// Records the site a connector is bound to in latch.toml.
@@ -1217,8 +1222,8 @@ pub fn random_hex(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::status::{ClientSecretState, ConnectorState};
     use crate::ports::MemorySecretStore;
-    use crate::status::{ClientSecretState, ConnectorState};
     use latch_store::{GrantKind, GrantState};
 
     const FIXTURE_SECRET: &str = "fixture-client-secret-Zq81xVb0";

@@ -19,8 +19,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::catalog::{TokenAuth, TokenRequest};
-use crate::scope::ScopeList;
+use crate::provider::catalog::{TokenAuth, TokenRequest};
+use crate::provider::scope::ScopeList;
 use crate::secret::Secret;
 
 /// Everything a token request needs to know about the provider.
@@ -113,7 +113,7 @@ pub fn http_client(timeout: Duration, tls: Option<rustls::ClientConfig>) -> reqw
     builder
         // The environment's proxy (HTTPS_PROXY, NO_PROXY, …), never for loopback hosts.
         .no_proxy()
-        .proxy(crate::outbound::OutboundProxy::from_env().for_reqwest())
+        .proxy(crate::net::outbound::OutboundProxy::from_env().for_reqwest())
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
@@ -518,8 +518,8 @@ impl Tokens {
 }
 
 fn transport_kind(err: &reqwest::Error) -> String {
-    if crate::tls::is_untrusted_certificate(err) {
-        crate::tls::untrusted_hint(None)
+    if crate::net::tls::is_untrusted_certificate(err) {
+        crate::net::tls::untrusted_hint(None)
     } else if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {

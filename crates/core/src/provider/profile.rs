@@ -7,8 +7,8 @@
 
 use serde_json::Value;
 
-use crate::catalog::ProviderSpec;
-use crate::scope::Vocabulary;
+use crate::provider::catalog::ProviderSpec;
+use crate::provider::scope::Vocabulary;
 use latch_store::SiteRow;
 
 /// The account a token belongs to.
