@@ -15,6 +15,7 @@
 mod audit;
 mod guard;
 mod handler;
+mod headers;
 mod key;
 mod path;
 mod policy;

@@ -329,7 +329,7 @@ impl Refusal {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        crate::upstream::harden(headers);
+        crate::headers::harden(headers);
         if let Some(secs) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
@@ -18,6 +18,7 @@ use latch_core::provider::profile::ProviderProfile;
 use latch_core::secret::Secret;
 
 use crate::audit::{Audit, Counted};
+use crate::headers::{harden, strip, METHOD_OVERRIDES};
 use crate::policy::Routed;
 use crate::refusal::Refusal;
 use crate::{BoxError, ProxyBody, Shared, State};
@@ -232,53 +233,6 @@ fn empty() -> ProxyBody {
     http_body_util::Empty::new()
         .map_err(|never| match never {})
         .boxed_unsync()
-}
-
-/// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones Latch owns are never forwarded.
-pub(crate) fn strip(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        HeaderName::from_static("keep-alive"),
-    ] {
-        headers.remove(name);
-    }
-}
-
-/// Headers that would let a client change the method past a read-only policy: some upstreams
-/// honour them.
-const METHOD_OVERRIDES: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
-
-/// What a browser must not do with anything the proxy answers, should it ever get one: sniff
-/// it into something executable, or run it in the proxy's origin.
-pub(crate) fn harden(headers: &mut HeaderMap) {
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox"),
-    );
 }
 
 /// A request body that fails when the client sends nothing for [`BODY_IDLE`]: a trickling
@@ -618,24 +572,5 @@ mod tests {
             "cut off after {}s idle",
             BODY_IDLE.as_secs()
         );
-    }
-
-    #[test]
-    fn hop_by_hop_headers_are_stripped() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-private"),
-        );
-        h.insert("x-private", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip(&mut h);
-        assert_eq!(h.len(), 1);
-        assert!(h.contains_key("x-keep"));
     }
 }

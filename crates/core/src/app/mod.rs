@@ -19,7 +19,7 @@ use crate::finding::Finding;
 use crate::health::status::StatusReport;
 use crate::ports::{SecretKey, SecretStore};
 use crate::provider::catalog::{check_name, AuthMode, ClientType};
-use crate::provider::scope::{lint, LintConnector, MergeDiff, Scope, ScopeList, ScopeRequest};
+use crate::provider::scope::{MergeDiff, Scope, ScopeList, ScopeRequest};
 use crate::secret::Secret;
 use latch_store::{ApiTokenKind, GrantId};
 
@@ -504,24 +504,6 @@ impl Latch {
             .map_err(|e| self.store_err(e))
     }
 
-    /// A provider's requested scopes: the provider's defaults, then each of its connectors'
-    /// scopes merged in configuration order.
-    pub fn scope_request(&self, provider: &str) -> ScopeRequest {
-        let mut request = self
-            .config
-            .provider(provider)
-            .map(|p| ScopeRequest::with_defaults(&p.spec.default_scopes))
-            .unwrap_or_default();
-        // Only connectors that sign in as the person join the consent; a service account's
-        // scopes are chosen when the admin creates it.
-        for connector in self.config.connectors_of(provider) {
-            if connector.auth == AuthMode::User {
-                request.merge(&connector.name, &connector.spec.upstream_scopes);
-            }
-        }
-        request
-    }
-
     /// Checks a new connector's name, type, provider and auth mode; returns its catalog type
     /// and provider.
     /// The scope vocabulary a provider speaks (generic when unknown).
@@ -688,7 +670,7 @@ impl Latch {
             .auth
             .or_else(|| spec.auth_modes.first().copied())
             .unwrap_or(AuthMode::User);
-        let mut requested = self.scope_request(&provider);
+        let mut requested = self.config.scope_request(&provider);
         let mut diff = MergeDiff::default();
         let mut needs_step_up = false;
         if auth == AuthMode::User {
@@ -714,7 +696,7 @@ impl Latch {
     /// Adds a connector and merges its scopes into its provider's request.
     pub fn add_connector(&mut self, request: AddConnector) -> Result<ConnectorAdded> {
         let (kind, provider) = self.check_new_connector(&request)?;
-        let before = self.scope_request(&provider);
+        let before = self.config.scope_request(&provider);
 
         let mut edit = self.config.edit()?;
         edit.set(
@@ -764,7 +746,7 @@ impl Latch {
         Ok(ConnectorAdded {
             auth: connector.as_ref().map_or(AuthMode::User, |c| c.auth),
             name: request.name,
-            findings: self.provider_findings(&provider),
+            findings: self.config.provider_findings(&provider),
             provider,
             diff,
             requested,
@@ -777,7 +759,7 @@ impl Latch {
         let Some(connector) = self.config.connector(name).cloned() else {
             return Err(self.unknown_connector(name));
         };
-        let before = self.scope_request(&connector.provider).scopes();
+        let before = self.config.scope_request(&connector.provider).scopes();
         let mut edit = self.config.edit()?;
         edit.remove("connectors", name);
         let next = edit.validate()?;
@@ -786,7 +768,7 @@ impl Latch {
         self.db()
             .connector_delete(name)
             .map_err(|e| self.store_err(e))?;
-        let after = self.scope_request(&connector.provider).scopes();
+        let after = self.config.scope_request(&connector.provider).scopes();
         Ok(ConnectorRemoved {
             name: name.to_owned(),
             provider: connector.provider,
@@ -828,35 +810,22 @@ impl Latch {
         Ok(grant.map(|g| ScopeList::parse(&g.granted_scopes).unwrap_or_default()))
     }
 
-    pub(crate) fn provider_findings(&self, provider: &str) -> Vec<Finding> {
-        let Some(p) = self.config.provider(provider) else {
-            return Vec::new();
-        };
-        let connectors: Vec<_> = self
-            .config
-            .connectors_of(provider)
-            .filter(|c| matches!(c.auth, AuthMode::User | AuthMode::Service))
-            .collect();
-        let lint_input: Vec<_> = connectors
-            .iter()
-            .map(|c| LintConnector {
-                name: &c.name,
-                user_mode: c.auth == AuthMode::User,
-                scopes: &c.spec.upstream_scopes,
-            })
-            .collect();
-        lint(
-            provider,
-            p.spec.vocabulary,
-            p.spec.needs_offline_access,
-            &lint_input,
-        )
-    }
-
     /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
     /// touches the keychain or the network, so it works when both are down.
     pub fn status(&self) -> Result<StatusReport> {
-        crate::health::status::build(self)
+        let db = self.db();
+        crate::health::status::build(crate::health::status::StatusSource {
+            config: &self.config,
+            db: &db,
+            home: crate::health::status::HomeStatus {
+                id: self.home_id.clone(),
+                config_file: self.home.config_file().display().to_string(),
+                database: self.home.database().display().to_string(),
+                secret_store: self.secrets.describe(),
+            },
+            now: self.now(),
+        })
+        .map_err(|e| self.store_err(e))
     }
 
     /// The metadata store. Hold the guard briefly: other threads of this process wait on it.
@@ -1064,7 +1033,7 @@ impl Latch {
                 });
             }
         }
-        let before = self.scope_request(&c.provider).scopes();
+        let before = self.config.scope_request(&c.provider).scopes();
         let mut edit = self.config.edit()?;
         if let Some(site) = &change.site {
             let site = site.trim();
@@ -1087,7 +1056,7 @@ impl Latch {
         let next = edit.validate()?;
         edit.write()?;
         self.config = Arc::new(next);
-        let after = self.scope_request(&c.provider).scopes();
+        let after = self.config.scope_request(&c.provider).scopes();
         let now = self
             .config
             .connector(name)

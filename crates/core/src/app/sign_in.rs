@@ -484,7 +484,7 @@ async fn run_login(
             fix: "store the connector's API key or token: `latch credential set CONNECTOR`".into(),
         });
     }
-    let scopes = latch.scope_request(name).scopes();
+    let scopes = latch.config().scope_request(name).scopes();
     let user_connectors: Vec<_> = latch
         .config()
         .connectors_of(name)

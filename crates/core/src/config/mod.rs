@@ -12,10 +12,11 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use crate::error::{ConfigError, Error, Result};
+use crate::finding::Finding;
 use crate::provider::catalog::{
     check_name, check_url, AuthMode, Catalog, ClientType, ConnectorSpec, ProviderSpec,
 };
-use crate::provider::scope::ScopeList;
+use crate::provider::scope::{lint, LintConnector, ScopeList, ScopeRequest};
 use crate::toml_location::{line_of_key, line_of_offset};
 use latch_store::ApiTokenKind;
 
@@ -334,11 +335,64 @@ impl Config {
         self.connectors.iter().find(|c| c.name == name)
     }
 
+    /// HTTP clients for this configuration's providers: each provider's `ca_file` trusted for
+    /// that provider only.
+    pub fn provider_clients(&self) -> crate::net::tls::ProviderClients {
+        crate::net::tls::ProviderClients::new(
+            self.http_timeout,
+            self.providers
+                .iter()
+                .filter_map(|p| Some((p.name.clone(), p.ca_file.clone()?))),
+        )
+    }
+
     /// The connectors of one provider, in file order.
     pub fn connectors_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Connector> {
         self.connectors
             .iter()
             .filter(move |c| c.provider == provider)
+    }
+
+    /// A provider's requested scopes: the provider's defaults, then each of its connectors'
+    /// scopes merged in configuration order.
+    pub fn scope_request(&self, provider: &str) -> ScopeRequest {
+        let mut request = self
+            .provider(provider)
+            .map(|p| ScopeRequest::with_defaults(&p.spec.default_scopes))
+            .unwrap_or_default();
+        // Only connectors that sign in as the person join the consent; a service account's
+        // scopes are chosen when the admin creates it.
+        for connector in self.connectors_of(provider) {
+            if connector.auth == AuthMode::User {
+                request.merge(&connector.name, &connector.spec.upstream_scopes);
+            }
+        }
+        request
+    }
+
+    /// Scope lint of a provider's connectors (user and service modes).
+    pub fn provider_findings(&self, provider: &str) -> Vec<Finding> {
+        let Some(p) = self.provider(provider) else {
+            return Vec::new();
+        };
+        let connectors: Vec<_> = self
+            .connectors_of(provider)
+            .filter(|c| matches!(c.auth, AuthMode::User | AuthMode::Service))
+            .collect();
+        let lint_input: Vec<_> = connectors
+            .iter()
+            .map(|c| LintConnector {
+                name: &c.name,
+                user_mode: c.auth == AuthMode::User,
+                scopes: &c.spec.upstream_scopes,
+            })
+            .collect();
+        lint(
+            provider,
+            p.spec.vocabulary,
+            p.spec.needs_offline_access,
+            &lint_input,
+        )
     }
 
     /// An editable copy of the file.

@@ -130,7 +130,7 @@ impl Grants {
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let http = crate::net::tls::ProviderClients::new(&config);
+        let http = config.provider_clients();
         Self {
             shared: Arc::new(Shared {
                 store: GrantStore::new(home_id, store, secrets, clock),

@@ -280,7 +280,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                         "the provider reported an error after the credentials: the request asks \
                          for a scope the app has not been granted in the developer console \
                          (Permissions tab), or `audience` is missing; requested: {}",
-                        latch.scope_request(&provider.name).scopes()
+                        latch.config().scope_request(&provider.name).scopes()
                     ),
                 ),
                 "login_timeout" => (

@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use crate::app::Latch;
 use crate::clock::fmt_time;
+use crate::config::Config;
 use crate::config::ScopeSet;
 use crate::credential::CredentialKind;
 use crate::finding::{Finding, Severity};
@@ -289,20 +289,35 @@ pub struct ConnectorScopes {
     pub fix: Option<String>,
 }
 
+/// What a status is read from: latch.toml and SQLite, nothing else.
+pub struct StatusSource<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// The metadata database.
+    pub db: &'a latch_store::Store,
+    /// Where the home keeps its files.
+    pub home: HomeStatus,
+    /// The time to judge expiries by.
+    pub now: time::OffsetDateTime,
+}
+
 /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
 /// touches the keychain or the network, so it works when both are down.
-pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
-    let db = |e| latch.store_err(e);
-    let config = latch.config();
-    let provider_rows = latch.db().providers().map_err(db)?;
-    let connector_rows = latch.db().connectors().map_err(db)?;
-    let now = latch.now();
+pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::StoreError> {
+    let StatusSource {
+        config,
+        db,
+        home,
+        now,
+    } = source;
+    let provider_rows = db.providers()?;
+    let connector_rows = db.connectors()?;
     let mut providers = Vec::new();
     let mut all_findings: Vec<Finding> = Vec::new();
     for p in &config.providers {
-        let request = latch.scope_request(&p.name);
+        let request = config.scope_request(&p.name);
         let grant_id = GrantId::user(&p.name);
-        let grant = latch.db().grant(&grant_id).map_err(db)?;
+        let grant = db.grant(&grant_id)?;
         let app_needed = config
             .connectors_of(&p.name)
             .any(|c| c.auth == AuthMode::User)
@@ -320,7 +335,7 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
             }
             _ => ClientSecretState::NotNeeded,
         };
-        let mut findings = latch.provider_findings(&p.name);
+        let mut findings = config.provider_findings(&p.name);
         if client_secret == ClientSecretState::Missing {
             findings.push(Finding::new(
                 "client_secret_missing",
@@ -347,18 +362,18 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
             requested_scope_string: request.scopes().to_string(),
             requested_scopes: request.entries().to_vec(),
             grant: grant.map(GrantStatus::from_row),
-            sites: SiteStatus::distinct(latch.db().sites(&grant_id).map_err(db)?),
+            sites: SiteStatus::distinct(db.sites(&grant_id)?),
             findings,
         });
     }
 
     let mut connectors = Vec::new();
     for c in &config.connectors {
-        let request = latch.scope_request(&c.provider);
+        let request = config.scope_request(&c.provider);
         let provider = providers.iter().find(|p| p.name == c.provider);
         let kind = CredentialKind::of(c.auth);
         let grant_row = match grant_of(c) {
-            Some(id) => latch.db().grant(&id).map_err(db)?,
+            Some(id) => db.grant(&id)?,
             None => None,
         };
         let granted = match (&grant_row, c.auth) {
@@ -368,8 +383,7 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
             _ => None,
         };
         let requested_list = request.scopes();
-        let vocabulary = latch
-            .config()
+        let vocabulary = config
             .provider(&c.provider)
             .map_or(crate::provider::scope::Vocabulary::Generic, |p| {
                 p.spec.vocabulary
@@ -476,8 +490,7 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
                     .collect(),
                 granted: granted.map(|g| g.iter().cloned().collect()),
                 fix: (c.auth == AuthMode::User && !diff.missing.is_empty()).then(|| {
-                    let profile = latch
-                        .config()
+                    let profile = config
                         .provider(&c.provider)
                         .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
                     let missing: Vec<&str> = diff.missing.iter().map(Scope::as_str).collect();
@@ -505,12 +518,7 @@ pub(crate) fn build(latch: &Latch) -> crate::Result<StatusReport> {
     }
     Ok(StatusReport {
         schema: STATUS_SCHEMA,
-        home: HomeStatus {
-            id: latch.home_id().to_owned(),
-            config_file: latch.home().config_file().display().to_string(),
-            database: latch.home().database().display().to_string(),
-            secret_store: latch.secrets().describe(),
-        },
+        home,
         providers,
         connectors,
     })

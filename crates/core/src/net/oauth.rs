@@ -102,27 +102,6 @@ impl TokenError {
     }
 }
 
-/// Builds the HTTP client every outbound OAuth request uses: no redirects (a redirect from a
-/// token endpoint is never legitimate and following it is an SSRF risk), bounded timeouts,
-/// and the trust of `tls` (built-in roots, the OS store, a provider's CA file).
-pub fn http_client(timeout: Duration, tls: Option<rustls::ClientConfig>) -> reqwest::Client {
-    let builder = match tls {
-        Some(config) => reqwest::Client::builder().use_preconfigured_tls(config),
-        None => reqwest::Client::builder(),
-    };
-    builder
-        // The environment's proxy (HTTPS_PROXY, NO_PROXY, …), never for loopback hosts.
-        .no_proxy()
-        .proxy(crate::net::outbound::OutboundProxy::from_env().for_reqwest())
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(timeout.min(Duration::from_secs(10)))
-        .timeout(timeout)
-        .user_agent(concat!("latch/", env!("CARGO_PKG_VERSION")))
-        .build()
-        // The builder only fails when the TLS backend cannot initialise.
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
-
 /// A PKCE verifier and its S256 challenge.
 pub struct Pkce {
     /// The verifier (sent at the token endpoint).

@@ -7,8 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::config::Config;
-
 /// HTTP clients by trust: one for providers without a CA file, one per provider with one.
 /// Each is built on first use, so a command that sends nothing never reads the OS store.
 pub struct ProviderClients {
@@ -18,21 +16,20 @@ pub struct ProviderClients {
 }
 
 impl ProviderClients {
-    /// The clients a configuration needs.
-    pub fn new(config: &Config) -> Self {
+    /// Clients with `timeout` for the providers named with their CA files.
+    pub fn new(timeout: Duration, ca_files: impl IntoIterator<Item = (String, PathBuf)>) -> Self {
         Self {
-            timeout: config.http_timeout,
+            timeout,
             default: OnceLock::new(),
-            with_ca: config
-                .providers
-                .iter()
-                .filter_map(|p| Some((p.name.clone(), (p.ca_file.clone()?, OnceLock::new()))))
+            with_ca: ca_files
+                .into_iter()
+                .map(|(name, path)| (name, (path, OnceLock::new())))
                 .collect(),
         }
     }
 
     fn build(&self, ca_file: Option<&Path>) -> reqwest::Client {
-        crate::net::oauth::http_client(self.timeout, trusting(ca_file))
+        http_client(self.timeout, trusting(ca_file))
     }
 
     /// The client for requests that belong to no provider (the proxy's own port, clocks).
@@ -47,6 +44,27 @@ impl ProviderClients {
             None => self.default_client(),
         }
     }
+}
+
+/// Builds the HTTP client every outbound OAuth request uses: no redirects (a redirect from a
+/// token endpoint is never legitimate and following it is an SSRF risk), bounded timeouts,
+/// and the trust of `tls` (built-in roots, the OS store, a provider's CA file).
+pub fn http_client(timeout: Duration, tls: Option<rustls::ClientConfig>) -> reqwest::Client {
+    let builder = match tls {
+        Some(config) => reqwest::Client::builder().use_preconfigured_tls(config),
+        None => reqwest::Client::builder(),
+    };
+    builder
+        // The environment's proxy (HTTPS_PROXY, NO_PROXY, …), never for loopback hosts.
+        .no_proxy()
+        .proxy(crate::net::outbound::OutboundProxy::from_env().for_reqwest())
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .timeout(timeout)
+        .user_agent(concat!("latch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        // The builder only fails when the TLS backend cannot initialise.
+        .unwrap_or_else(|_| reqwest::Client::new())
 }
 
 /// Why a CA file could not be used.
