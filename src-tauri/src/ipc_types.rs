@@ -30,7 +30,7 @@ fn generated() -> String {
         scope::Scope::decl(),
         scope::ScopeList::decl(),
         scope::RequestedScope::decl(),
-        scope::Vocabulary::decl(),
+        latch_core::provider::ProviderKind::decl(),
         scope::MergeDiff::decl(),
         scope::ScopeRequest::decl(),
         finding::Finding::decl(),

@@ -14,7 +14,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use latch_core::config::Connector;
 use latch_core::grant::{Credential, GrantError, GrantId, Upstream};
-use latch_core::provider::profile::ProviderProfile;
+use latch_core::provider::ProviderRules;
 use latch_core::secret::Secret;
 
 use crate::audit::{Audit, Counted};
@@ -336,7 +336,7 @@ fn refresh_refusal(err: GrantError) -> Refusal {
     }
 }
 
-fn step_up(state: &State, connector: &Connector, profile: ProviderProfile) -> Refusal {
+fn step_up(state: &State, connector: &Connector, profile: &dyn ProviderRules) -> Refusal {
     let missing = state.grants.missing_scopes(connector).unwrap_or_default();
     let provider = &connector.provider;
     // `action` stays the command to run; where the provider decides the scopes, the message
@@ -399,10 +399,7 @@ pub(crate) async fn forward(
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() == b"0");
-    let profile = state
-        .config
-        .provider(&connector.provider)
-        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+    let profile = state.config.rules_of(&connector.provider);
     let mut body = Some(if replayable {
         empty()
     } else {
@@ -447,8 +444,7 @@ pub(crate) async fn forward(
             Err(_) => return Err(Refusal::UpstreamTimeout),
         };
         let status = response.status();
-        let maybe_scope = status == StatusCode::UNAUTHORIZED
-            || (status == StatusCode::FORBIDDEN && profile == ProviderProfile::Bitbucket);
+        let maybe_scope = profile.may_refuse_scope_with(status.as_u16());
         if !maybe_scope {
             return Ok(pass_through(response, shared, audit));
         }

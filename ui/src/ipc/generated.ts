@@ -281,7 +281,7 @@ requested_by: Array<string>,
  */
 provider_default: boolean, };
 
-export type Vocabulary = "atlassian" | "bitbucket" | "data-center" | "bitbucket-data-center" | "generic";
+export type ProviderKind = "atlassian" | "bitbucket" | "data-center" | "bitbucket-data-center" | "generic";
 
 export type MergeDiff = { 
 /**
@@ -363,7 +363,7 @@ needs_base_url: boolean,
 /**
  * The scope vocabulary it speaks.
  */
-vocabulary: Vocabulary, };
+vocabulary: ProviderKind, };
 
 export type ConnectorEntry = { 
 /**
@@ -401,7 +401,7 @@ needs_site: boolean,
 /**
  * The scope vocabulary of its provider.
  */
-vocabulary: Vocabulary, };
+vocabulary: ProviderKind, };
 
 export type AuthMode = "api-key" | "api-token" | "basic" | "pat" | "service" | "user";
 

@@ -15,7 +15,7 @@ use crate::credential::Credential;
 use crate::error::GrantError;
 use crate::grant::{grant_of, Grants};
 use crate::provider::catalog::AuthMode;
-use crate::provider::profile::ProviderProfile;
+use crate::provider::ProviderRules;
 use crate::secret::Secret;
 
 /// The most git sends for one request; anything longer is not git.
@@ -149,7 +149,7 @@ pub fn connector_for<'a>(
 
 /// What `get` answers: `key=value` lines, holding a secret.
 pub fn answer(
-    profile: ProviderProfile,
+    profile: &dyn ProviderRules,
     connector: &Connector,
     credential: &Credential,
     request: &GitRequest,
@@ -157,17 +157,17 @@ pub fn answer(
     let mut lines = Vec::new();
     match credential {
         Credential::Basic { user, token } => {
-            let user = match (profile, connector.auth) {
-                // Bitbucket Cloud API tokens: the REST user is the e-mail, git's is this one.
-                (ProviderProfile::Bitbucket, AuthMode::ApiToken) => "x-bitbucket-api-token-auth",
+            // Bitbucket Cloud API tokens: the REST user is the e-mail, git's is its own.
+            let user = match connector.auth {
+                AuthMode::ApiToken => profile.git_user(connector.auth).unwrap_or(user),
                 _ => user.as_str(),
             };
             lines.push(format!("username={user}"));
             lines.push(format!("password={}", token.expose()));
         }
         Credential::Bearer(token) | Credential::GenieKey(token) => {
-            if profile == ProviderProfile::Bitbucket {
-                lines.push("username=x-token-auth".to_owned());
+            if let Some(user) = profile.git_user(connector.auth) {
+                lines.push(format!("username={user}"));
                 lines.push(format!("password={}", token.expose()));
             } else if request.offers("authtype") {
                 lines.push("capability[]=authtype".to_owned());
@@ -198,10 +198,7 @@ pub async fn get(
     request: &GitRequest,
 ) -> Result<Secret, GrantError> {
     let credential = grants.credential(&connector.name).await?;
-    let profile = grants
-        .config()
-        .provider(&connector.provider)
-        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+    let profile = grants.config().rules_of(&connector.provider);
     Ok(answer(profile, connector, &credential, request))
 }
 

@@ -504,17 +504,6 @@ impl Latch {
             .map_err(|e| self.store_err(e))
     }
 
-    /// Checks a new connector's name, type, provider and auth mode; returns its catalog type
-    /// and provider.
-    /// The scope vocabulary a provider speaks (generic when unknown).
-    fn vocabulary(&self, provider: &str) -> crate::provider::scope::Vocabulary {
-        self.config
-            .provider(provider)
-            .map(|p| p.spec.vocabulary)
-            .or_else(|| self.config.catalog.provider(provider).map(|p| p.vocabulary))
-            .unwrap_or(crate::provider::scope::Vocabulary::Generic)
-    }
-
     /// The provider a new connector signs in through when none is named: the one configured
     /// provider of its preset (`corp-jira` for a `jira-dc` connector), else the preset itself.
     fn default_provider(&self, preset: &str) -> Result<String> {
@@ -675,7 +664,7 @@ impl Latch {
         let mut needs_step_up = false;
         if auth == AuthMode::User {
             diff = requested.merge(&request.name, &spec.upstream_scopes);
-            let vocabulary = self.vocabulary(&provider);
+            let vocabulary = self.config.rules_of(&provider);
             needs_step_up = self.granted_scopes(&provider)?.is_some_and(|granted| {
                 !vocabulary
                     .missing(&spec.upstream_scopes, &granted)
@@ -738,7 +727,8 @@ impl Latch {
         let granted = self.granted_scopes(&provider)?;
         let needs_step_up = match (&granted, &connector) {
             (Some(granted), Some(c)) if c.auth == AuthMode::User => !self
-                .vocabulary(&provider)
+                .config
+                .rules_of(&provider)
                 .missing(&c.spec.upstream_scopes, granted)
                 .is_empty(),
             _ => false,
@@ -1065,7 +1055,8 @@ impl Latch {
         let needs_consent = now.auth == AuthMode::User
             && self.granted_scopes(&now.provider)?.is_some_and(|g| {
                 !self
-                    .vocabulary(&now.provider)
+                    .config
+                    .rules_of(&now.provider)
                     .missing(&now.spec.upstream_scopes, &g)
                     .is_empty()
             });

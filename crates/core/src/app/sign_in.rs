@@ -16,8 +16,8 @@ use crate::grant::Grants;
 use crate::net::oauth::{self, Pkce, TokenError};
 use crate::ports::Browser;
 use crate::provider::catalog::{AuthMode, ClientType};
-use crate::provider::profile::{Account, ProviderProfile};
 use crate::provider::scope::{Scope, ScopeList};
+use crate::provider::{Account, ProviderRules};
 use crate::secret::{constant_time_eq, Secret};
 pub use crate::upstream::site::site_matches;
 pub use latch_store::SiteRow;
@@ -676,7 +676,7 @@ async fn run_login(
     // A fresh row: `store_tokens` records the consent time and the granted scopes.
     let access = grants.store_tokens(&grant, row, tokens).await?;
 
-    let profile = ProviderProfile::of(&provider.spec);
+    let profile = provider.rules();
     let account = fetch_account(&grants, &provider, profile, &access).await;
     if let Some(who) = &account {
         let db = latch.db();
@@ -735,8 +735,7 @@ async fn run_login(
     }
     tracing::info!(provider = name, scopes = %granted, "signed in");
     let missing: Vec<Scope> = provider
-        .spec
-        .vocabulary
+        .rules()
         .missing(&scopes, &granted)
         .iter()
         .cloned()
@@ -813,7 +812,7 @@ async fn get_json(
 async fn fetch_account(
     grants: &Grants,
     provider: &crate::config::Provider,
-    profile: ProviderProfile,
+    profile: &dyn ProviderRules,
     access: &Secret,
 ) -> Option<Account> {
     let me = get_json(
@@ -829,7 +828,7 @@ async fn fetch_account(
 async fn fetch_sites(
     grants: &Grants,
     provider: &crate::config::Provider,
-    profile: ProviderProfile,
+    profile: &dyn ProviderRules,
     access: &Secret,
 ) -> Vec<SiteRow> {
     let Some(url) = provider.spec.resources_url.as_deref() else {

@@ -17,6 +17,7 @@ use crate::provider::catalog::{
     check_name, check_url, AuthMode, Catalog, ClientType, ConnectorSpec, ProviderSpec,
 };
 use crate::provider::scope::{lint, LintConnector, ScopeList, ScopeRequest};
+use crate::provider::{ProviderKind, ProviderRules};
 use crate::toml_location::{line_of_key, line_of_offset};
 use latch_store::ApiTokenKind;
 
@@ -227,6 +228,13 @@ pub struct Provider {
     pub configured: bool,
 }
 
+impl Provider {
+    /// How this provider behaves (its kind's rules).
+    pub fn rules(&self) -> &'static dyn ProviderRules {
+        self.spec.kind.rules()
+    }
+}
+
 /// A connector, resolved against the catalog.
 #[derive(Clone, Debug)]
 pub struct Connector {
@@ -335,6 +343,16 @@ impl Config {
         self.connectors.iter().find(|c| c.name == name)
     }
 
+    /// How a provider behaves: its configured kind, else its catalog preset's, else a generic
+    /// provider's.
+    pub fn rules_of(&self, provider: &str) -> &'static dyn ProviderRules {
+        self.provider(provider)
+            .map(|p| p.spec.kind)
+            .or_else(|| self.catalog.provider(provider).map(|p| p.kind))
+            .unwrap_or(ProviderKind::Generic)
+            .rules()
+    }
+
     /// HTTP clients for this configuration's providers: each provider's `ca_file` trusted for
     /// that provider only.
     pub fn provider_clients(&self) -> crate::net::tls::ProviderClients {
@@ -389,7 +407,7 @@ impl Config {
             .collect();
         lint(
             provider,
-            p.spec.vocabulary,
+            p.spec.kind.rules(),
             p.spec.needs_offline_access,
             &lint_input,
         )

@@ -13,7 +13,7 @@ use crate::error::GrantError;
 use crate::net::oauth::{self, TokenError};
 use crate::net::retry::{retry, Next};
 use crate::provider::catalog::AuthMode;
-use crate::provider::profile::ProviderProfile;
+
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, GrantState};
 
@@ -88,7 +88,7 @@ pub(crate) async fn request(
             Ok(stored)
         }
         Err(err @ (TokenError::InvalidGrant { .. } | TokenError::Rejected { .. })) => {
-            let profile = ProviderProfile::of(&provider.spec);
+            let profile = provider.rules();
             let reason = err.to_string();
             ctx.store
                 .fail(row, GrantState::CredentialRejected, reason.clone())?;

@@ -421,7 +421,7 @@ impl Grants {
             Ok(p) => p.clone(),
             Err(err) => return unchecked(err.to_string()),
         };
-        let profile = crate::provider::profile::ProviderProfile::of(&provider.spec);
+        let profile = provider.rules();
         let outcome: Result<(bool, String), GrantError> = if connector.auth == AuthMode::ApiToken {
             self.probe_api_token(connector).await.map(|probe| {
                 let tried = probe
@@ -749,13 +749,7 @@ impl Grants {
         if connector.auth != AuthMode::User {
             return Ok(Vec::new());
         }
-        let vocabulary = self
-            .shared
-            .config
-            .provider(&connector.provider)
-            .map_or(crate::provider::scope::Vocabulary::Generic, |p| {
-                p.spec.vocabulary
-            });
+        let vocabulary = self.shared.config.rules_of(&connector.provider);
         Ok(match self.granted_scopes(connector)? {
             Some(granted) => vocabulary
                 .missing(&connector.spec.upstream_scopes, &granted)
@@ -919,9 +913,7 @@ impl Shared {
                 // A new secret (`latch credential set`) resets the state; until then, asking
                 // again with the refused one only fills the provider's logs.
                 if let Some(connector) = self.config.connector(grant.owner()) {
-                    let profile = crate::provider::profile::ProviderProfile::of(
-                        &self.ctx().provider(&connector.provider)?.spec,
-                    );
+                    let profile = self.ctx().provider(&connector.provider)?.rules();
                     return Err(GrantError::CredentialRejected {
                         connector: connector.name.clone(),
                         reason: row.last_error.unwrap_or_default(),

@@ -20,8 +20,8 @@ use crate::finding::{Finding, Severity};
 use crate::grant::{grant_of, GrantError, GrantId, Grants};
 use crate::health::status::{ConnectorState, CredentialStatus, StatusReport};
 use crate::provider::catalog::{AuthMode, ClientType};
-use crate::provider::profile::ProviderProfile;
 use crate::provider::scope::{RequestedScope, Scope};
+use crate::provider::ProviderRules;
 use latch_store::GrantRow;
 
 /// The JSON schema of [`DoctorReport`].
@@ -241,7 +241,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
         let signs_in = config
             .connectors_of(&provider.name)
             .any(|c| c.auth == AuthMode::User);
-        let profile = ProviderProfile::of(&provider.spec);
+        let profile = provider.rules();
         let lacks_required = profile
             .required_authorize_params()
             .iter()
@@ -416,11 +416,8 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
             push_unique(&mut findings, f.clone());
         }
         // Provider mapping: a connector's vocabulary must be its provider's.
-        let expected = config
-            .catalog
-            .provider(&c.spec.provider)
-            .map(|p| p.vocabulary);
-        let actual = config.provider(&c.provider).map(|p| p.spec.vocabulary);
+        let expected = config.catalog.provider(&c.spec.provider).map(|p| p.kind);
+        let actual = config.provider(&c.provider).map(|p| p.spec.kind);
         if expected.is_some() && actual.is_some() && expected != actual {
             findings.push(finding(
                 "provider_mapping_wrong",
@@ -469,7 +466,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                     .or_else(|| row.as_ref().and_then(|r| r.last_error.clone()))
                     .or_else(|| s.credential.as_ref().and_then(|c| c.last_error.clone()))
                     .unwrap_or_default();
-                let profile = provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of);
+                let profile = config.rules_of(&c.provider);
                 findings.push(credential_rejected(c, subject.clone(), &why, profile));
             }
             ConnectorState::Expired => findings.push(finding(
@@ -485,10 +482,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                         .and_then(|cr| cr.expires_at.clone())
                         .unwrap_or_default()
                 ),
-                &credential_fix(
-                    c,
-                    provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of),
-                ),
+                &credential_fix(c, config.rules_of(&c.provider)),
             )),
             ConnectorState::CredentialMissing => findings.push(finding(
                 "credential_missing",
@@ -515,19 +509,15 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),
-                &config
-                    .provider(&c.provider)
-                    .map(|p| ProviderProfile::of(&p.spec))
-                    .unwrap_or(ProviderProfile::Generic)
-                    .missing_scope_fix(
-                        &c.provider,
-                        &s.scopes
-                            .missing
-                            .iter()
-                            .map(Scope::as_str)
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ),
+                &config.rules_of(&c.provider).missing_scope_fix(
+                    &c.provider,
+                    &s.scopes
+                        .missing
+                        .iter()
+                        .map(Scope::as_str)
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
             )),
             ConnectorState::RefreshFailing | ConnectorState::RefreshUncertain => {
                 findings.push(finding(
@@ -584,10 +574,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                         c.name,
                         fmt_time(expires)
                     ),
-                    &credential_fix(
-                        c,
-                        provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of),
-                    ),
+                    &credential_fix(c, config.rules_of(&c.provider)),
                 ));
             }
         }
@@ -665,7 +652,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                 if let Ok(json) = serde_json::to_string(&result) {
                     let _ = latch.db().meta_set(&probe_key, Some(&json));
                 }
-                let profile = provider_spec.map_or(ProviderProfile::Generic, ProviderProfile::of);
+                let profile = config.rules_of(&c.provider);
                 if let Some(f) = probe_finding(c, profile, s, &result, &diagnosis) {
                     findings.push(f);
                 }
@@ -816,7 +803,7 @@ fn credential_noun(auth: AuthMode) -> &'static str {
     }
 }
 
-fn credential_fix(c: &Connector, profile: ProviderProfile) -> String {
+fn credential_fix(c: &Connector, profile: &dyn ProviderRules) -> String {
     match c.auth {
         AuthMode::Service => format!(
             "{}; then `latch credential set {}`",
@@ -839,7 +826,7 @@ fn credential_rejected(
     c: &Connector,
     subject: String,
     why: &str,
-    profile: ProviderProfile,
+    profile: &dyn ProviderRules,
 ) -> Finding {
     finding(
         "credential_rejected",
@@ -857,7 +844,7 @@ fn credential_rejected(
 
 fn probe_finding(
     c: &Connector,
-    profile: ProviderProfile,
+    profile: &dyn ProviderRules,
     s: &crate::health::status::ConnectorStatus,
     result: &ProbeResult,
     diagnosis: &Diagnosis,
@@ -880,14 +867,8 @@ fn probe_finding(
                         format!(" (missing from the grant: {})", missing.join(" "))
                     }
                 ),
-                &if c.auth == AuthMode::User && profile == ProviderProfile::Bitbucket {
-                    profile.scope_mismatch_fix(&c.provider)
-                } else if c.auth == AuthMode::User {
-                    format!(
-                        "add the scope to the app (developer console → Permissions) and keep it \
-                         ticked at consent: `latch login {}`",
-                        c.provider
-                    )
+                &if c.auth == AuthMode::User {
+                    profile.scope_missing_fix(&c.provider)
                 } else {
                     "give the credential the scopes of this product (a new scoped token or \
                      service-account credential), then `latch credential set`"
@@ -962,10 +943,7 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         error,
     };
-    let profile = grants
-        .config()
-        .provider(&c.provider)
-        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+    let profile = grants.config().rules_of(&c.provider);
     let upstream = match grants.upstream(c).await {
         Ok(up) => up,
         Err(

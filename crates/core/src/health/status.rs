@@ -11,7 +11,6 @@ use crate::credential::CredentialKind;
 use crate::finding::{Finding, Severity};
 use crate::grant::{grant_of, GrantState};
 use crate::provider::catalog::{AuthMode, ClientType};
-use crate::provider::profile::ProviderProfile;
 use crate::provider::scope::{RequestedScope, Scope, ScopeDiff, ScopeList};
 use latch_store::{ApiTokenKind, CredentialState, GrantId};
 
@@ -383,11 +382,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             _ => None,
         };
         let requested_list = request.scopes();
-        let vocabulary = config
-            .provider(&c.provider)
-            .map_or(crate::provider::scope::Vocabulary::Generic, |p| {
-                p.spec.vocabulary
-            });
+        let vocabulary = config.rules_of(&c.provider);
         let diff = ScopeDiff::compute(
             vocabulary,
             &c.spec.upstream_scopes,
@@ -490,9 +485,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                     .collect(),
                 granted: granted.map(|g| g.iter().cloned().collect()),
                 fix: (c.auth == AuthMode::User && !diff.missing.is_empty()).then(|| {
-                    let profile = config
-                        .provider(&c.provider)
-                        .map_or(ProviderProfile::Generic, |p| ProviderProfile::of(&p.spec));
+                    let profile = config.rules_of(&c.provider);
                     let missing: Vec<&str> = diff.missing.iter().map(Scope::as_str).collect();
                     profile.missing_scope_fix(&c.provider, &missing.join(" "))
                 }),

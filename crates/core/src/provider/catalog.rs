@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::provider::scope::{ScopeList, Vocabulary};
+use crate::provider::scope::ScopeList;
+use crate::provider::ProviderKind;
 use crate::toml_location::{line_of_key, line_of_offset};
 
 const BUILTIN: &[(&str, &str)] = &[
@@ -111,8 +112,9 @@ pub enum TokenAuth {
 pub struct ProviderSpec {
     /// Human name.
     pub display_name: String,
-    /// The scope vocabulary it speaks.
-    pub vocabulary: Vocabulary,
+    /// Its kind, which decides its scope vocabulary and quirks (`vocabulary` in the TOML).
+    #[serde(rename = "vocabulary")]
+    pub kind: ProviderKind,
     /// Confidential, public, or no OAuth.
     pub client_type: ClientType,
     /// Whether to send PKCE S256.
@@ -335,7 +337,7 @@ pub struct PresetEntry {
     /// Whether it needs an instance's base URL (`--base-url`; Data Center).
     pub needs_base_url: bool,
     /// The scope vocabulary it speaks.
-    pub vocabulary: Vocabulary,
+    pub vocabulary: ProviderKind,
 }
 
 /// A connector type as faces show it (`latch connector catalog`, "Add connector").
@@ -359,7 +361,7 @@ pub struct ConnectorEntry {
     /// Whether it needs a site.
     pub needs_site: bool,
     /// The scope vocabulary of its provider.
-    pub vocabulary: Vocabulary,
+    pub vocabulary: ProviderKind,
 }
 
 /// The whole catalog as faces show it.
@@ -394,7 +396,7 @@ impl Catalog {
                     console_url: p.console_url.clone(),
                     default_scopes: p.default_scopes.clone(),
                     needs_base_url: p.needs_base_url(),
-                    vocabulary: p.vocabulary,
+                    vocabulary: p.kind,
                 })
                 .collect(),
             connectors: self
@@ -412,7 +414,7 @@ impl Catalog {
                     vocabulary: self
                         .providers
                         .get(&c.provider)
-                        .map_or(Vocabulary::Generic, |p| p.vocabulary),
+                        .map_or(ProviderKind::Generic, |p| p.kind),
                 })
                 .collect(),
         }
@@ -736,7 +738,7 @@ mod tests {
             {
                 let findings = lint(
                     &spec.provider,
-                    provider.vocabulary,
+                    provider.kind.rules(),
                     provider.needs_offline_access,
                     &[LintConnector {
                         name,

@@ -188,39 +188,28 @@ impl<'a> IntoIterator for &'a ScopeList {
     }
 }
 
-/// The scope vocabulary a provider speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[serde(rename_all = "kebab-case")]
-pub enum Vocabulary {
-    /// Atlassian Cloud 3LO: classic and granular scopes, `offline_access`, `read:me`.
-    Atlassian,
-    /// Bitbucket Cloud OAuth consumers: verbs like `repository:write`.
-    Bitbucket,
-    /// Jira and Confluence Data Center incoming links: `READ`, `WRITE`, `ADMIN`, …
-    DataCenter,
-    /// Bitbucket Data Center incoming links: `REPO_READ`, `PROJECT_ADMIN`, …
-    BitbucketDataCenter,
-    /// Any other OAuth 2.0 provider: names are not checked.
-    Generic,
-}
+/// The scope names a provider speaks: how it reads a scope, and which granted scopes imply
+/// others. Every provider kind has one ([`crate::provider::ProviderRules`] extends it).
+pub trait Vocabulary: Sync {
+    /// What a scope is in this vocabulary.
+    fn classify(&self, scope: &Scope) -> ScopeKind;
 
-impl Vocabulary {
+    /// Granted scopes that imply others (`repository:write` ⇒ `repository` on Bitbucket).
+    fn implications(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[]
+    }
+
     /// The required scopes a granted set lacks, implications applied.
-    pub fn missing(self, required: &ScopeList, granted: &ScopeList) -> ScopeList {
+    fn missing(&self, required: &ScopeList, granted: &ScopeList) -> ScopeList {
         required.minus(&self.with_implied(granted))
     }
 
-    /// The scopes a granted set holds once the vocabulary's implications are applied
-    /// (Bitbucket Cloud, atlassian-wire §3.3): a consumer granted `repository:write` can read.
-    pub fn with_implied(self, granted: &ScopeList) -> ScopeList {
-        let rules: &[(&str, &[&str])] = match self {
-            Self::Bitbucket => BITBUCKET_IMPLIES,
-            _ => &[],
-        };
+    /// The scopes a granted set holds once the vocabulary's implications are applied.
+    fn with_implied(&self, granted: &ScopeList) -> ScopeList {
+        let rules = self.implications();
         let mut all = granted.clone();
         // Implications chain (`pullrequest:write` ⇒ `repository:write` ⇒ `repository`): repeat
-        // until nothing is added; the table is tiny.
+        // until nothing is added; the tables are tiny.
         loop {
             let mut added = false;
             for (scope, implied) in rules {
@@ -238,15 +227,6 @@ impl Vocabulary {
         }
     }
 }
-
-/// Bitbucket Cloud's documented implications (atlassian-wire §3.3). `repository:admin` implies
-/// neither read nor write.
-const BITBUCKET_IMPLIES: &[(&str, &[&str])] = &[
-    ("repository:write", &["repository"]),
-    ("pullrequest", &["repository"]),
-    ("pullrequest:write", &["pullrequest", "repository:write"]),
-    ("project", &["repository"]),
-];
 
 /// The Atlassian product a scope belongs to, for the classic/granular mix check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -300,7 +280,7 @@ pub enum ScopeKind {
     Unknown,
 }
 
-const JIRA_CLASSIC: &[&str] = &[
+pub(crate) const JIRA_CLASSIC: &[&str] = &[
     "read:jira-user",
     "read:jira-work",
     "write:jira-work",
@@ -309,13 +289,13 @@ const JIRA_CLASSIC: &[&str] = &[
     "manage:jira-webhook",
     "manage:jira-data-provider",
 ];
-const JSM_CLASSIC: &[&str] = &[
+pub(crate) const JSM_CLASSIC: &[&str] = &[
     "read:servicedesk-request",
     "write:servicedesk-request",
     "manage:servicedesk-customer",
     "read:servicemanagement-insight-objects",
 ];
-const CONFLUENCE_CLASSIC: &[&str] = &[
+pub(crate) const CONFLUENCE_CLASSIC: &[&str] = &[
     "read:confluence-content.all",
     "read:confluence-content.summary",
     "read:confluence-content.permission",
@@ -332,7 +312,7 @@ const CONFLUENCE_CLASSIC: &[&str] = &[
     "write:confluence-groups",
     "manage:confluence-configuration",
 ];
-const BITBUCKET: &[&str] = &[
+pub(crate) const BITBUCKET: &[&str] = &[
     "project",
     "project:admin",
     "repository",
@@ -358,7 +338,7 @@ const BITBUCKET: &[&str] = &[
     "team",
     "team:write",
 ];
-const DATA_CENTER: &[&str] = &[
+pub(crate) const DATA_CENTER: &[&str] = &[
     "READ",
     "WRITE",
     "ADMIN",
@@ -366,7 +346,7 @@ const DATA_CENTER: &[&str] = &[
     "READ_ALL",
     "MANAGE_SUBSCRIPTIONS",
 ];
-const BITBUCKET_DATA_CENTER: &[&str] = &[
+pub(crate) const BITBUCKET_DATA_CENTER: &[&str] = &[
     "PUBLIC_REPOS",
     "ACCOUNT_WRITE",
     "REPO_READ",
@@ -378,7 +358,8 @@ const BITBUCKET_DATA_CENTER: &[&str] = &[
 ];
 const GRANULAR_VERBS: &[&str] = &["read", "write", "delete", "manage", "validate", "search"];
 
-fn classify_atlassian(scope: &str) -> ScopeKind {
+/// How Atlassian Cloud reads a scope name (also used to tell its scopes apart on other kinds).
+pub(crate) fn atlassian_scope_kind(scope: &str) -> ScopeKind {
     if scope == "offline_access" {
         return ScopeKind::OfflineAccess;
     }
@@ -423,43 +404,6 @@ fn granular_product(scope: &str) -> Option<Product> {
         "confluence" => Some(Product::Confluence),
         "compass" | "bitbucket" | "jira-work-management" | "opsgenie" => Some(Product::Other),
         _ => None,
-    }
-}
-
-/// Reads a scope in a vocabulary.
-pub fn classify(vocabulary: Vocabulary, scope: &Scope) -> ScopeKind {
-    let text = scope.as_str();
-    match vocabulary {
-        Vocabulary::Generic => ScopeKind::Opaque,
-        Vocabulary::Atlassian => classify_atlassian(text),
-        Vocabulary::DataCenter | Vocabulary::BitbucketDataCenter => {
-            let own = if vocabulary == Vocabulary::DataCenter {
-                DATA_CENTER
-            } else {
-                BITBUCKET_DATA_CENTER
-            };
-            if own.contains(&text) {
-                ScopeKind::DataCenter
-            } else if DATA_CENTER.contains(&text)
-                || BITBUCKET_DATA_CENTER.contains(&text)
-                || BITBUCKET.contains(&text)
-                || classify_atlassian(text) != ScopeKind::Unknown
-            {
-                ScopeKind::ForeignDataCenter
-            } else {
-                ScopeKind::Unknown
-            }
-        }
-        Vocabulary::Bitbucket => {
-            if BITBUCKET.contains(&text) {
-                ScopeKind::Bitbucket
-            } else {
-                match classify_atlassian(text) {
-                    ScopeKind::Unknown | ScopeKind::ForeignBitbucket => ScopeKind::Unknown,
-                    _ => ScopeKind::ForeignAtlassian,
-                }
-            }
-        }
     }
 }
 
@@ -565,7 +509,7 @@ impl ScopeDiff {
     /// Compares what a connector requires with what its provider requests and what the grant
     /// holds (`None` before any login).
     pub fn compute(
-        vocabulary: Vocabulary,
+        vocabulary: &dyn Vocabulary,
         required: &ScopeList,
         requested: &ScopeList,
         granted: Option<&ScopeList>,
@@ -605,7 +549,7 @@ pub struct LintConnector<'a> {
 /// `offline_access` is requested (Atlassian 3LO; not Bitbucket, which always issues one).
 pub fn lint(
     provider: &str,
-    vocabulary: Vocabulary,
+    vocabulary: &dyn Vocabulary,
     needs_offline_access: bool,
     connectors: &[LintConnector<'_>],
 ) -> Vec<Finding> {
@@ -615,7 +559,7 @@ pub fn lint(
     let mut seen: BTreeSet<&str> = BTreeSet::new();
     for connector in connectors {
         for scope in connector.scopes {
-            let kind = classify(vocabulary, scope);
+            let kind = vocabulary.classify(scope);
             match kind {
                 ScopeKind::Classic(p) => {
                     classic.insert(p);
@@ -728,6 +672,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::provider::ProviderKind;
 
     fn list(text: &str) -> ScopeList {
         ScopeList::parse(text).unwrap()
@@ -750,7 +695,11 @@ mod tests {
 
     #[test]
     fn classify_atlassian_vocabulary() {
-        let k = |s: &str| classify(Vocabulary::Atlassian, &s.parse().unwrap());
+        let k = |s: &str| {
+            ProviderKind::Atlassian
+                .rules()
+                .classify(&s.parse().unwrap())
+        };
         assert_eq!(k("read:jira-work"), ScopeKind::Classic(Product::Jira));
         assert_eq!(k("read:issue:jira"), ScopeKind::Granular(Product::Jira));
         assert_eq!(
@@ -770,22 +719,25 @@ mod tests {
     #[test]
     fn bitbucket_implications_are_applied_to_what_was_granted() {
         let granted = list("pullrequest:write account");
-        let all = Vocabulary::Bitbucket.with_implied(&granted);
+        let all = ProviderKind::Bitbucket.rules().with_implied(&granted);
         for s in ["pullrequest", "repository:write", "repository", "account"] {
             assert!(all.contains_str(s), "{s} in {all}");
         }
         assert!(!all.contains_str("repository:admin"));
         // `repository:admin` implies neither read nor write.
-        let admin = Vocabulary::Bitbucket.with_implied(&list("repository:admin"));
+        let admin = ProviderKind::Bitbucket
+            .rules()
+            .with_implied(&list("repository:admin"));
         assert_eq!(admin.to_string(), "repository:admin");
-        let missing = Vocabulary::Bitbucket.missing(
+        let missing = ProviderKind::Bitbucket.rules().missing(
             &list("account repository repository:write pullrequest"),
             &list("account repository:write"),
         );
         assert_eq!(missing.to_string(), "pullrequest");
         // Atlassian has no such rules.
         assert_eq!(
-            Vocabulary::Atlassian
+            ProviderKind::Atlassian
+                .rules()
                 .missing(&list("read:jira-work"), &list("write:jira-work"))
                 .to_string(),
             "read:jira-work"
@@ -794,18 +746,26 @@ mod tests {
 
     #[test]
     fn data_center_vocabularies_tell_their_own_scopes_from_others() {
-        let dc = |s: &str| classify(Vocabulary::DataCenter, &s.parse().unwrap());
+        let dc = |s: &str| {
+            ProviderKind::DataCenter
+                .rules()
+                .classify(&s.parse().unwrap())
+        };
         assert_eq!(dc("WRITE"), ScopeKind::DataCenter);
         assert_eq!(dc("read:jira-work"), ScopeKind::ForeignDataCenter);
         assert_eq!(dc("REPO_READ"), ScopeKind::ForeignDataCenter);
         assert_eq!(dc("frobnicate"), ScopeKind::Unknown);
-        let bb = |s: &str| classify(Vocabulary::BitbucketDataCenter, &s.parse().unwrap());
+        let bb = |s: &str| {
+            ProviderKind::BitbucketDataCenter
+                .rules()
+                .classify(&s.parse().unwrap())
+        };
         assert_eq!(bb("REPO_WRITE"), ScopeKind::DataCenter);
         assert_eq!(bb("WRITE"), ScopeKind::ForeignDataCenter);
         assert_eq!(bb("repository"), ScopeKind::ForeignDataCenter);
         let findings = lint(
             "corp-jira",
-            Vocabulary::DataCenter,
+            ProviderKind::DataCenter.rules(),
             false,
             &[LintConnector {
                 name: "jira-dc",
@@ -819,7 +779,11 @@ mod tests {
 
     #[test]
     fn classify_bitbucket_vocabulary() {
-        let k = |s: &str| classify(Vocabulary::Bitbucket, &s.parse().unwrap());
+        let k = |s: &str| {
+            ProviderKind::Bitbucket
+                .rules()
+                .classify(&s.parse().unwrap())
+        };
         assert_eq!(k("repository:write"), ScopeKind::Bitbucket);
         assert_eq!(k("read:jira-work"), ScopeKind::ForeignAtlassian);
         assert_eq!(k("offline_access"), ScopeKind::ForeignAtlassian);
@@ -860,11 +824,17 @@ mod tests {
         let required = list("read:me write:jira-work");
         let requested = list("read:me read:jira-work");
         let granted = list("read:me read:jira-work manage:jira-webhook");
-        let diff = ScopeDiff::compute(Vocabulary::Atlassian, &required, &requested, Some(&granted));
+        let diff = ScopeDiff::compute(
+            ProviderKind::Atlassian.rules(),
+            &required,
+            &requested,
+            Some(&granted),
+        );
         assert_eq!(diff.missing, vec!["write:jira-work".parse().unwrap()]);
         assert_eq!(diff.extra, vec!["manage:jira-webhook".parse().unwrap()]);
         assert_eq!(diff.not_requested, vec!["write:jira-work".parse().unwrap()]);
-        let before_login = ScopeDiff::compute(Vocabulary::Atlassian, &required, &requested, None);
+        let before_login =
+            ScopeDiff::compute(ProviderKind::Atlassian.rules(), &required, &requested, None);
         assert!(before_login.missing.is_empty() && before_login.extra.is_empty());
     }
 
@@ -876,7 +846,13 @@ mod tests {
             user_mode: true,
             scopes: &clean,
         }];
-        assert!(lint("atlassian", Vocabulary::Atlassian, true, &connectors).is_empty());
+        assert!(lint(
+            "atlassian",
+            ProviderKind::Atlassian.rules(),
+            true,
+            &connectors
+        )
+        .is_empty());
 
         let bad = list("read:me read:jira-work read:issue:jira pullrequest read:jira-wrok");
         let connectors = [LintConnector {
@@ -884,10 +860,15 @@ mod tests {
             user_mode: true,
             scopes: &bad,
         }];
-        let codes: Vec<_> = lint("atlassian", Vocabulary::Atlassian, true, &connectors)
-            .into_iter()
-            .map(|f| f.code)
-            .collect();
+        let codes: Vec<_> = lint(
+            "atlassian",
+            ProviderKind::Atlassian.rules(),
+            true,
+            &connectors,
+        )
+        .into_iter()
+        .map(|f| f.code)
+        .collect();
         for code in [
             "bitbucket_scope_on_atlassian",
             "unknown_scope",
@@ -902,7 +883,7 @@ mod tests {
             user_mode: false,
             scopes: &list("read:jira-work"),
         }];
-        assert!(lint("atlassian", Vocabulary::Atlassian, true, &service).is_empty());
+        assert!(lint("atlassian", ProviderKind::Atlassian.rules(), true, &service).is_empty());
 
         let bb = list("repository read:jira-work offline_access");
         let connectors = [LintConnector {
@@ -910,10 +891,15 @@ mod tests {
             user_mode: true,
             scopes: &bb,
         }];
-        let codes: Vec<_> = lint("bitbucket", Vocabulary::Bitbucket, false, &connectors)
-            .into_iter()
-            .map(|f| f.code)
-            .collect();
+        let codes: Vec<_> = lint(
+            "bitbucket",
+            ProviderKind::Bitbucket.rules(),
+            false,
+            &connectors,
+        )
+        .into_iter()
+        .map(|f| f.code)
+        .collect();
         assert_eq!(
             codes,
             [

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::{Connector, Provider};
 use crate::error::GrantError;
 use crate::grant::store::GrantStore;
-use crate::provider::profile::{looks_like_cloud_id, ProviderProfile};
+use crate::provider::{looks_like_cloud_id, ProviderRules};
 use latch_store::{GrantId, SiteIdRow, SiteRow};
 
 /// How long Latch waits for `/_edge/tenant_info`.
@@ -169,7 +169,7 @@ impl Sites<'_> {
         if let Some(known) = self.store.db().site_id(&url)? {
             return Ok(known.cloud_id);
         }
-        let profile = ProviderProfile::of(&provider.spec);
+        let profile = provider.rules();
         match self.tenant_info(profile, &provider.name, &url).await {
             Ok(id) => {
                 self.store.db().site_id_put(&SiteIdRow {
@@ -226,7 +226,7 @@ impl Sites<'_> {
     pub(crate) fn remember(
         &self,
         rows: &[SiteRow],
-        profile: ProviderProfile,
+        profile: &dyn ProviderRules,
         template: Option<&str>,
     ) {
         let now = self.store.now();
@@ -237,7 +237,7 @@ impl Sites<'_> {
                     SiteRef::CloudId(_) => None,
                 })
                 .unwrap_or_else(|| row.url.clone());
-            if url.is_empty() || profile != ProviderProfile::Atlassian {
+            if url.is_empty() || !profile.sites_have_cloud_ids() {
                 continue;
             }
             let _ = self.store.db().site_id_put(&SiteIdRow {
@@ -251,7 +251,7 @@ impl Sites<'_> {
 
     async fn tenant_info(
         &self,
-        profile: ProviderProfile,
+        profile: &dyn ProviderRules,
         provider: &str,
         site_url: &str,
     ) -> Result<String, String> {
