@@ -158,7 +158,7 @@ fn refresh_storm_refreshes_exactly_once() {
         .build()
         .unwrap();
     let latch = home.open_in_process();
-    let grants = latch.grants();
+    let grants = latch.credentials();
     let in_process: Vec<String> = runtime.block_on(async {
         let tasks: Vec<_> = (0..200)
             .map(|_| {
@@ -602,21 +602,21 @@ fn the_scheduler_keeps_idle_grants_alive() {
     )
     .unwrap();
     let latch = home.open_in_process();
-    let grants = latch.grants();
+    let grants = latch.credentials();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(latch_core::grant::schedule::tick(&grants));
+    runtime.block_on(latch_core::credential::schedule::tick(&grants));
     assert_eq!(
         fixture.refresh_calls(),
         1,
         "the idle refresh token was rotated"
     );
-    runtime.block_on(latch_core::grant::schedule::tick(&grants));
+    runtime.block_on(latch_core::credential::schedule::tick(&grants));
     assert_eq!(fixture.refresh_calls(), 1, "and not again while fresh");
     home.expire_access();
-    runtime.block_on(latch_core::grant::schedule::tick(&grants));
+    runtime.block_on(latch_core::credential::schedule::tick(&grants));
     assert_eq!(
         fixture.refresh_calls(),
         2,

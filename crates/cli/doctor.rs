@@ -29,12 +29,9 @@ impl DoctorCmd {
     pub(crate) fn run(self) -> Result<std::process::ExitCode, Failure> {
         let latch = open_latch().map_err(Failure::doctor)?;
         let report = runtime()?
-            .block_on(latch_core::health::doctor::run(
-                &latch,
-                latch_core::health::doctor::DoctorOptions {
-                    offline: self.offline,
-                },
-            ))
+            .block_on(latch.doctor(latch_core::health::doctor::DoctorOptions {
+                offline: self.offline,
+            }))
             .map_err(Failure::doctor)?;
         if let Some(path) = &self.report {
             let html = latch_core::health::doctor::render_html(&report);

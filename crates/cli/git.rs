@@ -65,8 +65,8 @@ fn get(named: Option<&str>) -> Result<(), Failure> {
         // Not a repository Latch knows: git asks its next helper.
         return Ok(());
     };
-    let grants = latch.grants();
-    let answer = runtime()?.block_on(git_credential::get(&grants, connector, &request));
+    let credentials = latch.credentials();
+    let answer = runtime()?.block_on(git_credential::get(&credentials, connector, &request));
     match answer {
         Ok(text) => {
             let mut out = std::io::stdout();
@@ -89,8 +89,8 @@ fn erase(named: Option<&str>) -> Result<(), Failure> {
     let Some(connector) = git_credential::connector_for(latch.config(), named, &request)? else {
         return Ok(());
     };
-    let grants = latch.grants();
-    runtime()?.block_on(git_credential::erase(&grants, connector, &request))?;
+    let credentials = latch.credentials();
+    runtime()?.block_on(git_credential::erase(&credentials, connector, &request))?;
     Ok(())
 }
 

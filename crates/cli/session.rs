@@ -181,12 +181,12 @@ pub(crate) struct LogoutCmd {
 impl LogoutCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
-        let grants = latch.grants();
-        let outcome = runtime()?.block_on(grants.logout(&self.provider))?;
+        let credentials = latch.credentials();
+        let outcome = runtime()?.block_on(credentials.logout(&self.provider))?;
         if self.json {
             return print_json(&outcome);
         }
-        use latch_core::grant::Revocation;
+        use latch_core::credential::Revocation;
         if !outcome.signed_in && outcome.keychain_items_deleted == 0 {
             say!("`{}` was not signed in.", outcome.provider);
             return Ok(());
@@ -223,13 +223,13 @@ impl TokenCmd {
     /// The one command whose job is to print a secret: alone on stdout, nothing else there.
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
-        let grants = latch.grants();
+        let credentials = latch.credentials();
         if self.json {
             let details = runtime()?.block_on(async {
                 if self.refresh {
-                    grants.refresh_connector(&self.connector).await?;
+                    credentials.refresh_connector(&self.connector).await?;
                 }
-                grants.token_details(&self.connector).await
+                credentials.token_details(&self.connector).await
             })?;
             // The one place the token goes into JSON, on purpose.
             let text = serde_json::json!({
@@ -244,9 +244,9 @@ impl TokenCmd {
         }
         let credential = runtime()?.block_on(async {
             if self.refresh {
-                grants.refresh_connector(&self.connector).await?;
+                credentials.refresh_connector(&self.connector).await?;
             }
-            grants.credential(&self.connector).await
+            credentials.credential(&self.connector).await
         })?;
         say!("{}", credential.token().expose());
         Ok(())

@@ -12,8 +12,8 @@ use latch_core::app::{
     AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
     CredentialStored, Latch, ProviderAdded,
 };
+use latch_core::credential::LogoutOutcome;
 use latch_core::grant::ApiTokenKind;
-use latch_core::grant::LogoutOutcome;
 use latch_core::health::doctor::DoctorReport;
 use latch_core::health::status::StatusReport;
 use latch_core::local_key::KeyPolicy;
@@ -335,8 +335,8 @@ pub(crate) async fn sign_out(
     let outcome = off_main({
         let desktop = Arc::clone(&desktop);
         move || {
-            let grants = desktop.open()?.grants();
-            run_async(async { Ok(grants.logout(&provider).await?) })
+            let credentials = desktop.open()?.credentials();
+            run_async(async { Ok(credentials.logout(&provider).await?) })
         }
     })
     .await?;
@@ -353,8 +353,8 @@ pub(crate) async fn refresh_connector(
     let result = off_main({
         let desktop = Arc::clone(&desktop);
         move || {
-            let grants = desktop.open()?.grants();
-            run_async(async { Ok(grants.refresh_connector(&connector).await?) })
+            let credentials = desktop.open()?.credentials();
+            run_async(async { Ok(credentials.refresh_connector(&connector).await?) })
         }
     })
     .await;
@@ -474,7 +474,7 @@ pub(crate) async fn audit(
 
 fn run_doctor(latch: &Latch, probe: bool) -> Result<DoctorReport, IpcError> {
     let options = latch_core::health::doctor::DoctorOptions { offline: !probe };
-    run_async(async { Ok(latch_core::health::doctor::run(latch, options).await?) })
+    run_async(async { Ok(latch.doctor(options).await?) })
 }
 
 #[tauri::command]

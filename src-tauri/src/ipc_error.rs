@@ -25,8 +25,8 @@ impl From<latch_core::Error> for IpcError {
     }
 }
 
-impl From<latch_core::grant::GrantError> for IpcError {
-    fn from(err: latch_core::grant::GrantError) -> Self {
+impl From<latch_core::GrantError> for IpcError {
+    fn from(err: latch_core::GrantError) -> Self {
         Self::new(err.code().as_str(), err.to_string())
     }
 }

@@ -11,8 +11,7 @@ use crate::command_names::COMMANDS;
 /// The file, as the Rust types say it should be.
 fn generated() -> String {
     use latch_core::{
-        app::audit, app::sign_in, credential, finding, grant, health::doctor, local_key,
-        provider::catalog,
+        app::audit, app::sign_in, credential, finding, health::doctor, local_key, provider::catalog,
     };
     use latch_core::{config, health::status, provider::scope};
     let declarations = [
@@ -51,8 +50,8 @@ fn generated() -> String {
         credential::CheckResult::decl(),
         // Sessions, keys, audit, health.
         sign_in::LoginOutcome::decl(),
-        grant::LogoutOutcome::decl(),
-        grant::Revocation::decl(),
+        credential::LogoutOutcome::decl(),
+        credential::Revocation::decl(),
         local_key::KeyPolicy::decl(),
         audit::AuditEntry::decl(),
         doctor::DoctorReport::decl(),

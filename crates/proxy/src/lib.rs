@@ -36,7 +36,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use latch_core::app::Latch;
 use latch_core::config::Config;
-use latch_core::grant::{GrantId, Grants};
+use latch_core::credential::Credentials;
+use latch_core::grant::GrantId;
 use latch_core::local_key::KeyVerifier;
 use tokio::net::TcpListener;
 
@@ -86,7 +87,7 @@ impl std::error::Error for StartError {}
 /// One configuration's view: swapped whole on reload.
 pub(crate) struct State {
     pub(crate) config: Arc<Config>,
-    pub(crate) grants: Arc<Grants>,
+    pub(crate) credentials: Arc<Credentials>,
     pub(crate) keys: Arc<KeyVerifier>,
     /// Upstream connectors by trust (a provider's `ca_file`).
     pub(crate) upstreams: upstream::UpstreamConnectors,
@@ -94,13 +95,13 @@ pub(crate) struct State {
 
 impl State {
     fn of(latch: &Latch) -> Self {
-        let grants = latch.grants();
-        grants.watch_in_background();
+        let credentials = latch.credentials();
+        credentials.grants().watch_in_background();
         Self {
             upstreams: upstream::UpstreamConnectors::new(latch.config()),
             config: latch.config_handle(),
-            keys: Arc::new(grants.key_verifier(&latch.home().database())),
-            grants,
+            keys: Arc::new(credentials.grants().key_verifier(&latch.home().database())),
+            credentials,
         }
     }
 }
@@ -153,9 +154,9 @@ impl Running {
             .push((key.clone(), policy));
     }
 
-    /// The token lifecycle the proxy draws on now (shared with the refresh scheduler).
-    pub fn grants(&self) -> Arc<Grants> {
-        Arc::clone(&self.shared.state().grants)
+    /// The credentials the proxy draws on now (shared with the refresh scheduler).
+    pub fn credentials(&self) -> Arc<Credentials> {
+        Arc::clone(&self.shared.state().credentials)
     }
 
     /// Serves a new configuration from now on, on the same listener: no connection is refused,

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt as _;
-use latch_core::grant::GrantError;
+use latch_core::GrantError;
 
 use crate::path::BadPath;
 use crate::ProxyBody;

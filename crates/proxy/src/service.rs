@@ -75,10 +75,10 @@ impl Service {
             Err(err) if proxy_optional => (None, Some(err)),
             Err(err) => return Err(err.into()),
         };
-        let grants = proxy
+        let credentials = proxy
             .as_ref()
-            .map_or_else(|| latch.grants(), Running::grants);
-        let scheduler = tokio::spawn(latch_core::grant::schedule::run(grants));
+            .map_or_else(|| latch.credentials(), Running::credentials);
+        let scheduler = tokio::spawn(latch_core::credential::schedule::run(credentials));
         let addr = Arc::new(Mutex::new(proxy.as_ref().map(|p| p.addr)));
         let inner = Arc::new(tokio::sync::Mutex::new(Inner { proxy, scheduler }));
         let watcher = {
@@ -184,10 +184,10 @@ async fn apply(
         (None, _) => {}
     }
     inner.scheduler.abort();
-    let grants = inner
+    let credentials = inner
         .proxy
         .as_ref()
-        .map_or_else(|| latch.grants(), Running::grants);
-    inner.scheduler = tokio::spawn(latch_core::grant::schedule::run(grants));
+        .map_or_else(|| latch.credentials(), Running::credentials);
+    inner.scheduler = tokio::spawn(latch_core::credential::schedule::run(credentials));
     event
 }

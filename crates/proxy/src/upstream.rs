@@ -13,9 +13,10 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use latch_core::config::Connector;
-use latch_core::grant::{Credential, GrantError, GrantId, Upstream};
+use latch_core::credential::Upstream;
+use latch_core::grant::GrantId;
 use latch_core::provider::ProviderRules;
-use latch_core::secret::Secret;
+use latch_core::GrantError;
 
 use crate::audit::{Audit, Counted};
 use crate::headers::{harden, strip, METHOD_OVERRIDES};
@@ -296,8 +297,9 @@ where
 /// Whether the proxy may refresh `grant` now because of a 401 (and records that it does).
 fn may_refresh(shared: &Shared, state: &State, grant: &GrantId) -> bool {
     let young = state
-        .grants
-        .access_issued_at(grant)
+        .credentials
+        .grants()
+        .issued_at(grant)
         .ok()
         .flatten()
         .is_some_and(|issued| {
@@ -337,7 +339,10 @@ fn refresh_refusal(err: GrantError) -> Refusal {
 }
 
 fn step_up(state: &State, connector: &Connector, profile: &dyn ProviderRules) -> Refusal {
-    let missing = state.grants.missing_scopes(connector).unwrap_or_default();
+    let missing = state
+        .credentials
+        .missing_scopes(connector)
+        .unwrap_or_default();
     let provider = &connector.provider;
     // `action` stays the command to run; where the provider decides the scopes, the message
     // says what to do before it.
@@ -371,16 +376,13 @@ pub(crate) async fn forward(
     audit: &mut Audit,
 ) -> Result<Response<ProxyBody>, Refusal> {
     let connector = routed.connector;
-    let Upstream {
-        base,
-        credential: mut credential_now,
-        grant,
-    } = state
-        .grants
-        .upstream_within(connector, Some(state.config.caller_wait))
+    let wait = Some(state.config.caller_wait);
+    let mut upstream_now: Upstream = state
+        .credentials
+        .upstream(connector, wait)
         .await
         .map_err(refresh_refusal)?;
-    let target = crate::path::upstream_url(&base, &routed.rest, request.uri().query());
+    let target = crate::path::upstream_url(&upstream_now.base, &routed.rest, request.uri().query());
     let uri: Uri = target
         .parse()
         .map_err(|_| Refusal::BadPath(crate::path::BadPath::NotAbsolute))?;
@@ -406,17 +408,17 @@ pub(crate) async fn forward(
         IdleLimited::new(body).boxed_unsync()
     });
     for attempt in 0..2 {
-        let mut auth = HeaderValue::from_str(credential_now.authorization().expose())
+        // The credential authorizes the request as it will be sent.
+        let mut authorized = headers.clone();
+        upstream_now
+            .credential
+            .authorize(&parts.method, &uri, &mut authorized)
             .map_err(|_| Refusal::BadCredential)?;
-        auth.set_sensitive(true);
         let build = |body: ProxyBody| {
             let mut upstream = Request::new(body);
             *upstream.method_mut() = parts.method.clone();
             *upstream.uri_mut() = uri.clone();
-            *upstream.headers_mut() = headers.clone();
-            upstream
-                .headers_mut()
-                .insert(header::AUTHORIZATION, auth.clone());
+            *upstream.headers_mut() = authorized.clone();
             upstream
         };
         let upstream = build(body.take().unwrap_or_else(empty));
@@ -469,22 +471,22 @@ pub(crate) async fn forward(
             response
         };
         let retry = status == StatusCode::UNAUTHORIZED && replayable && attempt == 0;
-        if grant.is_none() && retry {
+        if upstream_now.grant.is_none() && retry {
             // A static credential replaced since it was read: try the new one once.
-            if let Some(now) = state
-                .grants
-                .static_after_rejection(connector, &credential_now)
+            if let Ok(Some(now)) = state
+                .credentials
+                .after_rejection(connector, &upstream_now, wait)
                 .await
             {
-                credential_now = now;
+                upstream_now.credential = now;
                 body = Some(empty());
                 continue;
             }
         }
-        let Some(grant) = grant.as_ref().filter(|_| retry) else {
+        let Some(grant) = upstream_now.grant.clone().filter(|_| retry) else {
             return Ok(replay());
         };
-        if !may_refresh(shared, state, grant) {
+        if !may_refresh(shared, state, &grant) {
             // The upstream's own answer, unchanged, and why Latch did not refresh.
             let mut response = replay();
             response.headers_mut().insert(
@@ -493,19 +495,18 @@ pub(crate) async fn forward(
             );
             return Ok(response);
         }
-        let rejected: Secret = credential_now.token().clone();
-        let fresh = match state
-            .grants
-            .access_token_after_rejection_within(grant, &rejected, Some(state.config.caller_wait))
+        match state
+            .credentials
+            .after_rejection(connector, &upstream_now, wait)
             .await
         {
-            Ok(fresh) => fresh,
+            Ok(Some(fresh)) => upstream_now.credential = fresh,
+            Ok(None) => return Ok(replay()),
             Err(err) => {
-                refresh_failed(shared, grant);
+                refresh_failed(shared, &grant);
                 return Err(refresh_refusal(err));
             }
-        };
-        credential_now = Credential::Bearer(fresh);
+        }
         audit.refreshed = true;
         body = Some(empty());
     }

@@ -12,8 +12,8 @@
 
 use crate::config::{Config, Connector};
 use crate::credential::Credential;
+use crate::credential::{grant_of, Credentials};
 use crate::error::GrantError;
-use crate::grant::{grant_of, Grants};
 use crate::provider::catalog::AuthMode;
 use crate::provider::ProviderRules;
 use crate::secret::Secret;
@@ -193,26 +193,26 @@ pub fn answer(
 
 /// `get`: a fresh credential for the connector, in git's words.
 pub async fn get(
-    grants: &Grants,
+    credentials: &Credentials,
     connector: &Connector,
     request: &GitRequest,
 ) -> Result<Secret, GrantError> {
-    let credential = grants.credential(&connector.name).await?;
-    let profile = grants.config().rules_of(&connector.provider);
+    let credential = credentials.credential(&connector.name).await?;
+    let profile = credentials.grants().config().rules_of(&connector.provider);
     Ok(answer(profile, connector, &credential, request))
 }
 
 /// `erase`: marks the connector's access token stale when git says it was refused. Returns
 /// whether it did.
 pub async fn erase(
-    grants: &Grants,
+    credentials: &Credentials,
     connector: &Connector,
     request: &GitRequest,
 ) -> Result<bool, GrantError> {
     let (Some(grant), Some(password)) = (grant_of(connector), &request.password) else {
         return Ok(false);
     };
-    grants.mark_stale(&grant, password).await
+    credentials.grants().mark_stale(&grant, password).await
 }
 
 #[cfg(test)]

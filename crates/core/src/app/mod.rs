@@ -835,6 +835,20 @@ impl Latch {
         Arc::clone(&self.config)
     }
 
+    /// Runs every health check (`latch doctor`).
+    pub async fn doctor(
+        &self,
+        options: crate::health::doctor::DoctorOptions,
+    ) -> Result<crate::health::doctor::DoctorReport> {
+        let credentials = self.credentials();
+        crate::health::doctor::run(&credentials, || self.status(), options).await
+    }
+
+    /// The credentials of this home's connectors (over its grants).
+    pub fn credentials(&self) -> Arc<crate::credential::Credentials> {
+        Arc::new(crate::credential::Credentials::new(self.grants()))
+    }
+
     /// The token lifecycle over this home (shares the store and keychain).
     pub fn grants(&self) -> Arc<crate::grant::Grants> {
         Arc::new(crate::grant::Grants::new(
@@ -908,9 +922,9 @@ impl Latch {
                 .and_then(|()| db.connector_credential_expiry(connector, expires_at))
                 .map_err(|e| self.store_err(e))?;
         }
-        let grants = self.grants();
+        let credentials = self.credentials();
         let (service_token, check) = if c.auth == AuthMode::Service {
-            let result = grants.start_service(connector).await;
+            let result = credentials.start_service(connector).await;
             let check = match &result {
                 Ok(()) => CredentialCheck {
                     result: CheckResult::Ok,
@@ -934,9 +948,9 @@ impl Latch {
                 check,
             )
         } else {
-            (None, grants.check_credential(&c).await)
+            (None, credentials.check(&c).await)
         };
-        let token_kind = grants
+        let token_kind = credentials
             .api_token_kind(&c)
             .ok()
             .flatten()

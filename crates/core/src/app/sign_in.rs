@@ -432,11 +432,6 @@ fn judge(callback: &Callback, expected: &Expected) -> Heard {
     }
 }
 
-/// The `meta` key under which the last failed sign-in of a provider is kept for `latch doctor`.
-pub fn last_error_key(provider: &str) -> String {
-    format!("last_login_error:{provider}")
-}
-
 /// Runs the consent and stores the grant. See the module docs. A failure is remembered (code
 /// and message, secret-free) so that `latch doctor` can explain it later.
 pub async fn login(
@@ -447,7 +442,7 @@ pub async fn login(
     picker: Option<&dyn SitePicker>,
 ) -> Result<LoginOutcome, LoginError> {
     let result = run_login(latch, options, browser, progress, picker).await;
-    let key = last_error_key(&options.provider);
+    let key = crate::health::doctor::last_sign_in_error_key(&options.provider);
     let record = match &result {
         Ok(_) => None,
         Err(err) => Some(format!("{}\t{}\t{}", err.code(), crate::now_rfc3339(), err)),
@@ -473,7 +468,7 @@ async fn run_login(
     // An `issuer` only: the endpoints come from its discovery document.
     let provider = if provider.spec.issuer.is_some() {
         let grants = latch.grants();
-        crate::upstream::discovery::resolve(grants.store(), grants.http_for(name), &provider)
+        crate::upstream::discovery::resolve(grants.store(), grants.http(Some(name)), &provider)
             .await?
     } else {
         provider
@@ -641,7 +636,7 @@ async fn run_login(
 
     let endpoint = token_endpoint(&provider, None)?;
     let mut tokens = oauth::request_token(
-        grants.http_for(&provider.name),
+        grants.http(Some(&provider.name)),
         &endpoint,
         client_secret.as_ref(),
         oauth::Grant::Code {
@@ -692,9 +687,11 @@ async fn run_login(
         .db()
         .sites_replace(&grant, &sites)
         .map_err(GrantError::from)?;
-    grants
-        .sites()
-        .remember(&sites, profile, provider.spec.site_url.as_deref());
+    crate::upstream::site::Sites::of(&grants).remember(
+        &sites,
+        profile,
+        provider.spec.site_url.as_deref(),
+    );
     crate::grant::store::note_local_write();
 
     let mut bound = Vec::new();
@@ -779,7 +776,7 @@ async fn get_json(
     access: &Secret,
 ) -> Option<serde_json::Value> {
     let response = grants
-        .http_for(provider)
+        .http(Some(provider))
         .get(url)
         .bearer_auth(access.expose())
         .header("Accept", "application/json")

@@ -8,8 +8,9 @@
 //! catalog scopes when it lists none.
 //! A refusal names the credential and where an admin fixes it — never "sign in".
 
-use crate::credential::{token_endpoint, Ctx};
+use crate::credential::{provider_resolved, token_endpoint};
 use crate::error::GrantError;
+use crate::grant::{Ctx, Mint, Minting};
 use crate::net::oauth::{self, TokenError};
 use crate::net::retry::{retry, Next};
 use crate::provider::catalog::AuthMode;
@@ -17,8 +18,56 @@ use crate::provider::catalog::AuthMode;
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, GrantState};
 
+/// A service grant's mint: a client-credentials request with its connector's id and secret.
+pub(crate) struct TokenRequest {
+    connector: String,
+    provider: String,
+}
+
+impl TokenRequest {
+    pub(crate) fn new(connector: &str, provider: &str) -> Self {
+        Self {
+            connector: connector.to_owned(),
+            provider: provider.to_owned(),
+        }
+    }
+}
+
+impl Mint for TokenRequest {
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    fn mint<'a>(&'a self, ctx: &'a Ctx<'a>, grant: &'a GrantId, row: GrantRow) -> Minting<'a> {
+        Box::pin(request(ctx, grant, row))
+    }
+
+    fn not_started(&self, _grant: &GrantId) -> GrantError {
+        GrantError::CredentialMissing {
+            connector: self.connector.clone(),
+            fix: format!(
+                "store the service account's client secret: `latch credential set {}`",
+                self.connector
+            ),
+        }
+    }
+
+    fn still_refused(&self, ctx: &Ctx<'_>, row: &GrantRow) -> Option<GrantError> {
+        let rules = ctx.config.rules_of(&self.provider);
+        Some(GrantError::CredentialRejected {
+            connector: self.connector.clone(),
+            reason: row.last_error.clone().unwrap_or_default(),
+            fix: format!(
+                "{}; then store the right secret with `latch credential set {}`",
+                rules.service_account_console(),
+                self.connector
+            ),
+        })
+    }
+}
+
 /// Requests a new access token for a service grant. Returns it with the row as stored.
-pub(crate) async fn request(
+async fn request(
     ctx: &Ctx<'_>,
     grant: &GrantId,
     row: GrantRow,
@@ -30,7 +79,7 @@ pub(crate) async fn request(
         .filter(|c| c.auth == AuthMode::Service)
         .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))?
         .clone();
-    let provider = ctx.provider_resolved(&connector.provider).await?;
+    let provider = provider_resolved(ctx, &connector.provider).await?;
     let Some(client_id) = connector.client_id.as_deref() else {
         return Err(GrantError::Misconfigured {
             message: format!("service connector `{name}` has no client id"),

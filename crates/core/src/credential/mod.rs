@@ -1,26 +1,37 @@
-//! Credential kinds behind one interface: what a connector sends upstream, and how Latch gets
-//! it. Three kinds, one module each:
-//! - [`user_grant`]: a person's consent — a rotating refresh-token family, refreshed with the
-//!   rules of atlassian-wire §1.4;
+//! Credential kinds: what a connector sends upstream, and how Latch gets it. One file per kind,
+//! each of which authorizes an upstream request:
+//! - [`user_grant`]: a person's consent — a rotating refresh-token family (atlassian-wire §1.4);
 //! - [`client_credentials`]: a service account's client id and secret — access tokens only;
-//! - [`static_secret`]: API tokens, PATs and API keys stored as they are.
+//! - [`static_secret`]: API tokens, PATs, passwords and API keys stored as they are.
 //!
-//! The first two share the single-flight machinery of [`crate::grant::Grants`].
+//! Kinds that draw on a grant hand the grant machinery ([`crate::grant`]) their [`Mint`]; the
+//! [`Credentials`] of a home is what faces and the proxy ask for a connector's credential.
 
 pub(crate) mod client_credentials;
+pub mod schedule;
 pub(crate) mod static_secret;
 pub(crate) mod user_grant;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use base64::Engine as _;
 
-use crate::config::{Config, Provider};
+use crate::config::{Connector, Provider};
 use crate::error::GrantError;
-use crate::grant::store::GrantStore;
+use crate::grant::{ApiTokenKind, GrantId, GrantKind, Grants, Mint};
 use crate::net::oauth::TokenEndpoint;
 use crate::provider::catalog::AuthMode;
+use crate::provider::scope::{Scope, ScopeList};
 use crate::secret::Secret;
+use crate::upstream::base::{api_base, Target};
+use crate::upstream::site::Sites;
 
-/// An upstream credential, ready to go in an `Authorization` header.
+pub use static_secret::TokenProbe;
+pub use user_grant::{LogoutOutcome, Revocation};
+
+/// An upstream credential, ready to authorize a request.
 #[derive(Clone)]
 pub enum Credential {
     /// `Bearer <token>` (OAuth access tokens, Data Center PATs).
@@ -46,7 +57,27 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// A credential that cannot go in a header (a stored secret with a line break, say).
+#[derive(Debug, thiserror::Error)]
+#[error("the stored credential cannot be sent in an HTTP header")]
+pub struct Unsendable;
+
 impl Credential {
+    /// Authorizes one upstream request (its method and target as sent): today every kind puts
+    /// one `Authorization` header; a kind that signs each request reads the request to do so.
+    pub fn authorize(
+        &self,
+        _method: &http::Method,
+        _target: &http::Uri,
+        headers: &mut http::HeaderMap,
+    ) -> Result<(), Unsendable> {
+        let mut value =
+            http::HeaderValue::from_str(self.authorization().expose()).map_err(|_| Unsendable)?;
+        value.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, value);
+        Ok(())
+    }
+
     /// The full `Authorization` header value.
     pub fn authorization(&self) -> Secret {
         match self {
@@ -130,32 +161,13 @@ impl CredentialKind {
     }
 }
 
-/// What every kind needs to reach its token endpoint and keep what it gets.
-pub(crate) struct Ctx<'a> {
-    pub(crate) config: &'a Config,
-    pub(crate) store: &'a GrantStore,
-    pub(crate) clients: &'a crate::net::tls::ProviderClients,
-}
-
-impl Ctx<'_> {
-    /// A provider with what OpenID discovery fills in (for token requests and sign-in).
-    pub(crate) async fn provider_resolved(&self, name: &str) -> Result<Provider, GrantError> {
-        let provider = self.provider(name)?;
-        crate::upstream::discovery::resolve(self.store, self.http(name), provider).await
-    }
-
-    /// The HTTP client for a provider (its CA file trusted).
-    pub(crate) fn http(&self, provider: &str) -> &reqwest::Client {
-        self.clients.for_provider(provider)
-    }
-
-    pub(crate) fn provider(&self, name: &str) -> Result<&Provider, GrantError> {
-        self.config
-            .provider(name)
-            .ok_or_else(|| GrantError::Misconfigured {
-                message: format!("provider `{name}` is not configured"),
-                fix: format!("run `latch provider add {name} --client-id ...`"),
-            })
+/// The grant a connector draws on: its provider's consent, or its own service credential.
+/// Connectors with a stored secret draw on none.
+pub fn grant_of(connector: &Connector) -> Option<GrantId> {
+    match CredentialKind::of(connector.auth) {
+        CredentialKind::UserGrant => Some(GrantId::user(&connector.provider)),
+        CredentialKind::ClientCredentials => Some(GrantId::service(&connector.name)),
+        CredentialKind::Static => None,
     }
 }
 
@@ -192,6 +204,414 @@ pub(crate) fn token_endpoint(
     })
 }
 
+/// A provider with what OpenID discovery fills in (for token requests and sign-in).
+pub(crate) async fn provider_resolved(
+    ctx: &crate::grant::Ctx<'_>,
+    name: &str,
+) -> Result<Provider, GrantError> {
+    let provider = ctx.provider(name)?;
+    crate::upstream::discovery::resolve(ctx.store, ctx.http(name), provider).await
+}
+
+/// What the proxy needs to send a request upstream.
+pub struct Upstream {
+    /// The connector's API base, site resolved.
+    pub base: String,
+    /// The credential to send.
+    pub credential: Credential,
+    /// The grant it came from (absent for stored secrets): mint again when the upstream refuses.
+    pub grant: Option<GrantId>,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream")
+            .field("base", &self.base)
+            .field("credential", &self.credential)
+            .field("grant", &self.grant)
+            .finish()
+    }
+}
+
+/// What `latch token --json` prints. Holds a secret: it has no `Serialize`; the face builds
+/// the JSON and exposes the token there, on purpose.
+pub struct TokenDetails {
+    /// The connector.
+    pub connector: String,
+    /// The `Authorization` scheme: `Bearer`, `Basic` or `GenieKey`.
+    pub token_type: &'static str,
+    /// Exactly what follows the scheme in the header (for `Basic`, `base64(user:secret)`).
+    pub token: Secret,
+    /// When it expires, when known (an access token's expiry, or a stored credential's).
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// The granted scopes, for grants.
+    pub scopes: Option<ScopeList>,
+}
+
+/// The credentials of a home's connectors, over its grants: what the proxy, `latch token`,
+/// the git helper and the doctor ask for. Cheap to share (`Arc`).
+pub struct Credentials {
+    grants: Arc<Grants>,
+    /// Connectors' resolved bases, reused briefly so requests do not resolve sites each time.
+    bases: Mutex<HashMap<String, (Instant, String)>>,
+    /// Static credentials read from the keychain, kept while the database is unchanged (storing
+    /// or removing one writes its connector's row) and for at most [`STATIC_TTL`] (an edit in
+    /// the keychain's own UI shows then): a keychain read is a D-Bus round trip.
+    statics: Mutex<HashMap<String, StaticEntry>>,
+}
+
+struct StaticEntry {
+    version: (i64, u64),
+    read_at: Instant,
+    credential: Credential,
+}
+
+/// The longest a static credential read from the keychain is reused.
+const STATIC_TTL: Duration = Duration::from_secs(60);
+/// How long a resolved upstream base is reused.
+const BASE_TTL: Duration = Duration::from_secs(5);
+
+impl Credentials {
+    /// The credentials over `grants`.
+    pub fn new(grants: Arc<Grants>) -> Self {
+        Self {
+            grants,
+            bases: Mutex::new(HashMap::new()),
+            statics: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The grants they draw on.
+    pub fn grants(&self) -> &Arc<Grants> {
+        &self.grants
+    }
+
+    fn connector(&self, name: &str) -> Result<&Connector, GrantError> {
+        self.grants
+            .config()
+            .connector(name)
+            .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))
+    }
+
+    fn sites(&self) -> Sites<'_> {
+        Sites::of(&self.grants)
+    }
+
+    /// How a grant's tokens are obtained: a user grant refreshes; a service grant asks the
+    /// token endpoint with its connector's credential.
+    pub fn mint_for(&self, grant: &GrantId) -> Arc<dyn Mint> {
+        match grant.kind() {
+            GrantKind::User => Arc::new(user_grant::Refresh::new(grant.owner())),
+            GrantKind::Service => {
+                let provider = self
+                    .grants
+                    .config()
+                    .connector(grant.owner())
+                    .map_or_else(|| grant.owner().to_owned(), |c| c.provider.clone());
+                Arc::new(client_credentials::TokenRequest::new(
+                    grant.owner(),
+                    &provider,
+                ))
+            }
+        }
+    }
+
+    /// A fresh credential for a connector, minting when needed.
+    pub async fn credential(&self, connector: &str) -> Result<Credential, GrantError> {
+        let c = self.connector(connector)?;
+        self.credential_within(c, None).await
+    }
+
+    async fn credential_within(
+        &self,
+        connector: &Connector,
+        wait: Option<Duration>,
+    ) -> Result<Credential, GrantError> {
+        match grant_of(connector) {
+            Some(grant) => {
+                let mint = self.mint_for(&grant);
+                Ok(Credential::Bearer(
+                    self.grants.access_token(&grant, &mint, wait).await?,
+                ))
+            }
+            None => self.static_credential(connector).await,
+        }
+    }
+
+    /// A static connector's credential, from memory while nothing changed.
+    async fn static_credential(&self, connector: &Connector) -> Result<Credential, GrantError> {
+        let version = self.grants.version()?;
+        let known = version.0 >= 0;
+        if known {
+            let statics = self.statics.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(entry) = statics
+                .get(&connector.name)
+                .filter(|e| e.version == version && e.read_at.elapsed() < STATIC_TTL)
+            {
+                return Ok(entry.credential.clone());
+            }
+        }
+        let credential = static_secret::read(&self.grants.ctx(), connector).await?;
+        if known {
+            self.statics
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(
+                    connector.name.clone(),
+                    StaticEntry {
+                        version,
+                        read_at: Instant::now(),
+                        credential: credential.clone(),
+                    },
+                );
+        }
+        Ok(credential)
+    }
+
+    /// Where a connector's requests go and what to send, waiting at most `wait` for a mint (the
+    /// proxy's caller wait): the one call the proxy makes. A mint still running when the wait
+    /// is spent goes on.
+    pub async fn upstream(
+        &self,
+        connector: &Connector,
+        wait: Option<Duration>,
+    ) -> Result<Upstream, GrantError> {
+        let cached = self
+            .bases
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&connector.name)
+            .filter(|(at, _)| at.elapsed() < BASE_TTL)
+            .map(|(_, base)| base.clone());
+        let base = match cached {
+            Some(base) => base,
+            None => {
+                let base = self.upstream_base(connector).await?;
+                self.bases
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(connector.name.clone(), (Instant::now(), base.clone()));
+                base
+            }
+        };
+        Ok(Upstream {
+            base,
+            credential: self.credential_within(connector, wait).await?,
+            grant: grant_of(connector),
+        })
+    }
+
+    /// After the upstream refused a request (401): a credential worth one more try, or `None`.
+    /// A grant mints a new token (unless another caller already replaced the refused one); a
+    /// static credential is re-read from the keychain and returned when it changed (replaced a
+    /// moment ago, or edited in the keychain's UI).
+    pub async fn after_rejection(
+        &self,
+        connector: &Connector,
+        refused: &Upstream,
+        wait: Option<Duration>,
+    ) -> Result<Option<Credential>, GrantError> {
+        match &refused.grant {
+            Some(grant) => {
+                let mint = self.mint_for(grant);
+                let fresh = self
+                    .grants
+                    .after_rejection(grant, refused.credential.token(), &mint, wait)
+                    .await?;
+                Ok(Some(Credential::Bearer(fresh)))
+            }
+            None => {
+                self.statics
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&connector.name);
+                let Ok(now) = self.static_credential(connector).await else {
+                    return Ok(None);
+                };
+                let changed =
+                    now.authorization().expose() != refused.credential.authorization().expose();
+                Ok(changed.then_some(now))
+            }
+        }
+    }
+
+    /// A fresh credential with what a script caching it needs (`latch token --json`): the
+    /// scheme, the part of the header after it, when it expires and its scopes.
+    pub async fn token_details(&self, connector: &str) -> Result<TokenDetails, GrantError> {
+        let c = self.connector(connector)?;
+        let credential = self.credential_within(c, None).await?;
+        let header = credential.authorization();
+        let scheme = credential.scheme();
+        let value = header
+            .expose()
+            .strip_prefix(scheme)
+            .map(|rest| rest.trim_start().to_owned())
+            .unwrap_or_default();
+        let (expires_at, scopes) = match grant_of(c) {
+            Some(grant) => {
+                let row = self.grants.row(&grant)?;
+                (
+                    row.as_ref().and_then(|r| r.access_expires_at),
+                    row.and_then(|r| ScopeList::parse(&r.granted_scopes).ok())
+                        .filter(|s| !s.is_empty()),
+                )
+            }
+            None => (
+                self.grants
+                    .store()
+                    .db()
+                    .connector(connector)?
+                    .and_then(|r| r.credential_expires_at),
+                None,
+            ),
+        };
+        Ok(TokenDetails {
+            connector: connector.to_owned(),
+            token_type: scheme,
+            token: Secret::new(value),
+            expires_at,
+            scopes,
+        })
+    }
+
+    /// The upstream API base of a connector, its site resolved (learning the cloud id from the
+    /// site itself when no sign-in listed it).
+    pub async fn upstream_base(&self, connector: &Connector) -> Result<String, GrantError> {
+        let provider = self.grants.ctx().provider(&connector.provider)?.clone();
+        let mut kind = self.api_token_kind(connector)?;
+        if kind.is_none()
+            && connector.auth == AuthMode::ApiToken
+            && connector.spec.site_api_base.is_some()
+        {
+            // Not found out when the token was stored (offline then): find out now, once.
+            kind = self
+                .probe_api_token(connector)
+                .await
+                .ok()
+                .and_then(|p| p.kind);
+        }
+        api_base(
+            &self.sites(),
+            connector,
+            &provider,
+            Target::of(connector, kind),
+        )
+        .await
+    }
+
+    /// Where a connector's API token works: pinned in latch.toml, or as Latch found out.
+    pub fn api_token_kind(
+        &self,
+        connector: &Connector,
+    ) -> Result<Option<ApiTokenKind>, GrantError> {
+        if connector.auth != AuthMode::ApiToken {
+            return Ok(None);
+        }
+        if let Some(pinned) = connector.token {
+            return Ok(Some(pinned));
+        }
+        Ok(self
+            .grants
+            .store()
+            .db()
+            .connector(&connector.name)?
+            .and_then(|row| row.token_kind))
+    }
+
+    /// Probes a connector's stored API token (site URL, then gateway) and remembers where it
+    /// works.
+    pub async fn probe_api_token(&self, connector: &Connector) -> Result<TokenProbe, GrantError> {
+        let ctx = self.grants.ctx();
+        let provider = ctx.provider(&connector.provider)?.clone();
+        let store = self.grants.store();
+        let Some(secret) = store
+            .secret(store.connector_secret_key(&connector.name))
+            .await?
+        else {
+            return Err(GrantError::CredentialMissing {
+                connector: connector.name.clone(),
+                fix: format!("store it: `latch credential set {}`", connector.name),
+            });
+        };
+        let probe = static_secret::probe_token_kind(&ctx, connector, &provider, &secret).await?;
+        if let Some(kind) = probe.kind {
+            store
+                .db()
+                .connector_token_kind(&connector.name, Some(kind))?;
+        }
+        Ok(probe)
+    }
+
+    /// Checks a connector's stored secret against the upstream and records what it found.
+    /// Never fails: a check that cannot run says so.
+    pub async fn check(&self, connector: &Connector) -> CredentialCheck {
+        static_secret::check(self, connector).await
+    }
+
+    /// Mints a new token for the grant a connector draws on now (the app's "Refresh now").
+    pub async fn refresh_connector(&self, connector: &str) -> Result<(), GrantError> {
+        let c = self.connector(connector)?;
+        let Some(grant) = grant_of(c) else {
+            return Err(GrantError::Misconfigured {
+                message: format!(
+                    "connector `{connector}` uses a stored {}; there is no token to refresh",
+                    c.auth.as_str()
+                ),
+                fix: format!("store a new one with `latch credential set {connector}`"),
+            });
+        };
+        self.refresh_grant(&grant).await
+    }
+
+    /// Mints a new token for a grant now (doctor, keep-alive), unless another caller just did.
+    pub async fn refresh_grant(&self, grant: &GrantId) -> Result<(), GrantError> {
+        let mint = self.mint_for(grant);
+        self.grants.refresh_now(grant, &mint).await
+    }
+
+    /// Starts a service-account grant (client credentials) and fetches its first token.
+    pub async fn start_service(&self, connector: &str) -> Result<(), GrantError> {
+        let grant = GrantId::service(connector);
+        let mint = self.mint_for(&grant);
+        self.grants.restart(&grant, GrantKind::Service, &mint).await
+    }
+
+    /// Grant ids this home uses (providers with user connectors, service connectors).
+    pub fn grant_ids(&self) -> Vec<GrantId> {
+        let mut ids: Vec<GrantId> = Vec::new();
+        for c in &self.grants.config().connectors {
+            if let Some(id) = grant_of(c) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// Required scopes a user connector lacks in its grant (empty when fine or not signed in).
+    pub fn missing_scopes(&self, connector: &Connector) -> Result<Vec<Scope>, GrantError> {
+        let Some(grant) = grant_of(connector).filter(|_| connector.auth == AuthMode::User) else {
+            return Ok(Vec::new());
+        };
+        let vocabulary = self.grants.config().rules_of(&connector.provider);
+        Ok(match self.grants.granted(&grant)? {
+            Some(granted) => vocabulary
+                .missing(&connector.spec.upstream_scopes, &granted)
+                .iter()
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        })
+    }
+
+    /// Signs out of a provider: revokes the refresh token where the provider supports it,
+    /// deletes the keychain items and forgets the grant.
+    pub async fn logout(&self, provider: &str) -> Result<LogoutOutcome, GrantError> {
+        user_grant::logout(&self.grants, provider).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +630,15 @@ mod tests {
         let genie = Credential::GenieKey(Secret::new("k".into()));
         assert_eq!(genie.authorization().expose(), "GenieKey k");
         assert_eq!(genie.scheme(), "GenieKey");
+        let mut headers = http::HeaderMap::new();
+        genie
+            .authorize(
+                &http::Method::GET,
+                &"https://api.opsgenie.com/v2/alerts".parse().unwrap(),
+                &mut headers,
+            )
+            .unwrap();
+        assert_eq!(headers[http::header::AUTHORIZATION], "GenieKey k");
+        assert!(headers[http::header::AUTHORIZATION].is_sensitive());
     }
 }

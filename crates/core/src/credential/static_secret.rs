@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use crate::config::{Connector, Provider};
-use crate::credential::{Credential, Ctx};
+use crate::credential::{CheckResult, Credential, CredentialCheck, Credentials};
 use crate::error::GrantError;
+use crate::grant::store::note_local_write;
+use crate::grant::{ApiTokenKind, CredentialState, Ctx};
 use crate::provider::catalog::AuthMode;
 use crate::secret::Secret;
 use crate::upstream::base::{api_base, Target};
 use crate::upstream::site::Sites;
-use latch_store::ApiTokenKind;
 
 /// How long one probe of a new API token may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -98,11 +99,11 @@ pub(crate) async fn probe(
 
 /// What probing a new API token found.
 #[derive(Debug)]
-pub(crate) struct TokenProbe {
+pub struct TokenProbe {
     /// Where it works, when it works somewhere.
-    pub(crate) kind: Option<ApiTokenKind>,
+    pub kind: Option<ApiTokenKind>,
     /// Each place tried: what, and the HTTP status or why there was none.
-    pub(crate) tried: Vec<(ApiTokenKind, String)>,
+    pub tried: Vec<(ApiTokenKind, String)>,
 }
 
 /// Tries an API token on the site URL (classic), then on the gateway (scoped), with the
@@ -155,4 +156,120 @@ pub(crate) async fn probe_token_kind(
         }
     }
     Ok(TokenProbe { kind: None, tried })
+}
+
+/// Checks a connector's stored secret against the upstream and records what it found:
+/// an API token on the site URL and the gateway (remembering where it works), any other
+/// secret with the connector's health probe. Never fails: a check that cannot run says so.
+pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> CredentialCheck {
+    let unchecked = |detail: String| CredentialCheck {
+        result: CheckResult::Unchecked,
+        detail,
+    };
+    let provider = match credentials.grants().ctx().provider(&connector.provider) {
+        Ok(p) => p.clone(),
+        Err(err) => return unchecked(err.to_string()),
+    };
+    let profile = provider.rules();
+    let outcome: Result<(bool, String), GrantError> = if connector.auth == AuthMode::ApiToken {
+        credentials.probe_api_token(connector).await.map(|probe| {
+            let tried = probe
+                .tried
+                .iter()
+                .map(|(kind, what)| {
+                    let place = match kind {
+                        ApiTokenKind::Classic => "the site URL (classic tokens)",
+                        ApiTokenKind::Scoped => "the gateway (scoped tokens)",
+                    };
+                    format!("{place}: {what}")
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            match probe.kind {
+                Some(kind) => (
+                    true,
+                    format!(
+                        "the token works on {} ({tried})",
+                        match kind {
+                            ApiTokenKind::Classic => "the site URL: a classic token",
+                            ApiTokenKind::Scoped => "the gateway: a scoped token",
+                        }
+                    ),
+                ),
+                None => (
+                    false,
+                    format!(
+                        "the token was refused ({tried})\n  fix: check the token and the \
+                         e-mail `{}` (a service account's tokens use its own e-mail), and \
+                         that a scoped token has the scopes of this product; create a new one \
+                         at {}, then `latch credential set {}`",
+                        connector.email.as_deref().unwrap_or_default(),
+                        profile.api_token_console(),
+                        connector.name
+                    ),
+                ),
+            }
+        })
+    } else {
+        match credentials.upstream(connector, None).await {
+            Ok(up) => {
+                match probe(
+                    credentials.grants().http(Some(&connector.provider)),
+                    connector,
+                    &up.base,
+                    &up.credential,
+                )
+                .await
+                {
+                    Ok(status) if (200..300).contains(&status) => {
+                        Ok((true, format!("the health probe answered HTTP {status}")))
+                    }
+                    Ok(status @ (401 | 403)) => Ok((
+                        false,
+                        format!(
+                        "the health probe answered HTTP {status}\n  fix: check the credential, \
+                         then `latch credential set {}`",
+                        connector.name
+                    ),
+                    )),
+                    Ok(status) => Err(GrantError::Misconfigured {
+                        message: format!("the health probe answered HTTP {status}"),
+                        fix: "check the site and the connector's settings".to_owned(),
+                    }),
+                    Err(why) => Err(GrantError::Misconfigured {
+                        message: format!("the upstream is {why}"),
+                        fix: "check the network; the credential is stored".to_owned(),
+                    }),
+                }
+            }
+            Err(err) => Err(err),
+        }
+    };
+    match outcome {
+        Ok((accepted, detail)) => {
+            let state = if accepted {
+                CredentialState::Ok
+            } else {
+                CredentialState::Rejected
+            };
+            let error = (!accepted).then(|| detail.lines().next().unwrap_or_default().to_owned());
+            let store = credentials.grants().store();
+            let _ = store.db().connector_credential_checked(
+                &connector.name,
+                Some(state),
+                error.as_deref(),
+                store.now(),
+            );
+            note_local_write();
+            CredentialCheck {
+                result: if accepted {
+                    CheckResult::Ok
+                } else {
+                    CheckResult::Rejected
+                },
+                detail,
+            }
+        }
+        Err(err) => unchecked(format!("could not check it: {err}")),
+    }
 }

@@ -12,20 +12,52 @@
 
 use std::time::{Duration, Instant};
 
-use crate::credential::{token_endpoint, Ctx};
+use crate::credential::{provider_resolved, token_endpoint};
 use crate::error::GrantError;
+use crate::grant::store::note_local_write;
+use crate::grant::{Ctx, Grants, Mint, Minting};
 use crate::net::oauth::{self, TokenError};
 use crate::net::retry::{retry, Next};
 use crate::secret::Secret;
 use latch_store::{GrantId, GrantRow, GrantState};
 
+/// A user grant's mint: a refresh at its provider's token endpoint.
+pub(crate) struct Refresh {
+    provider: String,
+}
+
+impl Refresh {
+    pub(crate) fn new(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+        }
+    }
+}
+
+impl Mint for Refresh {
+    fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    fn mint<'a>(&'a self, ctx: &'a Ctx<'a>, grant: &'a GrantId, row: GrantRow) -> Minting<'a> {
+        Box::pin(refresh(ctx, grant, row))
+    }
+
+    fn not_started(&self, grant: &GrantId) -> GrantError {
+        GrantError::NotSignedIn {
+            grant: grant.to_string(),
+            fix: format!("sign in: `latch login {}`", grant.owner()),
+        }
+    }
+}
+
 /// Refreshes a user grant. Returns the new access token and the row as stored.
-pub(crate) async fn refresh(
+async fn refresh(
     ctx: &Ctx<'_>,
     grant: &GrantId,
     mut row: GrantRow,
 ) -> Result<(Secret, GrantRow), GrantError> {
-    let provider = ctx.provider_resolved(grant.owner()).await?;
+    let provider = provider_resolved(ctx, grant.owner()).await?;
     let endpoint = token_endpoint(&provider, None)?;
     let client_secret = ctx.store.client_secret(&provider).await?;
     let Some(refresh_token) = ctx.store.secret(ctx.store.refresh_token_key(grant)).await? else {
@@ -140,4 +172,83 @@ fn needs_login(ctx: &Ctx<'_>, row: GrantRow, grant: &GrantId, reason: String) ->
         provider: grant.owner().to_owned(),
         reason,
     }
+}
+
+/// Signs out of a provider: revokes the refresh token where the provider supports it, deletes
+/// the keychain items and forgets the grant.
+pub(crate) async fn logout(
+    grants: &Grants,
+    provider_name: &str,
+) -> Result<LogoutOutcome, GrantError> {
+    let ctx = grants.ctx();
+    // Discovery may fail offline; signing out still deletes what is stored.
+    let provider = match provider_resolved(&ctx, provider_name).await {
+        Ok(provider) => provider,
+        Err(_) => ctx.provider(provider_name)?.clone(),
+    };
+    let store = grants.store();
+    let grant = GrantId::user(provider_name);
+    let rt_key = store.refresh_token_key(&grant);
+    let at_key = store.access_token_key(&grant);
+    let refresh_token = store.secret(rt_key.clone()).await?;
+    let revoked = match (&provider.spec.revoke_url, &refresh_token) {
+        (Some(url), Some(token)) => {
+            let endpoint = token_endpoint(&provider, None)?;
+            let secret = store.client_secret(&provider).await.ok().flatten();
+            match oauth::revoke(
+                ctx.http(&provider.name),
+                url,
+                &endpoint,
+                secret.as_ref(),
+                token,
+                "refresh_token",
+            )
+            .await
+            {
+                Ok(()) => Revocation::Revoked,
+                Err(err) => Revocation::Failed(err.to_string()),
+            }
+        }
+        (None, Some(_)) => Revocation::Unsupported,
+        (_, None) => Revocation::NothingToRevoke,
+    };
+    let deleted = store.delete_secrets(vec![rt_key, at_key]).await?;
+    let existed = store.db().grant_delete(&grant)?;
+    note_local_write();
+    grants.forget(&grant);
+    Ok(LogoutOutcome {
+        provider: provider_name.to_owned(),
+        signed_in: existed,
+        revoked,
+        keychain_items_deleted: deleted,
+    })
+}
+
+/// What `latch logout` did.
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct LogoutOutcome {
+    /// Provider.
+    pub provider: String,
+    /// Whether there was a grant.
+    pub signed_in: bool,
+    /// What happened at the provider.
+    pub revoked: Revocation,
+    /// How many keychain items were deleted.
+    pub keychain_items_deleted: usize,
+}
+
+/// The outcome of revoking at the provider.
+#[derive(Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case", tag = "result", content = "detail")]
+pub enum Revocation {
+    /// The provider revoked the token family.
+    Revoked,
+    /// The provider has no revocation endpoint (Atlassian 3LO): the token dies with disuse.
+    Unsupported,
+    /// There was no refresh token.
+    NothingToRevoke,
+    /// Revocation failed; the keychain items were deleted anyway.
+    Failed(String),
 }

@@ -74,6 +74,7 @@ impl CrashPoints {
 }
 
 /// Grants' facts and secrets of one home.
+#[derive(Clone)]
 pub(crate) struct GrantStore {
     home_id: String,
     store: Arc<Mutex<Store>>,

@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::app::Latch;
 use crate::clock::{fmt_time, now, parse_time};
 use crate::config::Connector;
+use crate::credential::{grant_of, Credentials};
 use crate::credential::{CheckResult, CredentialKind};
+use crate::error::GrantError;
 use crate::finding::{Finding, Severity};
-use crate::grant::{grant_of, GrantError, GrantId, Grants};
+use crate::grant::GrantId;
 use crate::health::status::{ConnectorState, CredentialStatus, StatusReport};
 use crate::provider::catalog::{AuthMode, ClientType};
 use crate::provider::scope::{RequestedScope, Scope};
@@ -26,6 +27,11 @@ use latch_store::GrantRow;
 
 /// The JSON schema of [`DoctorReport`].
 pub const DOCTOR_SCHEMA: &str = "latch.doctor/v1";
+
+/// Where a failed sign-in is remembered (code and message, secret-free) for the doctor.
+pub fn last_sign_in_error_key(provider: &str) -> String {
+    format!("last_login_error:{provider}")
+}
 
 /// Warn this many days before a refresh token's inactivity expiry.
 const INACTIVITY_WARN_DAYS: i64 = 14;
@@ -197,21 +203,25 @@ fn push_unique(findings: &mut Vec<Finding>, f: Finding) {
 /// Runs every check. Unless `offline`, each credential is proven alive first (a refresh or a
 /// token request — explicit, never throttled), then each connector's health probe is called
 /// (one refresh on a 401), so that the report says what is true now, not what was last seen.
-pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorReport> {
-    let config = latch.config();
-    let grants = latch.grants();
+pub async fn run(
+    credentials: &Credentials,
+    status: impl FnOnce() -> crate::Result<StatusReport>,
+    options: DoctorOptions,
+) -> crate::Result<DoctorReport> {
+    let grants = credentials.grants();
+    let config = grants.config();
     let probe = !options.offline;
     // 1. Are the credentials alive? What each grant looked like before is kept to explain an
     //    `invalid_grant` (its body is the same for every cause).
     let mut before: HashMap<GrantId, GrantRow> = HashMap::new();
     let mut liveness: HashMap<GrantId, GrantError> = HashMap::new();
     if probe {
-        for id in grants.grant_ids() {
+        for id in credentials.grant_ids() {
             let Ok(Some(row)) = grants.row(&id) else {
                 continue;
             };
             before.insert(id.clone(), row);
-            if let Err(err) = grants.refresh_now(&id).await {
+            if let Err(err) = credentials.refresh_grant(&id).await {
                 liveness.insert(id, err);
             }
         }
@@ -224,13 +234,13 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
             if dead {
                 continue;
             }
-            if let Some(outcome) = probe_connector(&grants, c).await {
+            if let Some(outcome) = probe_connector(credentials, c).await {
                 diagnoses.insert(c.name.clone(), outcome);
             }
         }
     }
     // 3. The status as it is now.
-    let status: StatusReport = latch.status()?;
+    let status: StatusReport = status()?;
     let mut findings: Vec<Finding> = Vec::new();
     for f in status.providers.iter().flat_map(|p| &p.findings) {
         push_unique(&mut findings, f.clone());
@@ -261,9 +271,10 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                  provider's authorize_params in its manifest",
             ));
         }
-        if let Ok(Some(last)) = latch
+        if let Ok(Some(last)) = grants
+            .store()
             .db()
-            .meta(&crate::app::sign_in::last_error_key(&provider.name))
+            .meta(&last_sign_in_error_key(&provider.name))
         {
             let mut parts = last.splitn(3, '\t');
             let (code, at, message) = (
@@ -280,7 +291,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                         "the provider reported an error after the credentials: the request asks \
                          for a scope the app has not been granted in the developer console \
                          (Permissions tab), or `audience` is missing; requested: {}",
-                        latch.config().scope_request(&provider.name).scopes()
+                        config.scope_request(&provider.name).scopes()
                     ),
                 ),
                 "login_timeout" => (
@@ -340,10 +351,8 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
     }
 
     // Keychain reachable (and unlocked)?
-    let probe_key = latch.client_secret_key("doctor-probe");
-    let secrets = std::sync::Arc::clone(latch.secrets());
-    let keychain = tokio::task::spawn_blocking(move || secrets.get(&probe_key)).await;
-    if let Ok(Err(err)) = keychain {
+    let probe_key = grants.store().client_secret_key("doctor-probe");
+    if let Err(GrantError::Keychain(err)) = grants.store().secret(probe_key).await {
         findings.push(finding(
             "keychain_unreachable",
             Severity::Error,
@@ -364,7 +373,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
     match std::net::TcpListener::bind(config.listen) {
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-            let ours = proxy_answers(grants.http(), config.listen).await;
+            let ours = proxy_answers(grants.http(None), config.listen).await;
             findings.push(if ours {
                 finding(
                     "proxy_running",
@@ -392,7 +401,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
         .iter()
         .find_map(|p| Some((p.name.as_str(), p.spec.token_url.clone()?)))
     {
-        if let Some(skew) = clock_skew(grants.http_for(provider), &url).await {
+        if let Some(skew) = clock_skew(grants.http(Some(provider)), &url).await {
             if skew.abs() > SKEW_WARN_SECS {
                 findings.push(finding(
                     "clock_skew",
@@ -650,7 +659,7 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
             Some((result, diagnosis)) => {
                 // Kept in SQLite (non-secret) so later reports show the last probe.
                 if let Ok(json) = serde_json::to_string(&result) {
-                    let _ = latch.db().meta_set(&probe_key, Some(&json));
+                    let _ = grants.store().db().meta_set(&probe_key, Some(&json));
                 }
                 let profile = config.rules_of(&c.provider);
                 if let Some(f) = probe_finding(c, profile, s, &result, &diagnosis) {
@@ -658,7 +667,8 @@ pub async fn run(latch: &Latch, options: DoctorOptions) -> crate::Result<DoctorR
                 }
                 Some(result)
             }
-            None => latch
+            None => grants
+                .store()
                 .db()
                 .meta(&probe_key)
                 .ok()
@@ -931,7 +941,10 @@ fn probe_finding(
 /// Calls a connector's health probe with its current credential. A 401 that is not a scope
 /// refusal gets one explicit refresh (grants) or a re-check of where the token works (API
 /// tokens). `None` when there is nothing to probe yet (no credential, no site).
-async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult, Diagnosis)> {
+async fn probe_connector(
+    credentials: &Credentials,
+    c: &Connector,
+) -> Option<(ProbeResult, Diagnosis)> {
     let request = format!("{} {}", c.spec.probe.method, c.spec.probe.path);
     let started = std::time::Instant::now();
     let at = crate::now_rfc3339();
@@ -943,8 +956,9 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         error,
     };
+    let grants = credentials.grants();
     let profile = grants.config().rules_of(&c.provider);
-    let upstream = match grants.upstream(c).await {
+    let upstream = match credentials.upstream(c, None).await {
         Ok(up) => up,
         Err(
             GrantError::SiteUnbound { .. }
@@ -965,11 +979,14 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
         }
     };
     let send = |credential| async move {
-        let url_base = upstream_base_of(grants, c).await?;
-        send_probe(grants.http_for(&c.provider), c, &url_base, &credential).await
+        let url_base = credentials
+            .upstream_base(c)
+            .await
+            .map_err(|e| e.to_string())?;
+        send_probe(grants.http(Some(&c.provider)), c, &url_base, &credential).await
     };
     let mut answer = send_probe(
-        grants.http_for(&c.provider),
+        grants.http(Some(&c.provider)),
         c,
         &upstream.base,
         &upstream.credential,
@@ -981,9 +998,9 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
             match (&upstream.grant, CredentialKind::of(c.auth)) {
                 (Some(grant), _) => {
                     // An explicit refresh: the person asked for the truth, so never throttled.
-                    match grants.refresh_now(grant).await {
+                    match credentials.refresh_grant(grant).await {
                         Ok(()) => {
-                            if let Ok(fresh) = grants.credential(&c.name).await {
+                            if let Ok(fresh) = credentials.credential(&c.name).await {
                                 answer = send(fresh).await;
                             }
                         }
@@ -998,18 +1015,18 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
                     }
                 }
                 (None, CredentialKind::Static) => {
-                    let before = grants.api_token_kind(c).ok().flatten();
-                    let check = grants.check_credential(c).await;
+                    let before = credentials.api_token_kind(c).ok().flatten();
+                    let check = credentials.check(c).await;
                     if check.result == CheckResult::Rejected {
                         return Some((
                             result(Some(401), Some(check.detail.clone())),
                             Diagnosis::CredentialRejected(check.detail),
                         ));
                     }
-                    let after = grants.api_token_kind(c).ok().flatten();
+                    let after = credentials.api_token_kind(c).ok().flatten();
                     if after != before {
                         corrected = after.map(latch_store::ApiTokenKind::as_str);
-                        if let Ok(cred) = grants.credential(&c.name).await {
+                        if let Ok(cred) = credentials.credential(&c.name).await {
                             answer = send(cred).await;
                         }
                     }
@@ -1037,10 +1054,6 @@ async fn probe_connector(grants: &Grants, c: &Connector) -> Option<(ProbeResult,
         }
         Err(why) => (result(None, Some(why.clone())), Diagnosis::Failed(why)),
     })
-}
-
-async fn upstream_base_of(grants: &Grants, c: &Connector) -> Result<String, String> {
-    grants.upstream_base(c).await.map_err(|e| e.to_string())
 }
 
 /// How much of a probe's answer is read (enough for "scope does not match").

@@ -84,7 +84,16 @@ pub(crate) struct Sites<'a> {
     pub(crate) clients: &'a crate::net::tls::ProviderClients,
 }
 
-impl Sites<'_> {
+impl<'a> Sites<'a> {
+    /// The sites over a home's grants.
+    pub(crate) fn of(grants: &'a crate::grant::Grants) -> Self {
+        let ctx = grants.ctx();
+        Self {
+            store: grants.store(),
+            clients: ctx.clients,
+        }
+    }
+
     /// The sign-in's sites that fit a user connector (its product's entries).
     fn grant_sites(&self, connector: &Connector) -> Result<Vec<SiteRow>, GrantError> {
         if connector.auth != crate::provider::catalog::AuthMode::User {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::now;
+use crate::credential::Credentials;
 use crate::grant::token_cache::refresh_at;
-use crate::grant::{GrantKind, GrantState, Grants};
+use crate::grant::{GrantKind, GrantState};
 
 /// How often the scheduler looks.
 pub const TICK: Duration = Duration::from_secs(30);
@@ -16,16 +17,17 @@ pub const TICK: Duration = Duration::from_secs(30);
 const KEEP_ALIVE_AFTER: time::Duration = time::Duration::days(7);
 
 /// Runs forever; cancel the task to stop it.
-pub async fn run(grants: Arc<Grants>) {
+pub async fn run(credentials: Arc<Credentials>) {
     loop {
-        tick(&grants).await;
+        tick(&credentials).await;
         tokio::time::sleep(TICK).await;
     }
 }
 
 /// One pass over every grant. Failures are recorded on the grant (and shown by `status`).
-pub async fn tick(grants: &Grants) {
-    for id in grants.grant_ids() {
+pub async fn tick(credentials: &Credentials) {
+    let grants = credentials.grants();
+    for id in credentials.grant_ids() {
         let Ok(Some(row)) = grants.row(&id) else {
             continue;
         };
@@ -42,9 +44,11 @@ pub async fn tick(grants: &Grants) {
         let idle = row.kind == GrantKind::User
             && last_rotation.is_some_and(|t| now() - t > KEEP_ALIVE_AFTER);
         if expiring {
-            let _ = grants.access_token(&id).await;
+            let _ = grants
+                .access_token(&id, &credentials.mint_for(&id), None)
+                .await;
         } else if idle {
-            let _ = grants.refresh_now(&id).await;
+            let _ = credentials.refresh_grant(&id).await;
         }
     }
 }
