@@ -501,8 +501,8 @@ impl Home {
     }
 
     /// This home opened in the test process (for in-process concurrency and scheduler tests).
-    pub(crate) fn open_in_process(&self) -> latch_core::app::Latch {
-        latch_core::app::Latch::open(
+    pub(crate) fn open_in_process(&self) -> latch_core::app::App {
+        latch_core::app::App::open(
             latch_core::config::home::Home::at(self.path()),
             std::sync::Arc::new(latch_keychain::Keychain::new()),
         )

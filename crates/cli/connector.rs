@@ -147,8 +147,8 @@ fn add(args: AddArgs) -> Result<(), Failure> {
             })
         })
         .transpose()?;
-    let mut latch = open_latch()?;
-    let added = latch.add_connector(AddConnector {
+    let latch = open_latch()?;
+    let added = latch.connectors().add(AddConnector {
         name: args.name,
         kind: args.kind,
         provider: args.provider,
@@ -229,8 +229,8 @@ fn set(args: SetArgs) -> Result<(), Failure> {
             "nothing to change: pass --site SITE and/or --scope-set classic|granular".to_owned(),
         ));
     }
-    let mut latch = open_latch()?;
-    let changed = latch.set_connector(
+    let latch = open_latch()?;
+    let changed = latch.connectors().change(
         &args.name,
         ConnectorChange {
             site: args.site,
@@ -267,8 +267,8 @@ fn set(args: SetArgs) -> Result<(), Failure> {
 }
 
 fn remove(name: &str, json: bool) -> Result<(), Failure> {
-    let mut latch = open_latch()?;
-    let removed = latch.remove_connector(name)?;
+    let latch = open_latch()?;
+    let removed = latch.connectors().remove(name)?;
     if json {
         return print_json(&removed);
     }

@@ -61,7 +61,8 @@ fn read_input() -> Result<GitRequest, Failure> {
 fn get(named: Option<&str>) -> Result<(), Failure> {
     let request = read_input()?;
     let latch = open_latch()?;
-    let Some(connector) = git_credential::connector_for(latch.config(), named, &request)? else {
+    let config = latch.config();
+    let Some(connector) = git_credential::connector_for(&config, named, &request)? else {
         // Not a repository Latch knows: git asks its next helper.
         return Ok(());
     };
@@ -86,7 +87,8 @@ fn get(named: Option<&str>) -> Result<(), Failure> {
 fn erase(named: Option<&str>) -> Result<(), Failure> {
     let request = read_input()?;
     let latch = open_latch()?;
-    let Some(connector) = git_credential::connector_for(latch.config(), named, &request)? else {
+    let config = latch.config();
+    let Some(connector) = git_credential::connector_for(&config, named, &request)? else {
         return Ok(());
     };
     let credentials = latch.credentials();
@@ -147,7 +149,7 @@ fn install(named: Option<&str>, host: Option<&str>) -> Result<(), Failure> {
                         .ok_or_else(|| Failure::usage(format!("there is no connector `{name}`")))?;
                     name.to_owned()
                 }
-                None => match git_credential::git_connectors(config).as_slice() {
+                None => match git_credential::git_connectors(&config).as_slice() {
                     [(c, _)] => c.name.clone(),
                     [] => {
                         return Err(Failure::usage(
@@ -168,7 +170,7 @@ fn install(named: Option<&str>, host: Option<&str>) -> Result<(), Failure> {
             targets.push((url, connector));
         }
         None => {
-            for (c, url) in git_credential::git_connectors(config) {
+            for (c, url) in git_credential::git_connectors(&config) {
                 if named.is_some_and(|n| n != c.name) {
                     continue;
                 }

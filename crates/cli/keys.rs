@@ -64,7 +64,10 @@ impl KeysCmd {
                     .map(latch_core::local_key::parse_ttl)
                     .transpose()
                     .map_err(Failure::usage)?;
-                let (key, policy) = latch.create_key(&name, &connectors, read_only, &paths, ttl)?;
+                let (key, policy) =
+                    latch
+                        .keys()
+                        .create(&name, &connectors, read_only, &paths, ttl)?;
                 if json {
                     // The key goes into JSON here, on purpose: this is its one showing.
                     let mut value = serde_json::to_value(&policy)
@@ -88,7 +91,7 @@ impl KeysCmd {
                 Ok(())
             }
             Self::List { json } => {
-                let keys = latch.keys()?;
+                let keys = latch.keys().list()?;
                 if json {
                     return print_json(&keys);
                 }
@@ -130,7 +133,7 @@ impl KeysCmd {
                 Ok(())
             }
             Self::Revoke { name } => {
-                latch.revoke_key(&name)?;
+                latch.keys().revoke(&name)?;
                 say!("Revoked key `{name}`.");
                 Ok(())
             }

@@ -189,15 +189,13 @@ fn main() -> ExitCode {
 }
 
 /// Opens the home folder named by `LATCH_HOME` (or the platform default) over the OS keychain.
-fn open_latch() -> Result<latch_core::app::Latch, Failure> {
+fn open_latch() -> Result<latch_core::app::App, Failure> {
     Ok(open_latch_at(latch_core::config::home::Home::from_env()?)?)
 }
 
 /// The core over `home` with the secret store latch.toml chose (`latch serve` reopens it when
 /// latch.toml changes). A secrets file's passphrase may be asked for on the terminal.
-fn open_latch_at(
-    home: latch_core::config::home::Home,
-) -> latch_core::Result<latch_core::app::Latch> {
+fn open_latch_at(home: latch_core::config::home::Home) -> latch_core::Result<latch_core::app::App> {
     // Asked once per process: `latch serve` reopens the home on every latch.toml change.
     static ASKED: std::sync::OnceLock<Option<latch_core::secret::Secret>> =
         std::sync::OnceLock::new();
@@ -215,7 +213,7 @@ fn open_latch_at(
             })
             .clone()
     };
-    latch_core::app::Latch::open_choosing(home, |home, config| {
+    latch_core::app::App::open_choosing(home, |home, config| {
         latch_keychain::for_home(home, &config.secret_store, &ask)
     })
 }

@@ -27,7 +27,7 @@ impl Cmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         match self {
             Self::Add { file, json } => {
-                let mut latch = open_latch()?;
+                let latch = open_latch()?;
                 let added = latch.add_manifest(&file)?;
                 if json {
                     return crate::print_json(&serde_json::json!({

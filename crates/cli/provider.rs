@@ -86,9 +86,9 @@ impl Cmd {
             Self::Add(args) => add(*args),
             Self::List { json } => list(json),
             Self::Secret { name } => {
-                let mut latch = open_latch()?;
+                let latch = open_latch()?;
                 let secret = read_secret(&format!("Client secret for {name}: "))?;
-                latch.set_provider_secret(&name, secret)?;
+                latch.providers().set_secret(&name, secret)?;
                 eprintln!("Stored the client secret of `{name}` in the OS keychain.");
                 Ok(())
             }
@@ -97,7 +97,7 @@ impl Cmd {
 }
 
 fn add(args: AddArgs) -> Result<(), Failure> {
-    let mut latch = open_latch()?;
+    let latch = open_latch()?;
     let preset = args.preset.clone().unwrap_or_else(|| args.name.clone());
     let confidential =
         latch.config().catalog.provider(&preset).is_some_and(|p| {
@@ -108,7 +108,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     } else {
         None
     };
-    let added = latch.add_provider(
+    let added = latch.providers().add(
         AddProvider {
             name: args.name,
             preset: args.preset,

@@ -77,7 +77,7 @@ impl SitePicker for PromptPicker {
 
 impl LoginCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
-        let mut latch = open_latch()?;
+        let latch = open_latch()?;
         let provider = match self.provider {
             Some(p) => p,
             None => {
@@ -129,7 +129,7 @@ impl LoginCmd {
             no_browser: self.no_browser,
         };
         let outcome = runtime()?.block_on(latch_core::app::sign_in::login(
-            &mut latch,
+            &latch,
             &options,
             &SystemBrowser,
             &progress,
@@ -302,10 +302,13 @@ impl CredentialCmd {
                         })
                     })
                     .transpose()?;
-                let mut latch = open_latch()?;
+                let latch = open_latch()?;
                 let secret = read_secret(&format!("Credential for {connector}: "))?;
-                let stored =
-                    runtime()?.block_on(latch.set_credential(&connector, secret, expires_at))?;
+                let stored = runtime()?.block_on(
+                    latch
+                        .connectors()
+                        .set_credential(&connector, secret, expires_at),
+                )?;
                 if json {
                     print_json(&stored)?;
                 } else {
@@ -349,8 +352,9 @@ impl CredentialCmd {
                 }
             }
             Self::Remove { connector, json } => {
-                let mut latch = open_latch()?;
-                let removed = runtime()?.block_on(latch.remove_credential(&connector))?;
+                let latch = open_latch()?;
+                let removed =
+                    runtime()?.block_on(latch.connectors().remove_credential(&connector))?;
                 if json {
                     return print_json(&removed);
                 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use latch_core::app::audit::{AuditEntry, AuditQuery};
 use latch_core::app::sign_in::{LoginOptions, LoginOutcome, LoginProgress};
 use latch_core::app::{
-    AddConnector, AddProvider, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
-    CredentialStored, Latch, ProviderAdded,
+    AddConnector, AddProvider, App, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
+    CredentialStored, ProviderAdded,
 };
 use latch_core::credential::LogoutOutcome;
 use latch_core::grant::ApiTokenKind;
@@ -100,7 +100,7 @@ pub(crate) async fn add_provider(
                 ca_file: None,
                 endpoints: Default::default(),
             };
-            Ok(desktop.open()?.add_provider(request, secret)?)
+            Ok(desktop.open()?.providers().add(request, secret)?)
         }
     })
     .await?;
@@ -170,7 +170,7 @@ pub(crate) async fn preview_connector(
     input: ConnectorInput,
 ) -> Result<ConnectorPreview, IpcError> {
     let desktop = Arc::clone(&desktop);
-    off_main(move || Ok(desktop.open()?.preview_connector(&input.request()?)?)).await
+    off_main(move || Ok(desktop.open()?.connectors().preview(&input.request()?)?)).await
 }
 
 #[tauri::command]
@@ -181,7 +181,7 @@ pub(crate) async fn add_connector(
     let desktop = Arc::clone(&desktop);
     let added = off_main({
         let desktop = Arc::clone(&desktop);
-        move || Ok(desktop.open()?.add_connector(input.request()?)?)
+        move || Ok(desktop.open()?.connectors().add(input.request()?)?)
     })
     .await?;
     desktop.nudge();
@@ -196,7 +196,7 @@ pub(crate) async fn remove_connector(
     let desktop = Arc::clone(&desktop);
     let removed = off_main({
         let desktop = Arc::clone(&desktop);
-        move || Ok(desktop.open()?.remove_connector(&name)?)
+        move || Ok(desktop.open()?.connectors().remove(&name)?)
     })
     .await?;
     desktop.nudge();
@@ -225,8 +225,13 @@ pub(crate) async fn set_credential(
         move || {
             let secret = Secret::new(credential.trim().to_owned());
             drop(credential);
-            let mut latch = desktop.open()?;
-            run_async(async { Ok(latch.set_credential(&connector, secret, expires_at).await?) })
+            let latch = desktop.open()?;
+            run_async(async {
+                Ok(latch
+                    .connectors()
+                    .set_credential(&connector, secret, expires_at)
+                    .await?)
+            })
         }
     })
     .await?;
@@ -288,7 +293,7 @@ pub(crate) async fn sign_in(
     let outcome = off_main({
         let desktop = Arc::clone(&desktop);
         move || {
-            let mut latch = desktop.open()?;
+            let latch = desktop.open()?;
             let options = LoginOptions {
                 provider: provider.clone(),
                 open_browser: true,
@@ -301,7 +306,7 @@ pub(crate) async fn sign_in(
                 // Dropping the login future closes its callback listener: nothing is stored.
                 tokio::select! {
                     outcome = latch_core::app::sign_in::login(
-                        &mut latch,
+                        &latch,
                         &options,
                         &SystemBrowser,
                         &progress,
@@ -371,7 +376,12 @@ pub(crate) async fn bind_site(
     let desktop = Arc::clone(&desktop);
     off_main({
         let desktop = Arc::clone(&desktop);
-        move || Ok(desktop.open()?.bind_site(&connector, site.trim())?)
+        move || {
+            Ok(desktop
+                .open()?
+                .connectors()
+                .bind_site(&connector, site.trim())?)
+        }
     })
     .await?;
     desktop.nudge();
@@ -381,7 +391,7 @@ pub(crate) async fn bind_site(
 #[tauri::command]
 pub(crate) async fn keys(desktop: Shared<'_>) -> Result<Vec<KeyPolicy>, IpcError> {
     let desktop = Arc::clone(&desktop);
-    off_main(move || Ok(desktop.open()?.keys()?)).await
+    off_main(move || Ok(desktop.open()?.keys().list()?)).await
 }
 
 #[derive(Deserialize)]
@@ -422,7 +432,7 @@ pub(crate) async fn create_key(
             .map(|p| p.trim().to_owned())
             .filter(|p| !p.is_empty())
             .collect();
-        let (key, policy) = desktop.open()?.create_key(
+        let (key, policy) = desktop.open()?.keys().create(
             input.name.trim(),
             &input.connectors,
             input.read_only,
@@ -440,7 +450,7 @@ pub(crate) async fn create_key(
 #[tauri::command]
 pub(crate) async fn revoke_key(desktop: Shared<'_>, name: String) -> Result<(), IpcError> {
     let desktop = Arc::clone(&desktop);
-    off_main(move || Ok(desktop.open()?.revoke_key(&name)?)).await
+    off_main(move || Ok(desktop.open()?.keys().revoke(&name)?)).await
 }
 
 #[derive(Deserialize)]
@@ -472,7 +482,7 @@ pub(crate) async fn audit(
     .await
 }
 
-fn run_doctor(latch: &Latch, probe: bool) -> Result<DoctorReport, IpcError> {
+fn run_doctor(latch: &App, probe: bool) -> Result<DoctorReport, IpcError> {
     let options = latch_core::health::doctor::DoctorOptions { offline: !probe };
     run_async(async { Ok(latch.doctor(options).await?) })
 }
@@ -523,7 +533,7 @@ pub(crate) fn set_proxy_paused(desktop: Shared<'_>, paused: bool) -> ProxyView {
     desktop.set_proxy_paused(paused)
 }
 
-/// Preferences kept by the OS rather than by Latch.
+/// Preferences kept by the OS rather than by App.
 #[derive(Serialize)]
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct Settings {

@@ -4,7 +4,7 @@
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use latch_core::app::Latch;
+use latch_core::app::App;
 use latch_core::config::home::Home;
 use serde::Serialize;
 
@@ -61,15 +61,15 @@ impl Desktop {
     }
 
     /// A fresh view of the home: latch.toml may have been edited by the CLI or by hand.
-    pub(crate) fn open(&self) -> Result<Latch, IpcError> {
+    pub(crate) fn open(&self) -> Result<App, IpcError> {
         Ok(self.open_core()?)
     }
 
     /// The same, with the core's error (for the serving loop).
-    pub(crate) fn open_core(&self) -> latch_core::Result<Latch> {
+    pub(crate) fn open_core(&self) -> latch_core::Result<App> {
         // A secrets file's passphrase comes from LATCH_FILE_KEY or a systemd credential: the
         // app has no terminal to ask on.
-        Latch::open_choosing(self.home.clone(), |home, config| {
+        App::open_choosing(self.home.clone(), |home, config| {
             let mut slot = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((choice, store)) = slot.as_ref() {
                 if *choice == config.secret_store {

@@ -1,5 +1,5 @@
 //! The localhost proxy (DESIGN.md, "The localhost proxy"): local tools call
-//! `http://127.0.0.1:PORT/{connector}/{rest}` with a local key; Latch checks the key's policy,
+//! `http://127.0.0.1:PORT/{connector}/{rest}` with a local key; App checks the key's policy,
 //! strips the key, injects a fresh upstream credential and streams both bodies through.
 //!
 //! A request goes through one pipeline (`handler`): the guard (Host, Origin, preflight,
@@ -34,7 +34,7 @@ use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use latch_core::app::Latch;
+use latch_core::app::App;
 use latch_core::config::Config;
 use latch_core::credential::Credentials;
 use latch_core::grant::GrantId;
@@ -94,12 +94,13 @@ pub(crate) struct State {
 }
 
 impl State {
-    fn of(latch: &Latch) -> Self {
+    fn of(latch: &App) -> Self {
         let credentials = latch.credentials();
         credentials.grants().watch_in_background();
+        let config = Arc::clone(credentials.grants().config());
         Self {
-            upstreams: upstream::UpstreamConnectors::new(latch.config()),
-            config: latch.config_handle(),
+            upstreams: upstream::UpstreamConnectors::new(&config),
+            config,
             keys: Arc::new(credentials.grants().key_verifier(&latch.home().database())),
             credentials,
         }
@@ -161,7 +162,7 @@ impl Running {
 
     /// Serves a new configuration from now on, on the same listener: no connection is refused,
     /// and requests in flight finish on the one they started with.
-    pub fn reload(&self, latch: &Latch) {
+    pub fn reload(&self, latch: &App) {
         let state = State::of(latch);
         for (key, policy) in self
             .shared
@@ -217,13 +218,13 @@ fn connection_cap(descriptors: u64) -> usize {
 }
 
 /// Starts the proxy on `listen` (loopback only; port 0 picks a free port).
-pub async fn start(latch: &Latch, listen: SocketAddr) -> Result<Running, StartError> {
+pub async fn start(latch: &App, listen: SocketAddr) -> Result<Running, StartError> {
     start_paused_by(latch, listen, Arc::new(AtomicBool::new(false))).await
 }
 
 /// Starts the proxy with a pause switch the caller keeps (it outlives a move to a new address).
 pub(crate) async fn start_paused_by(
-    latch: &Latch,
+    latch: &App,
     listen: SocketAddr,
     paused: Arc<AtomicBool>,
 ) -> Result<Running, StartError> {
@@ -336,7 +337,7 @@ mod pipeline_tests {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
 
-    use latch_core::app::{AddConnector, Latch};
+    use latch_core::app::{AddConnector, App};
     use latch_core::config::home::Home;
     use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
     use latch_core::secret::Secret;
@@ -410,20 +411,23 @@ mod pipeline_tests {
             format!("[providers.opsgenie]\napi_base = \"http://{upstream}\"\n"),
         )
         .unwrap();
-        let mut latch = Latch::open(Home::at(dir.path()), Arc::new(Memory::default())).unwrap();
+        let latch = App::open(Home::at(dir.path()), Arc::new(Memory::default())).unwrap();
         latch
-            .add_connector(AddConnector {
+            .connectors()
+            .add(AddConnector {
                 name: "opsgenie".into(),
                 ..AddConnector::default()
             })
             .unwrap();
         latch
+            .connectors()
             .set_credential("opsgenie", Secret::new("genie-77".into()), None)
             .await
             .unwrap();
         let paths = ["v2/alerts/*".to_owned()];
         let (key, _) = latch
-            .create_key("t", &["opsgenie".to_owned()], true, &paths, None)
+            .keys()
+            .create("t", &["opsgenie".to_owned()], true, &paths, None)
             .unwrap();
         let proxy = super::start(&latch, "127.0.0.1:0".parse().unwrap())
             .await

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use latch_core::app::Latch;
+use latch_core::app::App;
 use latch_core::config::home::Home;
 
 use crate::{start_paused_by, Running, StartError};
@@ -17,7 +17,7 @@ use crate::{start_paused_by, Running, StartError};
 const CONFIG_CHECK: Duration = Duration::from_secs(2);
 
 /// Opens the home again (the face knows the keychain).
-pub type Open = Arc<dyn Fn() -> latch_core::Result<Latch> + Send + Sync>;
+pub type Open = Arc<dyn Fn() -> latch_core::Result<App> + Send + Sync>;
 
 /// What the service tells its face.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,7 +124,7 @@ impl Service {
     }
 
     /// Applies the configuration now (a face that just changed it need not wait for the watch).
-    pub async fn reload(&self, latch: &Latch) {
+    pub async fn reload(&self, latch: &App) {
         apply(&self.inner, &self.addr, &self.paused, latch, None).await;
     }
 
@@ -164,7 +164,7 @@ async fn apply(
     inner: &tokio::sync::Mutex<Inner>,
     addr: &Mutex<Option<SocketAddr>>,
     paused: &Arc<AtomicBool>,
-    latch: &Latch,
+    latch: &App,
     moved_to: Option<SocketAddr>,
 ) -> ServiceEvent {
     let mut inner = inner.lock().await;

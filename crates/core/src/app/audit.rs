@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::app::Latch;
+use crate::app::App;
 use crate::error::{Error, Result};
 
 /// Which audit entries to read.
@@ -57,7 +57,7 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
-impl Latch {
+impl App {
     /// Audit entries, oldest first.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let since = match query.since.as_deref().map(str::trim) {

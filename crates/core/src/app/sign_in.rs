@@ -8,7 +8,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::app::Latch;
+use crate::app::App;
 use crate::config::check_redirect_uri;
 use crate::credential::token_endpoint;
 use crate::error::GrantError;
@@ -105,7 +105,7 @@ pub struct LoginOutcome {
 #[non_exhaustive]
 pub enum LoginError {
     /// The registered callback port is taken.
-    #[error("cannot listen on {addr} for the sign-in callback: {reason}\n  fix: close the program using port {port}, or register another callback URL in the provider's console and set the same `redirect_uri` for `{provider}` in latch.toml (they must match byte for byte)")]
+    #[error("cannot listen on {addr} for the sign-in callback: {reason}\n  fix: close the program using port {port}, or register another callback URL in the provider's console and set the same `redirect_uri` for `{provider}` in app.toml (they must match byte for byte)")]
     PortBusy {
         /// host:port.
         addr: String,
@@ -192,7 +192,7 @@ fn denied(code: &str, description: Option<&str>, scopes: &ScopeList, redirect: &
             format!("the identity provider reported an error{said}"),
             format!(
                 "for Atlassian this means the authorize request lacked `audience=api.atlassian.com` \
-                 (check `authorize_url`/preset in latch.toml), or the app has not been granted a \
+                 (check `authorize_url`/preset in app.toml), or the app has not been granted a \
                  requested scope in the developer console (Permissions tab); requested: {scopes}"
             ),
         ),
@@ -435,31 +435,31 @@ fn judge(callback: &Callback, expected: &Expected) -> Heard {
 /// Runs the consent and stores the grant. See the module docs. A failure is remembered (code
 /// and message, secret-free) so that `latch doctor` can explain it later.
 pub async fn login(
-    latch: &mut Latch,
+    app: &App,
     options: &LoginOptions,
     browser: &dyn Browser,
     progress: &dyn LoginProgress,
     picker: Option<&dyn SitePicker>,
 ) -> Result<LoginOutcome, LoginError> {
-    let result = run_login(latch, options, browser, progress, picker).await;
+    let result = run_login(app, options, browser, progress, picker).await;
     let key = crate::health::doctor::last_sign_in_error_key(&options.provider);
     let record = match &result {
         Ok(_) => None,
         Err(err) => Some(format!("{}\t{}\t{}", err.code(), crate::now_rfc3339(), err)),
     };
-    let _ = latch.db().meta_set(&key, record.as_deref());
+    let _ = app.db().meta_set(&key, record.as_deref());
     result
 }
 
 async fn run_login(
-    latch: &mut Latch,
+    app: &App,
     options: &LoginOptions,
     browser: &dyn Browser,
     progress: &dyn LoginProgress,
     picker: Option<&dyn SitePicker>,
 ) -> Result<LoginOutcome, LoginError> {
     let name = options.provider.as_str();
-    let Some(provider) = latch.config().provider(name).cloned() else {
+    let Some(provider) = app.config().provider(name).cloned() else {
         return Err(LoginError::Setup {
             message: format!("provider `{name}` is not configured"),
             fix: format!("run `latch provider add {name} --client-id ...`"),
@@ -467,7 +467,7 @@ async fn run_login(
     };
     // An `issuer` only: the endpoints come from its discovery document.
     let provider = if provider.spec.issuer.is_some() {
-        let grants = latch.grants();
+        let grants = Arc::clone(app.credentials().grants());
         crate::upstream::discovery::resolve(grants.store(), grants.http(Some(name)), &provider)
             .await?
     } else {
@@ -479,8 +479,8 @@ async fn run_login(
             fix: "store the connector's API key or token: `latch credential set CONNECTOR`".into(),
         });
     }
-    let scopes = latch.config().scope_request(name).scopes();
-    let user_connectors: Vec<_> = latch
+    let scopes = app.config().scope_request(name).scopes();
+    let user_connectors: Vec<_> = app
         .config()
         .connectors_of(name)
         .filter(|c| c.auth == AuthMode::User)
@@ -513,9 +513,9 @@ async fn run_login(
     };
     let redirect_url = check_redirect_uri(&redirect).map_err(|message| LoginError::Setup {
         message,
-        fix: "fix `redirect_uri` in latch.toml".into(),
+        fix: "fix `redirect_uri` in app.toml".into(),
     })?;
-    let grants = latch.grants();
+    let grants = Arc::clone(app.credentials().grants());
     // Fail before the browser opens when the secret is missing.
     let client_secret = grants.store().client_secret(&provider).await?;
 
@@ -556,7 +556,7 @@ async fn run_login(
     )
     .map_err(|e| LoginError::Setup {
         message: format!("the authorize URL is invalid: {e}"),
-        fix: "fix `authorize_url` in latch.toml".into(),
+        fix: "fix `authorize_url` in app.toml".into(),
     })?;
     let opened = options.open_browser && browser.open(url.as_str()).is_ok();
     progress.authorize_url(url.as_str(), opened);
@@ -659,7 +659,7 @@ async fn run_login(
         id: grant.clone(),
         kind: GrantKind::User,
         state: GrantState::Ok,
-        generation: latch
+        generation: app
             .db()
             .grant(&grant)
             .ok()
@@ -674,7 +674,7 @@ async fn run_login(
     let profile = provider.rules();
     let account = fetch_account(&grants, &provider, profile, &access).await;
     if let Some(who) = &account {
-        let db = latch.db();
+        let db = app.db();
         if let Some(mut row) = db.grant(&grant).map_err(GrantError::from)? {
             row.account_id = Some(who.id.clone());
             row.account_name = who.name.clone();
@@ -683,8 +683,7 @@ async fn run_login(
         }
     }
     let sites = fetch_sites(&grants, &provider, profile, &access).await;
-    latch
-        .db()
+    app.db()
         .sites_replace(&grant, &sites)
         .map_err(GrantError::from)?;
     crate::upstream::site::Sites::of(&grants).remember(
@@ -723,7 +722,7 @@ async fn run_login(
         match choice {
             Some(site) => {
                 if connector.site.as_deref() != Some(site.name.as_str()) {
-                    latch.bind_site(&connector.name, &site.name)?;
+                    app.connectors().bind_site(&connector.name, &site.name)?;
                 }
                 bound.push((connector.name.clone(), site.name.clone()));
             }

@@ -364,6 +364,14 @@ impl Config {
         )
     }
 
+    /// The error for a connector this configuration does not have, listing the ones it has.
+    pub fn unknown_connector(&self, name: &str) -> Error {
+        Error::UnknownConnector {
+            name: name.to_owned(),
+            known: self.connectors.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
     /// The connectors of one provider, in file order.
     pub fn connectors_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Connector> {
         self.connectors
