@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Args;
 use latch_core::config::home::Home;
 use latch_core::local_key::KeyPolicy;
-use latch_proxy::ServiceEvent;
+use latch_runtime::RuntimeEvent;
 
 use crate::exit::Failure;
 use crate::{open_latch, open_latch_at};
@@ -57,36 +57,30 @@ impl ServeCmd {
         let home = Home::from_env()?;
         let listen = self.listen;
         one_thread()?.block_on(async move {
-            let open: latch_proxy::Open = {
-                let home = home.clone();
-                Arc::new(move || open_latch_at(home.clone()))
-            };
-            let events: Arc<dyn Fn(ServiceEvent) + Send + Sync> = Arc::new(|event| match event {
-                ServiceEvent::Reloaded => {
+            let app = Arc::new(open_latch_at(home)?);
+            let events: latch_runtime::Events = Arc::new(|event| match event {
+                RuntimeEvent::Reloaded => {
                     eprintln!("latch.toml changed: serving the new configuration")
                 }
-                ServiceEvent::ReloadFailed(err) => eprintln!(
+                RuntimeEvent::ReloadFailed(err) => eprintln!(
                     "latch.toml changed but cannot be used ({err}); still serving the previous \
                      configuration"
                 ),
-                ServiceEvent::Moved(addr) => {
+                RuntimeEvent::Moved(addr) => {
                     eprintln!("latch.toml changed the address: now listening on http://{addr}")
                 }
             });
-            let (service, _) = latch_proxy::Service::start(home, open, listen, false, events)
+            let (runtime, _) = latch_runtime::Runtime::start(app, listen, false, events)
                 .await
-                .map_err(|e| match e {
-                    latch_proxy::ServiceError::Open(e) => Failure::from(e),
-                    latch_proxy::ServiceError::Start(e) => Failure::internal(e.to_string()),
-                })?;
-            let addr = service
+                .map_err(|e| Failure::internal(e.to_string()))?;
+            let addr = runtime
                 .addr()
                 .map_or_else(|| "?".to_owned(), |a| a.to_string());
             say!("Latch proxy listening on http://{addr}");
             eprintln!("Call http://{addr}/CONNECTOR/... with a local key; Ctrl-C stops.");
             wait_for_signal().await;
             eprintln!("Stopping: letting in-flight requests finish…");
-            service.shutdown().await;
+            runtime.shutdown().await;
             Ok(())
         })
     }

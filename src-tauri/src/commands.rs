@@ -104,7 +104,7 @@ pub(crate) async fn add_provider(
         }
     })
     .await?;
-    desktop.nudge();
+    desktop.changed().await;
     Ok(added)
 }
 
@@ -184,7 +184,7 @@ pub(crate) async fn add_connector(
         move || Ok(desktop.open()?.connectors().add(input.request()?)?)
     })
     .await?;
-    desktop.nudge();
+    desktop.changed().await;
     Ok(added)
 }
 
@@ -199,7 +199,7 @@ pub(crate) async fn remove_connector(
         move || Ok(desktop.open()?.connectors().remove(&name)?)
     })
     .await?;
-    desktop.nudge();
+    desktop.changed().await;
     Ok(removed)
 }
 
@@ -321,7 +321,7 @@ pub(crate) async fn sign_in(
         }
     })
     .await;
-    desktop.nudge();
+    desktop.changed().await;
     outcome
 }
 
@@ -384,7 +384,7 @@ pub(crate) async fn bind_site(
         }
     })
     .await?;
-    desktop.nudge();
+    desktop.changed().await;
     Ok(())
 }
 
@@ -490,7 +490,7 @@ fn run_doctor(latch: &App, probe: bool) -> Result<DoctorReport, IpcError> {
 #[tauri::command]
 pub(crate) async fn doctor(desktop: Shared<'_>, probe: bool) -> Result<DoctorReport, IpcError> {
     let desktop = Arc::clone(&desktop);
-    off_main(move || run_doctor(&desktop.open()?, probe)).await
+    off_main(move || run_doctor(&*desktop.open()?, probe)).await
 }
 
 /// Writes the admin report (self-contained HTML) to the Downloads folder; returns its path.
@@ -507,7 +507,7 @@ pub(crate) async fn export_report(
         .or_else(|_| app.path().home_dir())
         .map_err(|e| IpcError::new("no_folder", format!("no folder to save the report in: {e}")))?;
     off_main(move || {
-        let report = run_doctor(&desktop.open()?, probe)?;
+        let report = run_doctor(&*desktop.open()?, probe)?;
         let stamp = latch_core::now_rfc3339().replace([':', '-'], "");
         let path = folder.join(format!("latch-report-{stamp}.html"));
         std::fs::create_dir_all(&folder)

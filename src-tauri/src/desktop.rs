@@ -24,62 +24,50 @@ pub(crate) struct ProxyView {
 
 #[derive(Default)]
 struct ProxySlot {
-    service: Option<Arc<latch_proxy::Service>>,
+    runtime: Option<Arc<latch_runtime::Runtime>>,
     paused: bool,
     error: Option<String>,
 }
 
 pub(crate) struct Desktop {
     home: Home,
+    /// The home, opened once; the runtime's watch reloads it when latch.toml changes.
+    app: Mutex<Option<Arc<App>>>,
     proxy: Mutex<ProxySlot>,
     nudge: Mutex<Option<Sender<()>>>,
-    /// Wakes the serving loop when latch.toml changed: it swaps the new configuration in behind
-    /// the proxy's listener (new connectors, providers, keys).
-    pub(crate) config_changed: tokio::sync::Notify,
     /// Ends a sign-in that is waiting for the browser (the person closed the tab).
     pub(crate) sign_in_cancel: tokio::sync::Notify,
-    /// The secret store, kept while latch.toml chooses the same one: the home is reopened for
-    /// every command and status read, and an encrypted file's key costs a key derivation.
-    secrets: Mutex<Option<StoreSlot>>,
 }
-
-type StoreSlot = (
-    latch_core::config::SecretStoreChoice,
-    Arc<dyn latch_core::ports::SecretStore>,
-);
 
 impl Desktop {
     pub(crate) fn new(home: Home) -> Self {
         Self {
             home,
+            app: Mutex::new(None),
             proxy: Mutex::new(ProxySlot::default()),
             nudge: Mutex::new(None),
-            config_changed: tokio::sync::Notify::new(),
             sign_in_cancel: tokio::sync::Notify::new(),
-            secrets: Mutex::new(None),
         }
     }
 
-    /// A fresh view of the home: latch.toml may have been edited by the CLI or by hand.
-    pub(crate) fn open(&self) -> Result<App, IpcError> {
+    /// The home: opened on first use (again after a failure, once latch.toml opens).
+    pub(crate) fn open(&self) -> Result<Arc<App>, IpcError> {
         Ok(self.open_core()?)
     }
 
     /// The same, with the core's error (for the serving loop).
-    pub(crate) fn open_core(&self) -> latch_core::Result<App> {
+    pub(crate) fn open_core(&self) -> latch_core::Result<Arc<App>> {
+        let mut slot = self.app.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(app) = slot.as_ref() {
+            return Ok(Arc::clone(app));
+        }
         // A secrets file's passphrase comes from LATCH_FILE_KEY or a systemd credential: the
         // app has no terminal to ask on.
-        App::open_choosing(self.home.clone(), |home, config| {
-            let mut slot = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((choice, store)) = slot.as_ref() {
-                if *choice == config.secret_store {
-                    return Ok(Arc::clone(store));
-                }
-            }
-            let store = latch_keychain::for_home(home, &config.secret_store, &|| None)?;
-            *slot = Some((config.secret_store.clone(), Arc::clone(&store)));
-            Ok(store)
-        })
+        let app = Arc::new(App::open_choosing(self.home.clone(), |home, config| {
+            latch_keychain::for_home(home, &config.secret_store, &|| None)
+        })?);
+        *slot = Some(Arc::clone(&app));
+        Ok(app)
     }
 
     pub(crate) fn home(&self) -> &Home {
@@ -97,29 +85,40 @@ impl Desktop {
         }
     }
 
-    /// The service is serving (its proxy failed to listen when `failed` says why).
-    pub(crate) fn service_started(
+    /// The runtime is serving (its proxy failed to listen when `failed` says why).
+    pub(crate) fn runtime_started(
         &self,
-        service: Arc<latch_proxy::Service>,
+        runtime: Arc<latch_runtime::Runtime>,
         failed: Option<String>,
     ) {
         let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-        service.set_paused(slot.paused);
-        slot.service = Some(service);
+        runtime.set_paused(slot.paused);
+        slot.runtime = Some(runtime);
         slot.error = failed;
+    }
+
+    /// After a command changed latch.toml through the app: the runtime serves it at once, and
+    /// the status watcher looks.
+    pub(crate) async fn changed(&self) {
+        let runtime = self
+            .proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .runtime
+            .clone();
+        if let Some(runtime) = runtime {
+            runtime.apply().await;
+            self.proxy_healthy();
+        }
+        self.nudge();
     }
 
     /// The latest configuration is being served.
     pub(crate) fn proxy_healthy(&self) {
         let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot.service.as_ref().is_some_and(|s| s.addr().is_some()) {
+        if slot.runtime.as_ref().is_some_and(|s| s.addr().is_some()) {
             slot.error = None;
         }
-    }
-
-    /// latch.toml's modification time and length, to notice edits by any face.
-    pub(crate) fn config_stamp(&self) -> Option<(std::time::SystemTime, u64)> {
-        self.home.config_stamp()
     }
 
     pub(crate) fn proxy_failed(&self, why: String) {
@@ -133,8 +132,8 @@ impl Desktop {
         {
             let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
             slot.paused = paused;
-            if let Some(service) = &slot.service {
-                service.set_paused(paused);
+            if let Some(runtime) = &slot.runtime {
+                runtime.set_paused(paused);
             }
         }
         self.nudge();
@@ -145,7 +144,7 @@ impl Desktop {
         let slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
         ProxyView {
             url: slot
-                .service
+                .runtime
                 .as_ref()
                 .and_then(|s| s.addr())
                 .map(|a| format!("http://{a}")),

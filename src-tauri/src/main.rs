@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use latch_core::config::home::Home;
-use latch_proxy::{Service, ServiceEvent};
+use latch_runtime::{Runtime, RuntimeEvent};
 use tauri::WindowEvent;
 use tauri_plugin_autostart::MacosLauncher;
 
@@ -28,59 +28,44 @@ use crate::desktop::Desktop;
 /// Whether the tray exists: closing the window then only hides it and Latch keeps serving.
 static HAS_TRAY: AtomicBool = AtomicBool::new(false);
 
-/// The proxy, the refresh scheduler and the watch on latch.toml: the same service `latch serve`
-/// runs headless. A configuration change (here, by the CLI or by hand) is swapped in behind the
-/// listener; the app's own changes are applied at once.
+/// The proxy, the refresh scheduler and the watch on latch.toml: the runtime `latch serve`
+/// runs headless. A change by the CLI or by hand is swapped in behind the listener; the app's
+/// own changes are applied at once ([`Desktop::changed`]).
 async fn serve(desktop: Arc<Desktop>) {
-    let open: latch_proxy::Open = {
-        let desktop = Arc::clone(&desktop);
-        Arc::new(move || desktop.open_core())
-    };
-    let events: Arc<dyn Fn(ServiceEvent) + Send + Sync> = {
+    let events: latch_runtime::Events = {
         let desktop = Arc::clone(&desktop);
         Arc::new(move |event| {
             match event {
-                ServiceEvent::ReloadFailed(err) => desktop.proxy_failed(err),
-                ServiceEvent::Reloaded | ServiceEvent::Moved(_) => desktop.proxy_healthy(),
+                RuntimeEvent::ReloadFailed(err) => desktop.proxy_failed(err),
+                RuntimeEvent::Reloaded | RuntimeEvent::Moved(_) => desktop.proxy_healthy(),
             }
             desktop.nudge();
         })
     };
-    loop {
-        let started = Service::start(
-            desktop.home().clone(),
-            Arc::clone(&open),
-            None,
-            // Beside a running `latch serve` (which holds the port) the app keeps grants alive.
-            true,
-            Arc::clone(&events),
-        )
-        .await;
-        match started {
-            Ok((service, failed)) => {
-                let service = Arc::new(service);
-                desktop.service_started(Arc::clone(&service), failed.map(|e| e.to_string()));
-                desktop.nudge();
-                loop {
-                    desktop.config_changed.notified().await;
-                    match desktop.open_core() {
-                        Ok(latch) => {
-                            service.reload(&latch).await;
-                            desktop.proxy_healthy();
-                        }
-                        Err(err) => desktop.proxy_failed(err.to_string()),
-                    }
-                    desktop.nudge();
-                }
-            }
+    // Until latch.toml opens there is no runtime (and no watch of its): look again every few
+    // seconds after an edit.
+    let mut stamp = desktop.home().config_stamp();
+    let app = loop {
+        match desktop.open_core() {
+            Ok(app) => break app,
             Err(err) => {
                 desktop.proxy_failed(err.to_string());
                 desktop.nudge();
-                // latch.toml does not open: try again once it changes.
-                desktop.config_changed.notified().await;
+                while desktop.home().config_stamp() == stamp {
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                stamp = desktop.home().config_stamp();
             }
         }
+    };
+    // Beside a running `latch serve` (which holds the port) the app keeps grants alive.
+    match Runtime::start(app, None, true, events).await {
+        Ok((runtime, failed)) => {
+            desktop.runtime_started(runtime, failed.map(|e| e.to_string()));
+        }
+        Err(err) => desktop.proxy_failed(err.to_string()),
     }
+    desktop.nudge();
 }
 
 fn main() {

@@ -26,13 +26,7 @@ pub(crate) fn start(app: AppHandle, desktop: Arc<Desktop>) {
         .spawn(move || {
             let mut last: Option<StatusReport> = None;
             let mut last_seen = (String::new(), false);
-            let mut config = desktop.config_stamp();
             loop {
-                let stamp = desktop.config_stamp();
-                if stamp != config {
-                    config = stamp;
-                    desktop.config_changed.notify_one();
-                }
                 if let Ok(report) = desktop.open().and_then(|l| Ok(l.status()?)) {
                     let paused = desktop.proxy_view().paused;
                     let seen = (serde_json::to_string(&report).unwrap_or_default(), paused);

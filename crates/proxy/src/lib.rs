@@ -20,7 +20,6 @@ mod key;
 mod path;
 mod policy;
 mod refusal;
-mod service;
 mod upstream;
 
 use std::collections::HashMap;
@@ -42,7 +41,6 @@ use latch_core::local_key::KeyVerifier;
 use tokio::net::TcpListener;
 
 pub use audit::AuditSink;
-pub use service::{Open, Service, ServiceError, ServiceEvent};
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
@@ -223,7 +221,7 @@ pub async fn start(latch: &App, listen: SocketAddr) -> Result<Running, StartErro
 }
 
 /// Starts the proxy with a pause switch the caller keeps (it outlives a move to a new address).
-pub(crate) async fn start_paused_by(
+pub async fn start_paused_by(
     latch: &App,
     listen: SocketAddr,
     paused: Arc<AtomicBool>,

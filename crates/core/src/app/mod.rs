@@ -155,6 +155,13 @@ impl App {
     /// stays when the file does not open.
     pub fn reload(&self) -> Result<Arc<Config>> {
         let mut config = Config::load(self.home.config_file())?;
+        if config.secret_store != self.config().secret_store {
+            return Err(Error::Invalid {
+                message: "`[keychain] store` changed: the secrets are now kept elsewhere"
+                    .to_owned(),
+                fix: "restart `latch serve` or the app to use the new store".to_owned(),
+            });
+        }
         crate::upstream::discovery::apply_cached(&mut config, &self.db());
         self.replace_config(config);
         Ok(self.config())
