@@ -12,6 +12,7 @@ mod git;
 mod golden;
 mod hardening;
 mod lifecycle;
+mod migration;
 mod oidc;
 mod package;
 mod proxy;

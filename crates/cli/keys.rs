@@ -2,8 +2,34 @@
 
 use clap::{Args, Subcommand};
 
+use latch_core::local_key::KeyPolicy;
+
 use crate::exit::Failure;
 use crate::{open_latch, print_json, table};
+
+/// What a new key may do: mapped onto the core's `KeyPolicy` as it is.
+#[derive(Args)]
+pub(crate) struct PolicyArgs {
+    /// Connector it may reach (repeat for several).
+    #[arg(long = "connector", required = true)]
+    connectors: Vec<String>,
+    /// Only GET, HEAD and OPTIONS.
+    #[arg(long)]
+    read_only: bool,
+    /// Path pattern below the connector, `*` matching anything (repeat for several).
+    #[arg(long = "path")]
+    paths: Vec<String>,
+}
+
+impl From<PolicyArgs> for KeyPolicy {
+    fn from(args: PolicyArgs) -> Self {
+        Self {
+            connectors: args.connectors,
+            read_only: args.read_only,
+            paths: (!args.paths.is_empty()).then_some(args.paths),
+        }
+    }
+}
 
 #[derive(Subcommand)]
 pub(crate) enum KeysCmd {
@@ -11,15 +37,8 @@ pub(crate) enum KeysCmd {
     Create {
         /// Name shown in the audit log.
         name: String,
-        /// Connector it may reach (repeat for several).
-        #[arg(long = "connector", required = true)]
-        connectors: Vec<String>,
-        /// Only GET, HEAD and OPTIONS.
-        #[arg(long)]
-        read_only: bool,
-        /// Path pattern below the connector, `*` matching anything (repeat for several).
-        #[arg(long = "path")]
-        paths: Vec<String>,
+        #[command(flatten)]
+        policy: PolicyArgs,
         /// Lifetime: 30m, 8h, 7d (default: until revoked).
         #[arg(long)]
         ttl: Option<String>,
@@ -53,9 +72,7 @@ impl KeysCmd {
         match self {
             Self::Create {
                 name,
-                connectors,
-                read_only,
-                paths,
+                policy,
                 ttl,
                 json,
             } => {
@@ -64,13 +81,10 @@ impl KeysCmd {
                     .map(latch_core::local_key::parse_ttl)
                     .transpose()
                     .map_err(Failure::usage)?;
-                let (key, policy) =
-                    latch
-                        .keys()
-                        .create(&name, &connectors, read_only, &paths, ttl)?;
+                let (key, created) = latch.keys().create(&name, policy.into(), ttl)?;
                 if json {
                     // The key goes into JSON here, on purpose: this is its one showing.
-                    let mut value = serde_json::to_value(&policy)
+                    let mut value = serde_json::to_value(&created)
                         .map_err(|e| Failure::internal(e.to_string()))?;
                     value["key"] = serde_json::Value::String(key.expose().to_owned());
                     return print_json(&value);
@@ -79,10 +93,14 @@ impl KeysCmd {
                 say!("{}", key.expose());
                 eprintln!(
                     "Created key `{}` for {}{}{}. It is shown once; Latch keeps only its hash.",
-                    policy.name,
-                    policy.connectors.join(", "),
-                    if policy.read_only { " (read-only)" } else { "" },
-                    policy
+                    created.name,
+                    created.policy.connectors.join(", "),
+                    if created.policy.read_only {
+                        " (read-only)"
+                    } else {
+                        ""
+                    },
+                    created
                         .expires_at
                         .as_deref()
                         .map(|e| format!(", expires {e}"))
@@ -100,14 +118,14 @@ impl KeysCmd {
                     .map(|k| {
                         vec![
                             k.name.clone(),
-                            k.connectors.join(","),
-                            if k.read_only {
+                            k.policy.connectors.join(","),
+                            if k.policy.read_only {
                                 "read-only"
                             } else {
                                 "read-write"
                             }
                             .to_owned(),
-                            match &k.paths {
+                            match &k.policy.paths {
                                 None => "any".to_owned(),
                                 // Stored patterns that were ambiguous fail closed (migration 3).
                                 Some(p) if p.is_empty() => {

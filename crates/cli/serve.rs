@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use latch_core::config::home::Home;
-use latch_core::local_key::KeyPolicy;
+use latch_core::local_key::{KeyPolicy, LocalKey};
 use latch_runtime::RuntimeEvent;
 
 use crate::exit::Failure;
@@ -174,11 +174,13 @@ impl ExecCmd {
             let key = latch_core::local_key::generate();
             proxy.add_ephemeral_key(
                 &key,
-                KeyPolicy {
+                LocalKey {
                     name: format!("exec:{}", short_name(&program)),
-                    connectors: connectors.clone(),
-                    read_only: self.read_only,
-                    paths: None,
+                    policy: KeyPolicy {
+                        connectors: connectors.clone(),
+                        read_only: self.read_only,
+                        paths: None,
+                    },
                     expires_at: None,
                     revoked_at: None,
                     created_at: latch_core::now_rfc3339(),

@@ -16,7 +16,7 @@ use latch_core::credential::LogoutOutcome;
 use latch_core::grant::ApiTokenKind;
 use latch_core::health::doctor::DoctorReport;
 use latch_core::health::status::StatusReport;
-use latch_core::local_key::KeyPolicy;
+use latch_core::local_key::{KeyPolicy, LocalKey};
 use latch_core::ports::SystemBrowser;
 use latch_core::provider::catalog::{AuthMode, CatalogEntries};
 use latch_core::secret::Secret;
@@ -389,7 +389,7 @@ pub(crate) async fn bind_site(
 }
 
 #[tauri::command]
-pub(crate) async fn keys(desktop: Shared<'_>) -> Result<Vec<KeyPolicy>, IpcError> {
+pub(crate) async fn keys(desktop: Shared<'_>) -> Result<Vec<LocalKey>, IpcError> {
     let desktop = Arc::clone(&desktop);
     off_main(move || Ok(desktop.open()?.keys().list()?)).await
 }
@@ -398,9 +398,9 @@ pub(crate) async fn keys(desktop: Shared<'_>) -> Result<Vec<KeyPolicy>, IpcError
 #[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
 pub(crate) struct KeyInput {
     name: String,
-    connectors: Vec<String>,
-    read_only: bool,
-    paths: Vec<String>,
+    /// What the key may do, as the core takes it.
+    #[serde(flatten)]
+    policy: KeyPolicy,
     ttl: Option<String>,
 }
 
@@ -409,7 +409,7 @@ pub(crate) struct KeyInput {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub(crate) struct CreatedKey {
     key: String,
-    policy: KeyPolicy,
+    local_key: LocalKey,
 }
 
 #[tauri::command]
@@ -426,22 +426,14 @@ pub(crate) async fn create_key(
                     .map_err(|message| IpcError::new("invalid_request", message))?,
             ),
         };
-        let paths: Vec<String> = input
-            .paths
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        let (key, policy) = desktop.open()?.keys().create(
-            input.name.trim(),
-            &input.connectors,
-            input.read_only,
-            &paths,
-            ttl,
-        )?;
+        let (key, local_key) =
+            desktop
+                .open()?
+                .keys()
+                .create(input.name.trim(), input.policy, ttl)?;
         Ok(CreatedKey {
             key: key.expose().to_owned(),
-            policy,
+            local_key,
         })
     })
     .await

@@ -53,6 +53,7 @@ fn generated() -> String {
         credential::LogoutOutcome::decl(),
         credential::Revocation::decl(),
         local_key::KeyPolicy::decl(),
+        local_key::LocalKey::decl(),
         audit::AuditEntry::decl(),
         doctor::DoctorReport::decl(),
         doctor::Summary::decl(),

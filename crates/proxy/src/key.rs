@@ -2,18 +2,18 @@
 
 use base64::Engine as _;
 use http::{header, HeaderMap};
-use latch_core::local_key::{KeyCheck, KeyPolicy, KeyRefusal, KeyVerifier};
+use latch_core::local_key::{KeyCheck, KeyPolicy, KeyRefusal, KeyVerifier, LocalKey};
 use latch_core::secret::Secret;
 
 use crate::refusal::Refusal;
 
 /// A key that is known, live and not revoked, with its policy. Only [`verify`] makes one, so
 /// every later step can take it as proof.
-pub(crate) struct VerifiedKey(std::sync::Arc<KeyPolicy>);
+pub(crate) struct VerifiedKey(std::sync::Arc<LocalKey>);
 
 impl VerifiedKey {
     pub(crate) fn policy(&self) -> &KeyPolicy {
-        &self.0
+        &self.0.policy
     }
 
     pub(crate) fn name(&self) -> &str {

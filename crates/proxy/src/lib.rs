@@ -115,7 +115,7 @@ pub(crate) struct Shared {
     /// When the proxy may next refresh a grant because of a 401 (the throttle).
     pub(crate) auto_refreshes: Mutex<HashMap<GrantId, Instant>>,
     /// Ephemeral keys (`latch exec`) survive reloads.
-    ephemeral: Mutex<Vec<(latch_core::secret::Secret, latch_core::local_key::KeyPolicy)>>,
+    ephemeral: Mutex<Vec<(latch_core::secret::Secret, latch_core::local_key::LocalKey)>>,
 }
 
 impl Shared {
@@ -143,7 +143,7 @@ impl Running {
     pub fn add_ephemeral_key(
         &self,
         key: &latch_core::secret::Secret,
-        policy: latch_core::local_key::KeyPolicy,
+        policy: latch_core::local_key::LocalKey,
     ) {
         self.shared.state().keys.add_ephemeral(key, policy.clone());
         self.shared
@@ -422,11 +422,12 @@ mod pipeline_tests {
             .set_credential("opsgenie", Secret::new("genie-77".into()), None)
             .await
             .unwrap();
-        let paths = ["v2/alerts/*".to_owned()];
-        let (key, _) = latch
-            .keys()
-            .create("t", &["opsgenie".to_owned()], true, &paths, None)
-            .unwrap();
+        let policy = latch_core::local_key::KeyPolicy {
+            connectors: vec!["opsgenie".to_owned()],
+            read_only: true,
+            paths: Some(vec!["v2/alerts/*".to_owned()]),
+        };
+        let (key, _) = latch.keys().create("t", policy, None).unwrap();
         let proxy = super::start(&latch, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();

@@ -4,6 +4,7 @@
 
 use http::Method;
 use latch_core::config::{Config, Connector};
+use latch_core::local_key::{Denied, RequestFacts};
 
 use crate::key::VerifiedKey;
 use crate::path::CanonicalPath;
@@ -47,31 +48,30 @@ pub(crate) fn route<'a>(
     }
 }
 
-/// The key's policy for this request.
+/// The key's policy for this request: every rule, in turn.
 pub(crate) fn allow(
     key: &VerifiedKey,
     routed: &Routed<'_>,
     method: &Method,
 ) -> Result<(), Refusal> {
-    let policy = key.policy();
-    if !policy.allows_connector(&routed.connector.name) {
-        return Err(Refusal::ConnectorNotAllowed {
+    let facts = RequestFacts {
+        connector: &routed.connector.name,
+        method: method.as_str(),
+        path: &routed.rest,
+    };
+    key.policy().allow(&facts).map_err(|denied| match denied {
+        Denied::Connector => Refusal::ConnectorNotAllowed {
             key: key.name().to_owned(),
             connector: routed.connector.name.clone(),
-        });
-    }
-    if !policy.allows_method(method.as_str()) {
-        return Err(Refusal::MethodNotAllowed {
+        },
+        Denied::Method => Refusal::MethodNotAllowed {
             key: key.name().to_owned(),
             method: method.to_string(),
-        });
-    }
-    if !policy.allows_path(&routed.rest) {
-        return Err(Refusal::PathNotAllowed {
+        },
+        Denied::Path(patterns) => Refusal::PathNotAllowed {
             key: key.name().to_owned(),
             path: routed.rest.clone(),
-            patterns: policy.paths.clone().unwrap_or_default(),
-        });
-    }
-    Ok(())
+            patterns,
+        },
+    })
 }

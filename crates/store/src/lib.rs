@@ -364,13 +364,9 @@ pub struct LocalKeyRow {
     pub name: String,
     /// SHA-256 of the key.
     pub key_hash: Vec<u8>,
-    /// Connectors it may reach, space-separated.
-    pub connectors: String,
-    /// GET/HEAD/OPTIONS only.
-    pub read_only: bool,
-    /// Path patterns: `None` = any path; `Some([])` = none (a key whose stored patterns were
-    /// ambiguous). Stored as a JSON array.
-    pub paths: Option<Vec<String>>,
+    /// What the key may do, as JSON (the core's `KeyPolicy`: connectors, methods, paths); the
+    /// store keeps it as one value and never reads it.
+    pub policy: String,
     /// Creation time.
     pub created_at: String,
     /// Expiry, if any.
@@ -810,23 +806,16 @@ impl Store {
 
     /// Stores a new local key.
     pub fn local_key_insert(&self, key: &LocalKeyRow) -> Result<()> {
-        let paths = key
-            .paths
-            .as_ref()
-            .map(|p| serde_json::Value::from(p.clone()).to_string());
         self.conn.execute(
-            "INSERT INTO local_keys (name, key_hash, connectors, read_only, path_patterns,
-                 created_at, expires_at, revoked_at, paths)
-             VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?7, ?8)",
+            "INSERT INTO local_keys (name, key_hash, policy, created_at, expires_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 key.name,
                 key.key_hash,
-                key.connectors,
-                key.read_only,
+                key.policy,
                 key.created_at,
                 key.expires_at,
                 key.revoked_at,
-                paths,
             ],
         )?;
         Ok(())
@@ -835,22 +824,17 @@ impl Store {
     /// Every local key, newest first.
     pub fn local_keys(&self) -> Result<Vec<LocalKeyRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, key_hash, connectors, read_only, paths, created_at, expires_at,
-                    revoked_at
+            "SELECT name, key_hash, policy, created_at, expires_at, revoked_at
              FROM local_keys ORDER BY id DESC",
         )?;
         let rows = stmt.query_map([], |r| {
-            let paths: Option<String> = r.get(4)?;
             Ok(LocalKeyRow {
                 name: r.get(0)?,
                 key_hash: r.get(1)?,
-                connectors: r.get(2)?,
-                read_only: r.get(3)?,
-                // Unreadable JSON fails closed: no paths.
-                paths: paths.map(|json| serde_json::from_str(&json).unwrap_or_default()),
-                created_at: r.get(5)?,
-                expires_at: r.get(6)?,
-                revoked_at: r.get(7)?,
+                policy: r.get(2)?,
+                created_at: r.get(3)?,
+                expires_at: r.get(4)?,
+                revoked_at: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -1268,7 +1252,11 @@ mod tests {
         }
         let store = Store::open(&path).unwrap();
         let keys = store.local_keys().unwrap();
-        let paths = |n: &str| keys.iter().find(|k| k.name == n).unwrap().paths.clone();
+        let paths = |n: &str| {
+            let policy: serde_json::Value =
+                serde_json::from_str(&keys.iter().find(|k| k.name == n).unwrap().policy).unwrap();
+            serde_json::from_value::<Option<Vec<String>>>(policy["paths"].clone()).unwrap()
+        };
         assert_eq!(paths("any"), None);
         assert_eq!(paths("two"), Some(vec!["a/*".to_owned(), "b".to_owned()]));
         assert_eq!(paths("widened"), Some(Vec::new()));

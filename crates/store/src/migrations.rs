@@ -16,7 +16,85 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(SCHEMA_2),
     Step::Rust(schema_3),
     Step::Sql(SCHEMA_4),
+    Step::Rust(schema_5),
 ];
+
+/// 5: a key's policy as one JSON value (`{"connectors": [..], "read_only": .., "paths": ..}`):
+/// a new rule is a new field of the core's `KeyPolicy`, not a new column. Every key keeps its
+/// id, name, hash and times; the counting triggers are made again for the new table.
+fn schema_5(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "CREATE TABLE local_keys_5 (
+             id         INTEGER PRIMARY KEY,
+             name       TEXT NOT NULL UNIQUE,
+             key_hash   BLOB NOT NULL UNIQUE,
+             policy     TEXT NOT NULL,
+             created_at TEXT NOT NULL,
+             expires_at TEXT,
+             revoked_at TEXT
+         );",
+    )?;
+    type Old = (i64, String, Vec<u8>, String, bool, Option<String>, String);
+    type Times = (Option<String>, Option<String>);
+    let old: Vec<(Old, Times)> = {
+        let mut stmt = tx.prepare(
+            "SELECT id, name, key_hash, connectors, read_only, paths, created_at, expires_at,
+                    revoked_at
+             FROM local_keys",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ),
+                (r.get(7)?, r.get(8)?),
+            ))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for ((id, name, hash, connectors, read_only, paths, created), (expires, revoked)) in old {
+        // Unreadable paths fail closed, as they did when read: no path at all.
+        let paths = match paths {
+            None => serde_json::Value::Null,
+            Some(json) => serde_json::from_str::<Vec<String>>(&json)
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|_| serde_json::Value::Array(Vec::new())),
+        };
+        let policy = serde_json::json!({
+            "connectors": connectors.split_whitespace().collect::<Vec<_>>(),
+            "read_only": read_only,
+            "paths": paths,
+        });
+        tx.execute(
+            "INSERT INTO local_keys_5 (id, name, key_hash, policy, created_at, expires_at,
+                 revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            rusqlite::params![
+                id,
+                name,
+                hash,
+                policy.to_string(),
+                created,
+                expires,
+                revoked
+            ],
+        )?;
+    }
+    tx.execute_batch(
+        "DROP TABLE local_keys;
+         ALTER TABLE local_keys_5 RENAME TO local_keys;
+         CREATE TRIGGER local_keys_insert_counts AFTER INSERT ON local_keys BEGIN UPDATE changes SET counter = counter + 1; END;
+         CREATE TRIGGER local_keys_update_counts AFTER UPDATE ON local_keys BEGIN UPDATE changes SET counter = counter + 1; END;
+         CREATE TRIGGER local_keys_delete_counts AFTER DELETE ON local_keys BEGIN UPDATE changes SET counter = counter + 1; END;",
+    )?;
+    Ok(())
+}
 
 /// 4: a counter that every change but the audit log moves (SQLite's `data_version` moves with
 /// every audit batch, so caches keyed on it were thrown away 50 times a second).

@@ -603,9 +603,36 @@ export type Revocation = { "result": "revoked" } | { "result": "unsupported" } |
 
 export type KeyPolicy = { 
 /**
+ * Connectors it may reach.
+ */
+connectors: Array<string>, 
+/**
+ * GET/HEAD/OPTIONS only.
+ */
+read_only: boolean, 
+/**
+ * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
+ * path (a key whose stored patterns were ambiguous, fail-closed).
+ */
+paths: Array<string> | null, };
+
+export type LocalKey = { 
+/**
  * The key's name (shown in the audit log).
  */
 name: string, 
+/**
+ * Expiry.
+ */
+expires_at: string | null, 
+/**
+ * Revocation time.
+ */
+revoked_at: string | null, 
+/**
+ * Creation time.
+ */
+created_at: string, 
 /**
  * Connectors it may reach.
  */
@@ -618,19 +645,7 @@ read_only: boolean,
  * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
  * path (a key whose stored patterns were ambiguous, fail-closed).
  */
-paths: Array<string> | null, 
-/**
- * Expiry.
- */
-expires_at: string | null, 
-/**
- * Revocation time.
- */
-revoked_at: string | null, 
-/**
- * Creation time.
- */
-created_at: string, };
+paths: Array<string> | null, };
 
 export type AuditEntry = { 
 /**
@@ -851,9 +866,22 @@ export type ProviderInput = { name: string, preset?: string | null, client_id?: 
 
 export type ConnectorInput = { name: string, type?: string | null, provider?: string | null, auth?: string | null, site?: string | null, email?: string | null, client_id?: string | null, username?: string | null, token?: string | null, region?: string | null, };
 
-export type KeyInput = { name: string, connectors: Array<string>, read_only: boolean, paths: Array<string>, ttl?: string | null, };
+export type KeyInput = { name: string, ttl?: string | null, 
+/**
+ * Connectors it may reach.
+ */
+connectors: Array<string>, 
+/**
+ * GET/HEAD/OPTIONS only.
+ */
+read_only: boolean, 
+/**
+ * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
+ * path (a key whose stored patterns were ambiguous, fail-closed).
+ */
+paths: Array<string> | null, };
 
-export type CreatedKey = { key: string, policy: KeyPolicy, };
+export type CreatedKey = { key: string, local_key: LocalKey, };
 
 export type AuditInput = { after_id: number, since?: string | null, key?: string | null, connector?: string | null, limit: number, };
 

@@ -13,7 +13,7 @@ import type {
   GrantStatus,
   Host,
   IpcError,
-  KeyPolicy,
+  LocalKey,
   ProviderStatus,
   ProxyView,
   RequestedScope,
@@ -172,7 +172,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
   const now = options.now ?? (() => Date.now());
   const providers: MockProvider[] = [];
   const connectors: MockConnector[] = [];
-  const keys: KeyPolicy[] = [];
+  const keys: LocalKey[] = [];
   const audit: AuditEntry[] = [];
   const statusHandlers = new Set<(report: StatusReport) => void>();
   const signInHandlers = new Set<(event: SignInEvent) => void>();
@@ -523,17 +523,17 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       if (input.connectors.length === 0) fail("invalid_request", "a key must name at least one connector");
       if (keys.some((k) => k.name === input.name && !k.revoked_at))
         fail("already_exists", `a local key named \`${input.name}\` exists`);
-      const policy: KeyPolicy = {
+      const policy: LocalKey = {
         name: input.name,
         connectors: input.connectors,
         read_only: input.read_only,
-        paths: input.paths.length ? input.paths : null,
+        paths: input.paths?.length ? input.paths : null,
         expires_at: input.ttl ? inFuture(3600, now) : null,
         revoked_at: null,
         created_at: inFuture(0, now),
       };
       keys.push(policy);
-      return { key: `latch_mock_${input.name}_${keys.length}`, policy: structuredClone(policy) };
+      return { key: `latch_mock_${input.name}_${keys.length}`, local_key: structuredClone(policy) };
     },
     async revokeKey(name) {
       count("revokeKey");

@@ -18,7 +18,7 @@ import type {
   CredentialStored,
   DoctorReport,
   KeyInput,
-  KeyPolicy,
+  LocalKey,
   LoginOutcome,
   LogoutOutcome,
   ProviderAdded,
@@ -47,7 +47,7 @@ export interface Host {
   signOut(provider: string): Promise<LogoutOutcome>;
   refreshConnector(connector: string): Promise<void>;
   bindSite(connector: string, site: string): Promise<void>;
-  keys(): Promise<KeyPolicy[]>;
+  keys(): Promise<LocalKey[]>;
   createKey(input: KeyInput): Promise<CreatedKey>;
   revokeKey(name: string): Promise<void>;
   audit(input: AuditInput): Promise<AuditEntry[]>;

@@ -3,6 +3,7 @@
 use crate::app::App;
 use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
+use crate::local_key::{KeyPolicy, LocalKey};
 use crate::provider::catalog::check_name;
 use crate::secret::Secret;
 
@@ -12,16 +13,17 @@ pub struct Keys<'a> {
 }
 
 impl Keys<'_> {
-    /// Creates a local key; the key itself is returned once and only its hash is stored.
+    /// Creates a local key; the key itself is returned once and only its hash is stored. An
+    /// empty list of path patterns means any path (as `--path` given no times).
     pub fn create(
         &self,
         name: &str,
-        connectors: &[String],
-        read_only: bool,
-        paths: &[String],
+        mut policy: KeyPolicy,
         ttl: Option<time::Duration>,
-    ) -> Result<(Secret, crate::local_key::KeyPolicy)> {
+    ) -> Result<(Secret, LocalKey)> {
         let config = self.app.config();
+        policy.paths = policy.paths.filter(|p| !p.is_empty());
+        let connectors = &policy.connectors;
         check_name(name).map_err(|message| Error::Invalid {
             message,
             fix: "choose another key name".to_owned(),
@@ -32,12 +34,14 @@ impl Keys<'_> {
                 fix: "add --connector NAME (repeat it for several)".to_owned(),
             });
         }
-        crate::local_key::check_patterns(paths).map_err(|message| Error::Invalid {
-            message,
-            fix: "repeat --path for several patterns; `*` matches any run of characters, `/` \
+        crate::local_key::check_patterns(policy.paths.as_deref().unwrap_or_default()).map_err(
+            |message| Error::Invalid {
+                message,
+                fix: "repeat --path for several patterns; `*` matches any run of characters, `/` \
                   included"
-                .to_owned(),
-        })?;
+                    .to_owned(),
+            },
+        )?;
         for c in connectors {
             if config.connector(c).is_none() {
                 return Err(self.app.config().unknown_connector(c));
@@ -59,9 +63,7 @@ impl Keys<'_> {
         let row = latch_store::LocalKeyRow {
             name: name.to_owned(),
             key_hash: crate::local_key::hash(key.expose()),
-            connectors: connectors.join(" "),
-            read_only,
-            paths: (!paths.is_empty()).then(|| paths.to_vec()),
+            policy: serde_json::to_string(&policy).map_err(|e| Error::Home(e.to_string()))?,
             created_at: now_rfc3339(),
             expires_at: ttl.map(crate::local_key::expiry_in),
             revoked_at: None,
@@ -74,7 +76,7 @@ impl Keys<'_> {
     }
 
     /// Every local key's policy (never the keys).
-    pub fn list(&self) -> Result<Vec<crate::local_key::KeyPolicy>> {
+    pub fn list(&self) -> Result<Vec<LocalKey>> {
         let rows = self
             .app
             .db()

@@ -469,9 +469,7 @@ mod tests {
                 name: "ci".into(),
                 // Stands for SHA-256 of `local_key`: only the hash is ever stored.
                 key_hash: vec![0xab; 32],
-                connectors: "jira".into(),
-                read_only: true,
-                paths: None,
+                policy: r#"{"connectors":["jira"],"read_only":true,"paths":null}"#.into(),
                 created_at: now_rfc3339(),
                 expires_at: None,
                 revoked_at: None,

@@ -8,19 +8,19 @@ use time::OffsetDateTime;
 use crate::clock::{fmt_time, now, parse_time};
 use crate::secret::Secret;
 
-/// What a key may do.
+pub mod policy;
+
+pub use policy::{Denied, KeyPolicy, RequestFacts};
+
+/// A local key as Latch keeps it: its name, its policy and its times (never the key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-pub struct KeyPolicy {
+pub struct LocalKey {
     /// The key's name (shown in the audit log).
     pub name: String,
-    /// Connectors it may reach.
-    pub connectors: Vec<String>,
-    /// GET/HEAD/OPTIONS only.
-    pub read_only: bool,
-    /// Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
-    /// path (a key whose stored patterns were ambiguous, fail-closed).
-    pub paths: Option<Vec<String>>,
+    /// What it may do.
+    #[serde(flatten)]
+    pub policy: KeyPolicy,
     /// Expiry.
     pub expires_at: Option<String>,
     /// Revocation time.
@@ -38,7 +38,7 @@ pub enum KeyRefusal {
     Revoked,
 }
 
-impl KeyPolicy {
+impl LocalKey {
     /// Whether the key is usable now.
     pub fn check_live(&self, at: OffsetDateTime) -> Result<(), KeyRefusal> {
         if self.revoked_at.is_some() {
@@ -48,24 +48,6 @@ impl KeyPolicy {
             return Err(KeyRefusal::Expired);
         }
         Ok(())
-    }
-
-    /// Whether it may reach a connector.
-    pub fn allows_connector(&self, connector: &str) -> bool {
-        self.connectors.iter().any(|c| c == connector)
-    }
-
-    /// Whether it may use a method.
-    pub fn allows_method(&self, method: &str) -> bool {
-        !self.read_only || matches!(method, "GET" | "HEAD" | "OPTIONS")
-    }
-
-    /// Whether it may use a path below the connector (without the leading `/`).
-    pub fn allows_path(&self, rest: &str) -> bool {
-        match &self.paths {
-            None => true,
-            Some(patterns) => patterns.iter().any(|p| glob_match(p, rest)),
-        }
     }
 }
 
@@ -158,13 +140,11 @@ pub fn expiry_in(ttl: time::Duration) -> String {
     fmt_time(now() + ttl)
 }
 
-pub(crate) fn from_row(row: latch_store::LocalKeyRow) -> KeyPolicy {
-    let split = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-    KeyPolicy {
+pub(crate) fn from_row(row: latch_store::LocalKeyRow) -> LocalKey {
+    LocalKey {
         name: row.name,
-        connectors: split(&row.connectors),
-        read_only: row.read_only,
-        paths: row.paths,
+        // An unreadable policy fails closed: a key that may do nothing.
+        policy: serde_json::from_str(&row.policy).unwrap_or_else(|_| KeyPolicy::nothing()),
         expires_at: row.expires_at,
         revoked_at: row.revoked_at,
         created_at: row.created_at,
@@ -211,28 +191,24 @@ mod tests {
     }
 
     #[test]
-    fn policy_checks() {
-        let policy = KeyPolicy {
+    fn keys_expire_and_are_revoked() {
+        let key = LocalKey {
             name: "k".into(),
-            connectors: vec!["jira".into()],
-            read_only: true,
-            paths: Some(vec!["rest/api/3/*".into()]),
+            policy: KeyPolicy::default(),
             expires_at: Some("2000-01-01T00:00:00Z".into()),
             revoked_at: None,
             created_at: "1999-01-01T00:00:00Z".into(),
         };
-        assert!(policy.allows_connector("jira") && !policy.allows_connector("confluence"));
-        assert!(policy.allows_path("rest/api/3/myself") && !policy.allows_path("rest/agile/1.0"));
-        let nothing = KeyPolicy {
-            paths: Some(Vec::new()),
-            ..policy.clone()
+        assert_eq!(key.check_live(now()), Err(KeyRefusal::Expired));
+        let revoked = LocalKey {
+            expires_at: None,
+            revoked_at: Some("2000-01-01T00:00:00Z".into()),
+            ..key
         };
-        assert!(!nothing.allows_path("rest/api/3/myself"));
-        assert!(policy.allows_method("GET") && !policy.allows_method("POST"));
-        assert_eq!(policy.check_live(now()), Err(KeyRefusal::Expired));
-        let key = generate();
-        assert!(key.expose().starts_with("lk_") && key.expose().len() == 46);
-        assert_eq!(hash(key.expose()).len(), 32);
+        assert_eq!(revoked.check_live(now()), Err(KeyRefusal::Revoked));
+        let secret = generate();
+        assert!(secret.expose().starts_with("lk_") && secret.expose().len() == 46);
+        assert_eq!(hash(secret.expose()).len(), 32);
     }
 }
 
@@ -259,8 +235,8 @@ pub struct KeyVerifier {
 }
 
 struct VerifierState {
-    keys: std::collections::HashMap<Vec<u8>, std::sync::Arc<KeyPolicy>>,
-    ephemeral: std::collections::HashMap<Vec<u8>, std::sync::Arc<KeyPolicy>>,
+    keys: std::collections::HashMap<Vec<u8>, std::sync::Arc<LocalKey>>,
+    ephemeral: std::collections::HashMap<Vec<u8>, std::sync::Arc<LocalKey>>,
     changes: i64,
     checked: std::time::Instant,
     /// The watcher's version when the keys were last checked.
@@ -334,7 +310,7 @@ impl KeyVerifier {
     }
 
     /// Adds a key that lives only in this process (exec's per-child key).
-    pub fn add_ephemeral(&self, key: &Secret, policy: KeyPolicy) {
+    pub fn add_ephemeral(&self, key: &Secret, policy: LocalKey) {
         if let Ok(mut state) = self.state.write() {
             state
                 .ephemeral
@@ -342,7 +318,7 @@ impl KeyVerifier {
         }
     }
 
-    fn lookup(&self, digest: &[u8]) -> Option<std::sync::Arc<KeyPolicy>> {
+    fn lookup(&self, digest: &[u8]) -> Option<std::sync::Arc<LocalKey>> {
         let state = self.state.read().ok()?;
         state
             .ephemeral
@@ -352,7 +328,7 @@ impl KeyVerifier {
     }
 
     /// Checks a presented key: known, not expired, not revoked.
-    pub fn verify(&self, key: &str) -> Result<std::sync::Arc<KeyPolicy>, KeyCheck> {
+    pub fn verify(&self, key: &str) -> Result<std::sync::Arc<LocalKey>, KeyCheck> {
         if self.maybe_changed() {
             self.reload();
         }

@@ -1,0 +1,151 @@
+//! What a key may do, as one value: the connectors it reaches, whether it only reads, the paths
+//! it may use. Stored as one JSON column, passed as is by the CLI and the desktop app, and
+//! checked by [`KeyPolicy::allow`], which runs every rule in turn. A new rule is a field here,
+//! its check in [`RULES`], and the faces' input for it.
+
+use serde::{Deserialize, Serialize};
+
+/// The rules a key's requests are checked against.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct KeyPolicy {
+    /// Connectors it may reach.
+    pub connectors: Vec<String>,
+    /// GET/HEAD/OPTIONS only.
+    #[serde(default)]
+    pub read_only: bool,
+    /// Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
+    /// path (a key whose stored patterns were ambiguous, fail-closed).
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
+}
+
+/// What the rules look at in a request.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestFacts<'a> {
+    /// The connector it is routed to.
+    pub connector: &'a str,
+    /// Its method.
+    pub method: &'a str,
+    /// The canonical path below the connector, without the leading `/`.
+    pub path: &'a str,
+}
+
+/// Why a rule refused a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// The key may not reach this connector.
+    Connector,
+    /// The key may not use this method.
+    Method,
+    /// No path pattern of the key matches; the patterns it has.
+    Path(Vec<String>),
+}
+
+type Rule = fn(&KeyPolicy, &RequestFacts<'_>) -> Result<(), Denied>;
+
+/// Every rule, in the order refusals are reported.
+const RULES: &[Rule] = &[connector_rule, method_rule, path_rule];
+
+impl KeyPolicy {
+    /// A policy that allows nothing (what an unreadable stored policy becomes).
+    pub fn nothing() -> Self {
+        Self {
+            connectors: Vec::new(),
+            read_only: true,
+            paths: Some(Vec::new()),
+        }
+    }
+
+    /// Checks a request against every rule; the first refusal wins.
+    pub fn allow(&self, request: &RequestFacts<'_>) -> Result<(), Denied> {
+        RULES.iter().try_for_each(|rule| rule(self, request))
+    }
+
+    /// Whether it may reach a connector (routing asks before a request has a connector).
+    pub fn allows_connector(&self, connector: &str) -> bool {
+        self.connectors.iter().any(|c| c == connector)
+    }
+}
+
+fn connector_rule(policy: &KeyPolicy, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    if policy.allows_connector(request.connector) {
+        Ok(())
+    } else {
+        Err(Denied::Connector)
+    }
+}
+
+fn method_rule(policy: &KeyPolicy, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    if !policy.read_only || matches!(request.method, "GET" | "HEAD" | "OPTIONS") {
+        Ok(())
+    } else {
+        Err(Denied::Method)
+    }
+}
+
+fn path_rule(policy: &KeyPolicy, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    match &policy.paths {
+        None => Ok(()),
+        Some(patterns) if patterns.iter().any(|p| super::glob_match(p, request.path)) => Ok(()),
+        Some(patterns) => Err(Denied::Path(patterns.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts<'a>(connector: &'a str, method: &'a str, path: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            connector,
+            method,
+            path,
+        }
+    }
+
+    #[test]
+    fn every_rule_is_checked_in_turn() {
+        let policy = KeyPolicy {
+            connectors: vec!["jira".into()],
+            read_only: true,
+            paths: Some(vec!["rest/api/3/*".into()]),
+        };
+        assert_eq!(
+            policy.allow(&facts("jira", "GET", "rest/api/3/myself")),
+            Ok(())
+        );
+        assert_eq!(
+            policy.allow(&facts("confluence", "GET", "rest/api/3/myself")),
+            Err(Denied::Connector)
+        );
+        assert_eq!(
+            policy.allow(&facts("jira", "POST", "rest/api/3/issue")),
+            Err(Denied::Method)
+        );
+        assert_eq!(
+            policy.allow(&facts("jira", "GET", "rest/agile/1.0/board")),
+            Err(Denied::Path(vec!["rest/api/3/*".into()]))
+        );
+        assert!(KeyPolicy::nothing()
+            .allow(&facts("jira", "GET", "x"))
+            .is_err());
+    }
+
+    #[test]
+    fn the_stored_form_is_one_json_value_and_new_fields_default() {
+        let policy: KeyPolicy = serde_json::from_str(r#"{"connectors":["jira"]}"#).unwrap();
+        assert_eq!(
+            policy,
+            KeyPolicy {
+                connectors: vec!["jira".into()],
+                read_only: false,
+                paths: None
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&policy).unwrap(),
+            r#"{"connectors":["jira"],"read_only":false,"paths":null}"#
+        );
+    }
+}
