@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use latch_core::app::{AddConnector, ConnectorChange};
-use latch_core::config::ScopeSet;
+use latch_core::config::{ConnectorSettings, ScopeSet};
 use latch_core::provider::catalog::AuthMode;
 
 use crate::exit::Failure;
@@ -129,41 +129,32 @@ impl Cmd {
     }
 }
 
+impl From<AddArgs> for ConnectorSettings {
+    fn from(args: AddArgs) -> Self {
+        Self {
+            kind: args.kind,
+            provider: args.provider,
+            auth: args.auth,
+            site: args.site,
+            email: args.email,
+            client_id: args.client_id,
+            scopes: (!args.scopes.is_empty()).then_some(args.scopes),
+            audience: args.audience,
+            token: args.token,
+            username: args.username,
+            scope_set: args.scope_set,
+            region: args.region,
+        }
+    }
+}
+
 fn add(args: AddArgs) -> Result<(), Failure> {
-    let auth = match &args.auth {
-        None => None,
-        Some(text) => Some(AuthMode::parse(text).ok_or_else(|| {
-            Failure::usage(format!(
-                "unknown auth mode `{text}`: use user, service, api-token, pat, basic or api-key"
-            ))
-        })?),
-    };
-    let token = args
-        .token
-        .as_deref()
-        .map(|t| {
-            latch_core::grant::ApiTokenKind::parse(t).ok_or_else(|| {
-                Failure::usage(format!("unknown token kind `{t}`: use scoped or classic"))
-            })
-        })
-        .transpose()?;
+    let (name, json) = (args.name.clone(), args.json);
+    let settings = ConnectorSettings::from(args);
+    settings.check().map_err(|e| Failure::usage(e.message))?;
     let latch = open_latch()?;
-    let added = latch.connectors().add(AddConnector {
-        name: args.name,
-        kind: args.kind,
-        provider: args.provider,
-        auth,
-        site: args.site,
-        email: args.email,
-        client_id: args.client_id,
-        scopes: (!args.scopes.is_empty()).then_some(args.scopes),
-        audience: args.audience,
-        token,
-        username: args.username,
-        scope_set: scope_set(args.scope_set.as_deref())?,
-        region: args.region,
-    })?;
-    if args.json {
+    let added = latch.connectors().add(AddConnector { name, settings })?;
+    if json {
         return print_json(&added);
     }
     say!(

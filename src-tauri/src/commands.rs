@@ -13,12 +13,11 @@ use latch_core::app::{
     CredentialStored, ProviderAdded,
 };
 use latch_core::credential::LogoutOutcome;
-use latch_core::grant::ApiTokenKind;
 use latch_core::health::doctor::DoctorReport;
 use latch_core::health::status::StatusReport;
 use latch_core::local_key::{KeyPolicy, LocalKey};
 use latch_core::ports::SystemBrowser;
-use latch_core::provider::catalog::{AuthMode, CatalogEntries};
+use latch_core::provider::catalog::CatalogEntries;
 use latch_core::secret::Secret;
 use latch_core::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -108,80 +107,24 @@ pub(crate) async fn add_provider(
     Ok(added)
 }
 
-#[derive(Deserialize)]
-#[cfg_attr(test, derive(ts_rs::TS), ts(optional_fields = nullable))]
-pub(crate) struct ConnectorInput {
-    name: String,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    provider: Option<String>,
-    auth: Option<String>,
-    site: Option<String>,
-    email: Option<String>,
-    client_id: Option<String>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    token: Option<String>,
-    #[serde(default)]
-    region: Option<String>,
-}
-
-impl ConnectorInput {
-    fn request(self) -> Result<AddConnector, IpcError> {
-        let blank = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
-        let auth = match blank(self.auth) {
-            None => None,
-            Some(text) => Some(AuthMode::parse(&text).ok_or_else(|| {
-                IpcError::new(
-                    ErrorCode::InvalidRequest.as_str(),
-                    format!("unknown auth mode `{text}`"),
-                )
-            })?),
-        };
-        let token = match blank(self.token) {
-            None => None,
-            Some(text) => Some(ApiTokenKind::parse(&text).ok_or_else(|| {
-                IpcError::new(
-                    ErrorCode::InvalidRequest.as_str(),
-                    format!("unknown token kind `{text}`: use scoped or classic"),
-                )
-            })?),
-        };
-        Ok(AddConnector {
-            name: self.name.trim().to_owned(),
-            kind: blank(self.kind),
-            provider: blank(self.provider),
-            auth,
-            site: blank(self.site),
-            email: blank(self.email),
-            client_id: blank(self.client_id),
-            username: blank(self.username),
-            token,
-            region: blank(self.region),
-            ..AddConnector::default()
-        })
-    }
-}
-
 #[tauri::command]
 pub(crate) async fn preview_connector(
     desktop: Shared<'_>,
-    input: ConnectorInput,
+    input: AddConnector,
 ) -> Result<ConnectorPreview, IpcError> {
     let desktop = Arc::clone(&desktop);
-    off_main(move || Ok(desktop.open()?.connectors().preview(&input.request()?)?)).await
+    off_main(move || Ok(desktop.open()?.connectors().preview(&input)?)).await
 }
 
 #[tauri::command]
 pub(crate) async fn add_connector(
     desktop: Shared<'_>,
-    input: ConnectorInput,
+    input: AddConnector,
 ) -> Result<ConnectorAdded, IpcError> {
     let desktop = Arc::clone(&desktop);
     let added = off_main({
         let desktop = Arc::clone(&desktop);
-        move || Ok(desktop.open()?.connectors().add(input.request()?)?)
+        move || Ok(desktop.open()?.connectors().add(input)?)
     })
     .await?;
     desktop.changed().await;

@@ -42,6 +42,8 @@ fn generated() -> String {
         catalog::AuthMode::decl(),
         catalog::ClientType::decl(),
         latch_core::app::ProviderAdded::decl(),
+        latch_core::app::AddConnector::decl(),
+        config::ConnectorSettings::decl(),
         latch_core::app::ConnectorPreview::decl(),
         latch_core::app::ConnectorAdded::decl(),
         latch_core::app::ConnectorRemoved::decl(),
@@ -61,7 +63,6 @@ fn generated() -> String {
         doctor::ProbeResult::decl(),
         // The app's own.
         crate::commands::ProviderInput::decl(),
-        crate::commands::ConnectorInput::decl(),
         crate::commands::KeyInput::decl(),
         crate::commands::CreatedKey::decl(),
         crate::commands::AuditInput::decl(),

@@ -434,6 +434,112 @@ console_url: string | null,
  */
 has_app: boolean, };
 
+export type AddConnector = { 
+/**
+ * Name (the latch.toml table and the proxy route).
+ */
+name: string, 
+/**
+ * Catalog entry; defaults to the table name.
+ */
+type?: string | null, 
+/**
+ * Provider; defaults to the catalog entry's provider.
+ */
+provider?: string | null, 
+/**
+ * Auth mode; defaults to the catalog entry's first mode.
+ */
+auth?: string | null, 
+/**
+ * Site name, URL or cloud id.
+ */
+site?: string | null, 
+/**
+ * Account e-mail for `api-token` (the Basic user name; not a secret).
+ */
+email?: string | null, 
+/**
+ * Client id of a service account (`auth = "service"`); its secret is in the keychain.
+ */
+client_id?: string | null, 
+/**
+ * `auth = "service"`: scopes to request (default: none, the credential's own).
+ */
+scopes?: Array<string> | null, 
+/**
+ * `auth = "service"`: an `audience` to send with the token request.
+ */
+audience?: string | null, 
+/**
+ * `auth = "api-token"`: where the token works (`scoped`: the gateway; `classic`: the site
+ * URL). Default: Latch finds out when the token is stored.
+ */
+token?: string | null, 
+/**
+ * `auth = "basic"`: the user name.
+ */
+username?: string | null, 
+/**
+ * `classic` (default) or `granular`: which of the connector's scope sets it requests.
+ */
+scope_set?: string | null, 
+/**
+ * A region of the provider (`eu` for Opsgenie's EU instance).
+ */
+region?: string | null, };
+
+export type ConnectorSettings = { 
+/**
+ * Catalog entry; defaults to the table name.
+ */
+type?: string | null, 
+/**
+ * Provider; defaults to the catalog entry's provider.
+ */
+provider?: string | null, 
+/**
+ * Auth mode; defaults to the catalog entry's first mode.
+ */
+auth?: string | null, 
+/**
+ * Site name, URL or cloud id.
+ */
+site?: string | null, 
+/**
+ * Account e-mail for `api-token` (the Basic user name; not a secret).
+ */
+email?: string | null, 
+/**
+ * Client id of a service account (`auth = "service"`); its secret is in the keychain.
+ */
+client_id?: string | null, 
+/**
+ * `auth = "service"`: scopes to request (default: none, the credential's own).
+ */
+scopes?: Array<string> | null, 
+/**
+ * `auth = "service"`: an `audience` to send with the token request.
+ */
+audience?: string | null, 
+/**
+ * `auth = "api-token"`: where the token works (`scoped`: the gateway; `classic`: the site
+ * URL). Default: Latch finds out when the token is stored.
+ */
+token?: string | null, 
+/**
+ * `auth = "basic"`: the user name.
+ */
+username?: string | null, 
+/**
+ * `classic` (default) or `granular`: which of the connector's scope sets it requests.
+ */
+scope_set?: string | null, 
+/**
+ * A region of the provider (`eu` for Opsgenie's EU instance).
+ */
+region?: string | null, };
+
 export type ConnectorPreview = { 
 /**
  * Connector name.
@@ -863,8 +969,6 @@ latency_ms: number,
 error: string | null, };
 
 export type ProviderInput = { name: string, preset?: string | null, client_id?: string | null, client_secret?: string | null, redirect_uri?: string | null, base_url?: string | null, };
-
-export type ConnectorInput = { name: string, type?: string | null, provider?: string | null, auth?: string | null, site?: string | null, email?: string | null, client_id?: string | null, username?: string | null, token?: string | null, region?: string | null, };
 
 export type KeyInput = { name: string, ttl?: string | null, 
 /**

@@ -11,7 +11,7 @@ import type {
   AuditInput,
   CatalogEntries,
   ConnectorAdded,
-  ConnectorInput,
+  AddConnector,
   ConnectorPreview,
   ConnectorRemoved,
   CreatedKey,
@@ -36,8 +36,8 @@ export interface Host {
   status(): Promise<StatusReport>;
   catalog(): Promise<CatalogEntries>;
   addProvider(input: ProviderInput): Promise<ProviderAdded>;
-  previewConnector(input: ConnectorInput): Promise<ConnectorPreview>;
-  addConnector(input: ConnectorInput): Promise<ConnectorAdded>;
+  previewConnector(input: AddConnector): Promise<ConnectorPreview>;
+  addConnector(input: AddConnector): Promise<ConnectorAdded>;
   removeConnector(name: string): Promise<ConnectorRemoved>;
   /** `expires`: a date (`2027-03-01`) when the credential expires, if the person knows it. */
   setCredential(connector: string, credential: string, expires?: string | null): Promise<CredentialStored>;

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::clock::{fmt_time, now_rfc3339};
-use crate::config::ScopeSet;
+use crate::config::{ConnectorSettings, ScopeSet};
 use crate::credential::{CheckResult, CredentialCheck, CredentialKind};
 use crate::error::{Error, GrantError, Result};
 use crate::finding::Finding;
@@ -16,35 +16,15 @@ use crate::provider::scope::{MergeDiff, Scope, ScopeList, ScopeRequest};
 use crate::secret::Secret;
 use latch_store::{ApiTokenKind, GrantId};
 
-/// `latch connector add`.
-#[derive(Clone, Debug, Default)]
+/// `latch connector add`: a name and the settings latch.toml will hold for it.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct AddConnector {
     /// Name (the latch.toml table and the proxy route).
     pub name: String,
-    /// Catalog entry; defaults to the name.
-    pub kind: Option<String>,
-    /// Provider; defaults to the catalog entry's.
-    pub provider: Option<String>,
-    /// Auth mode; defaults to the catalog entry's first.
-    pub auth: Option<AuthMode>,
-    /// Site.
-    pub site: Option<String>,
-    /// Account e-mail (`api-token`).
-    pub email: Option<String>,
-    /// Service-account client id (`service`).
-    pub client_id: Option<String>,
-    /// Service-account scopes to request (`service`; default: none).
-    pub scopes: Option<Vec<String>>,
-    /// Service-account `audience` (`service`).
-    pub audience: Option<String>,
-    /// Where an API token works, pinned (`api-token`; default: found out when stored).
-    pub token: Option<ApiTokenKind>,
-    /// User name (`basic`).
-    pub username: Option<String>,
-    /// Which scope set to request.
-    pub scope_set: Option<ScopeSet>,
-    /// Provider region (`eu`).
-    pub region: Option<String>,
+    /// Its settings, as given (blank values are left out).
+    #[serde(flatten)]
+    pub settings: ConnectorSettings,
 }
 
 /// `latch connector set`: what to change (`None` leaves it).
@@ -165,14 +145,14 @@ impl Connectors<'_> {
     /// this diff before the person confirms).
     pub fn preview(&self, request: &AddConnector) -> Result<ConnectorPreview> {
         let config = self.app.config();
-        let (kind, provider) = self.check_new_connector(request)?;
-        let Some(spec) = config.catalog.connector(&kind) else {
-            return Err(self.app.config().unknown_connector(&kind));
+        let request = &AddConnector {
+            name: request.name.trim().to_owned(),
+            settings: request.settings.clone().without_blanks(),
         };
-        let auth = request
-            .auth
-            .or_else(|| spec.auth_modes.first().copied())
-            .unwrap_or(AuthMode::User);
+        let (kind, provider, auth) = self.check_new_connector(request)?;
+        let Some(spec) = config.catalog.connector(&kind) else {
+            return Err(config.unknown_connector(&kind));
+        };
         let mut requested = config.scope_request(&provider);
         let mut diff = MergeDiff::default();
         let mut needs_step_up = false;
@@ -199,32 +179,26 @@ impl Connectors<'_> {
     /// Adds a connector and merges its scopes into its provider's request.
     pub fn add(&self, request: AddConnector) -> Result<ConnectorAdded> {
         let config = self.app.config();
-        let (kind, provider) = self.check_new_connector(&request)?;
+        let request = AddConnector {
+            name: request.name.trim().to_owned(),
+            settings: request.settings.without_blanks(),
+        };
+        let (kind, provider, _) = self.check_new_connector(&request)?;
         let before = config.scope_request(&provider);
 
+        // The settings as given, with the type and provider they resolved to.
+        let settings = ConnectorSettings {
+            kind: Some(kind),
+            provider: Some(provider.clone()),
+            ..request.settings
+        };
         let mut edit = config.edit()?;
-        edit.set(
-            "connectors",
-            &request.name,
-            &[
-                ("type", (kind != request.name).then_some(kind.as_str())),
-                ("provider", Some(provider.as_str())),
-                ("auth", request.auth.map(AuthMode::as_str)),
-                ("site", request.site.as_deref()),
-                ("email", request.email.as_deref()),
-                ("client_id", request.client_id.as_deref()),
-                ("audience", request.audience.as_deref()),
-                ("token", request.token.map(ApiTokenKind::as_str)),
-                ("username", request.username.as_deref()),
-                ("scope_set", request.scope_set.map(ScopeSet::as_str)),
-                ("region", request.region.as_deref()),
-            ],
-        )?;
+        edit.set("connectors", &request.name, &settings.keys(&request.name))?;
         edit.set_list(
             "connectors",
             &request.name,
             "scopes",
-            request.scopes.as_deref(),
+            settings.scopes.as_deref(),
         )?;
         let next = edit.validate()?;
         edit.write()?;
@@ -557,7 +531,9 @@ impl Connectors<'_> {
         }
     }
 
-    fn check_new_connector(&self, request: &AddConnector) -> Result<(String, String)> {
+    /// Checks a new connector's name, type, provider and auth mode; returns its catalog type,
+    /// provider and auth mode.
+    fn check_new_connector(&self, request: &AddConnector) -> Result<(String, String, AuthMode)> {
         let config = self.app.config();
         check_name(&request.name).map_err(|message| Error::Invalid {
             message,
@@ -572,7 +548,16 @@ impl Connectors<'_> {
                 fix: format!("pick another name, e.g. `--type ... {}-api`", request.name),
             });
         }
-        let kind = request.kind.clone().unwrap_or_else(|| request.name.clone());
+        let settings = &request.settings;
+        let invalid = |e: crate::config::SettingError| Error::Invalid {
+            message: e.message,
+            fix: format!("correct --{}", e.key.replace('_', "-")),
+        };
+        settings.check().map_err(invalid)?;
+        let kind = settings
+            .kind
+            .clone()
+            .unwrap_or_else(|| request.name.clone());
         let Some(spec) = config.catalog.connector(&kind) else {
             return Err(Error::UnknownConnector {
                 name: kind,
@@ -590,7 +575,7 @@ impl Connectors<'_> {
                 request.name, request.name
             )));
         }
-        let provider = match &request.provider {
+        let provider = match &settings.provider {
             Some(provider) => provider.clone(),
             None => self.default_provider(&spec.provider)?,
         };
@@ -613,8 +598,8 @@ impl Connectors<'_> {
             }
         }
         let provider_spec = config.catalog.provider(&provider);
-        let auth = request
-            .auth
+        let chosen = settings.auth_mode().map_err(invalid)?;
+        let auth = chosen
             .or_else(|| spec.auth_modes.first().copied())
             .unwrap_or(AuthMode::User);
         // Only a connector that signs in as the person needs the provider's OAuth app; the
@@ -641,7 +626,7 @@ impl Connectors<'_> {
                 ),
             });
         }
-        if let Some(auth) = request.auth {
+        if let Some(auth) = chosen {
             if !spec.auth_modes.contains(&auth) {
                 return Err(Error::Invalid {
                     message: format!(
@@ -659,7 +644,7 @@ impl Connectors<'_> {
                 });
             }
         }
-        Ok((kind, provider))
+        Ok((kind, provider, auth))
     }
 
     fn granted_scopes(&self, provider: &str) -> Result<Option<ScopeList>> {

@@ -4,6 +4,9 @@
 //! The file never holds a secret: client secrets and credentials live in the keychain.
 
 pub mod home;
+mod settings;
+
+pub use settings::{ConnectorSettings, SettingError};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -48,7 +51,7 @@ pub struct ConfigFile {
     pub providers: IndexMap<String, ProviderSection>,
     /// `[connectors.NAME]`.
     #[serde(default)]
-    pub connectors: IndexMap<String, ConnectorSection>,
+    pub connectors: IndexMap<String, ConnectorSettings>,
 }
 
 /// `[proxy]`.
@@ -142,38 +145,6 @@ pub struct ProviderSection {
     /// A PEM file of CA certificates trusted for this provider only (an internal CA), on top
     /// of the built-in roots and the OS trust store. Relative to latch.toml's folder.
     pub ca_file: Option<PathBuf>,
-}
-
-/// `[connectors.NAME]`.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConnectorSection {
-    /// Catalog entry; defaults to the table name.
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// Provider; defaults to the catalog entry's provider.
-    pub provider: Option<String>,
-    /// Auth mode; defaults to the catalog entry's first mode.
-    pub auth: Option<String>,
-    /// Site name, URL or cloud id.
-    pub site: Option<String>,
-    /// Account e-mail for `api-token` (the Basic user name; not a secret).
-    pub email: Option<String>,
-    /// Client id of a service account (`auth = "service"`); its secret is in the keychain.
-    pub client_id: Option<String>,
-    /// `auth = "service"`: scopes to request (default: none, the credential's own).
-    pub scopes: Option<Vec<String>>,
-    /// `auth = "service"`: an `audience` to send with the token request.
-    pub audience: Option<String>,
-    /// `auth = "api-token"`: where the token works (`scoped`: the gateway; `classic`: the site
-    /// URL). Default: Latch finds out when the token is stored.
-    pub token: Option<String>,
-    /// `auth = "basic"`: the user name.
-    pub username: Option<String>,
-    /// `classic` (default) or `granular`: which of the connector's scope sets it requests.
-    pub scope_set: Option<String>,
-    /// A region of the provider (`eu` for Opsgenie's EU instance).
-    pub region: Option<String>,
 }
 
 /// Which of a connector's scope sets it uses (Atlassian has classic and granular scopes).
@@ -865,7 +836,7 @@ impl Resolver<'_> {
         &self,
         catalog: &Catalog,
         name: &str,
-        section: &ConnectorSection,
+        section: &ConnectorSettings,
     ) -> Result<Connector> {
         check_name(name).map_err(|m| {
             self.fail(

@@ -58,18 +58,19 @@ impl AuthMode {
         }
     }
 
+    /// Every mode.
+    pub const ALL: [Self; 6] = [
+        Self::ApiKey,
+        Self::ApiToken,
+        Self::Basic,
+        Self::Pat,
+        Self::Service,
+        Self::User,
+    ];
+
     /// Parses the latch.toml / command-line name.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::ApiKey,
-            Self::ApiToken,
-            Self::Basic,
-            Self::Pat,
-            Self::Service,
-            Self::User,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == text)
+        Self::ALL.into_iter().find(|m| m.as_str() == text)
     }
 }
 
