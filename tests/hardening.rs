@@ -88,8 +88,11 @@ fn policies_cannot_widen() {
     // A key whose stored patterns were ambiguous (what migration 3 makes of "v2/alerts *")
     // allows nothing, and says so.
     let db = rusqlite::Connection::open(home.file("latch.db")).unwrap();
-    db.execute("UPDATE local_keys SET paths = '[]' WHERE name = 'two'", [])
-        .unwrap();
+    db.execute(
+        "UPDATE local_keys SET policy = json_set(policy, '$.paths', json('[]')) WHERE name = 'two'",
+        [],
+    )
+    .unwrap();
     let (status, body) = curl_until_settled(
         &["-H", &bearer(&k), &serve.url("/jira/rest/api/3/myself")],
         Duration::from_secs(5),
