@@ -2,6 +2,7 @@
 
 use clap::{Args, Subcommand};
 
+use latch_core::clock::fmt_time;
 use latch_core::local_key::KeyPolicy;
 
 use crate::exit::Failure;
@@ -102,8 +103,7 @@ impl KeysCmd {
                     },
                     created
                         .expires_at
-                        .as_deref()
-                        .map(|e| format!(", expires {e}"))
+                        .map(|e| format!(", expires {}", fmt_time(e)))
                         .unwrap_or_default()
                 );
                 Ok(())
@@ -134,7 +134,7 @@ impl KeysCmd {
                                 }
                                 Some(p) => p.join(" "),
                             },
-                            k.expires_at.clone().unwrap_or_else(|| "-".to_owned()),
+                            k.expires_at.map_or_else(|| "-".to_owned(), fmt_time),
                             if k.revoked_at.is_some() {
                                 "revoked"
                             } else {
@@ -187,7 +187,7 @@ impl AuditCmd {
             .iter()
             .map(|e| {
                 vec![
-                    e.at.clone(),
+                    fmt_time(e.at),
                     e.key.clone().unwrap_or_else(|| "-".into()),
                     e.connector.clone().unwrap_or_else(|| "-".into()),
                     e.method.clone(),

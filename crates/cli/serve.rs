@@ -183,7 +183,7 @@ impl ExecCmd {
                     },
                     expires_at: None,
                     revoked_at: None,
-                    created_at: latch_core::now_rfc3339(),
+                    created_at: latch_core::clock::now(),
                 },
             );
             let base = format!("http://{}", proxy.addr);

@@ -44,8 +44,10 @@ impl Cmd {
                     .unwrap_or_default();
                 say!(
                     "  signed in as {who} · access token until {} · last refresh {} · {}",
-                    g.access_expires_at.as_deref().unwrap_or("-"),
-                    g.refreshed_at.as_deref().unwrap_or("never"),
+                    g.access_expires_at
+                        .map_or_else(|| "-".to_owned(), latch_core::clock::fmt_time),
+                    g.refreshed_at
+                        .map_or_else(|| "never".to_owned(), latch_core::clock::fmt_time),
                     g.state
                 );
                 if let Some(err) = &g.last_error {

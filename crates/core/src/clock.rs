@@ -79,6 +79,55 @@ pub fn parse_date_or_time(text: &str) -> Option<OffsetDateTime> {
         .map(|d| d.with_hms(0, 0, 0).map_or(d.midnight(), |t| t).assume_utc())
 }
 
+/// Serde for a timestamp in Latch's one form (RFC 3339, UTC, to the second): what SQLite
+/// stores and every JSON answer shows. `#[serde(with = "crate::clock::stamp")]`.
+pub mod stamp {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::OffsetDateTime;
+
+    /// Writes the one form.
+    pub fn serialize<S: Serializer>(at: &OffsetDateTime, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(&super::fmt_time(*at))
+    }
+
+    /// Reads RFC 3339.
+    pub fn deserialize<'de, D: Deserializer<'de>>(input: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(input)?;
+        super::parse_time(Some(&text))
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))
+    }
+
+    /// The same for an optional timestamp (`null` when absent).
+    pub mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use time::OffsetDateTime;
+
+        /// Writes the one form, or `null`.
+        pub fn serialize<S: Serializer>(
+            at: &Option<OffsetDateTime>,
+            out: S,
+        ) -> Result<S::Ok, S::Error> {
+            match at {
+                Some(at) => out.serialize_str(&super::super::fmt_time(*at)),
+                None => out.serialize_none(),
+            }
+        }
+
+        /// Reads RFC 3339 or `null`.
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            input: D,
+        ) -> Result<Option<OffsetDateTime>, D::Error> {
+            Option::<String>::deserialize(input)?
+                .map(|text| {
+                    super::super::parse_time(Some(&text)).ok_or_else(|| {
+                        serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time"))
+                    })
+                })
+                .transpose()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

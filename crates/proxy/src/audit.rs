@@ -42,12 +42,10 @@ pub(crate) fn cap_path(path: &str) -> String {
     format!("{}…", &path[..end])
 }
 
-fn minute_of(at: time::OffsetDateTime) -> String {
-    let minute = at
-        .replace_second(0)
+fn minute_of(at: time::OffsetDateTime) -> time::OffsetDateTime {
+    at.replace_second(0)
         .and_then(|t| t.replace_nanosecond(0))
-        .unwrap_or(at);
-    latch_core::clock::fmt_time(minute)
+        .unwrap_or(at)
 }
 
 /// The facts of one request, kept until its answer is complete.
@@ -81,7 +79,7 @@ impl Audit {
 
     fn row(&self, status: u16, bytes: u64) -> AuditRow {
         AuditRow {
-            at: latch_core::now_rfc3339(),
+            at: latch_core::clock::now(),
             key_name: self.key_name.clone(),
             connector: self.connector.clone(),
             method: self.method.clone(),
@@ -174,7 +172,7 @@ enum Message {
 }
 
 /// (minute, reason, status) → how many refusals.
-type Counts = HashMap<(String, &'static str, u16), i64>;
+type Counts = HashMap<(time::OffsetDateTime, &'static str, u16), i64>;
 
 /// Queues audit rows for the background writer. Cheap to clone.
 #[derive(Clone)]
@@ -298,7 +296,7 @@ fn prune(store: &Mutex<Store>, keep_days: u64) {
     let days = i64::try_from(keep_days).unwrap_or(i64::MAX).min(36_500);
     let before = time::OffsetDateTime::now_utc() - time::Duration::days(days);
     if let Ok(store) = store.lock() {
-        if let Err(err) = store.audit_prune(&latch_core::clock::fmt_time(before)) {
+        if let Err(err) = store.audit_prune(before) {
             eprintln!("latch: could not prune the audit log: {err}");
         }
     }
@@ -384,7 +382,7 @@ mod tests {
             .unwrap()
             .audit_page(&latch_store::AuditPage {
                 after_id: 0,
-                since: "0000",
+                since: None,
                 key: None,
                 connector: None,
                 limit: 100,

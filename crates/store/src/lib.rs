@@ -52,13 +52,18 @@ fn get_time(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<Option<Of
     Ok(row.get::<_, Option<Stamp>>(index)?.map(|s| s.0))
 }
 
+fn get_stamp(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<OffsetDateTime> {
+    Ok(row.get::<_, Stamp>(index)?.0)
+}
+
 /// Declares a persisted enum: its text form in SQLite (and on the wire), parsing, SQL mapping.
 macro_rules! stored_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+        #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
         pub enum $name {
-            $($(#[$vmeta])* $variant),+
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -234,10 +239,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct ProviderRow {
     /// Name.
     pub name: String,
-    /// When the client secret was last written to the keychain (RFC 3339), if ever.
-    pub client_secret_stored_at: Option<String>,
+    /// When the client secret was last written to the keychain, if ever.
+    pub client_secret_stored_at: Option<OffsetDateTime>,
     /// When the provider was added.
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
 }
 
 /// A connector's non-secret runtime facts.
@@ -248,9 +253,9 @@ pub struct ConnectorRow {
     /// Provider name.
     pub provider: String,
     /// When it was added.
-    pub added_at: String,
+    pub added_at: OffsetDateTime,
     /// When its own credential (API token, PAT, API key, service secret) was last stored.
-    pub credential_stored_at: Option<String>,
+    pub credential_stored_at: Option<OffsetDateTime>,
     /// The last check of that credential against the upstream, if any.
     pub credential_state: Option<CredentialState>,
     /// When that check ran.
@@ -368,11 +373,11 @@ pub struct LocalKeyRow {
     /// store keeps it as one value and never reads it.
     pub policy: String,
     /// Creation time.
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
     /// Expiry, if any.
-    pub expires_at: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
     /// Revocation time, if revoked.
-    pub revoked_at: Option<String>,
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// Which audit rows [`Store::audit_page`] reads.
@@ -380,8 +385,8 @@ pub struct LocalKeyRow {
 pub struct AuditPage<'a> {
     /// Only rows after this id.
     pub after_id: i64,
-    /// Only rows at or after this time (RFC 3339).
-    pub since: &'a str,
+    /// Only rows at or after this time.
+    pub since: Option<OffsetDateTime>,
     /// Only this local key's rows.
     pub key: Option<&'a str>,
     /// Only this connector's rows.
@@ -393,8 +398,8 @@ pub struct AuditPage<'a> {
 /// One proxied request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRow {
-    /// Time.
-    pub at: String,
+    /// Time (refusals counted per minute: the minute).
+    pub at: OffsetDateTime,
     /// Local key name, if the request had a valid one.
     pub key_name: Option<String>,
     /// Connector, if routed.
@@ -491,19 +496,19 @@ impl Store {
     }
 
     /// Records a provider (idempotent).
-    pub fn provider_upsert(&self, name: &str, now: &str) -> Result<()> {
+    pub fn provider_upsert(&self, name: &str, now: OffsetDateTime) -> Result<()> {
         self.conn.execute(
             "INSERT INTO providers (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
-            [name, now],
+            params![name, Stamp(now)],
         )?;
         Ok(())
     }
 
     /// Records that the provider's client secret was written to the keychain.
-    pub fn provider_secret_stored(&self, name: &str, at: Option<&str>) -> Result<()> {
+    pub fn provider_secret_stored(&self, name: &str, at: Option<OffsetDateTime>) -> Result<()> {
         self.conn.execute(
             "UPDATE providers SET client_secret_stored_at = ?2 WHERE name = ?1",
-            params![name, at],
+            params![name, stamp(at)],
         )?;
         Ok(())
     }
@@ -516,8 +521,8 @@ impl Store {
         let rows = stmt.query_map([], |r| {
             Ok(ProviderRow {
                 name: r.get(0)?,
-                client_secret_stored_at: r.get(1)?,
-                created_at: r.get(2)?,
+                client_secret_stored_at: get_time(r, 1)?,
+                created_at: get_stamp(r, 2)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -532,20 +537,24 @@ impl Store {
     }
 
     /// Records a connector (idempotent; keeps the first `added_at`).
-    pub fn connector_upsert(&self, name: &str, provider: &str, now: &str) -> Result<()> {
+    pub fn connector_upsert(&self, name: &str, provider: &str, now: OffsetDateTime) -> Result<()> {
         self.conn.execute(
             "INSERT INTO connectors (name, provider, added_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(name) DO UPDATE SET provider = excluded.provider",
-            [name, provider, now],
+            params![name, provider, Stamp(now)],
         )?;
         Ok(())
     }
 
     /// Records that a connector's static credential was stored (or removed, with `None`).
-    pub fn connector_credential_stored(&self, name: &str, at: Option<&str>) -> Result<()> {
+    pub fn connector_credential_stored(
+        &self,
+        name: &str,
+        at: Option<OffsetDateTime>,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE connectors SET credential_stored_at = ?2 WHERE name = ?1",
-            params![name, at],
+            params![name, stamp(at)],
         )?;
         Ok(())
     }
@@ -624,8 +633,8 @@ impl Store {
             Ok(ConnectorRow {
                 name: r.get(0)?,
                 provider: r.get(1)?,
-                added_at: r.get(2)?,
-                credential_stored_at: r.get(3)?,
+                added_at: get_stamp(r, 2)?,
+                credential_stored_at: get_time(r, 3)?,
                 credential_state: r.get(4)?,
                 credential_checked_at: get_time(r, 5)?,
                 credential_error: r.get(6)?,
@@ -813,9 +822,9 @@ impl Store {
                 key.name,
                 key.key_hash,
                 key.policy,
-                key.created_at,
-                key.expires_at,
-                key.revoked_at,
+                Stamp(key.created_at),
+                stamp(key.expires_at),
+                stamp(key.revoked_at),
             ],
         )?;
         Ok(())
@@ -832,19 +841,19 @@ impl Store {
                 name: r.get(0)?,
                 key_hash: r.get(1)?,
                 policy: r.get(2)?,
-                created_at: r.get(3)?,
-                expires_at: r.get(4)?,
-                revoked_at: r.get(5)?,
+                created_at: get_stamp(r, 3)?,
+                expires_at: get_time(r, 4)?,
+                revoked_at: get_time(r, 5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Marks a local key revoked; `false` when no live key has that name.
-    pub fn local_key_revoke(&self, name: &str, at: &str) -> Result<bool> {
+    pub fn local_key_revoke(&self, name: &str, at: OffsetDateTime) -> Result<bool> {
         Ok(self.conn.execute(
             "UPDATE local_keys SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-            [name, at],
+            params![name, Stamp(at)],
         )? > 0)
     }
 
@@ -887,7 +896,7 @@ impl Store {
             )?;
             for row in rows {
                 stmt.execute(params![
-                    row.at,
+                    Stamp(row.at),
                     row.key_name,
                     row.connector,
                     row.method,
@@ -910,11 +919,12 @@ impl Store {
         self.audit_insert_batch(std::slice::from_ref(row))
     }
 
-    /// Deletes audit rows older than `before` (RFC 3339); returns how many.
-    pub fn audit_prune(&self, before: &str) -> Result<usize> {
+    /// Deletes audit rows older than `before`; returns how many.
+    pub fn audit_prune(&self, before: OffsetDateTime) -> Result<usize> {
+        // Stored text compares as time: one form, UTC, to the second.
         Ok(self
             .conn
-            .execute("DELETE FROM audit WHERE at < ?1", [before])?)
+            .execute("DELETE FROM audit WHERE at < ?1", params![Stamp(before)])?)
     }
 
     /// Audit rows with their ids, oldest first: those after `after_id` (the live view's
@@ -933,7 +943,8 @@ impl Store {
         let rows = stmt.query_map(
             params![
                 query.after_id,
-                query.since,
+                // Stored text compares as time: one form, UTC, to the second.
+                query.since.map_or_else(|| "0000".to_owned(), format_time),
                 query.key,
                 query.connector,
                 query.limit
@@ -942,7 +953,7 @@ impl Store {
                 Ok((
                     r.get(0)?,
                     AuditRow {
-                        at: r.get(1)?,
+                        at: get_stamp(r, 1)?,
                         key_name: r.get(2)?,
                         connector: r.get(3)?,
                         method: r.get(4)?,
@@ -1010,6 +1021,10 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn time(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &Rfc3339).unwrap()
+    }
+
     #[test]
     fn migrations_are_idempotent_and_versioned() {
         let dir = tempfile::tempdir().unwrap();
@@ -1076,7 +1091,7 @@ mod tests {
     fn grants_sites_keys_and_audit_round_trip() {
         let mut store = Store::open_in_memory().unwrap();
         store
-            .provider_upsert("atlassian", "2026-01-01T00:00:00Z")
+            .provider_upsert("atlassian", time("2026-01-01T00:00:00Z"))
             .unwrap();
         let at = OffsetDateTime::parse("2026-01-01T00:00:00Z", &Rfc3339).unwrap();
         let grant = GrantRow {
@@ -1116,7 +1131,7 @@ mod tests {
         store.grant_delete(&GrantId::user("atlassian")).unwrap();
         assert!(store.sites(&GrantId::user("atlassian")).unwrap().is_empty());
         let audit = AuditRow {
-            at: "2026-01-01T00:00:01Z".into(),
+            at: time("2026-01-01T00:00:01Z"),
             key_name: Some("k".into()),
             connector: Some("jira".into()),
             method: "GET".into(),
@@ -1134,7 +1149,7 @@ mod tests {
         store.audit_insert(&other).unwrap();
         let all = AuditPage {
             after_id: 0,
-            since: "2026-01-01T00:00:00Z",
+            since: Some(time("2026-01-01T00:00:00Z")),
             key: None,
             connector: None,
             limit: 10,
@@ -1161,14 +1176,14 @@ mod tests {
         assert_eq!(newest, vec![(first_id + 1, other)]);
         let later = store
             .audit_page(&AuditPage {
-                since: "2026-01-02T00:00:00Z",
+                since: Some(time("2026-01-02T00:00:00Z")),
                 ..all
             })
             .unwrap();
         assert!(later.is_empty());
         // Counted refusals: one row per minute, reason and status, however many arrive.
         let refused = AuditRow {
-            at: "2026-01-01T00:01:00Z".into(),
+            at: time("2026-01-01T00:01:00Z"),
             key_name: None,
             connector: None,
             method: "*".into(),
@@ -1187,7 +1202,7 @@ mod tests {
         let counted: Vec<_> = page.iter().filter(|(_, r)| r.reason.is_some()).collect();
         assert_eq!(counted.len(), 1);
         assert_eq!(counted[0].1.count, 6);
-        assert_eq!(store.audit_prune("2026-01-01T00:00:30Z").unwrap(), 2);
+        assert_eq!(store.audit_prune(time("2026-01-01T00:00:30Z")).unwrap(), 2);
     }
 
     #[test]
@@ -1195,13 +1210,13 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         let before = store.changes().unwrap();
         store
-            .provider_upsert("atlassian", "2026-01-01T00:00:00Z")
+            .provider_upsert("atlassian", time("2026-01-01T00:00:00Z"))
             .unwrap();
         let after = store.changes().unwrap();
         assert!(after > before);
         store
             .audit_insert(&AuditRow {
-                at: "2026-01-01T00:00:01Z".into(),
+                at: time("2026-01-01T00:00:01Z"),
                 key_name: None,
                 connector: None,
                 method: "GET".into(),

@@ -108,7 +108,7 @@ export type GrantStatus = {
 /**
  * Grant state.
  */
-state: string, 
+state: GrantState, 
 /**
  * Account id.
  */
@@ -128,7 +128,7 @@ granted_scopes: Array<Scope>,
 /**
  * A person's consent (`user`) or a service account's credential (`service`).
  */
-kind: string, 
+kind: GrantKind, 
 /**
  * Access-token expiry.
  */
@@ -202,7 +202,7 @@ export type CredentialStatus = {
 /**
  * `grant` (OAuth tokens Latch obtains) or `stored` (a secret sent as it is).
  */
-kind: string, 
+kind: CredentialStorage, 
 /**
  * When it was stored in the keychain.
  */
@@ -214,7 +214,7 @@ expires_at: string | null,
 /**
  * For API tokens: `scoped` (gateway) or `classic` (site URL), pinned or found out.
  */
-token_kind: string | null, 
+token_kind: ApiTokenKind | null, 
 /**
  * Whether `token_kind` was pinned in latch.toml.
  */
@@ -222,7 +222,7 @@ token_kind_pinned: boolean,
 /**
  * The last check against the upstream: `ok` or `rejected`.
  */
-last_check: string | null, 
+last_check: CredentialState | null, 
 /**
  * When it ran.
  */
@@ -235,6 +235,16 @@ last_error: string | null,
  * Which scope set the connector requests (`classic` or `granular`).
  */
 scope_set: ScopeSet, };
+
+export type CredentialStorage = "grant" | "stored";
+
+export type GrantState = "ok" | "needs_login" | "refresh_failing" | "refresh_uncertain" | "credential_rejected";
+
+export type GrantKind = "user" | "service";
+
+export type CredentialState = "ok" | "rejected";
+
+export type ApiTokenKind = "scoped" | "classic";
 
 export type ConnectorScopes = { 
 /**
@@ -759,7 +769,7 @@ export type AuditEntry = {
  */
 id: number, 
 /**
- * Time (RFC 3339).
+ * Time (refusals counted per minute: the minute).
  */
 at: string, 
 /**
@@ -946,7 +956,7 @@ export type ProbeResult = {
 /**
  * When it ran.
  */
-at: string, 
+at: string | null, 
 /**
  * `GET /rest/api/3/myself` and the like.
  */

@@ -10,6 +10,7 @@ import type {
   ConnectorState,
   ConnectorStatus,
   CreatedKey,
+  GrantState,
   GrantStatus,
   Host,
   IpcError,
@@ -163,7 +164,7 @@ export interface MockHost extends Host {
   /** Appends an audit entry as the proxy would. */
   recordRequest(entry: Omit<AuditEntry, "id" | "at" | "count" | "reason"> & Partial<Pick<AuditEntry, "count" | "reason">>): void;
   /** Changes a provider's grant state as the scheduler would (needs_login, refresh_failing). */
-  setGrantState(provider: string, state: string, lastError?: string): void;
+  setGrantState(provider: string, state: GrantState, lastError?: string): void;
   /** How many times each command ran. */
   calls: Record<string, number>;
 }
@@ -443,7 +444,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       }
       const scopes = requested(provider).map((r) => r.scope);
       p.grant = {
-        state: "active",
+        state: "ok",
         kind: "user",
         account_id: "557058:mock",
         account_name: "Ada Lovelace",

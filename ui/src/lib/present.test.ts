@@ -4,7 +4,7 @@ import type { ConnectorStatus, GrantStatus } from "../ipc";
 import { ago, cardActions, connectorUrl, countdown, errorOf, overallTone, scopeChips, stateTone } from "./present";
 
 const grant: GrantStatus = {
-  state: "active",
+  state: "ok",
   kind: "user",
   account_id: "1",
   account_name: "Ada",

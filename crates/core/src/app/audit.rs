@@ -28,8 +28,10 @@ pub struct AuditEntry {
     /// Row id, increasing.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub id: i64,
-    /// Time (RFC 3339).
-    pub at: String,
+    /// Time (refusals counted per minute: the minute).
+    #[serde(with = "crate::clock::stamp")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub at: time::OffsetDateTime,
     /// Local key name, when the request carried a valid one.
     pub key: Option<String>,
     /// Connector, when routed.
@@ -61,10 +63,9 @@ impl App {
     /// Audit entries, oldest first.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let since = match query.since.as_deref().map(str::trim) {
-            None | Some("") => "0000".to_owned(),
-            Some(text) => match crate::clock::parse_time(Some(text)) {
-                // Normalised to UTC, so that the text comparison in SQL is a time comparison.
-                Some(at) => crate::clock::fmt_time(at),
+            None | Some("") => None,
+            Some(text) => Some(match crate::clock::parse_time(Some(text)) {
+                Some(at) => at,
                 None => {
                     let ago = crate::local_key::parse_ttl(text).map_err(|_| Error::Invalid {
                         message: format!("`{text}` is neither a time nor a duration"),
@@ -74,7 +75,7 @@ impl App {
                     })?;
                     crate::local_key::expiry_in(-ago)
                 }
-            },
+            }),
         };
         let limit = if query.limit == 0 {
             u32::MAX
@@ -85,7 +86,7 @@ impl App {
             .db()
             .audit_page(&latch_store::AuditPage {
                 after_id: query.after_id,
-                since: &since,
+                since,
                 key: query.key.as_deref(),
                 connector: query.connector.as_deref(),
                 limit,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use crate::app::App;
-use crate::clock::{fmt_time, now_rfc3339};
+use crate::clock::fmt_time;
 use crate::config::{ConnectorSettings, ScopeSet};
 use crate::credential::{CheckResult, CredentialCheck, CredentialKind};
 use crate::error::{Error, GrantError, Result};
@@ -122,7 +122,9 @@ pub struct CredentialStored {
     /// For API tokens: where it works (`scoped`: the gateway; `classic`: the site URL).
     pub token_kind: Option<&'static str>,
     /// The expiry the person gave.
-    pub expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// What `latch credential remove` did.
@@ -206,7 +208,7 @@ impl Connectors<'_> {
         let config = self.app.config();
         self.app
             .db()
-            .connector_upsert(&request.name, &provider, &now_rfc3339())
+            .connector_upsert(&request.name, &provider, self.app.now())
             .map_err(|e| self.app.store_err(e))?;
 
         let connector = config.connector(&request.name).cloned();
@@ -388,12 +390,12 @@ impl Connectors<'_> {
         }
         let key = crate::grant::store::connector_secret_key(&self.app.home_id, connector);
         self.app.secrets.put(&key, &secret)?;
-        let at = now_rfc3339();
+        let at = self.app.now();
         {
             let db = self.app.db();
-            db.connector_upsert(connector, &c.provider, &at)
+            db.connector_upsert(connector, &c.provider, at)
                 .and_then(|()| db.connector_credential_forget(connector))
-                .and_then(|()| db.connector_credential_stored(connector, Some(&at)))
+                .and_then(|()| db.connector_credential_stored(connector, Some(at)))
                 .and_then(|()| db.connector_credential_expiry(connector, expires_at))
                 .map_err(|e| self.app.store_err(e))?;
         }
@@ -436,7 +438,7 @@ impl Connectors<'_> {
             service_token,
             check,
             token_kind,
-            expires_at: expires_at.map(fmt_time),
+            expires_at,
         })
     }
 

@@ -1,7 +1,6 @@
 //! Local keys: creating one (shown once, only its hash kept), listing and revoking them.
 
 use crate::app::App;
-use crate::clock::now_rfc3339;
 use crate::error::{Error, Result};
 use crate::local_key::{KeyPolicy, LocalKey};
 use crate::provider::catalog::check_name;
@@ -64,7 +63,7 @@ impl Keys<'_> {
             name: name.to_owned(),
             key_hash: crate::local_key::hash(key.expose()),
             policy: serde_json::to_string(&policy).map_err(|e| Error::Home(e.to_string()))?,
-            created_at: now_rfc3339(),
+            created_at: self.app.now(),
             expires_at: ttl.map(crate::local_key::expiry_in),
             revoked_at: None,
         };
@@ -90,7 +89,7 @@ impl Keys<'_> {
         let revoked = self
             .app
             .db()
-            .local_key_revoke(name, &now_rfc3339())
+            .local_key_revoke(name, self.app.now())
             .map_err(|e| self.app.store_err(e))?;
         if revoked {
             Ok(())

@@ -284,7 +284,7 @@ pub fn random_hex(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::now_rfc3339;
+
     use crate::health::status::{ClientSecretState, ConnectorState};
     use crate::ports::MemorySecretStore;
     use crate::secret::Secret;
@@ -470,7 +470,7 @@ mod tests {
                 // Stands for SHA-256 of `local_key`: only the hash is ever stored.
                 key_hash: vec![0xab; 32],
                 policy: r#"{"connectors":["jira"],"read_only":true,"paths":null}"#.into(),
-                created_at: now_rfc3339(),
+                created_at: crate::clock::now(),
                 expires_at: None,
                 revoked_at: None,
             })

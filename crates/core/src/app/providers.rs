@@ -2,7 +2,6 @@
 //! replacing its client secret.
 
 use crate::app::App;
-use crate::clock::now_rfc3339;
 use crate::config::{check_redirect_uri, Provider};
 use crate::error::{Error, Result};
 use crate::provider::catalog::{check_name, ClientType};
@@ -178,7 +177,7 @@ impl Providers<'_> {
         )?;
         let next = edit.validate()?;
 
-        let now = now_rfc3339();
+        let now = self.app.now();
         let secret_stored = match &secret {
             Some(secret) => {
                 self.app.secrets.put(
@@ -193,12 +192,12 @@ impl Providers<'_> {
         self.app.replace_config(next);
         self.app
             .db()
-            .provider_upsert(&request.name, &now)
+            .provider_upsert(&request.name, now)
             .map_err(|e| self.app.store_err(e))?;
         if secret_stored {
             self.app
                 .db()
-                .provider_secret_stored(&request.name, Some(&now))
+                .provider_secret_stored(&request.name, Some(now))
                 .map_err(|e| self.app.store_err(e))?;
         }
         let provider = self.provider_or_err(&request.name)?;
@@ -232,10 +231,10 @@ impl Providers<'_> {
             &crate::grant::store::client_secret_key(self.app.home_id(), name),
             &secret,
         )?;
-        let now = now_rfc3339();
+        let now = self.app.now();
         let db = self.app.db();
-        db.provider_upsert(name, &now)
-            .and_then(|()| db.provider_secret_stored(name, Some(&now)))
+        db.provider_upsert(name, now)
+            .and_then(|()| db.provider_secret_stored(name, Some(now)))
             .map_err(|e| self.app.store_err(e))
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::clock::{fmt_time, now, parse_time};
+use crate::clock::{fmt_time, now};
 use crate::config::Connector;
 use crate::credential::{grant_of, Credentials};
 use crate::credential::{CheckResult, CredentialKind};
@@ -49,7 +49,9 @@ pub struct DoctorReport {
     /// Always [`DOCTOR_SCHEMA`].
     pub schema: &'static str,
     /// When the report was made.
-    pub generated_at: String,
+    #[serde(with = "crate::clock::stamp")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub generated_at: time::OffsetDateTime,
     /// Where the installation lives.
     pub home: crate::health::status::HomeStatus,
     /// No error finding.
@@ -104,20 +106,30 @@ pub struct ConnectorHealth {
     /// Granted but no connector needs them.
     pub extra: Vec<Scope>,
     /// Access-token expiry.
-    pub access_expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub access_expires_at: Option<time::OffsetDateTime>,
     /// Last refresh-token rotation (or the consent).
-    pub last_rotation: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub last_rotation: Option<time::OffsetDateTime>,
     /// Days since the last rotation.
     #[cfg_attr(feature = "ts", ts(type = "number | null"))]
     pub idle_days: Option<i64>,
     /// When the refresh token dies if nothing uses it.
-    pub inactivity_expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub inactivity_expires_at: Option<time::OffsetDateTime>,
     /// When the token family dies whatever happens (Atlassian: 365 days, if it still applies).
-    pub absolute_expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub absolute_expires_at: Option<time::OffsetDateTime>,
     /// Last error.
     pub last_error: Option<String>,
     /// When the last refresh failed.
-    pub last_failure_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub last_failure_at: Option<time::OffsetDateTime>,
     /// Consecutive refresh failures.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub consecutive_failures: i64,
@@ -173,8 +185,9 @@ impl Diagnosis {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct ProbeResult {
     /// When it ran.
-    #[serde(default)]
-    pub at: String,
+    #[serde(default, with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub at: Option<time::OffsetDateTime>,
     /// `GET /rest/api/3/myself` and the like.
     pub request: String,
     /// HTTP status, when an answer came.
@@ -488,7 +501,8 @@ pub async fn run(
                     c.name,
                     s.credential
                         .as_ref()
-                        .and_then(|cr| cr.expires_at.clone())
+                        .and_then(|cr| cr.expires_at)
+                        .map(fmt_time)
                         .unwrap_or_default()
                 ),
                 &credential_fix(c, config.rules_of(&c.provider)),
@@ -566,11 +580,7 @@ pub async fn run(
             )),
             _ => {}
         }
-        if let Some(expires) = s
-            .credential
-            .as_ref()
-            .and_then(|cr| parse_time(cr.expires_at.as_deref()))
-        {
+        if let Some(expires) = s.credential.as_ref().and_then(|cr| cr.expires_at) {
             let left = (expires - now()).whole_days();
             if s.state != ConnectorState::Expired && left < CREDENTIAL_WARN_DAYS {
                 findings.push(finding(
@@ -700,16 +710,16 @@ pub async fn run(
             granted: s.scopes.granted.clone(),
             missing: s.scopes.missing.clone(),
             extra: s.scopes.extra.clone(),
-            access_expires_at: row.as_ref().and_then(|r| r.access_expires_at).map(fmt_time),
-            last_rotation: last_rotation.map(fmt_time),
+            access_expires_at: row.as_ref().and_then(|r| r.access_expires_at),
+            last_rotation,
             idle_days,
-            inactivity_expires_at: inactivity_expires.map(fmt_time),
-            absolute_expires_at: absolute_expires.map(fmt_time),
+            inactivity_expires_at: inactivity_expires,
+            absolute_expires_at: absolute_expires,
             last_error: row
                 .as_ref()
                 .and_then(|r| r.last_error.clone())
                 .or_else(|| s.credential.as_ref().and_then(|cr| cr.last_error.clone())),
-            last_failure_at: row.as_ref().and_then(|r| r.last_failure_at).map(fmt_time),
+            last_failure_at: row.as_ref().and_then(|r| r.last_failure_at),
             consecutive_failures: row.as_ref().map_or(0, |r| r.consecutive_failures),
             probe: probe_result,
             credential: s.credential.clone(),
@@ -727,7 +737,7 @@ pub async fn run(
     }
     Ok(DoctorReport {
         schema: DOCTOR_SCHEMA,
-        generated_at: crate::now_rfc3339(),
+        generated_at: now(),
         home: status.home,
         healthy: summary.errors == 0,
         summary,
@@ -947,9 +957,9 @@ async fn probe_connector(
 ) -> Option<(ProbeResult, Diagnosis)> {
     let request = format!("{} {}", c.spec.probe.method, c.spec.probe.path);
     let started = std::time::Instant::now();
-    let at = crate::now_rfc3339();
+    let at = now();
     let result = |status: Option<u16>, error: Option<String>| ProbeResult {
-        at: at.clone(),
+        at: Some(at),
         request: request.clone(),
         status,
         ok: status.is_some_and(|s| (200..300).contains(&s)),
@@ -1155,7 +1165,7 @@ pub fn render_html(report: &DoctorReport) -> String {
         .filter_map(|(label, value)| {
             value
                 .as_ref()
-                .map(|v| format!("<li>{label}: <time>{}</time></li>", esc(v)))
+                .map(|v| format!("<li>{label}: <time>{}</time></li>", esc(&fmt_time(*v))))
         })
         .collect::<String>();
         let credential = match &c.credential {
@@ -1165,8 +1175,8 @@ pub fn render_html(report: &DoctorReport) -> String {
                 if let Some(kind) = cr.token_kind {
                     text.push_str(&format!(" ({kind})"));
                 }
-                if let Some(at) = &cr.expires_at {
-                    text.push_str(&format!(", expires {at}"));
+                if let Some(at) = cr.expires_at {
+                    text.push_str(&format!(", expires {}", fmt_time(at)));
                 }
                 if let Some(check) = cr.last_check {
                     text.push_str(&format!(", last check {check}"));
@@ -1230,7 +1240,7 @@ pub fn render_html(report: &DoctorReport) -> String {
          {errors} error(s), {warnings} warning(s)</p>\
          <table><thead><tr><th>Connector</th><th>State</th><th>Account / site</th><th>Credential</th><th>Scopes</th><th>Timeline</th></tr></thead>\
          <tbody>{rows}</tbody></table><h2>Findings</h2><ul id=\"findings\">{findings}</ul></body></html>",
-        at = esc(&report.generated_at),
+        at = esc(&fmt_time(report.generated_at)),
         home = esc(&report.home.id),
         store = esc(&report.home.secret_store),
         verdict = if report.healthy { "healthy" } else { "needs attention" },

@@ -4,12 +4,11 @@
 
 use serde::Serialize;
 
-use crate::clock::fmt_time;
 use crate::config::Config;
 use crate::config::ScopeSet;
 use crate::credential::{grant_of, CredentialKind};
 use crate::finding::{Finding, Severity};
-use crate::grant::GrantState;
+use crate::grant::{GrantKind, GrantState};
 use crate::provider::catalog::{AuthMode, ClientType};
 use crate::provider::scope::{RequestedScope, Scope, ScopeDiff, ScopeList};
 use latch_store::{ApiTokenKind, CredentialState, GrantId};
@@ -169,7 +168,7 @@ impl SiteStatus {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct GrantStatus {
     /// Grant state.
-    pub state: String,
+    pub state: GrantState,
     /// Account id.
     pub account_id: Option<String>,
     /// Account name.
@@ -179,13 +178,19 @@ pub struct GrantStatus {
     /// Granted scopes.
     pub granted_scopes: Vec<Scope>,
     /// A person's consent (`user`) or a service account's credential (`service`).
-    pub kind: String,
+    pub kind: GrantKind,
     /// Access-token expiry.
-    pub access_expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub access_expires_at: Option<time::OffsetDateTime>,
     /// When the person consented (the last sign-in).
-    pub obtained_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub obtained_at: Option<time::OffsetDateTime>,
     /// Last successful refresh.
-    pub refreshed_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub refreshed_at: Option<time::OffsetDateTime>,
     /// Rotation counter.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub generation: i64,
@@ -197,8 +202,8 @@ impl GrantStatus {
     /// The secret-free facts of a stored grant.
     pub fn from_row(row: latch_store::GrantRow) -> Self {
         Self {
-            state: row.state.as_str().to_owned(),
-            kind: row.kind.as_str().to_owned(),
+            state: row.state,
+            kind: row.kind,
             account_id: row.account_id,
             account_name: row.account_name,
             account_email: row.account_email,
@@ -207,9 +212,9 @@ impl GrantStatus {
                 .iter()
                 .cloned()
                 .collect(),
-            access_expires_at: row.access_expires_at.map(fmt_time),
-            obtained_at: row.obtained_at.map(fmt_time),
-            refreshed_at: row.refreshed_at.map(fmt_time),
+            access_expires_at: row.access_expires_at,
+            obtained_at: row.obtained_at,
+            refreshed_at: row.refreshed_at,
             generation: row.generation,
             last_error: row.last_error,
         }
@@ -250,23 +255,40 @@ pub struct ConnectorStatus {
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct CredentialStatus {
     /// `grant` (OAuth tokens Latch obtains) or `stored` (a secret sent as it is).
-    pub kind: &'static str,
+    pub kind: CredentialStorage,
     /// When it was stored in the keychain.
-    pub stored_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub stored_at: Option<time::OffsetDateTime>,
     /// Its expiry, when the person recorded one (`latch credential set --expires`).
-    pub expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub expires_at: Option<time::OffsetDateTime>,
     /// For API tokens: `scoped` (gateway) or `classic` (site URL), pinned or found out.
-    pub token_kind: Option<&'static str>,
+    pub token_kind: Option<ApiTokenKind>,
     /// Whether `token_kind` was pinned in latch.toml.
     pub token_kind_pinned: bool,
     /// The last check against the upstream: `ok` or `rejected`.
-    pub last_check: Option<&'static str>,
+    pub last_check: Option<CredentialState>,
     /// When it ran.
-    pub checked_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub checked_at: Option<time::OffsetDateTime>,
     /// Why it was refused.
     pub last_error: Option<String>,
     /// Which scope set the connector requests (`classic` or `granular`).
     pub scope_set: ScopeSet,
+}
+
+/// How a connector's own credential is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialStorage {
+    /// OAuth tokens Latch obtains with it (a service account).
+    Grant,
+    /// A secret sent as it is (API token, PAT, password, API key).
+    Stored,
 }
 
 /// A connector's scopes.
@@ -447,22 +469,19 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             CredentialKind::UserGrant => None,
             _ => Some(CredentialStatus {
                 kind: if kind == CredentialKind::Static {
-                    "stored"
+                    CredentialStorage::Stored
                 } else {
-                    "grant"
+                    CredentialStorage::Grant
                 },
-                stored_at: row.and_then(|r| r.credential_stored_at.clone()),
-                expires_at: row.and_then(|r| r.credential_expires_at).map(fmt_time),
+                stored_at: row.and_then(|r| r.credential_stored_at),
+                expires_at: row.and_then(|r| r.credential_expires_at),
                 token_kind: c
                     .token
                     .or_else(|| row.and_then(|r| r.token_kind))
-                    .filter(|_| c.auth == AuthMode::ApiToken)
-                    .map(ApiTokenKind::as_str),
+                    .filter(|_| c.auth == AuthMode::ApiToken),
                 token_kind_pinned: c.token.is_some(),
-                last_check: row
-                    .and_then(|r| r.credential_state)
-                    .map(CredentialState::as_str),
-                checked_at: row.and_then(|r| r.credential_checked_at).map(fmt_time),
+                last_check: row.and_then(|r| r.credential_state),
+                checked_at: row.and_then(|r| r.credential_checked_at),
                 last_error: row.and_then(|r| r.credential_error.clone()),
                 scope_set: c.scope_set,
             }),

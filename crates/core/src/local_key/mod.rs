@@ -5,7 +5,7 @@ use serde::Serialize;
 use sha2::Digest as _;
 use time::OffsetDateTime;
 
-use crate::clock::{fmt_time, now, parse_time};
+use crate::clock::now;
 use crate::secret::Secret;
 
 pub mod policy;
@@ -22,11 +22,17 @@ pub struct LocalKey {
     #[serde(flatten)]
     pub policy: KeyPolicy,
     /// Expiry.
-    pub expires_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub expires_at: Option<OffsetDateTime>,
     /// Revocation time.
-    pub revoked_at: Option<String>,
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub revoked_at: Option<OffsetDateTime>,
     /// Creation time.
-    pub created_at: String,
+    #[serde(with = "crate::clock::stamp")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub created_at: OffsetDateTime,
 }
 
 /// Why a key was refused.
@@ -44,7 +50,7 @@ impl LocalKey {
         if self.revoked_at.is_some() {
             return Err(KeyRefusal::Revoked);
         }
-        if parse_time(self.expires_at.as_deref()).is_some_and(|e| at >= e) {
+        if self.expires_at.is_some_and(|e| at >= e) {
             return Err(KeyRefusal::Expired);
         }
         Ok(())
@@ -136,8 +142,8 @@ pub fn parse_ttl(text: &str) -> Result<time::Duration, String> {
 }
 
 /// The expiry for a TTL from now.
-pub fn expiry_in(ttl: time::Duration) -> String {
-    fmt_time(now() + ttl)
+pub fn expiry_in(ttl: time::Duration) -> OffsetDateTime {
+    now() + ttl
 }
 
 pub(crate) fn from_row(row: latch_store::LocalKeyRow) -> LocalKey {
@@ -195,14 +201,14 @@ mod tests {
         let key = LocalKey {
             name: "k".into(),
             policy: KeyPolicy::default(),
-            expires_at: Some("2000-01-01T00:00:00Z".into()),
+            expires_at: crate::clock::parse_time(Some("2000-01-01T00:00:00Z")),
             revoked_at: None,
-            created_at: "1999-01-01T00:00:00Z".into(),
+            created_at: now(),
         };
         assert_eq!(key.check_live(now()), Err(KeyRefusal::Expired));
         let revoked = LocalKey {
             expires_at: None,
-            revoked_at: Some("2000-01-01T00:00:00Z".into()),
+            revoked_at: crate::clock::parse_time(Some("2000-01-01T00:00:00Z")),
             ..key
         };
         assert_eq!(revoked.check_live(now()), Err(KeyRefusal::Revoked));
