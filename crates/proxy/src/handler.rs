@@ -1,18 +1,25 @@
 //! One request, through the pipeline: guard → key → canonical path → route → policy → upstream.
 //! Each stage either passes the request on or returns a `Refusal`; nothing else decides.
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body;
 
 use crate::audit::Audit;
 use crate::refusal::Refusal;
 use crate::{guard, key, path, policy, upstream, ProxyBody, Shared};
 
-pub(crate) async fn handle(
+/// Handles one request, whatever its body (hyper's `Incoming` from a socket, or a buffer in a
+/// test): every stage runs without a connection of its own.
+pub(crate) async fn handle<B>(
     shared: &Shared,
     upstreams: &upstream::UpstreamConnections,
-    request: Request<Incoming>,
-) -> Response<ProxyBody> {
+    request: Request<B>,
+) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::BoxError>,
+{
     // Before a key is known, a refusal is only counted (per minute and reason): a flood of
     // unauthenticated requests must not grow the database.
     let before_key =
@@ -52,4 +59,118 @@ pub(crate) async fn handle(
             .record(&audit, response.status().as_u16(), bytes);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt as _, Full};
+    use latch_core::app::{AddConnector, App};
+    use latch_core::config::home::Home;
+    use latch_core::local_key::KeyPolicy;
+
+    use super::*;
+    use crate::test_support::Memory;
+
+    async fn answer(shared: &Shared, request: Request<Full<Bytes>>) -> (u16, String) {
+        let conns = upstream::UpstreamConnections::default();
+        let response = handle(shared, &conns, request).await;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        (
+            status,
+            json["error"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    /// Every stage before the upstream, on requests built in memory: no socket, no server.
+    #[tokio::test]
+    async fn each_stage_refuses_in_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(Home::at(dir.path()), Arc::new(Memory::default())).unwrap();
+        app.connectors()
+            .add(AddConnector {
+                name: "opsgenie".into(),
+                ..AddConnector::default()
+            })
+            .unwrap();
+        let policy = KeyPolicy {
+            connectors: vec!["opsgenie".into()],
+            read_only: true,
+            paths: Some(vec!["v2/alerts/*".into()]),
+        };
+        let (key, _) = app.keys().create("stage", policy, None).unwrap();
+        let shared = Shared::new(&app, 7391, Arc::new(AtomicBool::new(false)));
+        let request = |method: &str, path: &str, headers: &[(&str, &str)]| {
+            let mut builder = Request::builder().method(method).uri(path);
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            builder.body(Full::new(Bytes::new())).unwrap()
+        };
+        let bearer = format!("Bearer {}", key.expose());
+        let host = ("host", "127.0.0.1:7391");
+        for (method, path, headers, want) in [
+            (
+                "GET",
+                "/opsgenie/v2/alerts",
+                vec![("host", "evil.example:7391")],
+                (421, "bad_host"),
+            ),
+            (
+                "GET",
+                "/opsgenie/v2/alerts",
+                vec![host, ("origin", "https://evil.example")],
+                (403, "origin_not_allowed"),
+            ),
+            (
+                "GET",
+                "/opsgenie/v2/alerts",
+                vec![host],
+                (401, "missing_key"),
+            ),
+            (
+                "GET",
+                "/opsgenie/v2/alerts",
+                vec![host, ("authorization", "Bearer lk_nope")],
+                (401, "bad_key"),
+            ),
+            (
+                "GET",
+                "/opsgenie/v2/../../x",
+                vec![host, ("authorization", bearer.as_str())],
+                (400, "bad_path"),
+            ),
+            (
+                "GET",
+                "/nope/v2/alerts",
+                vec![host, ("authorization", bearer.as_str())],
+                (404, "unknown_connector"),
+            ),
+            (
+                "POST",
+                "/opsgenie/v2/alerts/1",
+                vec![host, ("authorization", bearer.as_str())],
+                (403, "method_not_allowed"),
+            ),
+            (
+                "GET",
+                "/opsgenie/v1/heartbeats",
+                vec![host, ("authorization", bearer.as_str())],
+                (403, "path_not_allowed"),
+            ),
+            (
+                "GET",
+                "/opsgenie/v2/alerts/1",
+                vec![host, ("authorization", bearer.as_str())],
+                (502, "credential_missing"),
+            ),
+        ] {
+            let got = answer(&shared, request(method, path, &headers)).await;
+            assert_eq!((got.0, got.1.as_str()), want, "{method} {path} {headers:?}");
+        }
+    }
 }

@@ -22,6 +22,9 @@ mod policy;
 mod refusal;
 mod upstream;
 
+#[cfg(test)]
+mod test_support;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -119,6 +122,22 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What a proxy for `latch` on `port` keeps across reloads.
+    pub(crate) fn new(latch: &App, port: u16, paused: Arc<AtomicBool>) -> Self {
+        Self {
+            port,
+            current: RwLock::new(Arc::new(State::of(latch))),
+            audit: AuditSink::start(
+                &latch.home().database(),
+                latch.store_handle(),
+                latch.config().audit_keep_days,
+            ),
+            paused,
+            auto_refreshes: Mutex::new(HashMap::new()),
+            ephemeral: Mutex::new(Vec::new()),
+        }
+    }
+
     pub(crate) fn state(&self) -> Arc<State> {
         Arc::clone(&self.current.read().unwrap_or_else(PoisonError::into_inner))
     }
@@ -236,18 +255,7 @@ pub async fn start_paused_by(
         .local_addr()
         .map_err(|e| StartError::Bind(listen, e))?;
     let cap = connection_cap(descriptor_budget());
-    let shared = Arc::new(Shared {
-        port: addr.port(),
-        current: RwLock::new(Arc::new(State::of(latch))),
-        audit: AuditSink::start(
-            &latch.home().database(),
-            latch.store_handle(),
-            latch.config().audit_keep_days,
-        ),
-        paused,
-        auto_refreshes: Mutex::new(HashMap::new()),
-        ephemeral: Mutex::new(Vec::new()),
-    });
+    let shared = Arc::new(Shared::new(latch, addr.port(), paused));
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), cap, rx));
     Ok(Running {
@@ -332,41 +340,15 @@ mod tests {
 /// from `reqwest`, a home over an in-memory keychain.
 #[cfg(test)]
 mod pipeline_tests {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
+
+    use std::sync::Arc;
 
     use latch_core::app::{AddConnector, App};
     use latch_core::config::home::Home;
-    use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
+    use latch_core::ports::SecretStore;
     use latch_core::secret::Secret;
 
-    #[derive(Default)]
-    struct Memory(Mutex<HashMap<String, String>>);
-
-    impl SecretStore for Memory {
-        fn put(&self, key: &SecretKey, value: &Secret) -> Result<(), SecretStoreError> {
-            let mut items = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            items.insert(key.as_str().to_owned(), value.expose().to_owned());
-            Ok(())
-        }
-        fn get(&self, key: &SecretKey) -> Result<Option<Secret>, SecretStoreError> {
-            let items = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Ok(items.get(key.as_str()).map(|v| Secret::new(v.clone())))
-        }
-        fn delete(&self, key: &SecretKey) -> Result<bool, SecretStoreError> {
-            let mut items = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            Ok(items.remove(key.as_str()).is_some())
-        }
-    }
+    use crate::test_support::Memory;
 
     /// An upstream that echoes what reached it: method, path, and the Authorization header.
     async fn echo_upstream() -> std::net::SocketAddr {

@@ -367,14 +367,18 @@ fn step_up(state: &State, connector: &Connector, profile: &dyn ProviderRules) ->
 }
 
 /// Sends the request upstream and returns what to answer. The caller has checked everything.
-pub(crate) async fn forward(
+pub(crate) async fn forward<B>(
     shared: &Shared,
     state: &State,
     conns: &UpstreamConnections,
     routed: Routed<'_>,
-    request: Request<Incoming>,
+    request: Request<B>,
     audit: &mut Audit,
-) -> Result<Response<ProxyBody>, Refusal> {
+) -> Result<Response<ProxyBody>, Refusal>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     let connector = routed.connector;
     let wait = Some(state.config.caller_wait);
     let mut upstream_now: Upstream = state
