@@ -345,7 +345,6 @@ mod pipeline_tests {
 
     use latch_core::app::{AddConnector, App};
     use latch_core::config::home::Home;
-    use latch_core::ports::SecretStore;
     use latch_core::secret::Secret;
 
     use crate::test_support::Memory;
