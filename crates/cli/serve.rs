@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Args;
+use latch_core::app::exec::{ExecError, ExecPlan};
 use latch_core::config::home::Home;
-use latch_core::local_key::{KeyPolicy, LocalKey};
+use latch_core::local_key::LocalKey;
 use latch_runtime::RuntimeEvent;
 
 use crate::exit::Failure;
@@ -111,59 +112,14 @@ pub(crate) struct ExecCmd {
 impl ExecCmd {
     pub(crate) fn run(self) -> Result<(), Failure> {
         let latch = open_latch()?;
-        let connectors = if self.connectors.is_empty() {
-            latch
-                .config()
-                .connectors
-                .iter()
-                .map(|c| c.name.clone())
-                .collect()
-        } else {
-            for c in &self.connectors {
-                if latch.config().connector(c).is_none() {
-                    return Err(latch_core::Error::UnknownConnector {
-                        name: c.clone(),
-                        known: latch
-                            .config()
-                            .connectors
-                            .iter()
-                            .map(|c| c.name.clone())
-                            .collect(),
-                    }
-                    .into());
-                }
-            }
-            self.connectors.clone()
-        };
-        let recipe = match &self.recipe {
-            Some(name) => Some(latch_core::app::exec::recipe(name).ok_or_else(|| {
-                Failure::usage(format!(
-                    "no recipe `{name}`: use one of {}, or --env NAME=TEMPLATE",
-                    latch_core::app::exec::RECIPES
-                        .iter()
-                        .map(|r| r.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?),
-            None => None,
-        };
-        let mut templates = Vec::new();
-        for pair in &self.env {
-            let (name, template) = pair.split_once('=').ok_or_else(|| {
-                Failure::usage(format!("`--env {pair}`: write it as NAME=TEMPLATE"))
-            })?;
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(Failure::usage(format!(
-                    "`{name}` is not a variable name (letters, digits and _)"
-                )));
-            }
-            templates.push((name.to_owned(), template.to_owned()));
-        }
-        let allowed: Vec<latch_core::config::Connector> = connectors
-            .iter()
-            .filter_map(|c| latch.config().connector(c).cloned())
-            .collect();
+        let plan = ExecPlan::new(
+            &latch,
+            &self.connectors,
+            self.read_only,
+            self.recipe.as_deref(),
+            &self.env,
+        )
+        .map_err(exec_failure)?;
         let program = self.command[0].clone();
         let code = multi_thread()?.block_on(async move {
             // A private proxy on a free port with a key only this process knows: it cannot
@@ -176,56 +132,18 @@ impl ExecCmd {
                 &key,
                 LocalKey {
                     name: format!("exec:{}", short_name(&program)),
-                    policy: KeyPolicy {
-                        connectors: connectors.clone(),
-                        read_only: self.read_only,
-                        paths: None,
-                    },
+                    policy: plan.policy(),
                     expires_at: None,
                     revoked_at: None,
                     created_at: latch_core::clock::now(),
                 },
             );
-            let base = format!("http://{}", proxy.addr);
+            let vars = plan
+                .env(&format!("http://{}", proxy.addr), &key)
+                .map_err(exec_failure)?;
             let mut child = tokio::process::Command::new(&program);
-            child
-                .args(&self.command[1..])
-                .env("LATCH_PROXY_URL", &base)
-                .env("LATCH_KEY", key.expose());
-            for c in &connectors {
-                child.env(
-                    latch_core::provider::catalog::exec_variable(c),
-                    format!("{base}/{c}"),
-                );
-            }
-            let ctx = latch_core::app::exec::ExecContext {
-                proxy_url: &base,
-                key: &key,
-                connectors: &allowed,
-            };
-            if let Some(recipe) = recipe {
-                let vars = latch_core::app::exec::recipe_env(recipe, &ctx)
-                    .map_err(|e| Failure::usage(e.to_string()))?;
-                if vars.is_empty() {
-                    return Err(Failure::usage(format!(
-                        "recipe `{}` needs a Jira or Confluence connector among those the command \
-                         may reach",
-                        recipe.name
-                    )));
-                }
-                for (name, value) in vars {
-                    child.env(name, value.expose());
-                }
-            }
-            for (name, template) in &templates {
-                let value = latch_core::app::exec::expand(template, &ctx)
-                    .map_err(|e| Failure::usage(format!("--env {name}: {e}")))?
-                    .ok_or_else(|| {
-                        Failure::usage(format!(
-                            "--env {name}: no connector of that product among those the command \
-                             may reach"
-                        ))
-                    })?;
+            child.args(&self.command[1..]);
+            for (name, value) in vars {
                 child.env(name, value.expose());
             }
             let status = child
@@ -237,6 +155,13 @@ impl ExecCmd {
             Ok::<_, Failure>(exit_code(status))
         })?;
         std::process::exit(code);
+    }
+}
+
+fn exec_failure(err: ExecError) -> Failure {
+    match err {
+        ExecError::Unknown(err) => err.into(),
+        ExecError::Usage(message) => Failure::usage(message),
     }
 }
 

@@ -150,6 +150,139 @@ pub fn recipe_env(
     Ok(vars)
 }
 
+/// Why an exec cannot be planned: bad input from the person.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// A connector that is not configured.
+    #[error(transparent)]
+    Unknown(#[from] crate::Error),
+    /// A recipe, template or variable name that does not work.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// What `latch exec` gives a child: which connectors it may reach, read-only or not, and the
+/// variables it gets once the private proxy's URL and the child's key are known.
+pub struct ExecPlan {
+    connectors: Vec<Connector>,
+    read_only: bool,
+    recipe: Option<&'static Recipe>,
+    templates: Vec<(String, String)>,
+}
+
+impl ExecPlan {
+    /// Checks what the person asked for: connectors (default: every configured one), a recipe
+    /// (`--for`), templates (`--env NAME=TEMPLATE`).
+    pub fn new(
+        app: &crate::app::App,
+        connectors: &[String],
+        read_only: bool,
+        recipe: Option<&str>,
+        env: &[String],
+    ) -> Result<Self, ExecError> {
+        let config = app.config();
+        let connectors = if connectors.is_empty() {
+            config.connectors.clone()
+        } else {
+            connectors
+                .iter()
+                .map(|c| {
+                    config
+                        .connector(c)
+                        .cloned()
+                        .ok_or_else(|| config.unknown_connector(c))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let recipe = match recipe {
+            Some(name) => Some(self::recipe(name).ok_or_else(|| {
+                ExecError::Usage(format!(
+                    "no recipe `{name}`: use one of {}, or --env NAME=TEMPLATE",
+                    RECIPES
+                        .iter()
+                        .map(|r| r.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?),
+            None => None,
+        };
+        let mut templates = Vec::new();
+        for pair in env {
+            let (name, template) = pair.split_once('=').ok_or_else(|| {
+                ExecError::Usage(format!("`--env {pair}`: write it as NAME=TEMPLATE"))
+            })?;
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(ExecError::Usage(format!(
+                    "`{name}` is not a variable name (letters, digits and _)"
+                )));
+            }
+            templates.push((name.to_owned(), template.to_owned()));
+        }
+        Ok(Self {
+            connectors,
+            read_only,
+            recipe,
+            templates,
+        })
+    }
+
+    /// The policy of the child's key.
+    pub fn policy(&self) -> crate::local_key::KeyPolicy {
+        crate::local_key::KeyPolicy {
+            connectors: self.connectors.iter().map(|c| c.name.clone()).collect(),
+            read_only: self.read_only,
+            paths: None,
+        }
+    }
+
+    /// Every variable the child gets: `LATCH_PROXY_URL`, `LATCH_KEY`, `LATCH_<CONNECTOR>_URL`,
+    /// then the recipe's and the templates'.
+    pub fn env(&self, proxy_url: &str, key: &Secret) -> Result<Vec<(String, Secret)>, ExecError> {
+        let mut vars = vec![
+            (
+                "LATCH_PROXY_URL".to_owned(),
+                Secret::new(proxy_url.to_owned()),
+            ),
+            ("LATCH_KEY".to_owned(), key.clone()),
+        ];
+        for c in &self.connectors {
+            vars.push((
+                crate::provider::catalog::exec_variable(&c.name),
+                Secret::new(format!("{proxy_url}/{}", c.name)),
+            ));
+        }
+        let ctx = ExecContext {
+            proxy_url,
+            key,
+            connectors: &self.connectors,
+        };
+        if let Some(recipe) = self.recipe {
+            let filled = recipe_env(recipe, &ctx).map_err(|e| ExecError::Usage(e.to_string()))?;
+            if filled.is_empty() {
+                return Err(ExecError::Usage(format!(
+                    "recipe `{}` needs a Jira or Confluence connector among those the command \
+                     may reach",
+                    recipe.name
+                )));
+            }
+            vars.extend(filled);
+        }
+        for (name, template) in &self.templates {
+            let value = expand(template, &ctx)
+                .map_err(|e| ExecError::Usage(format!("--env {name}: {e}")))?
+                .ok_or_else(|| {
+                    ExecError::Usage(format!(
+                        "--env {name}: no connector of that product among those the command \
+                         may reach"
+                    ))
+                })?;
+            vars.push((name.clone(), value));
+        }
+        Ok(vars)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
