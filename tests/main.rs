@@ -4,6 +4,7 @@
 mod agents;
 mod bitbucket;
 mod cli;
+mod connect;
 mod credentials;
 mod datacenter;
 mod desktop;

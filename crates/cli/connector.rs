@@ -61,7 +61,8 @@ pub(crate) struct AddArgs {
     /// Service-account OAuth client id, for `--auth service` (its secret: `latch credential set`).
     #[arg(long)]
     client_id: Option<String>,
-    /// `--auth service`: a scope to request (repeat; default: none, the credential's own).
+    /// `--auth service` or `connect-user`: a scope to request (repeat; default: none, the
+    /// credential's or the app's own).
     #[arg(long = "scope")]
     scopes: Vec<String>,
     /// `--auth service`: an `audience` to send with the token request.
@@ -80,6 +81,9 @@ pub(crate) struct AddArgs {
     /// A region of the provider (`eu` for Opsgenie's EU instance).
     #[arg(long)]
     region: Option<String>,
+    /// `--auth connect-user`: the Atlassian account id the Connect app acts as.
+    #[arg(long)]
+    account_id: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -144,6 +148,7 @@ impl From<AddArgs> for ConnectorSettings {
             username: args.username,
             scope_set: args.scope_set,
             region: args.region,
+            account_id: args.account_id,
         }
     }
 }

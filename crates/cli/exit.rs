@@ -65,6 +65,8 @@ fn exit_code(code: ErrorCode) -> u8 {
     match code {
         C::ConfigInvalid | C::ManifestInvalid | C::Misconfigured => CONFIG,
         C::KeychainUnavailable => KEYCHAIN,
+        // Bad usage: asking a request-bound credential for a token.
+        C::BoundToRequest => 2,
         C::UnknownConnector | C::UnknownProvider => NOT_FOUND,
         c if c.needs_person() => NEEDS_PERSON,
         C::RefreshFailing | C::RefreshUncertain | C::CodeExchangeFailed | C::LoginTimeout => {

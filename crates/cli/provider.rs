@@ -67,6 +67,9 @@ pub(crate) struct AddArgs {
     /// Override the site URL template, `{site}` for the site's name.
     #[arg(long)]
     site_url: Option<String>,
+    /// Override: where Connect apps ask for a user's token (the JWT bearer grant).
+    #[arg(long)]
+    connect_token_url: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -126,6 +129,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
                 me_url: args.me_url,
                 api_base: args.api_base,
                 site_url: args.site_url,
+                connect_token_url: args.connect_token_url,
             },
         },
         secret,

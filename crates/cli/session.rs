@@ -242,13 +242,13 @@ impl TokenCmd {
             say!("{text}");
             return Ok(());
         }
-        let credential = runtime()?.block_on(async {
+        let token = runtime()?.block_on(async {
             if self.refresh {
                 credentials.refresh_connector(&self.connector).await?;
             }
-            credentials.credential(&self.connector).await
+            credentials.bare_token(&self.connector).await
         })?;
-        say!("{}", credential.token().expose());
+        say!("{}", token.expose());
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ fn generated() -> String {
         status::ConnectorState::decl(),
         status::CredentialStatus::decl(),
         status::CredentialStorage::decl(),
+        status::ConnectStatus::decl(),
         latch_store::GrantState::decl(),
         latch_store::GrantKind::decl(),
         latch_store::CredentialState::decl(),

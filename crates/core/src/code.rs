@@ -59,6 +59,10 @@ pub enum ErrorCode {
     CodeExchangeFailed,
     /// The sign-in was cancelled (desktop app).
     SignInCancelled,
+    /// A credential that signs each request (Connect, OAuth 1.0a) has no token to print.
+    BoundToRequest,
+    /// A Connect app's token request for a user was refused (`ACT_AS_USER`, account, clock).
+    ImpersonationRefused,
 }
 
 impl ErrorCode {
@@ -90,6 +94,8 @@ impl ErrorCode {
             Self::ConsentFailed => "consent_failed",
             Self::CodeExchangeFailed => "code_exchange_failed",
             Self::SignInCancelled => "sign_in_cancelled",
+            Self::BoundToRequest => "bound_to_request",
+            Self::ImpersonationRefused => "impersonation_refused",
         }
     }
 
@@ -101,6 +107,7 @@ impl ErrorCode {
                 | Self::NeedsLogin
                 | Self::CredentialMissing
                 | Self::CredentialRejected
+                | Self::ImpersonationRefused
                 | Self::ConsentDenied
                 | Self::ConsentFailed
         )

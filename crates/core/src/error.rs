@@ -170,6 +170,24 @@ pub enum GrantError {
         /// Where to fix it.
         fix: String,
     },
+    /// A Connect app could not get a token for the user it acts as.
+    #[error("connector `{connector}` cannot act as its user: {reason}\n  fix: {fix}")]
+    ImpersonationRefused {
+        /// The connector.
+        connector: String,
+        /// What the token endpoint said, secret-free.
+        reason: String,
+        /// What to check.
+        fix: String,
+    },
+    /// The credential signs each request: there is no token to hand out.
+    #[error("connector `{connector}` signs every request with {what}: there is no token to print\n  fix: call it through the proxy (`latch serve`, `latch exec`), which signs each request")]
+    BoundToRequest {
+        /// The connector.
+        connector: String,
+        /// What it signs with.
+        what: &'static str,
+    },
     /// Unknown connector.
     #[error("unknown connector `{0}`")]
     UnknownConnector(String),
@@ -212,6 +230,8 @@ impl GrantError {
             Self::RefreshUncertain { .. } => ErrorCode::RefreshUncertain,
             Self::CredentialMissing { .. } => ErrorCode::CredentialMissing,
             Self::CredentialRejected { .. } => ErrorCode::CredentialRejected,
+            Self::ImpersonationRefused { .. } => ErrorCode::ImpersonationRefused,
+            Self::BoundToRequest { .. } => ErrorCode::BoundToRequest,
             Self::UnknownConnector(_) => ErrorCode::UnknownConnector,
             Self::SiteUnbound { .. } => ErrorCode::SiteUnbound,
             Self::Misconfigured { .. } => ErrorCode::Misconfigured,

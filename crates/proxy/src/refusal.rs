@@ -66,6 +66,11 @@ pub(crate) enum Refusal {
         provider: String,
         decided_by: Option<String>,
     },
+    /// The site refused a Connect app's JWT (a bare 401 without the reason).
+    ConnectJwtRejected { hint: String },
+    /// A Connect app's descriptor lacks the scope a request needs ("Request not in an
+    /// authorized API scope").
+    ConnectScopeMissing { connector: String },
     /// The stored credential cannot go in a header.
     BadCredential,
     /// No upstream connection.
@@ -100,6 +105,8 @@ impl Refusal {
             },
             Self::NeedsStepUp { .. }
             | Self::ScopeMismatch { .. }
+            | Self::ConnectJwtRejected { .. }
+            | Self::ConnectScopeMissing { .. }
             | Self::BadCredential
             | Self::UpstreamUnreachable(_)
             | Self::UpstreamUntrusted { .. } => StatusCode::BAD_GATEWAY,
@@ -132,7 +139,8 @@ impl Refusal {
             },
             Self::TokenEndpointFailing { .. } => "token_endpoint_failing",
             Self::NeedsStepUp { .. } => "needs_step_up",
-            Self::ScopeMismatch { .. } => "scope_mismatch",
+            Self::ScopeMismatch { .. } | Self::ConnectScopeMissing { .. } => "scope_mismatch",
+            Self::ConnectJwtRejected { .. } => "connect_jwt_rejected",
             Self::BadCredential => "bad_credential",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::UpstreamUntrusted { .. } => "upstream_certificate_untrusted",
@@ -216,6 +224,12 @@ impl Refusal {
                     .map(|d| format!("; {d}"))
                     .unwrap_or_default()
             ),
+            Self::ConnectJwtRejected { hint } => hint.clone(),
+            Self::ConnectScopeMissing { connector } => format!(
+                "the site refused connector `{connector}`'s request: the Connect app's descriptor \
+                 does not have the scope this endpoint needs (\"Request not in an authorized API \
+                 scope\")"
+            ),
             Self::BadCredential => "the stored credential cannot be sent in a header".to_owned(),
             Self::UpstreamUntrusted { provider } => format!(
                 "the upstream's TLS certificate of provider `{provider}` is signed by a CA that \
@@ -265,7 +279,8 @@ impl Refusal {
                 GrantError::NotSignedIn { fix, .. }
                 | GrantError::SiteUnbound { fix, .. }
                 | GrantError::CredentialMissing { fix, .. }
-                | GrantError::CredentialRejected { fix, .. } => fix.clone(),
+                | GrantError::CredentialRejected { fix, .. }
+                | GrantError::ImpersonationRefused { fix, .. } => fix.clone(),
                 GrantError::NeedsLogin { provider, .. } => format!("latch login {provider}"),
                 GrantError::RefreshFailing { .. } => {
                     "retry later; `latch status` shows the last error".to_owned()
@@ -284,6 +299,16 @@ impl Refusal {
                 "add the scope this endpoint needs to the app and the connector, then `latch \
                  login {provider}`"
             ),
+            Self::ConnectJwtRejected { .. } => {
+                "check the clock, then store the app's current installed payload with `latch \
+                 credential set`"
+                    .to_owned()
+            }
+            Self::ConnectScopeMissing { .. } => {
+                "add the scope (READ, WRITE, DELETE, PROJECT_ADMIN or ADMIN) to the app's \
+                 descriptor and update the app; Latch cannot grant it"
+                    .to_owned()
+            }
             Self::BadCredential => "store it again".to_owned(),
             Self::UpstreamUntrusted { provider } => format!(
                 "if your company's CA signs it, set `ca_file = \"/path/to/ca.pem\"` under \

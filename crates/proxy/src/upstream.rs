@@ -15,6 +15,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use latch_core::config::Connector;
 use latch_core::credential::Upstream;
 use latch_core::grant::GrantId;
+use latch_core::provider::catalog::AuthMode;
 use latch_core::provider::ProviderRules;
 use latch_core::GrantError;
 
@@ -450,7 +451,10 @@ where
             Err(_) => return Err(Refusal::UpstreamTimeout),
         };
         let status = response.status();
-        let maybe_scope = profile.may_refuse_scope_with(status.as_u16());
+        let connect = matches!(connector.auth, AuthMode::Connect | AuthMode::ConnectUser);
+        let maybe_scope = profile.may_refuse_scope_with(status.as_u16())
+            || (connect && status == StatusCode::FORBIDDEN)
+            || (connector.auth == AuthMode::Connect && status == StatusCode::UNAUTHORIZED);
         if !maybe_scope {
             return Ok(pass_through(response, shared, audit));
         }
@@ -460,6 +464,14 @@ where
             .await
             .map(|c| c.to_bytes())
             .unwrap_or_default();
+        if connect
+            && status == StatusCode::FORBIDDEN
+            && String::from_utf8_lossy(&peek).contains("not in an authorized API scope")
+        {
+            return Err(Refusal::ConnectScopeMissing {
+                connector: connector.name.clone(),
+            });
+        }
         if profile.is_scope_refusal(status.as_u16(), &peek) {
             return Err(step_up(state, connector, profile));
         }
@@ -486,6 +498,16 @@ where
                 body = Some(empty());
                 continue;
             }
+        }
+        if connector.auth == AuthMode::Connect && status == StatusCode::UNAUTHORIZED {
+            // Not the tool's fault, and no refresh helps: say what Latch can check.
+            let app = match &upstream_now.credential {
+                latch_core::credential::Credential::ConnectJwt { app, .. } => Some(app),
+                _ => None,
+            };
+            return Err(Refusal::ConnectJwtRejected {
+                hint: latch_core::credential::connect::rejected_hint(&connector.name, app),
+            });
         }
         let Some(grant) = upstream_now.grant.clone().filter(|_| retry) else {
             return Ok(replay());

@@ -26,6 +26,8 @@ pub struct ConnectorRow {
     pub credential_expires_at: Option<OffsetDateTime>,
     /// For API tokens: where the token was found to work.
     pub token_kind: Option<ApiTokenKind>,
+    /// For Connect apps: the installed app's facts, as JSON (never its shared secret).
+    pub connect: Option<String>,
 }
 
 impl Store {
@@ -76,6 +78,15 @@ impl Store {
         Ok(())
     }
 
+    /// Records an installed Connect app's facts (JSON; `None` forgets them).
+    pub fn connector_connect_app(&self, name: &str, app: Option<&str>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE connectors SET connect = ?2 WHERE name = ?1",
+            params![name, app],
+        )?;
+        Ok(())
+    }
+
     /// Records where an API token works (`None`: not known yet).
     pub fn connector_token_kind(&self, name: &str, kind: Option<ApiTokenKind>) -> Result<()> {
         self.conn.execute(
@@ -103,7 +114,7 @@ impl Store {
         self.conn.execute(
             "UPDATE connectors SET credential_stored_at = NULL, credential_state = NULL,
                  credential_error = NULL, credential_checked_at = NULL,
-                 credential_expires_at = NULL, token_kind = NULL
+                 credential_expires_at = NULL, token_kind = NULL, connect = NULL
              WHERE name = ?1",
             [name],
         )?;
@@ -119,7 +130,8 @@ impl Store {
     pub fn connectors(&self) -> Result<Vec<ConnectorRow>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT name, provider, added_at, credential_stored_at, credential_state,
-                    credential_checked_at, credential_error, credential_expires_at, token_kind
+                    credential_checked_at, credential_error, credential_expires_at, token_kind,
+                    connect
              FROM connectors ORDER BY added_at, name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -133,6 +145,7 @@ impl Store {
                 credential_error: r.get(6)?,
                 credential_expires_at: get_time(r, 7)?,
                 token_kind: r.get(8)?,
+                connect: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -17,7 +17,12 @@ const MIGRATIONS: &[Step] = &[
     Step::Rust(schema_3),
     Step::Sql(SCHEMA_4),
     Step::Rust(schema_5),
+    Step::Sql(SCHEMA_6),
 ];
+
+/// 6: an installed Connect app's facts per connector (JSON: key, client key, base URL, OAuth
+/// client id); its shared secret is in the keychain.
+const SCHEMA_6: &str = "ALTER TABLE connectors ADD COLUMN connect TEXT;";
 
 /// 5: a key's policy as one JSON value (`{"connectors": [..], "read_only": .., "paths": ..}`):
 /// a new rule is a new field of the core's `KeyPolicy`, not a new column. Every key keeps its

@@ -146,4 +146,37 @@ describe("the window", () => {
     expect(await settle(host, () => target.querySelector("[role=alert]") !== null)).toBe(true);
     expect(target.querySelector("[role=alert]")?.getAttribute("data-code")).toBe("refresh_failing");
   });
+
+  it("adds a Connect app from its installation payload, without a site field, and names the app on its card", async () => {
+    const host = createMockHost({ seeded: true });
+    const target = render(host);
+    await settle(host, () => target.querySelector('[data-connector="jira"]') !== null);
+    [...target.querySelectorAll("button")].find((b) => b.textContent === "Add connector")?.click();
+    const form = () => document.querySelector<HTMLFormElement>("form[aria-label='Add connector']");
+    expect(await settle(host, () => form() !== null)).toBe(true);
+    const auth = form()?.querySelector<HTMLSelectElement>("select[name=auth]");
+    if (auth) {
+      auth.value = "connect-user";
+      auth.dispatchEvent(new Event("change"));
+    }
+    expect(await settle(host, () => form()?.querySelector("textarea[name=secret]") !== null)).toBe(true);
+    expect(form()?.querySelector("input[name=site]")).toBeNull();
+    const name = form()?.querySelector<HTMLInputElement>("input[name=name]");
+    const account = form()?.querySelector<HTMLInputElement>("input[name=account_id]");
+    const payload = form()?.querySelector<HTMLTextAreaElement>("textarea[name=secret]");
+    if (!name || !account || !payload) throw new Error("the Connect fields are missing");
+    name.value = "jira-app";
+    name.dispatchEvent(new Event("input"));
+    account.value = "557058:abc";
+    account.dispatchEvent(new Event("input"));
+    payload.value = JSON.stringify({ key: "acme-app", baseUrl: "https://acme.atlassian.net", sharedSecret: "s3cret", clientKey: "ck" });
+    payload.dispatchEvent(new Event("input"));
+    flushSync();
+    form()?.requestSubmit();
+    const card = () => target.querySelector('[data-connector="jira-app"]');
+    expect(await settle(host, () => card()?.getAttribute("data-state") === "ok")).toBe(true);
+    expect(card()?.textContent).toContain("app acme-app on https://acme.atlassian.net");
+    expect(card()?.textContent).toContain("as 557058:abc");
+    expect(card()?.textContent).not.toContain("s3cret");
+  });
 });

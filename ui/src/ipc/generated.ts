@@ -234,9 +234,27 @@ last_error: string | null,
 /**
  * Which scope set the connector requests (`classic` or `granular`).
  */
-scope_set: ScopeSet, };
+scope_set: ScopeSet, 
+/**
+ * For a Connect app: which app, on which site, acting as whom.
+ */
+connect: ConnectStatus | null, };
 
 export type CredentialStorage = "grant" | "stored";
+
+export type ConnectStatus = { 
+/**
+ * The app's key.
+ */
+app_key: string, 
+/**
+ * The site it is installed on (`/wiki` for Confluence).
+ */
+base_url: string, 
+/**
+ * `connect-user`: the account it acts as.
+ */
+acts_as: string | null, };
 
 export type GrantState = "ok" | "needs_login" | "refresh_failing" | "refresh_uncertain" | "credential_rejected";
 
@@ -413,7 +431,7 @@ needs_site: boolean,
  */
 vocabulary: ProviderKind, };
 
-export type AuthMode = "api-key" | "api-token" | "basic" | "pat" | "service" | "user";
+export type AuthMode = "api-key" | "api-token" | "basic" | "connect" | "connect-user" | "pat" | "service" | "user";
 
 export type ClientType = "confidential" | "none" | "public";
 
@@ -497,7 +515,11 @@ scope_set?: string | null,
 /**
  * A region of the provider (`eu` for Opsgenie's EU instance).
  */
-region?: string | null, };
+region?: string | null, 
+/**
+ * `auth = "connect-user"`: the Atlassian account id the app acts as.
+ */
+account_id?: string | null, };
 
 export type ConnectorSettings = { 
 /**
@@ -548,7 +570,11 @@ scope_set?: string | null,
 /**
  * A region of the provider (`eu` for Opsgenie's EU instance).
  */
-region?: string | null, };
+region?: string | null, 
+/**
+ * `auth = "connect-user"`: the Atlassian account id the app acts as.
+ */
+account_id?: string | null, };
 
 export type ConnectorPreview = { 
 /**

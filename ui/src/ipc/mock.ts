@@ -70,7 +70,7 @@ export const mockCatalog: CatalogEntries = {
       name: "jira",
       display_name: "Jira",
       provider: "atlassian",
-      auth_modes: ["user", "service", "api-token"],
+      auth_modes: ["user", "service", "api-token", "connect", "connect-user"],
       upstream_scopes: ["read:me", "read:jira-user", "read:jira-work", "write:jira-work", "offline_access"],
       granular_scopes: null,
       api_base: "{api_base}/ex/jira/{cloud_id}",
@@ -137,6 +137,9 @@ interface MockConnector {
   site: string | null;
   credential: boolean;
   expires: string | null;
+  /** Connect modes: the installation the payload described. */
+  connect?: { app_key: string; base_url: string; acts_as: string | null };
+  accountId?: string | null;
 }
 
 function fail(code: string, message: string): never {
@@ -256,6 +259,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
               checked_at: null,
               last_error: null,
               scope_set: "classic",
+              connect: c.connect ?? null,
             },
       findings: [],
     };
@@ -396,6 +400,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         site: input.site ?? null,
         credential: false,
         expires: null,
+        accountId: input.account_id ?? null,
       });
       changed();
       return { ...preview, findings: [] };
@@ -420,6 +425,17 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       const when = expires ? Date.parse(expires) : null;
       if (when !== null && Number.isNaN(when)) fail("invalid_request", `\`${expires}\` is not a date: write it like 2027-03-01`);
       if (when !== null && when <= now()) fail("invalid_request", "the expiry is in the past");
+      if (c.auth === "connect" || c.auth === "connect-user") {
+        let installed: { key?: string; baseUrl?: string; sharedSecret?: string };
+        try {
+          installed = JSON.parse(credential);
+        } catch {
+          fail("invalid_request", "the installation payload is not JSON: paste the body of the installed callback");
+        }
+        if (!installed.key || !installed.baseUrl || !installed.sharedSecret)
+          fail("invalid_request", "the installation payload needs key, baseUrl and sharedSecret");
+        c.connect = { app_key: installed.key, base_url: installed.baseUrl, acts_as: c.accountId ?? null };
+      }
       c.credential = true;
       c.expires = when === null ? null : new Date(when).toISOString().replace(/\.\d{3}Z$/, "Z");
       changed();

@@ -72,6 +72,12 @@ export class AppState {
   }
 }
 
+/** The text of the file chosen in an `<input type=file>`, or null when none was. */
+export async function readChosen(event: Event): Promise<string | null> {
+  const file = (event.currentTarget as HTMLInputElement | null)?.files?.[0];
+  return file ? await file.text() : null;
+}
+
 /** Copies text; the Clipboard API first, the old selection trick where it is not allowed. */
 export async function copyText(text: string): Promise<boolean> {
   try {

@@ -27,6 +27,8 @@ export const AUTH_LABELS: Record<AuthMode, string> = {
   pat: "Personal access token",
   basic: "User name and password",
   "api-key": "API key",
+  connect: "Connect app (as the app)",
+  "connect-user": "Connect app (acting as a user)",
 };
 
 /** What the secret of an auth mode is called, for the field that takes it. */
@@ -42,9 +44,22 @@ export function secretLabel(auth: AuthMode): string | null {
       return "Password";
     case "api-key":
       return "API key";
+    case "connect":
+    case "connect-user":
+      return "Installation payload (JSON)";
     default:
       return null;
   }
+}
+
+/** Whether an auth mode's secret is a multi-line document rather than a single token. */
+export function secretIsDocument(auth: AuthMode): boolean {
+  return auth === "connect" || auth === "connect-user";
+}
+
+/** Whether a connector in this auth mode is bound to a site by its credential, not by a choice. */
+export function siteFromCredential(auth: AuthMode): boolean {
+  return secretIsDocument(auth);
 }
 
 export function stateLabel(state: ConnectorState): string {

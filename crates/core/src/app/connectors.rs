@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::app::App;
 use crate::clock::fmt_time;
 use crate::config::{ConnectorSettings, ScopeSet};
+use crate::credential::connect::Installed;
 use crate::credential::{CheckResult, CredentialCheck, CredentialKind};
 use crate::error::{Error, GrantError, Result};
 use crate::finding::Finding;
@@ -388,6 +389,35 @@ impl Connectors<'_> {
                 fix: "give the date the token expires, like --expires 2027-03-01".to_owned(),
             });
         }
+        // A Connect app's credential is its installed payload: the shared secret is the
+        // secret, the rest is kept beside the connector.
+        let (secret, connect_app) = match c.auth {
+            AuthMode::Connect | AuthMode::ConnectUser => {
+                let installed = Installed::parse(secret.expose()).map_err(|err| {
+                    Error::Invalid {
+                    message: err.to_string(),
+                    fix: "pipe the app's `installed` lifecycle payload as it came (JSON with key, \
+                          clientKey, sharedSecret, baseUrl): `latch credential set NAME < \
+                          installed.json`"
+                        .to_owned(),
+                }
+                })?;
+                if c.auth == AuthMode::ConnectUser && installed.app.oauth_client_id.is_none() {
+                    return Err(Error::Invalid {
+                        message: "the installed payload has no `oauthClientId`: the app cannot \
+                                  act as a user"
+                            .to_owned(),
+                        fix: "add the ACT_AS_USER scope to the app's descriptor, reinstall it \
+                              and store the new installed payload"
+                            .to_owned(),
+                    });
+                }
+                let facts = serde_json::to_string(&installed.app)
+                    .map_err(|e| Error::Home(e.to_string()))?;
+                (installed.shared_secret, Some(facts))
+            }
+            _ => (secret, None),
+        };
         let key = crate::grant::store::connector_secret_key(&self.app.home_id, connector);
         self.app.secrets.put(&key, &secret)?;
         let at = self.app.now();
@@ -397,17 +427,27 @@ impl Connectors<'_> {
                 .and_then(|()| db.connector_credential_forget(connector))
                 .and_then(|()| db.connector_credential_stored(connector, Some(at)))
                 .and_then(|()| db.connector_credential_expiry(connector, expires_at))
+                .and_then(|()| db.connector_connect_app(connector, connect_app.as_deref()))
                 .map_err(|e| self.app.store_err(e))?;
         }
+        crate::grant::store::note_local_write();
         let credentials = self.app.credentials();
-        let (service_token, check) = if c.auth == AuthMode::Service {
+        let mints = matches!(c.auth, AuthMode::Service | AuthMode::ConnectUser);
+        let (service_token, check) = if mints {
             let result = credentials.start_service(connector).await;
             let check = match &result {
                 Ok(()) => CredentialCheck {
                     result: CheckResult::Ok,
-                    detail: "the service account obtained a token".to_owned(),
+                    detail: if c.auth == AuthMode::ConnectUser {
+                        "the app obtained a token for its user".to_owned()
+                    } else {
+                        "the service account obtained a token".to_owned()
+                    },
                 },
-                Err(err @ GrantError::CredentialRejected { .. }) => CredentialCheck {
+                Err(
+                    err @ (GrantError::CredentialRejected { .. }
+                    | GrantError::ImpersonationRefused { .. }),
+                ) => CredentialCheck {
                     result: CheckResult::Rejected,
                     detail: err.to_string(),
                 },

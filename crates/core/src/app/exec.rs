@@ -298,6 +298,7 @@ mod tests {
             auth: spec.auth_modes[0],
             spec,
             site: None,
+            account_id: None,
             email: None,
             client_id: None,
             scopes: None,

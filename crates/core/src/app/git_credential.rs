@@ -165,6 +165,8 @@ pub fn answer(
             lines.push(format!("username={user}"));
             lines.push(format!("password={}", token.expose()));
         }
+        // Signs each request: nothing git could send.
+        Credential::ConnectJwt { .. } => {}
         Credential::Bearer(token) | Credential::GenieKey(token) => {
             if let Some(user) = profile.git_user(connector.auth) {
                 lines.push(format!("username={user}"));

@@ -24,6 +24,8 @@ pub struct EndpointOverrides {
     pub api_base: Option<String>,
     /// Site URL template (`https://{site}.atlassian.net`).
     pub site_url: Option<String>,
+    /// Where Connect apps ask for a user's token.
+    pub connect_token_url: Option<String>,
 }
 
 /// `latch provider add`.
@@ -171,6 +173,7 @@ impl Providers<'_> {
                 ("me_url", e.me_url.as_deref()),
                 ("api_base", e.api_base.as_deref()),
                 ("site_url", e.site_url.as_deref()),
+                ("connect_token_url", e.connect_token_url.as_deref()),
                 ("base_url", request.base_url.as_deref()),
                 ("ca_file", ca_file.as_deref()),
             ],

@@ -139,6 +139,8 @@ pub struct ProviderSection {
     pub api_base: Option<String>,
     /// Override of the preset's site URL template (`https://{site}.atlassian.net`).
     pub site_url: Option<String>,
+    /// Override of the preset's token endpoint for Connect apps acting as a user.
+    pub connect_token_url: Option<String>,
     /// The instance's base URL, for presets whose endpoints start with `{base}` (Data Center:
     /// `https://jira.corp.example`).
     pub base_url: Option<String>,
@@ -225,8 +227,11 @@ pub struct Connector {
     pub email: Option<String>,
     /// Service-account client id.
     pub client_id: Option<String>,
-    /// Service-account scopes to request (`None`: send no `scope`).
+    /// Scopes to request: a service account's, or a Connect app's for the user it acts as
+    /// (`None`: send no `scope`).
     pub scopes: Option<ScopeList>,
+    /// `connect-user`: the Atlassian account the app acts as.
+    pub account_id: Option<String>,
     /// Service-account `audience`.
     pub audience: Option<String>,
     /// Where an API token works, when pinned.
@@ -725,6 +730,11 @@ impl Resolver<'_> {
             ("me_url", &section.me_url, &mut spec.me_url),
             ("api_base", &section.api_base, &mut spec.api_base),
             ("site_url", &section.site_url, &mut spec.site_url),
+            (
+                "connect_token_url",
+                &section.connect_token_url,
+                &mut spec.connect_token_url,
+            ),
         ] {
             if let Some(value) = value {
                 let checked = if key == "site_url" {
@@ -928,6 +938,7 @@ impl Resolver<'_> {
             ("audience", &section.audience, AuthMode::Service),
             ("email", &section.email, AuthMode::ApiToken),
             ("username", &section.username, AuthMode::Basic),
+            ("account_id", &section.account_id, AuthMode::ConnectUser),
         ] {
             if value.is_some() && auth != needs {
                 return Err(self.fail(
@@ -942,13 +953,32 @@ impl Resolver<'_> {
                 ));
             }
         }
-        if section.scopes.is_some() && auth != AuthMode::Service {
+        if section.scopes.is_some() && !matches!(auth, AuthMode::Service | AuthMode::ConnectUser) {
             return Err(self.fail(
                 &["connectors", name, "scopes"],
-                "`scopes` is used only by service accounts (auth = \"service\"); other modes \
-                 request the connector's catalog scopes"
+                "`scopes` is used only by service accounts (auth = \"service\") and Connect apps \
+                 acting as a user (auth = \"connect-user\"); other modes request the \
+                 connector's catalog scopes"
                     .to_owned(),
                 "remove `scopes`",
+            ));
+        }
+        let connect = matches!(auth, AuthMode::Connect | AuthMode::ConnectUser);
+        if connect && section.site.is_some() {
+            return Err(self.fail(
+                &["connectors", name, "site"],
+                format!(
+                    "connector `{name}` uses a Connect app, whose installed payload names its site \
+                     (`baseUrl`)"
+                ),
+                "remove `site`; store the app's installed payload with `latch credential set`",
+            ));
+        }
+        if auth == AuthMode::ConnectUser && section.account_id.is_none() {
+            return Err(self.fail(
+                &["connectors", name],
+                format!("connector `{name}` acts as a user but names none"),
+                "add `account_id = \"...\"` (the Atlassian account id to act as)",
             ));
         }
         if section.token.is_some() && auth != AuthMode::ApiToken {
@@ -968,6 +998,7 @@ impl Resolver<'_> {
             spec,
             auth,
             site: section.site.clone().filter(|s| !s.trim().is_empty()),
+            account_id: section.account_id.clone(),
             email: section.email.clone(),
             client_id: section.client_id.clone(),
             scopes,

@@ -39,6 +39,8 @@ pub struct ConnectorSettings {
     pub scope_set: Option<String>,
     /// A region of the provider (`eu` for Opsgenie's EU instance).
     pub region: Option<String>,
+    /// `auth = "connect-user"`: the Atlassian account id the app acts as.
+    pub account_id: Option<String>,
 }
 
 /// A setting whose value is not one Latch knows: which key, and what to write instead.
@@ -69,6 +71,7 @@ impl ConnectorSettings {
             username: text(self.username),
             scope_set: text(self.scope_set),
             region: text(self.region),
+            account_id: text(self.account_id),
         }
     }
 
@@ -142,6 +145,7 @@ impl ConnectorSettings {
             ("username", self.username.as_deref()),
             ("scope_set", self.scope_set.as_deref()),
             ("region", self.region.as_deref()),
+            ("account_id", self.account_id.as_deref()),
         ]
     }
 }

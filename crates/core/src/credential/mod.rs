@@ -8,6 +8,8 @@
 //! [`Credentials`] of a home is what faces and the proxy ask for a connector's credential.
 
 pub(crate) mod client_credentials;
+pub mod connect;
+pub(crate) mod connect_user;
 pub mod schedule;
 pub(crate) mod static_secret;
 pub(crate) mod user_grant;
@@ -27,6 +29,7 @@ use crate::provider::scope::{Scope, ScopeList};
 use crate::secret::Secret;
 use crate::upstream::base::{api_base, Target};
 use crate::upstream::site::Sites;
+use connect::ConnectApp;
 
 pub use static_secret::TokenProbe;
 pub use user_grant::{LogoutOutcome, Revocation};
@@ -45,6 +48,13 @@ pub enum Credential {
     },
     /// `GenieKey <key>` (Opsgenie).
     GenieKey(Secret),
+    /// An installed Connect app's shared secret: each request gets a JWT of its own.
+    ConnectJwt {
+        /// The app and the site it is installed on.
+        app: ConnectApp,
+        /// The shared secret.
+        secret: Secret,
+    },
 }
 
 impl std::fmt::Debug for Credential {
@@ -53,6 +63,7 @@ impl std::fmt::Debug for Credential {
             Self::Bearer(_) => "Credential::Bearer(<redacted>)",
             Self::Basic { .. } => "Credential::Basic(<redacted>)",
             Self::GenieKey(_) => "Credential::GenieKey(<redacted>)",
+            Self::ConnectJwt { .. } => "Credential::ConnectJwt(<redacted>)",
         })
     }
 }
@@ -63,24 +74,45 @@ impl std::fmt::Debug for Credential {
 pub struct Unsendable;
 
 impl Credential {
-    /// Authorizes one upstream request (its method and target as sent): today every kind puts
-    /// one `Authorization` header; a kind that signs each request reads the request to do so.
+    /// Authorizes one upstream request, its method and target as sent: most kinds put one
+    /// `Authorization` header; a kind that signs each request reads the request to do so.
     pub fn authorize(
         &self,
-        _method: &http::Method,
-        _target: &http::Uri,
+        method: &http::Method,
+        target: &http::Uri,
         headers: &mut http::HeaderMap,
     ) -> Result<(), Unsendable> {
-        let mut value =
-            http::HeaderValue::from_str(self.authorization().expose()).map_err(|_| Unsendable)?;
+        let header = match self {
+            Self::ConnectJwt { app, secret } => {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                let jwt =
+                    app.request_jwt(secret, method.as_str(), target.path(), target.query(), now);
+                Secret::new(format!("JWT {}", jwt.expose()))
+            }
+            other => other.header().ok_or(Unsendable)?,
+        };
+        let mut value = http::HeaderValue::from_str(header.expose()).map_err(|_| Unsendable)?;
         value.set_sensitive(true);
         headers.insert(http::header::AUTHORIZATION, value);
         Ok(())
     }
 
-    /// The full `Authorization` header value.
-    pub fn authorization(&self) -> Secret {
-        match self {
+    /// Authorizes a request built with `reqwest` (health probes, credential checks).
+    pub fn authorize_reqwest(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, Unsendable> {
+        let (client, built) = request.build_split();
+        let mut built = built.map_err(|_| Unsendable)?;
+        let target: http::Uri = built.url().as_str().parse().map_err(|_| Unsendable)?;
+        let method = built.method().clone();
+        self.authorize(&method, &target, built.headers_mut())?;
+        Ok(reqwest::RequestBuilder::from_parts(client, built))
+    }
+
+    /// The `Authorization` value, when it does not depend on the request.
+    pub fn header(&self) -> Option<Secret> {
+        Some(match self {
             Self::Bearer(token) => Secret::new(format!("Bearer {}", token.expose())),
             Self::Basic { user, token } => {
                 let raw = Secret::new(format!("{user}:{}", token.expose()));
@@ -90,14 +122,16 @@ impl Credential {
                 ))
             }
             Self::GenieKey(key) => Secret::new(format!("GenieKey {}", key.expose())),
-        }
+            Self::ConnectJwt { .. } => return None,
+        })
     }
 
-    /// The bare token (what `latch token` prints).
+    /// The bare secret: a token, a password, a key, a shared secret.
     pub fn token(&self) -> &Secret {
         match self {
             Self::Bearer(t) | Self::GenieKey(t) => t,
             Self::Basic { token, .. } => token,
+            Self::ConnectJwt { secret, .. } => secret,
         }
     }
 
@@ -107,7 +141,13 @@ impl Credential {
             Self::Bearer(_) => "Bearer",
             Self::Basic { .. } => "Basic",
             Self::GenieKey(_) => "GenieKey",
+            Self::ConnectJwt { .. } => "JWT",
         }
+    }
+
+    /// Whether two credentials are the same secret in the same form.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.scheme() == other.scheme() && self.token() == other.token()
     }
 }
 
@@ -143,6 +183,10 @@ pub enum CredentialKind {
     ClientCredentials,
     /// A secret stored as it is.
     Static,
+    /// A Connect app's shared secret, signing each request.
+    ConnectJwt,
+    /// A user acted as through a Connect app: the JWT bearer grant's tokens.
+    ConnectUser,
 }
 
 impl CredentialKind {
@@ -152,12 +196,17 @@ impl CredentialKind {
             AuthMode::User => Self::UserGrant,
             AuthMode::Service => Self::ClientCredentials,
             AuthMode::ApiToken | AuthMode::Pat | AuthMode::ApiKey | AuthMode::Basic => Self::Static,
+            AuthMode::Connect => Self::ConnectJwt,
+            AuthMode::ConnectUser => Self::ConnectUser,
         }
     }
 
     /// Whether it draws on a grant (an OAuth token Latch obtains and caches).
     pub fn is_grant(self) -> bool {
-        !matches!(self, Self::Static)
+        matches!(
+            self,
+            Self::UserGrant | Self::ClientCredentials | Self::ConnectUser
+        )
     }
 }
 
@@ -166,8 +215,10 @@ impl CredentialKind {
 pub fn grant_of(connector: &Connector) -> Option<GrantId> {
     match CredentialKind::of(connector.auth) {
         CredentialKind::UserGrant => Some(GrantId::user(&connector.provider)),
-        CredentialKind::ClientCredentials => Some(GrantId::service(&connector.name)),
-        CredentialKind::Static => None,
+        CredentialKind::ClientCredentials | CredentialKind::ConnectUser => {
+            Some(GrantId::service(&connector.name))
+        }
+        CredentialKind::Static | CredentialKind::ConnectJwt => None,
     }
 }
 
@@ -303,15 +354,18 @@ impl Credentials {
         match grant.kind() {
             GrantKind::User => Arc::new(user_grant::Refresh::new(grant.owner())),
             GrantKind::Service => {
-                let provider = self
-                    .grants
-                    .config()
-                    .connector(grant.owner())
-                    .map_or_else(|| grant.owner().to_owned(), |c| c.provider.clone());
-                Arc::new(client_credentials::TokenRequest::new(
-                    grant.owner(),
-                    &provider,
-                ))
+                let connector = self.grants.config().connector(grant.owner());
+                let provider =
+                    connector.map_or_else(|| grant.owner().to_owned(), |c| c.provider.clone());
+                match connector.map(|c| c.auth) {
+                    Some(AuthMode::ConnectUser) => {
+                        Arc::new(connect_user::JwtBearer::new(grant.owner(), &provider))
+                    }
+                    _ => Arc::new(client_credentials::TokenRequest::new(
+                        grant.owner(),
+                        &provider,
+                    )),
+                }
             }
         }
     }
@@ -351,7 +405,10 @@ impl Credentials {
                 return Ok(entry.credential.clone());
             }
         }
-        let credential = static_secret::read(&self.grants.ctx(), connector).await?;
+        let credential = match CredentialKind::of(connector.auth) {
+            CredentialKind::ConnectJwt => connect::read(&self.grants.ctx(), connector).await?,
+            _ => static_secret::read(&self.grants.ctx(), connector).await?,
+        };
         if known {
             self.statics
                 .lock()
@@ -428,11 +485,22 @@ impl Credentials {
                 let Ok(now) = self.static_credential(connector).await else {
                     return Ok(None);
                 };
-                let changed =
-                    now.authorization().expose() != refused.credential.authorization().expose();
-                Ok(changed.then_some(now))
+                Ok((!now.same_as(&refused.credential)).then_some(now))
             }
         }
+    }
+
+    /// What `latch token` prints: the bare token, password or key; a credential that signs each
+    /// request has nothing to print.
+    pub async fn bare_token(&self, connector: &str) -> Result<Secret, GrantError> {
+        let credential = self.credential(connector).await?;
+        if credential.header().is_none() {
+            return Err(GrantError::BoundToRequest {
+                connector: connector.to_owned(),
+                what: "a JWT made for that request (a Connect app)",
+            });
+        }
+        Ok(credential.token().clone())
     }
 
     /// A fresh credential with what a script caching it needs (`latch token --json`): the
@@ -440,7 +508,12 @@ impl Credentials {
     pub async fn token_details(&self, connector: &str) -> Result<TokenDetails, GrantError> {
         let c = self.connector(connector)?;
         let credential = self.credential_within(c, None).await?;
-        let header = credential.authorization();
+        let Some(header) = credential.header() else {
+            return Err(GrantError::BoundToRequest {
+                connector: connector.to_owned(),
+                what: "a JWT made for that request (a Connect app)",
+            });
+        };
         let scheme = credential.scheme();
         let value = header
             .expose()
@@ -477,6 +550,11 @@ impl Credentials {
     /// The upstream API base of a connector, its site resolved (learning the cloud id from the
     /// site itself when no sign-in listed it).
     pub async fn upstream_base(&self, connector: &Connector) -> Result<String, GrantError> {
+        if matches!(connector.auth, AuthMode::Connect | AuthMode::ConnectUser) {
+            // The installed app's site, paths as they come (`/wiki` included).
+            let (app, _) = connect::stored(&self.grants.ctx(), connector).await?;
+            return Ok(app.api_base(&connector.spec.site_paths));
+        }
         let provider = self.grants.ctx().provider(&connector.provider)?.clone();
         let mut kind = self.api_token_kind(connector)?;
         if kind.is_none()
@@ -569,7 +647,8 @@ impl Credentials {
         self.grants.refresh_now(grant, &mint).await
     }
 
-    /// Starts a service-account grant (client credentials) and fetches its first token.
+    /// Starts a grant of a connector's own (a service account's client credentials, a Connect
+    /// app acting as its user) and fetches its first token.
     pub async fn start_service(&self, connector: &str) -> Result<(), GrantError> {
         let grant = GrantId::service(connector);
         let mint = self.mint_for(&grant);
@@ -624,11 +703,11 @@ mod tests {
         };
         assert!(!format!("{basic:?}").contains("tok"));
         assert_eq!(
-            basic.authorization().expose(),
+            basic.header().unwrap().expose(),
             "Basic bWVAZXhhbXBsZS5jb206dG9r"
         );
         let genie = Credential::GenieKey(Secret::new("k".into()));
-        assert_eq!(genie.authorization().expose(), "GenieKey k");
+        assert_eq!(genie.header().unwrap().expose(), "GenieKey k");
         assert_eq!(genie.scheme(), "GenieKey");
         let mut headers = http::HeaderMap::new();
         genie

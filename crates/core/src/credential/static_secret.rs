@@ -65,6 +65,15 @@ pub(crate) fn as_credential(
         },
         AuthMode::ApiKey => Credential::GenieKey(secret),
         AuthMode::Pat | AuthMode::User | AuthMode::Service => Credential::Bearer(secret),
+        AuthMode::Connect | AuthMode::ConnectUser => {
+            return Err(GrantError::Misconfigured {
+                message: format!(
+                    "connector `{}` is a Connect app: its secret signs each request",
+                    connector.name
+                ),
+                fix: "call it through the proxy".to_owned(),
+            })
+        }
     })
 }
 
@@ -79,10 +88,13 @@ pub(crate) async fn probe(
     let url = format!("{base}{}", connector.spec.probe.path);
     let method = reqwest::Method::from_bytes(connector.spec.probe.method.as_bytes())
         .unwrap_or(reqwest::Method::GET);
-    http.request(method, &url)
-        .header("Authorization", credential.authorization().expose())
+    let request = http
+        .request(method, &url)
         .header("Accept", "application/json")
-        .timeout(PROBE_TIMEOUT)
+        .timeout(PROBE_TIMEOUT);
+    credential
+        .authorize_reqwest(request)
+        .map_err(|err| err.to_string())?
         .send()
         .await
         .map(|r| r.status().as_u16())

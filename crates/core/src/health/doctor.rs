@@ -178,6 +178,15 @@ impl Diagnosis {
             Self::Failed(_) => "probe_failed",
         }
     }
+
+    /// The finding code for a connector of `auth`: a refused credential is named by its kind.
+    fn code_for(&self, auth: AuthMode) -> &'static str {
+        match (self, auth) {
+            (Self::CredentialRejected(_), AuthMode::Connect) => "connect_jwt_rejected",
+            (Self::CredentialRejected(_), AuthMode::ConnectUser) => "impersonation_refused",
+            _ => self.code(),
+        }
+    }
 }
 
 /// A health probe's outcome.
@@ -489,7 +498,10 @@ pub async fn run(
                     .or_else(|| s.credential.as_ref().and_then(|c| c.last_error.clone()))
                     .unwrap_or_default();
                 let profile = config.rules_of(&c.provider);
-                findings.push(credential_rejected(c, subject.clone(), &why, profile));
+                push_unique(
+                    &mut findings,
+                    credential_rejected(c, subject.clone(), &why, profile),
+                );
             }
             ConnectorState::Expired => findings.push(finding(
                 "credential_expired",
@@ -664,7 +676,7 @@ pub async fn run(
         }
         let probe_key = format!("last_probe:{}", c.name);
         let checked = diagnoses.remove(&c.name);
-        let diagnosis = checked.as_ref().map(|(_, d)| d.code().to_owned());
+        let diagnosis = checked.as_ref().map(|(_, d)| d.code_for(c.auth).to_owned());
         let probe_result = match checked {
             Some((result, diagnosis)) => {
                 // Kept in SQLite (non-secret) so later reports show the last probe.
@@ -673,7 +685,7 @@ pub async fn run(
                 }
                 let profile = config.rules_of(&c.provider);
                 if let Some(f) = probe_finding(c, profile, s, &result, &diagnosis) {
-                    findings.push(f);
+                    push_unique(&mut findings, f);
                 }
                 Some(result)
             }
@@ -819,6 +831,7 @@ fn credential_noun(auth: AuthMode) -> &'static str {
         AuthMode::Pat => "personal access token",
         AuthMode::Basic => "password",
         AuthMode::ApiKey => "API key",
+        AuthMode::Connect | AuthMode::ConnectUser => "Connect app's installed payload",
         AuthMode::User => "sign-in",
     }
 }
@@ -848,6 +861,42 @@ fn credential_rejected(
     why: &str,
     profile: &dyn ProviderRules,
 ) -> Finding {
+    match c.auth {
+        // Atlassian's token endpoint refused to let the app act as its user.
+        AuthMode::ConnectUser => {
+            return finding(
+                "impersonation_refused",
+                Severity::Error,
+                subject,
+                format!(
+                    "the Connect app of connector `{}` may not act as its user: {}",
+                    c.name,
+                    why.lines().next().unwrap_or_default()
+                ),
+                &format!(
+                    "check that the app's descriptor has the ACT_AS_USER scope, that `account_id` \
+                     is an account of the site, and this machine's clock; then `latch credential \
+                     set {}` again",
+                    c.name
+                ),
+            )
+        }
+        // The site refused the app's JWT: a bare 401, so say what can be checked here.
+        AuthMode::Connect => {
+            return finding(
+                "connect_jwt_rejected",
+                Severity::Error,
+                subject,
+                crate::credential::connect::rejected_hint(&c.name, None),
+                &format!(
+                    "check the clock (`clock_skew`), then store the app's current installed \
+                     payload: `latch credential set {} < installed.json`",
+                    c.name
+                ),
+            )
+        }
+        _ => {}
+    }
     finding(
         "credential_rejected",
         Severity::Error,
@@ -1077,13 +1126,12 @@ async fn send_probe(
 ) -> Result<(u16, Vec<u8>), String> {
     let method =
         reqwest::Method::from_bytes(c.spec.probe.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let response = http
+    let request = http
         .request(method, format!("{base}{}", c.spec.probe.path))
-        .header(
-            reqwest::header::AUTHORIZATION,
-            credential.authorization().expose(),
-        )
-        .header(reqwest::header::ACCEPT, "application/json")
+        .header(reqwest::header::ACCEPT, "application/json");
+    let response = credential
+        .authorize_reqwest(request)
+        .map_err(|err| err.to_string())?
         .send()
         .await
         .map_err(|err| {
@@ -1174,6 +1222,12 @@ pub fn render_html(report: &DoctorReport) -> String {
                 let mut text = credential_noun(c.auth).to_owned();
                 if let Some(kind) = cr.token_kind {
                     text.push_str(&format!(" ({kind})"));
+                }
+                if let Some(app) = &cr.connect {
+                    text.push_str(&format!(", app {} on {}", app.app_key, app.base_url));
+                    if let Some(account) = &app.acts_as {
+                        text.push_str(&format!(", acting as {account}"));
+                    }
                 }
                 if let Some(at) = cr.expires_at {
                     text.push_str(&format!(", expires {}", fmt_time(at)));

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::config::ScopeSet;
+use crate::credential::connect::ConnectApp;
 use crate::credential::{grant_of, CredentialKind};
 use crate::finding::{Finding, Severity};
 use crate::grant::{GrantKind, GrantState};
@@ -278,6 +279,20 @@ pub struct CredentialStatus {
     pub last_error: Option<String>,
     /// Which scope set the connector requests (`classic` or `granular`).
     pub scope_set: ScopeSet,
+    /// For a Connect app: which app, on which site, acting as whom.
+    pub connect: Option<ConnectStatus>,
+}
+
+/// An installed Connect app, as the status shows it (never its shared secret).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ConnectStatus {
+    /// The app's key.
+    pub app_key: String,
+    /// The site it is installed on (`/wiki` for Confluence).
+    pub base_url: String,
+    /// `connect-user`: the account it acts as.
+    pub acts_as: Option<String>,
 }
 
 /// How a connector's own credential is kept.
@@ -423,7 +438,12 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             .collect();
         let row = connector_rows.iter().find(|r| r.name == c.name);
         let stored = row.is_some_and(|r| r.credential_stored_at.is_some());
-        let needs_site = c.spec.needs_site() && c.site.is_none();
+        // A Connect app's site is its installed payload's.
+        let connect = matches!(
+            kind,
+            CredentialKind::ConnectJwt | CredentialKind::ConnectUser
+        );
+        let needs_site = c.spec.needs_site() && c.site.is_none() && !connect;
         let state = if findings.iter().any(|f| f.severity == Severity::Error) {
             ConnectorState::Misconfigured
         } else {
@@ -438,18 +458,20 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                     Some(GrantState::Ok) if needs_site => ConnectorState::SiteUnbound,
                     Some(GrantState::Ok) => ConnectorState::Ok,
                 },
-                CredentialKind::ClientCredentials => match grant_row.as_ref().map(|g| g.state) {
-                    _ if !stored => ConnectorState::CredentialMissing,
-                    None => ConnectorState::CredentialMissing,
-                    Some(GrantState::CredentialRejected | GrantState::NeedsLogin) => {
-                        ConnectorState::CredentialRejected
+                CredentialKind::ClientCredentials | CredentialKind::ConnectUser => {
+                    match grant_row.as_ref().map(|g| g.state) {
+                        _ if !stored => ConnectorState::CredentialMissing,
+                        None => ConnectorState::CredentialMissing,
+                        Some(GrantState::CredentialRejected | GrantState::NeedsLogin) => {
+                            ConnectorState::CredentialRejected
+                        }
+                        Some(GrantState::RefreshFailing) => ConnectorState::RefreshFailing,
+                        Some(GrantState::RefreshUncertain) => ConnectorState::RefreshUncertain,
+                        Some(GrantState::Ok) if needs_site => ConnectorState::SiteUnbound,
+                        Some(GrantState::Ok) => ConnectorState::Ok,
                     }
-                    Some(GrantState::RefreshFailing) => ConnectorState::RefreshFailing,
-                    Some(GrantState::RefreshUncertain) => ConnectorState::RefreshUncertain,
-                    Some(GrantState::Ok) if needs_site => ConnectorState::SiteUnbound,
-                    Some(GrantState::Ok) => ConnectorState::Ok,
-                },
-                CredentialKind::Static => {
+                }
+                CredentialKind::Static | CredentialKind::ConnectJwt => {
                     let row = row.filter(|_| stored);
                     match row {
                         None => ConnectorState::CredentialMissing,
@@ -468,7 +490,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
         let credential = match kind {
             CredentialKind::UserGrant => None,
             _ => Some(CredentialStatus {
-                kind: if kind == CredentialKind::Static {
+                kind: if matches!(kind, CredentialKind::Static | CredentialKind::ConnectJwt) {
                     CredentialStorage::Stored
                 } else {
                     CredentialStorage::Grant
@@ -484,6 +506,15 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                 checked_at: row.and_then(|r| r.credential_checked_at),
                 last_error: row.and_then(|r| r.credential_error.clone()),
                 scope_set: c.scope_set,
+                connect: connect
+                    .then(|| row.and_then(|r| r.connect.as_deref()))
+                    .flatten()
+                    .and_then(|json| serde_json::from_str::<ConnectApp>(json).ok())
+                    .map(|app| ConnectStatus {
+                        app_key: app.key,
+                        base_url: app.base_url,
+                        acts_as: c.account_id.clone(),
+                    }),
             }),
         };
         connectors.push(ConnectorStatus {

@@ -302,6 +302,40 @@ pub async fn request_token_within(
     }
 }
 
+/// The JWT bearer grant (RFC 7523) a Connect app uses to act as a user: a form POST of the
+/// signed assertion (and `scope`, when given), read like any token answer.
+pub async fn request_jwt_bearer(
+    http: &reqwest::Client,
+    url: &str,
+    assertion: &Secret,
+    scope: Option<&str>,
+) -> Result<TokenSet, TokenError> {
+    // The body holds the assertion: zeroized with the rest in `send`.
+    let body = zeroize::Zeroizing::new({
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+        form.append_pair("assertion", assertion.expose());
+        if let Some(scope) = scope {
+            form.append_pair("scope", scope);
+        }
+        form.finish()
+    });
+    let request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(url)
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(http::header::ACCEPT, "application/json")
+        .body(body.as_bytes().to_vec())
+        .map_err(|_| TokenError::Unreachable("the token URL is not a URL".to_owned()))?;
+    let answer = send(http, TokenRequest::Form, None, request)
+        .await
+        .map_err(|Transport(err)| err)?;
+    parse_response(200, "application/json", answer.body())
+}
+
 /// A transport failure, or an error answer read by [`send`], for the `oauth2` crate to return.
 #[derive(Debug)]
 struct Transport(TokenError);

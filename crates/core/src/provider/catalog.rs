@@ -37,6 +37,10 @@ pub enum AuthMode {
     ApiToken,
     /// Basic `username:password` (Data Center).
     Basic,
+    /// An installed Atlassian Connect app: a JWT with the request's hash, signed per request.
+    Connect,
+    /// A user acted as through a Connect app (the JWT bearer grant, `ACT_AS_USER`).
+    ConnectUser,
     /// Data Center personal access token, `Authorization: Bearer`.
     Pat,
     /// OAuth client credentials (service accounts); no refresh token.
@@ -52,6 +56,8 @@ impl AuthMode {
             Self::ApiKey => "api-key",
             Self::ApiToken => "api-token",
             Self::Basic => "basic",
+            Self::Connect => "connect",
+            Self::ConnectUser => "connect-user",
             Self::Pat => "pat",
             Self::Service => "service",
             Self::User => "user",
@@ -59,10 +65,12 @@ impl AuthMode {
     }
 
     /// Every mode.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::ApiKey,
         Self::ApiToken,
         Self::Basic,
+        Self::Connect,
+        Self::ConnectUser,
         Self::Pat,
         Self::Service,
         Self::User,
@@ -191,6 +199,9 @@ pub struct ProviderSpec {
     /// An OpenID Connect issuer: endpoints left out are read from its discovery document.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// Where a Connect app asks for a user's token (the JWT bearer grant, `ACT_AS_USER`).
+    #[serde(default)]
+    pub connect_token_url: Option<String>,
 }
 
 /// The placeholder for an instance's base URL in a provider preset (Data Center).
