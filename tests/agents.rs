@@ -6,18 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::support::{repo_path, stderr, stdout, Fixture, Home};
-
-/// A program of the test virtualenv (`make deps` creates it).
-fn venv(program: &str) -> PathBuf {
-    let path = repo_path("tests/fixture/.venv/bin").join(program);
-    assert!(
-        path.exists(),
-        "{} is missing: run `make deps` (it installs mcp-atlassian and the MCP client)",
-        path.display()
-    );
-    path
-}
+use crate::support::{repo_path, stderr, stdout, venv, Fixture, Home};
 
 /// `program args` with this home's `LATCH_HOME` and no other LATCH_* variable.
 fn in_home(home: &Home, program: &PathBuf, args: &[&str]) -> Command {

@@ -354,6 +354,131 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     assert!(config.contains("preset = \"jira-dc\""), "{config}");
     assert!(config.contains("provider = \"corp-jira\""), "{config}");
 
+    // An older instance whose application link uses OAuth 1.0a: the window makes the key pair
+    // and shows the public key to paste; a 2-legged connector then signs with it.
+    window
+        .script(
+            "[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Add provider').click()",
+            json!([]),
+        )
+        .await;
+    window
+        .wait_for(provider_form, Duration::from_secs(10))
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add provider']\"); \
+             const p = f.querySelector('select[name=preset]'); p.value = 'jira-dc'; \
+             p.dispatchEvent(new Event('change', {bubbles: true})); \
+             f.querySelector('details').open = true;",
+            json!([]),
+        )
+        .await;
+    window
+        .wait_for(
+            &format!("{provider_form} select[name=link_type]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add provider']\"); \
+             const t = f.querySelector('select[name=link_type]'); t.value = 'oauth1'; \
+             t.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    window
+        .wait_for(
+            &format!("{provider_form} input[name=consumer_key]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .type_into(
+            &format!("{provider_form} input[name=base_url]"),
+            &format!("{}/dc", fixture.base),
+        )
+        .await;
+    window
+        .type_into(&format!("{provider_form} input[name=name]"), "old-jira")
+        .await;
+    window
+        .click(&format!("{provider_form} button[type=submit]"))
+        .await;
+    window
+        .wait_for("[data-testid=public-key]", Duration::from_secs(30))
+        .await;
+    window.screenshot(&shots.join("oauth1-link.png")).await;
+    let shown = window.text("[data-testid=public-key]").await;
+    let printed = home.ok(&["provider", "public-key", "old-jira"], "");
+    assert_eq!(
+        shown.trim(),
+        printed.trim(),
+        "the window shows the key in the keychain"
+    );
+    fixture.link(json!({
+        "consumer_key": "latch",
+        "public_key": printed,
+        "two_legged": true,
+        "impersonation": false,
+        "execute_as": "svc-bot",
+    }));
+    window
+        .script(
+            "[...document.querySelectorAll('button')].find(b => b.textContent.trim() === 'Done').click()",
+            json!([]),
+        )
+        .await;
+    window.click("[data-action=add_connector]").await;
+    window.wait_for(form, Duration::from_secs(10)).await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add connector']\"); \
+             const t = f.querySelector('select[name=type]'); t.value = 'jira-dc'; \
+             t.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add connector']\"); \
+             const a = f.querySelector('select[name=auth]'); a.value = 'oauth1-2lo'; \
+             a.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    // Two Jira Data Center instances now: the form asks which.
+    window
+        .wait_for(
+            &format!("{form} select[name=provider]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .script(
+            "const f = document.querySelector(\"form[aria-label='Add connector']\"); \
+             const p = f.querySelector('select[name=provider]'); p.value = 'old-jira'; \
+             p.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    window
+        .type_into(&format!("{form} input[name=name]"), "old-jira-2lo")
+        .await;
+    window.click(&format!("{form} button[type=submit]")).await;
+    window
+        .wait_for(
+            "[data-connector=old-jira-2lo][data-state=ok]",
+            Duration::from_secs(30),
+        )
+        .await;
+    let card = window.text("[data-connector=old-jira-2lo]").await;
+    assert!(card.contains("Application link, 2-legged"), "{card}");
+    let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
+    assert!(config.contains("oauth = \"1.0a\""), "{config}");
+    assert!(config.contains("provider = \"old-jira\""), "{config}");
+
     // Health runs the doctor over the same home.
     window.click("#tab-health").await;
     // The doctor checks every credential over the network: slow on a loaded machine (a CI run

@@ -169,7 +169,7 @@ fn refresh_storm_refreshes_exactly_once() {
         let mut tokens = Vec::new();
         for task in tasks {
             let credential = task.await.unwrap().expect("every caller gets a token");
-            tokens.push(credential.token().expose().to_owned());
+            tokens.push(credential.token().unwrap().expose().to_owned());
         }
         tokens
     });

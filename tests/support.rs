@@ -266,6 +266,17 @@ pub(crate) const SVC_TOKEN: &str = "svc-api-token-fixture-53";
 /// place): they must not overlap.
 pub(crate) static DESKTOP_BINARY: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// A program of the test virtualenv (`make deps` creates it).
+pub(crate) fn venv(program: &str) -> PathBuf {
+    let path = repo_path("tests/fixture/.venv/bin").join(program);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make deps` (it installs the Python clients)",
+        path.display()
+    );
+    path
+}
+
 pub(crate) fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -355,6 +366,23 @@ impl Fixture {
             &body.to_string(),
             &format!("{}/__control", self.base),
         ]);
+    }
+
+    /// An admin sets up the incoming authentication of an application link on the Data Center
+    /// instance (`consumer_key`, `public_key`, `two_legged`, `impersonation`, `execute_as`).
+    pub(crate) fn link(&self, body: serde_json::Value) {
+        self.curl(&[
+            "-X",
+            "POST",
+            "-d",
+            &body.to_string(),
+            &format!("{}/__oauth1/links", self.base),
+        ]);
+    }
+
+    /// The person revokes every OAuth 1.0a token on the instance.
+    pub(crate) fn revoke_link_tokens(&self) {
+        self.curl(&["-X", "POST", &format!("{}/__oauth1/revoke", self.base)]);
     }
 
     /// Every access token the fixture issued dies before its expiry.

@@ -1,7 +1,7 @@
-//! `latch provider add|list|secret`.
+//! `latch provider add|list|secret|public-key`.
 
 use clap::{Args, Subcommand};
-use latch_core::app::{AddProvider, EndpointOverrides};
+use latch_core::app::{AddProvider, EndpointOverrides, LinkKeySource, LinkPublicKey, LinkSetup};
 
 use crate::exit::Failure;
 use crate::input::read_secret;
@@ -22,6 +22,15 @@ pub(crate) enum Cmd {
     Secret {
         /// Provider name.
         name: String,
+    },
+    /// Print the public key of an OAuth 1.0a application link (what its incoming
+    /// authentication needs), from the private key in the keychain.
+    PublicKey {
+        /// Provider name.
+        name: String,
+        /// Print JSON (consumer key, public key, fingerprint).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -70,6 +79,19 @@ pub(crate) struct AddArgs {
     /// Override: where Connect apps ask for a user's token (the JWT bearer grant).
     #[arg(long)]
     connect_token_url: Option<String>,
+    /// An OAuth 1.0a application link (Jira, Confluence Data Center): Latch makes an RSA key
+    /// pair (private key in the keychain) and prints what to paste into the link.
+    #[arg(long, requires = "consumer_key")]
+    oauth1: bool,
+    /// `--oauth1`: the consumer key the link's incoming authentication uses.
+    #[arg(long, requires = "oauth1")]
+    consumer_key: Option<String>,
+    /// `--oauth1`: use this PEM private key (PKCS#1 or PKCS#8) instead of making one.
+    #[arg(long, requires = "oauth1", conflicts_with = "new_key")]
+    private_key: Option<std::path::PathBuf>,
+    /// `--oauth1`: replace the link's key with a new one (the link needs the new public key).
+    #[arg(long, requires = "oauth1")]
+    new_key: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -81,6 +103,7 @@ impl Cmd {
             Self::Add(a) => a.json,
             Self::List { json } => *json,
             Self::Secret { .. } => false,
+            Self::PublicKey { json, .. } => *json,
         }
     }
 
@@ -95,6 +118,20 @@ impl Cmd {
                 eprintln!("Stored the client secret of `{name}` in the OS keychain.");
                 Ok(())
             }
+            Self::PublicKey { name, json } => {
+                let latch = open_latch()?;
+                let key = latch.providers().public_key(&name)?;
+                if json {
+                    return print_json(&key);
+                }
+                // The PEM alone on stdout (`> latch.pub` works); the fields to stderr.
+                eprintln!(
+                    "Consumer key: {}  (fingerprint {})",
+                    key.consumer_key, key.fingerprint
+                );
+                print!("{}", key.public_key);
+                Ok(())
+            }
         }
     }
 }
@@ -106,6 +143,25 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         latch.config().catalog.provider(&preset).is_some_and(|p| {
             p.client_type == latch_core::provider::catalog::ClientType::Confidential
         });
+    let link = match (args.oauth1, args.consumer_key) {
+        (true, Some(consumer_key)) => Some(LinkSetup {
+            consumer_key,
+            key: match (&args.private_key, args.new_key) {
+                (Some(path), _) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        Failure::usage(format!(
+                            "cannot read the private key {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                    LinkKeySource::Import(latch_core::secret::Secret::new(text))
+                }
+                (None, true) => LinkKeySource::New,
+                (None, false) => LinkKeySource::Keep,
+            },
+        }),
+        _ => None,
+    };
     let secret = if confidential && args.client_id.is_some() {
         Some(read_secret(&format!("Client secret for {}: ", args.name))?)
     } else {
@@ -131,6 +187,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
                 site_url: args.site_url,
                 connect_token_url: args.connect_token_url,
             },
+            link,
         },
         secret,
     )?;
@@ -141,6 +198,11 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     say!("{verb} provider `{}`.", added.name);
     if added.secret_stored {
         say!("The client secret is in the OS keychain (not in latch.toml).");
+    }
+    if let Some(link) = &added.link {
+        print_link(link);
+        say!("Next: `latch connector add jira --type jira-dc --provider {}` (signs in with `latch login {}`), or `--auth oauth1-2lo` for the link itself", added.name, added.name);
+        return Ok(());
     }
     if !added.has_app {
         say!(
@@ -156,6 +218,34 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     }
     say!("Next: `latch connector add jira --provider {}`", added.name);
     Ok(())
+}
+
+/// What the admin fills in on the instance.
+fn print_link(link: &LinkPublicKey) {
+    let what = match link.key.as_str() {
+        "kept" => "The link keeps its key (the one in the OS keychain).",
+        "imported" => "The private key you gave is now in the OS keychain.",
+        "rotated" => {
+            "A NEW key replaced the old one: paste the public key below into the link again; \
+             requests fail until you do."
+        }
+        _ => "Made an RSA-2048 key pair; the private key is in the OS keychain only.",
+    };
+    say!("{what}");
+    say!("On the instance, create an application link to any URL (this machine needs none), then");
+    say!("set its incoming authentication (OAuth) to:");
+    say!("  Consumer key:  {}", link.consumer_key);
+    say!("  Consumer name: {}", link.consumer_name);
+    say!("  Public key:    (below; fingerprint {})", link.fingerprint);
+    say!("{}", link.public_key.trim_end());
+    if let Some(console) = &link.console_url {
+        say!("Application links: {console}");
+    }
+    say!(
+        "For 2-legged use tick \"Allow 2-Legged OAuth\" (and impersonation, for `--username`). \
+         `latch provider public-key {}` prints the key again.",
+        link.provider
+    );
 }
 
 fn list(json: bool) -> Result<(), Failure> {

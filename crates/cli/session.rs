@@ -41,8 +41,9 @@ impl LoginProgress for Terminal {
             say!("{url}");
             eprintln!(
                 "If that browser is on another machine, it ends at an address it cannot open \
-                 (http://127.0.0.1:…/callback?code=…): paste that address here and press Enter. \
-                 Or forward the port first: ssh -L PORT:127.0.0.1:PORT this-host."
+                 (http://127.0.0.1:…/callback?…): paste that address here and press Enter (an \
+                 OAuth 1.0a instance that shows a verification code: paste the code). Or forward \
+                 the port first: ssh -L PORT:127.0.0.1:PORT this-host."
             );
         } else if opened {
             eprintln!("Opened your browser to sign in. If nothing appeared, open:\n  {url}");
@@ -142,7 +143,12 @@ impl LoginCmd {
             Some(who) => say!("Signed in to `{}` as {who}.", outcome.provider),
             None => say!("Signed in to `{}`.", outcome.provider),
         }
-        if !outcome.refresh_token {
+        if let Some(until) = outcome.token_expires_at {
+            say!(
+                "The token is good until {} (the instance's oauth_expires_in); `latch doctor` warns ahead.",
+                latch_core::clock::fmt_time(until)
+            );
+        } else if !outcome.refresh_token {
             say!("warning: no refresh token was issued; you will need to sign in again when the access token expires (is `offline_access` requested and allowed?)");
         }
         if !outcome.sites.is_empty() {

@@ -10,7 +10,7 @@ use latch_core::app::audit::{AuditEntry, AuditQuery};
 use latch_core::app::sign_in::{LoginOptions, LoginOutcome, LoginProgress};
 use latch_core::app::{
     AddConnector, AddProvider, App, ConnectorAdded, ConnectorPreview, ConnectorRemoved,
-    CredentialStored, ProviderAdded,
+    CredentialStored, LinkKeySource, LinkSetup, ProviderAdded,
 };
 use latch_core::credential::LogoutOutcome;
 use latch_core::health::doctor::DoctorReport;
@@ -72,6 +72,9 @@ pub(crate) struct ProviderInput {
     redirect_uri: Option<String>,
     #[serde(default)]
     base_url: Option<String>,
+    /// An OAuth 1.0a application link with this consumer key (Latch makes its key pair).
+    #[serde(default)]
+    consumer_key: Option<String>,
 }
 
 #[tauri::command]
@@ -98,6 +101,14 @@ pub(crate) async fn add_provider(
                     .filter(|s| !s.is_empty()),
                 ca_file: None,
                 endpoints: Default::default(),
+                link: input
+                    .consumer_key
+                    .map(|k| k.trim().to_owned())
+                    .filter(|k| !k.is_empty())
+                    .map(|consumer_key| LinkSetup {
+                        consumer_key,
+                        key: LinkKeySource::Keep,
+                    }),
             };
             Ok(desktop.open()?.providers().add(request, secret)?)
         }

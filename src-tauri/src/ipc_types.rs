@@ -48,6 +48,8 @@ fn generated() -> String {
         catalog::AuthMode::decl(),
         catalog::ClientType::decl(),
         latch_core::app::ProviderAdded::decl(),
+        latch_core::app::LinkPublicKey::decl(),
+        status::LinkStatus::decl(),
         latch_core::app::AddConnector::decl(),
         config::ConnectorSettings::decl(),
         latch_core::app::ConnectorPreview::decl(),

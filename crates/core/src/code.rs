@@ -63,6 +63,10 @@ pub enum ErrorCode {
     BoundToRequest,
     /// A Connect app's token request for a user was refused (`ACT_AS_USER`, account, clock).
     ImpersonationRefused,
+    /// An OAuth 1.0a application link refused a signed request (`oauth_problem`).
+    OAuth1Rejected,
+    /// A form-encoded body too large to sign (OAuth 1.0a signs its parameters).
+    OAuth1BodyTooLarge,
 }
 
 impl ErrorCode {
@@ -96,6 +100,8 @@ impl ErrorCode {
             Self::SignInCancelled => "sign_in_cancelled",
             Self::BoundToRequest => "bound_to_request",
             Self::ImpersonationRefused => "impersonation_refused",
+            Self::OAuth1Rejected => "oauth1_rejected",
+            Self::OAuth1BodyTooLarge => "oauth1_body_too_large",
         }
     }
 
@@ -108,6 +114,7 @@ impl ErrorCode {
                 | Self::CredentialMissing
                 | Self::CredentialRejected
                 | Self::ImpersonationRefused
+                | Self::OAuth1Rejected
                 | Self::ConsentDenied
                 | Self::ConsentFailed
         )

@@ -180,6 +180,18 @@ pub enum GrantError {
         /// What to check.
         fix: String,
     },
+    /// An OAuth 1.0a application link refused a signed request.
+    #[error("the application link of `{provider}` refused the request ({problem}): {message}\n  fix: {fix}")]
+    LinkRefused {
+        /// The provider.
+        provider: String,
+        /// `oauth_problem`.
+        problem: String,
+        /// What it means.
+        message: String,
+        /// What to do, on which side of the link.
+        fix: String,
+    },
     /// The credential signs each request: there is no token to hand out.
     #[error("connector `{connector}` signs every request with {what}: there is no token to print\n  fix: call it through the proxy (`latch serve`, `latch exec`), which signs each request")]
     BoundToRequest {
@@ -232,6 +244,7 @@ impl GrantError {
             Self::CredentialRejected { .. } => ErrorCode::CredentialRejected,
             Self::ImpersonationRefused { .. } => ErrorCode::ImpersonationRefused,
             Self::BoundToRequest { .. } => ErrorCode::BoundToRequest,
+            Self::LinkRefused { .. } => ErrorCode::OAuth1Rejected,
             Self::UnknownConnector(_) => ErrorCode::UnknownConnector,
             Self::SiteUnbound { .. } => ErrorCode::SiteUnbound,
             Self::Misconfigured { .. } => ErrorCode::Misconfigured,

@@ -5,6 +5,7 @@
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt as _;
+use latch_core::credential::UpstreamRefusal;
 use latch_core::GrantError;
 
 use crate::path::BadPath;
@@ -66,11 +67,11 @@ pub(crate) enum Refusal {
         provider: String,
         decided_by: Option<String>,
     },
-    /// The site refused a Connect app's JWT (a bare 401 without the reason).
-    ConnectJwtRejected { hint: String },
-    /// A Connect app's descriptor lacks the scope a request needs ("Request not in an
-    /// authorized API scope").
-    ConnectScopeMissing { connector: String },
+    /// The upstream refused the credential sent, as its kind explains (a Connect JWT, an
+    /// OAuth 1.0a signature).
+    Credential(UpstreamRefusal),
+    /// A form-encoded body too large to sign with OAuth 1.0a.
+    FormTooLarge { limit: usize },
     /// The stored credential cannot go in a header.
     BadCredential,
     /// No upstream connection.
@@ -105,12 +106,12 @@ impl Refusal {
             },
             Self::NeedsStepUp { .. }
             | Self::ScopeMismatch { .. }
-            | Self::ConnectJwtRejected { .. }
-            | Self::ConnectScopeMissing { .. }
+            | Self::Credential(_)
             | Self::BadCredential
             | Self::UpstreamUnreachable(_)
             | Self::UpstreamUntrusted { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::FormTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
@@ -139,8 +140,11 @@ impl Refusal {
             },
             Self::TokenEndpointFailing { .. } => "token_endpoint_failing",
             Self::NeedsStepUp { .. } => "needs_step_up",
-            Self::ScopeMismatch { .. } | Self::ConnectScopeMissing { .. } => "scope_mismatch",
-            Self::ConnectJwtRejected { .. } => "connect_jwt_rejected",
+            Self::ScopeMismatch { .. }
+            | Self::Credential(UpstreamRefusal::ConnectScopeMissing { .. }) => "scope_mismatch",
+            Self::Credential(UpstreamRefusal::ConnectJwtRejected { .. }) => "connect_jwt_rejected",
+            Self::Credential(UpstreamRefusal::LinkRefused { .. }) => "oauth1_rejected",
+            Self::FormTooLarge { .. } => "oauth1_body_too_large",
             Self::BadCredential => "bad_credential",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::UpstreamUntrusted { .. } => "upstream_certificate_untrusted",
@@ -224,11 +228,25 @@ impl Refusal {
                     .map(|d| format!("; {d}"))
                     .unwrap_or_default()
             ),
-            Self::ConnectJwtRejected { hint } => hint.clone(),
-            Self::ConnectScopeMissing { connector } => format!(
+            Self::Credential(UpstreamRefusal::ConnectJwtRejected { hint }) => hint.clone(),
+            Self::Credential(UpstreamRefusal::ConnectScopeMissing { connector }) => format!(
                 "the site refused connector `{connector}`'s request: the Connect app's descriptor \
                  does not have the scope this endpoint needs (\"Request not in an authorized API \
                  scope\")"
+            ),
+            Self::Credential(UpstreamRefusal::LinkRefused {
+                provider,
+                problem,
+                message,
+                ..
+            }) => format!(
+                "the application link of `{provider}` refused the signed request \
+                 (oauth_problem={problem}): {message}"
+            ),
+            Self::FormTooLarge { limit } => format!(
+                "a form-encoded body is signed with OAuth 1.0a, so Latch reads it first; this \
+                 one is over {} KiB",
+                limit / 1024
             ),
             Self::BadCredential => "the stored credential cannot be sent in a header".to_owned(),
             Self::UpstreamUntrusted { provider } => format!(
@@ -280,7 +298,8 @@ impl Refusal {
                 | GrantError::SiteUnbound { fix, .. }
                 | GrantError::CredentialMissing { fix, .. }
                 | GrantError::CredentialRejected { fix, .. }
-                | GrantError::ImpersonationRefused { fix, .. } => fix.clone(),
+                | GrantError::ImpersonationRefused { fix, .. }
+                | GrantError::LinkRefused { fix, .. } => fix.clone(),
                 GrantError::NeedsLogin { provider, .. } => format!("latch login {provider}"),
                 GrantError::RefreshFailing { .. } => {
                     "retry later; `latch status` shows the last error".to_owned()
@@ -299,15 +318,19 @@ impl Refusal {
                 "add the scope this endpoint needs to the app and the connector, then `latch \
                  login {provider}`"
             ),
-            Self::ConnectJwtRejected { .. } => {
+            Self::Credential(UpstreamRefusal::ConnectJwtRejected { .. }) => {
                 "check the clock, then store the app's current installed payload with `latch \
                  credential set`"
                     .to_owned()
             }
-            Self::ConnectScopeMissing { .. } => {
+            Self::Credential(UpstreamRefusal::ConnectScopeMissing { .. }) => {
                 "add the scope (READ, WRITE, DELETE, PROJECT_ADMIN or ADMIN) to the app's \
                  descriptor and update the app; Latch cannot grant it"
                     .to_owned()
+            }
+            Self::Credential(UpstreamRefusal::LinkRefused { fix, .. }) => fix.clone(),
+            Self::FormTooLarge { .. } => {
+                "send a smaller form, or the data as JSON (only form bodies are signed)".to_owned()
             }
             Self::BadCredential => "store it again".to_owned(),
             Self::UpstreamUntrusted { provider } => format!(
@@ -341,6 +364,11 @@ impl Refusal {
         });
         if let Self::NeedsStepUp { missing, .. } = &self {
             body["missing_scopes"] = serde_json::json!(missing);
+        }
+        if let Self::Credential(UpstreamRefusal::LinkRefused { problem, .. })
+        | Self::Grant(GrantError::LinkRefused { problem, .. }) = &self
+        {
+            body["problem"] = serde_json::json!(problem);
         }
         let mut response = Response::new(
             http_body_util::Full::new(Bytes::from(body.to_string()))

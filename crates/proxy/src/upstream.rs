@@ -13,9 +13,8 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::client::legacy::connect::HttpConnector;
 use latch_core::config::Connector;
-use latch_core::credential::Upstream;
+use latch_core::credential::{CredentialKind, Upstream};
 use latch_core::grant::GrantId;
-use latch_core::provider::catalog::AuthMode;
 use latch_core::provider::ProviderRules;
 use latch_core::GrantError;
 
@@ -402,27 +401,42 @@ where
         headers.remove(name);
     }
     // A request without a body can be sent again after a refresh.
-    let replayable = body.is_end_stream()
+    let empty_body = body.is_end_stream()
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() == b"0");
+    // OAuth 1.0a signs a form body's parameters: such a body is read first (bounded).
+    let sign_form = !empty_body && upstream_now.credential.signs_form_bodies() && is_form(&headers);
+    let replayable = empty_body;
     let profile = state.config.rules_of(&connector.provider);
-    let mut body = Some(if replayable {
-        empty()
+    let (form, mut body) = if sign_form {
+        let limit = latch_core::credential::oauth1::MAX_SIGNED_FORM;
+        let read = http_body_util::Limited::new(IdleLimited::new(body), limit)
+            .collect()
+            .await
+            .map_err(|_| Refusal::FormTooLarge { limit })?
+            .to_bytes();
+        let full = http_body_util::Full::new(read.clone())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        (Some(read), Some(full))
+    } else if replayable {
+        (None, Some(empty()))
     } else {
-        IdleLimited::new(body).boxed_unsync()
-    });
+        (None, Some(IdleLimited::new(body).boxed_unsync()))
+    };
     for attempt in 0..2 {
         // The credential authorizes the request as it will be sent.
         let mut authorized = headers.clone();
+        let mut target = uri.clone();
         upstream_now
             .credential
-            .authorize(&parts.method, &uri, &mut authorized)
+            .authorize(&parts.method, &mut target, &mut authorized, form.as_deref())
             .map_err(|_| Refusal::BadCredential)?;
         let build = |body: ProxyBody| {
             let mut upstream = Request::new(body);
             *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri.clone();
+            *upstream.uri_mut() = target.clone();
             *upstream.headers_mut() = authorized.clone();
             upstream
         };
@@ -451,26 +465,36 @@ where
             Err(_) => return Err(Refusal::UpstreamTimeout),
         };
         let status = response.status();
-        let connect = matches!(connector.auth, AuthMode::Connect | AuthMode::ConnectUser);
+        let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
         let maybe_scope = profile.may_refuse_scope_with(status.as_u16())
-            || (connect && status == StatusCode::FORBIDDEN)
-            || (connector.auth == AuthMode::Connect && status == StatusCode::UNAUTHORIZED);
+            || (refused && CredentialKind::of(connector).explains_refusals());
         if !maybe_scope {
             return Ok(pass_through(response, shared, audit));
         }
+        let www_authenticate = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let (head, upstream_body) = response.into_parts();
         let peek = http_body_util::Limited::new(upstream_body, UNAUTHORIZED_PEEK)
             .collect()
             .await
             .map(|c| c.to_bytes())
             .unwrap_or_default();
-        if connect
-            && status == StatusCode::FORBIDDEN
-            && String::from_utf8_lossy(&peek).contains("not in an authorized API scope")
-        {
-            return Err(Refusal::ConnectScopeMissing {
-                connector: connector.name.clone(),
-            });
+        let explained = state.credentials.explain_refusal(
+            connector,
+            &upstream_now.credential,
+            status.as_u16(),
+            www_authenticate.as_deref(),
+            &peek,
+        );
+        let retry = status == StatusCode::UNAUTHORIZED && replayable && attempt == 0;
+        let static_retry = upstream_now.grant.is_none() && retry;
+        if let Some(why) = &explained {
+            if !(why.retry_with_a_newer_secret() && static_retry) {
+                return Err(Refusal::Credential(why.clone()));
+            }
         }
         if profile.is_scope_refusal(status.as_u16(), &peek) {
             return Err(step_up(state, connector, profile));
@@ -486,8 +510,7 @@ where
             harden(response.headers_mut());
             response
         };
-        let retry = status == StatusCode::UNAUTHORIZED && replayable && attempt == 0;
-        if upstream_now.grant.is_none() && retry {
+        if static_retry {
             // A static credential replaced since it was read: try the new one once.
             if let Ok(Some(now)) = state
                 .credentials
@@ -499,15 +522,9 @@ where
                 continue;
             }
         }
-        if connector.auth == AuthMode::Connect && status == StatusCode::UNAUTHORIZED {
+        if let Some(why) = explained {
             // Not the tool's fault, and no refresh helps: say what Latch can check.
-            let app = match &upstream_now.credential {
-                latch_core::credential::Credential::ConnectJwt { app, .. } => Some(app),
-                _ => None,
-            };
-            return Err(Refusal::ConnectJwtRejected {
-                hint: latch_core::credential::connect::rejected_hint(&connector.name, app),
-            });
+            return Err(Refusal::Credential(why));
         }
         let Some(grant) = upstream_now.grant.clone().filter(|_| retry) else {
             return Ok(replay());
@@ -540,6 +557,18 @@ where
     Err(Refusal::Grant(GrantError::Lock(
         "the upstream refused the token twice".to_owned(),
     )))
+}
+
+/// Whether a request's body is `application/x-www-form-urlencoded`.
+fn is_form(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 fn pass_through(

@@ -18,7 +18,12 @@ const MIGRATIONS: &[Step] = &[
     Step::Sql(SCHEMA_4),
     Step::Rust(schema_5),
     Step::Sql(SCHEMA_6),
+    Step::Sql(SCHEMA_7),
 ];
+
+/// 7: an OAuth 1.0a application link's public key fingerprint per provider (its private key is
+/// in the keychain), so the status can say which key the link must have without reading it.
+const SCHEMA_7: &str = "ALTER TABLE providers ADD COLUMN link_key TEXT;";
 
 /// 6: an installed Connect app's facts per connector (JSON: key, client key, base URL, OAuth
 /// client id); its shared secret is in the keychain.

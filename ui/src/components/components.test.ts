@@ -179,4 +179,35 @@ describe("the window", () => {
     expect(card()?.textContent).toContain("as 557058:abc");
     expect(card()?.textContent).not.toContain("s3cret");
   });
+
+  it("sets up an OAuth 1.0a application link and shows the public key to paste", async () => {
+    const host = createMockHost();
+    const target = render(host);
+    await settle(host, () => target.textContent?.includes("Welcome to Latch") ?? false);
+    [...target.querySelectorAll("button")].find((b) => b.textContent === "Add provider")?.click();
+    const form = () => document.querySelector<HTMLFormElement>("form[aria-label='Add provider']");
+    expect(await settle(host, () => form() !== null)).toBe(true);
+    const preset = form()?.querySelector<HTMLSelectElement>("select[name=preset]");
+    if (!preset) throw new Error("no preset field");
+    preset.value = "jira-dc";
+    preset.dispatchEvent(new Event("change"));
+    expect(await settle(host, () => form()?.querySelector("select[name=link_type]") !== null)).toBe(true);
+    const linkType = form()?.querySelector<HTMLSelectElement>("select[name=link_type]");
+    if (!linkType) throw new Error("no link type");
+    linkType.value = "oauth1";
+    linkType.dispatchEvent(new Event("change"));
+    expect(await settle(host, () => form()?.querySelector("input[name=consumer_key]") !== null)).toBe(true);
+    expect(form()?.querySelector("input[name=client_id]")).toBeNull();
+    const base = form()?.querySelector<HTMLInputElement>("input[name=base_url]");
+    if (!base) throw new Error("no base URL");
+    base.value = "https://jira.corp.example";
+    base.dispatchEvent(new Event("input"));
+    flushSync();
+    form()?.requestSubmit();
+    const shown = () => document.querySelector("[data-testid=public-key]");
+    expect(await settle(host, () => shown() !== null)).toBe(true);
+    expect(shown()?.textContent).toContain("BEGIN PUBLIC KEY");
+    expect(document.querySelector("[data-testid=link-setup]")?.textContent).toContain("latch");
+    expect(host.calls.addProvider).toBe(1);
+  });
 });

@@ -90,7 +90,11 @@ sites: Array<SiteStatus>,
 /**
  * Problems and fixes.
  */
-findings: Array<Finding>, };
+findings: Array<Finding>, 
+/**
+ * An OAuth 1.0a application link: its consumer key and which key it must have.
+ */
+link: LinkStatus | null, };
 
 export type ClientSecretState = "missing" | "not_needed" | "stored";
 
@@ -240,7 +244,7 @@ scope_set: ScopeSet,
  */
 connect: ConnectStatus | null, };
 
-export type CredentialStorage = "grant" | "stored";
+export type CredentialStorage = "grant" | "stored" | "link" | "anonymous";
 
 export type ConnectStatus = { 
 /**
@@ -391,7 +395,11 @@ needs_base_url: boolean,
 /**
  * The scope vocabulary it speaks.
  */
-vocabulary: ProviderKind, };
+vocabulary: ProviderKind, 
+/**
+ * Whether its instances may use OAuth 1.0a application links (`--oauth1`).
+ */
+oauth1: boolean, };
 
 export type ConnectorEntry = { 
 /**
@@ -431,7 +439,7 @@ needs_site: boolean,
  */
 vocabulary: ProviderKind, };
 
-export type AuthMode = "api-key" | "api-token" | "basic" | "connect" | "connect-user" | "pat" | "service" | "user";
+export type AuthMode = "api-key" | "api-token" | "basic" | "connect" | "connect-user" | "none" | "oauth1-2lo" | "pat" | "service" | "user";
 
 export type ClientType = "confidential" | "none" | "public";
 
@@ -460,7 +468,52 @@ console_url: string | null,
  * Whether an OAuth app (client id) is configured: without one, only service accounts and
  * stored secrets use the provider.
  */
-has_app: boolean, };
+has_app: boolean, 
+/**
+ * An OAuth 1.0a link: what to paste into the instance.
+ */
+link: LinkPublicKey | null, };
+
+export type LinkPublicKey = { 
+/**
+ * The provider.
+ */
+provider: string, 
+/**
+ * Consumer key.
+ */
+consumer_key: string, 
+/**
+ * Consumer name (any; Latch suggests one).
+ */
+consumer_name: string, 
+/**
+ * The public key, PEM (`BEGIN PUBLIC KEY`).
+ */
+public_key: string, 
+/**
+ * Its fingerprint (`SHA256:…`).
+ */
+fingerprint: string, 
+/**
+ * Where the links are configured on the instance.
+ */
+console_url: string | null, 
+/**
+ * What happened to the key: `generated`, `kept`, `imported` or `rotated`.
+ */
+key: string, };
+
+export type LinkStatus = { 
+/**
+ * The consumer key of the link's incoming authentication.
+ */
+consumer_key: string, 
+/**
+ * The fingerprint of the public key the link must have (`SHA256:…`), when the private
+ * key is stored; `latch provider public-key NAME` prints the key itself.
+ */
+public_key_fingerprint: string | null, };
 
 export type AddConnector = { 
 /**
@@ -719,9 +772,14 @@ missing: Array<Scope>,
  */
 missing_fix: string | null, 
 /**
- * Whether a refresh token was issued.
+ * Whether a refresh token was issued (an OAuth 1.0a link: a session handle).
  */
-refresh_token: boolean, };
+refresh_token: boolean, 
+/**
+ * When the token itself expires, when it lives long and nothing refreshes it (an OAuth
+ * 1.0a link's `oauth_expires_in`).
+ */
+token_expires_at: string | null, };
 
 export type LogoutOutcome = { 
 /**
@@ -902,6 +960,10 @@ provider: string,
  */
 auth: AuthMode, 
 /**
+ * Whether it signs with its provider's OAuth 1.0a application link.
+ */
+oauth1: boolean, 
+/**
  * State.
  */
 state: ConnectorState, 
@@ -1004,7 +1066,11 @@ latency_ms: number,
  */
 error: string | null, };
 
-export type ProviderInput = { name: string, preset?: string | null, client_id?: string | null, client_secret?: string | null, redirect_uri?: string | null, base_url?: string | null, };
+export type ProviderInput = { name: string, preset?: string | null, client_id?: string | null, client_secret?: string | null, redirect_uri?: string | null, base_url?: string | null, 
+/**
+ * An OAuth 1.0a application link with this consumer key (Latch makes its key pair).
+ */
+consumer_key?: string | null, };
 
 export type KeyInput = { name: string, ttl?: string | null, 
 /**

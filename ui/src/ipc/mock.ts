@@ -33,6 +33,7 @@ export const mockCatalog: CatalogEntries = {
       default_scopes: [],
       needs_base_url: false,
       vocabulary: "atlassian",
+      oauth1: false,
     },
     {
       name: "bitbucket",
@@ -43,6 +44,7 @@ export const mockCatalog: CatalogEntries = {
       default_scopes: [],
       needs_base_url: false,
       vocabulary: "bitbucket",
+      oauth1: false,
     },
     {
       name: "jira-dc",
@@ -53,6 +55,7 @@ export const mockCatalog: CatalogEntries = {
       default_scopes: [],
       needs_base_url: true,
       vocabulary: "data-center",
+      oauth1: true,
     },
     {
       name: "opsgenie",
@@ -63,6 +66,7 @@ export const mockCatalog: CatalogEntries = {
       default_scopes: [],
       needs_base_url: false,
       vocabulary: "generic",
+      oauth1: false,
     },
   ],
   connectors: [
@@ -127,6 +131,8 @@ interface MockProvider {
   secret: boolean;
   redirect_uri: string | null;
   grant: GrantStatus | null;
+  /** An OAuth 1.0a link's consumer key. */
+  consumer_key?: string | null;
 }
 
 interface MockConnector {
@@ -217,7 +223,8 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     const extra = granted ? granted.filter((g) => !wanted.has(g)) : [];
     let state: ConnectorState;
     const expired = c.expires !== null && Date.parse(c.expires) <= now();
-    if (c.auth !== "user") state = !c.credential ? "credential_missing" : expired ? "expired" : "ok";
+    if (c.auth === "none" || c.auth === "oauth1-2lo") state = "ok";
+    else if (c.auth !== "user") state = !c.credential ? "credential_missing" : expired ? "expired" : "ok";
     else if (!grant) state = "not_signed_in";
     else if (grant.state === "needs_login") state = "needs_login";
     else if (grant.state === "refresh_failing") state = "refresh_failing";
@@ -250,7 +257,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         c.auth === "user"
           ? null
           : {
-              kind: c.auth === "service" ? "grant" : "stored",
+              kind: c.auth === "service" ? "grant" : c.auth === "none" ? "anonymous" : c.auth === "oauth1-2lo" ? "link" : "stored",
               stored_at: c.credential ? inFuture(0, now) : null,
               expires_at: c.expires,
               token_kind: c.auth === "api-token" && c.credential ? "scoped" : null,
@@ -282,6 +289,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         client_secret:
           preset?.client_type === "confidential" && p.client_id !== null ? (p.secret ? "stored" : "missing") : "not_needed",
         app_needed: connectors.some((c) => c.provider === p.name && c.auth === "user"),
+        link: p.consumer_key ? { consumer_key: p.consumer_key, public_key_fingerprint: "SHA256:mock" } : null,
         redirect_uri: p.redirect_uri,
         requested_scopes: request,
         requested_scope_string: request.map((r) => r.scope).join(" "),
@@ -351,18 +359,33 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         redirect_uri: null,
         grant: null,
       };
-      entry.client_id = input.client_id ?? null;
+      const consumerKey = input.consumer_key?.trim() || null;
+      if (consumerKey && !preset.oauth1) fail("invalid_request", `preset \`${preset.name}\` has no OAuth 1.0a application links`);
+      entry.client_id = consumerKey ? null : (input.client_id ?? null);
+      entry.consumer_key = consumerKey;
       entry.secret = entry.secret || Boolean(input.client_secret);
       entry.redirect_uri = input.redirect_uri ?? preset.default_redirect_uri;
       if (!existing) providers.push(entry);
       changed();
+      const consoleUrl = preset.console_url?.replace("{base}", (input.base_url ?? "").replace(/\/+$/, "")) ?? null;
       return {
         name: input.name,
         updated: Boolean(existing),
         secret_stored: Boolean(input.client_secret),
-        redirect_uri: entry.redirect_uri,
-        console_url: preset.console_url,
-        has_app: Boolean(entry.client_id),
+        redirect_uri: consumerKey ? null : entry.redirect_uri,
+        console_url: consoleUrl,
+        has_app: Boolean(entry.client_id) || Boolean(consumerKey),
+        link: consumerKey
+          ? {
+              provider: input.name,
+              consumer_key: consumerKey,
+              consumer_name: "Latch",
+              public_key: "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAmock\n-----END PUBLIC KEY-----\n",
+              fingerprint: "SHA256:mock",
+              console_url: consoleUrl,
+              key: existing?.consumer_key ? "kept" : "generated",
+            }
+          : null,
       };
     },
     async previewConnector(input) {
@@ -489,6 +512,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         missing: [],
         missing_fix: null,
         refresh_token: true,
+        token_expires_at: null,
       };
     },
     async cancelSignIn() {
@@ -599,6 +623,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           type: c.type,
           provider: c.provider,
           auth: c.auth,
+          oauth1: Boolean(providers.find((p) => p.name === c.provider)?.consumer_key),
           state: c.state,
           account: c.grant?.account_name ?? null,
           site: c.site,

@@ -29,6 +29,8 @@ export const AUTH_LABELS: Record<AuthMode, string> = {
   "api-key": "API key",
   connect: "Connect app (as the app)",
   "connect-user": "Connect app (acting as a user)",
+  "oauth1-2lo": "Application link, 2-legged (OAuth 1.0a)",
+  none: "Anonymous (no credential)",
 };
 
 /** What the secret of an auth mode is called, for the field that takes it. */
@@ -162,9 +164,12 @@ export function cardActions(connector: ConnectorStatus, provider: ProviderStatus
     if (connector.state === "not_signed_in" || connector.state === "needs_login") actions.push("sign_in");
     else if (connector.state === "needs_step_up") actions.push("reconsent");
     if (connector.state === "site_unbound") actions.push("choose_site");
-    if (signedIn && connector.state !== "needs_login") actions.push("refresh");
+    // An OAuth 1.0a link's token is not refreshed: it lives as long as the instance says.
+    if (signedIn && connector.state !== "needs_login" && !provider?.link) actions.push("refresh");
     if (signedIn && connector.state !== "needs_step_up") actions.push("reconsent");
     if (signedIn || provider?.grant) actions.push("sign_out");
+  } else if (connector.auth === "none" || connector.auth === "oauth1-2lo") {
+    // Nothing of its own to store: anonymous, or its provider's link key.
   } else {
     actions.push("set_credential");
     if (connector.state === "site_unbound") actions.push("choose_site");

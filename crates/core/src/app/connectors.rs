@@ -360,6 +360,28 @@ impl Connectors<'_> {
                 fix: format!("run `latch login {}`", c.provider),
             });
         }
+        if c.auth == AuthMode::OAuth1TwoLegged {
+            return Err(Error::Invalid {
+                message: format!(
+                    "connector `{connector}` signs with its provider's application link key; it \
+                     stores no secret of its own"
+                ),
+                fix: format!(
+                    "the key is the provider's: `latch provider public-key {}` shows it",
+                    c.provider
+                ),
+            });
+        }
+        if c.auth == AuthMode::None {
+            return Err(Error::Invalid {
+                message: format!("connector `{connector}` calls anonymously: it has no credential"),
+                fix: format!(
+                    "to use a credential, add it again with another auth mode: `latch connector \
+                     add {connector} --type {} --auth api-token …`",
+                    c.kind
+                ),
+            });
+        }
         let missing = match c.auth {
             AuthMode::Service if c.client_id.is_none() => {
                 Some(("client_id", "service account's OAuth client id"))
@@ -499,7 +521,7 @@ impl Connectors<'_> {
             &self.app.home_id,
             connector,
         )];
-        let grant = (CredentialKind::of(c.auth) == CredentialKind::ClientCredentials)
+        let grant = (CredentialKind::of(&c) == CredentialKind::ClientCredentials)
             .then(|| GrantId::service(connector));
         if let Some(grant) = &grant {
             keys.push(crate::grant::store::access_token_key(

@@ -299,6 +299,7 @@ mod tests {
             spec,
             site: None,
             account_id: None,
+            oauth1: false,
             email: None,
             client_id: None,
             scopes: None,

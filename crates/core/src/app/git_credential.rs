@@ -165,8 +165,8 @@ pub fn answer(
             lines.push(format!("username={user}"));
             lines.push(format!("password={}", token.expose()));
         }
-        // Signs each request: nothing git could send.
-        Credential::ConnectJwt { .. } => {}
+        // Signs each request, or sends nothing: nothing git could send.
+        Credential::ConnectJwt { .. } | Credential::Link(_) | Credential::Anonymous => {}
         Credential::Bearer(token) | Credential::GenieKey(token) => {
             if let Some(user) = profile.git_user(connector.auth) {
                 lines.push(format!("username={user}"));

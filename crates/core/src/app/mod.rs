@@ -31,7 +31,10 @@ pub use connectors::{
     ConnectorRemoved, Connectors, CredentialRemoved, CredentialStored,
 };
 pub use keys::Keys;
-pub use providers::{AddProvider, EndpointOverrides, ProviderAdded, Providers};
+pub use providers::{
+    AddProvider, EndpointOverrides, LinkKeySource, LinkPublicKey, LinkSetup, ProviderAdded,
+    Providers,
+};
 
 /// One Latch home: configuration, metadata database and keychain.
 pub struct App {

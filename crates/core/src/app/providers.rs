@@ -1,8 +1,9 @@
-//! Providers: adding one (its client secret to the keychain first, then latch.toml) and
-//! replacing its client secret.
+//! Providers: adding one (its client secret, or an OAuth 1.0a link's private key, to the
+//! keychain first, then latch.toml), replacing its client secret, showing a link's public key.
 
 use crate::app::App;
 use crate::config::{check_redirect_uri, Provider};
+use crate::credential::oauth1::LinkKey;
 use crate::error::{Error, Result};
 use crate::provider::catalog::{check_name, ClientType};
 use crate::secret::Secret;
@@ -45,6 +46,50 @@ pub struct AddProvider {
     pub ca_file: Option<std::path::PathBuf>,
     /// Endpoint overrides.
     pub endpoints: EndpointOverrides,
+    /// An OAuth 1.0a application link instead of OAuth 2.0 (Jira, Confluence Data Center).
+    pub link: Option<LinkSetup>,
+}
+
+/// How `provider add --oauth1` sets up the link.
+#[derive(Clone, Debug)]
+pub struct LinkSetup {
+    /// The consumer key the link's incoming authentication uses (chosen by the person).
+    pub consumer_key: String,
+    /// Where the private key comes from.
+    pub key: LinkKeySource,
+}
+
+/// Where a link's private key comes from.
+#[derive(Clone, Debug, Default)]
+pub enum LinkKeySource {
+    /// The key already in the keychain, or a new one when there is none: a new key would break
+    /// the link and every token made through it.
+    #[default]
+    Keep,
+    /// A new key (rotation): the link's public key must be pasted again.
+    New,
+    /// An existing key, PEM (PKCS#1 or PKCS#8), read by the face from a file.
+    Import(Secret),
+}
+
+/// What the admin pastes into the application link's incoming authentication.
+#[derive(Clone, Debug, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct LinkPublicKey {
+    /// The provider.
+    pub provider: String,
+    /// Consumer key.
+    pub consumer_key: String,
+    /// Consumer name (any; Latch suggests one).
+    pub consumer_name: String,
+    /// The public key, PEM (`BEGIN PUBLIC KEY`).
+    pub public_key: String,
+    /// Its fingerprint (`SHA256:…`).
+    pub fingerprint: String,
+    /// Where the links are configured on the instance.
+    pub console_url: Option<String>,
+    /// What happened to the key: `generated`, `kept`, `imported` or `rotated`.
+    pub key: String,
 }
 
 /// What `provider add` did.
@@ -64,6 +109,8 @@ pub struct ProviderAdded {
     /// Whether an OAuth app (client id) is configured: without one, only service accounts and
     /// stored secrets use the provider.
     pub has_app: bool,
+    /// An OAuth 1.0a link: what to paste into the instance.
+    pub link: Option<LinkPublicKey>,
 }
 
 /// The providers of a home.
@@ -125,6 +172,38 @@ impl Providers<'_> {
             })?;
         }
         let secret = secret.filter(|s| !s.is_empty());
+        if let Some(link) = &request.link {
+            if preset.oauth1.is_none() {
+                return Err(Error::Invalid {
+                    message: format!("preset `{preset_name}` has no OAuth 1.0a application links"),
+                    fix:
+                        "OAuth 1.0a is for Jira and Confluence Data Center (`--preset jira-dc` or \
+                          `confluence-dc`)"
+                            .to_owned(),
+                });
+            }
+            if client_id.is_some() || secret.is_some() {
+                return Err(Error::Invalid {
+                    message: "an OAuth 1.0a link has a key pair, not a client id and secret"
+                        .to_owned(),
+                    fix: "leave out --client-id and the secret, or --oauth1 for an OAuth 2.0 link"
+                        .to_owned(),
+                });
+            }
+            if link.consumer_key.trim().is_empty()
+                || link.consumer_key.contains(char::is_whitespace)
+            {
+                return Err(Error::Invalid {
+                    message: "the consumer key is empty or has spaces".to_owned(),
+                    fix: "pass --consumer-key with the key the link uses, such as `latch-cli`"
+                        .to_owned(),
+                });
+            }
+        }
+        let link_key = match &request.link {
+            Some(link) => Some(self.link_key(&request.name, &link.key)?),
+            None => None,
+        };
         if client_id.is_none() && secret.is_some() {
             return Err(Error::Invalid {
                 message: "a client secret was given without a client id".to_owned(),
@@ -133,7 +212,11 @@ impl Providers<'_> {
                     .to_owned(),
             });
         }
-        if client_type == ClientType::Confidential && client_id.is_some() && secret.is_none() {
+        if client_type == ClientType::Confidential
+            && client_id.is_some()
+            && secret.is_none()
+            && request.link.is_none()
+        {
             return Err(Error::Invalid {
                 message: format!(
                     "provider `{}` is a confidential client: its client secret is required",
@@ -176,9 +259,26 @@ impl Providers<'_> {
                 ("connect_token_url", e.connect_token_url.as_deref()),
                 ("base_url", request.base_url.as_deref()),
                 ("ca_file", ca_file.as_deref()),
+                ("oauth", request.link.as_ref().map(|_| "1.0a")),
+                (
+                    "consumer_key",
+                    request.link.as_ref().map(|l| l.consumer_key.trim()),
+                ),
             ],
         )?;
         let next = edit.validate()?;
+        // The key before latch.toml: a link named in the file always has its key.
+        if let Some((key, how)) = &link_key {
+            if *how != "kept" {
+                self.app.secrets.put(
+                    &crate::grant::store::link_key_key(self.app.home_id(), &request.name),
+                    &key.to_pem().map_err(|e| Error::Invalid {
+                        message: e.to_string(),
+                        fix: "try again".to_owned(),
+                    })?,
+                )?;
+            }
+        }
 
         let now = self.app.now();
         let secret_stored = match &secret {
@@ -203,15 +303,104 @@ impl Providers<'_> {
                 .provider_secret_stored(&request.name, Some(now))
                 .map_err(|e| self.app.store_err(e))?;
         }
+        if let Some((key, _)) = &link_key {
+            self.app
+                .db()
+                .provider_link_key(&request.name, Some(&key.fingerprint()))
+                .map_err(|e| self.app.store_err(e))?;
+        }
         let provider = self.provider_or_err(&request.name)?;
         let (redirect_uri, has_app) = (provider.redirect_uri.clone(), provider.client_id.is_some());
+        let link = match (&provider.oauth1, link_key) {
+            (Some(link), Some((key, how))) => Some(LinkPublicKey {
+                provider: request.name.clone(),
+                consumer_key: link.consumer_key.clone(),
+                consumer_name: "Latch".to_owned(),
+                public_key: key.public_pem(),
+                fingerprint: key.fingerprint(),
+                console_url: console_url.clone(),
+                key: how.to_owned(),
+            }),
+            _ => None,
+        };
         Ok(ProviderAdded {
             name: request.name,
             updated,
             secret_stored,
-            redirect_uri,
+            redirect_uri: if link.is_some() { None } else { redirect_uri },
             console_url,
-            has_app,
+            has_app: has_app || link.is_some(),
+            link,
+        })
+    }
+
+    /// The key a link set-up uses, and what happened to it (`kept`, `generated`, `imported`,
+    /// `rotated`). Nothing is written here.
+    fn link_key(&self, provider: &str, source: &LinkKeySource) -> Result<(LinkKey, &'static str)> {
+        let invalid = |message: String, fix: &str| Error::Invalid {
+            message,
+            fix: fix.to_owned(),
+        };
+        let generate = || LinkKey::generate().map_err(|e| invalid(e.to_string(), "try again"));
+        match source {
+            LinkKeySource::Import(pem) => LinkKey::from_pem(pem.expose())
+                .map(|key| (key, "imported"))
+                .map_err(|e| {
+                    invalid(
+                        e.to_string(),
+                        "pass the link's private key file (`openssl genrsa -out key.pem 2048` \
+                         makes one), or leave out --private-key and Latch makes one",
+                    )
+                }),
+            LinkKeySource::New => Ok((generate()?, "rotated")),
+            LinkKeySource::Keep => {
+                let item = crate::grant::store::link_key_key(self.app.home_id(), provider);
+                match self.app.secrets.get(&item)? {
+                    Some(pem) => match LinkKey::from_pem(pem.expose()) {
+                        Ok(key) => Ok((key, "kept")),
+                        Err(_) => Ok((generate()?, "generated")),
+                    },
+                    None => Ok((generate()?, "generated")),
+                }
+            }
+        }
+    }
+
+    /// What the admin pastes into a link: the public key of the private key in the keychain.
+    pub fn public_key(&self, name: &str) -> Result<LinkPublicKey> {
+        let provider = self.provider_or_err(name)?;
+        let Some(link) = &provider.oauth1 else {
+            return Err(Error::Invalid {
+                message: format!("provider `{name}` is not an OAuth 1.0a application link"),
+                fix: format!(
+                    "set one up: `latch provider add {name} --preset jira-dc --base-url URL \
+                     --oauth1 --consumer-key KEY`"
+                ),
+            });
+        };
+        let item = crate::grant::store::link_key_key(self.app.home_id(), name);
+        let Some(pem) = self.app.secrets.get(&item)? else {
+            return Err(Error::Invalid {
+                message: format!("the link key of `{name}` is not in the keychain"),
+                fix: format!(
+                    "run `latch provider add {name} --preset {} --base-url URL --oauth1 \
+                     --consumer-key {}` to make one",
+                    provider.preset, link.consumer_key
+                ),
+            });
+        };
+        let key = LinkKey::from_pem(pem.expose()).map_err(|e| Error::Invalid {
+            message: format!("the link key of `{name}` in the keychain is unusable: {e}"),
+            fix: format!("make a new one: `latch provider add {name} … --oauth1 --new-key`"),
+        })?;
+        Ok(LinkPublicKey {
+            provider: name.to_owned(),
+            consumer_key: link.consumer_key.clone(),
+            consumer_name: "Latch".to_owned(),
+            public_key: key.public_pem(),
+            fingerprint: key.fingerprint(),
+            console_url: provider.spec.console_url.clone(),
+            key: "kept".to_owned(),
         })
     }
 

@@ -147,6 +147,10 @@ pub struct ProviderSection {
     /// A PEM file of CA certificates trusted for this provider only (an internal CA), on top
     /// of the built-in roots and the OS trust store. Relative to latch.toml's folder.
     pub ca_file: Option<PathBuf>,
+    /// `"1.0a"`: the instance's application link speaks OAuth 1.0a (RSA-SHA1); default `"2.0"`.
+    pub oauth: Option<String>,
+    /// OAuth 1.0a: the consumer key of the link's incoming authentication.
+    pub consumer_key: Option<String>,
 }
 
 /// Which of a connector's scope sets it uses (Atlassian has classic and granular scopes).
@@ -199,6 +203,17 @@ pub struct Provider {
     pub ca_file: Option<PathBuf>,
     /// Whether it is declared in latch.toml (providers without OAuth need not be).
     pub configured: bool,
+    /// An OAuth 1.0a application link (`oauth = "1.0a"`): its consumer key and endpoints.
+    pub oauth1: Option<OAuth1Link>,
+}
+
+/// A provider's OAuth 1.0a application link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuth1Link {
+    /// The consumer key the link's incoming authentication was created with.
+    pub consumer_key: String,
+    /// Its endpoints, base URL filled in.
+    pub endpoints: crate::provider::catalog::OAuth1Endpoints,
 }
 
 impl Provider {
@@ -232,6 +247,8 @@ pub struct Connector {
     pub scopes: Option<ScopeList>,
     /// `connect-user`: the Atlassian account the app acts as.
     pub account_id: Option<String>,
+    /// Its provider is an OAuth 1.0a application link (`user` then signs in with OAuth 1.0a).
+    pub oauth1: bool,
     /// Service-account `audience`.
     pub audience: Option<String>,
     /// Where an API token works, when pinned.
@@ -512,6 +529,7 @@ impl Resolver<'_> {
                         base_url: None,
                         ca_file: None,
                         configured: false,
+                        oauth1: None,
                     }),
                     None => {
                         return Err(self.fail(
@@ -529,6 +547,25 @@ impl Resolver<'_> {
                         ))
                     }
                 }
+            }
+            let mut connector = connector;
+            connector.oauth1 = providers
+                .iter()
+                .any(|p| p.name == connector.provider && p.oauth1.is_some());
+            if connector.auth == AuthMode::OAuth1TwoLegged && !connector.oauth1 {
+                return Err(self.fail(
+                    &["connectors", name, "auth"],
+                    format!(
+                        "connector `{name}` signs as an OAuth 1.0a application link, but provider \
+                         `{}` is not one",
+                        connector.provider
+                    ),
+                    format!(
+                        "run `latch provider add {} --preset {} --base-url https://... --oauth1 \
+                         --consumer-key KEY`, or use another auth mode",
+                        connector.provider, connector.spec.provider
+                    ),
+                ));
             }
             connectors.push(connector);
         }
@@ -589,7 +626,11 @@ impl Resolver<'_> {
                 .iter()
                 .find(|c| c.provider == provider.name && c.auth == AuthMode::User);
             if let Some(c) = user_connector {
-                if provider.spec.client_type != ClientType::None && provider.client_id.is_none() {
+                // An OAuth 1.0a link signs in with its key pair instead.
+                if provider.spec.client_type != ClientType::None
+                    && provider.client_id.is_none()
+                    && provider.oauth1.is_none()
+                {
                     return Err(self.fail(
                         &["providers", &provider.name],
                         format!(
@@ -827,7 +868,59 @@ impl Resolver<'_> {
                 )
             })?;
         }
+        let oauth1 = match (section.oauth.as_deref(), &section.consumer_key) {
+            (None | Some("2.0"), None) => None,
+            (None | Some("2.0"), Some(_)) => {
+                return Err(self.fail(
+                    &["providers", name, "consumer_key"],
+                    "`consumer_key` is used only by OAuth 1.0a application links".to_owned(),
+                    "add `oauth = \"1.0a\"`, or remove `consumer_key`",
+                ))
+            }
+            (Some("1.0a"), consumer_key) => {
+                let Some(endpoints) = spec.oauth1.clone() else {
+                    return Err(self.fail(
+                        &["providers", name, "oauth"],
+                        format!("preset `{preset}` has no OAuth 1.0a application links"),
+                        "OAuth 1.0a is for Jira and Confluence Data Center (`jira-dc`, \
+                         `confluence-dc`); remove `oauth`",
+                    ));
+                };
+                let Some(consumer_key) = consumer_key.clone().filter(|k| !k.trim().is_empty())
+                else {
+                    return Err(self.fail(
+                        &["providers", name],
+                        format!("provider `{name}` is an OAuth 1.0a link without a consumer key"),
+                        "add `consumer_key = \"...\"`: the one the link's incoming \
+                         authentication uses",
+                    ));
+                };
+                if section.client_id.is_some() {
+                    return Err(self.fail(
+                        &["providers", name, "client_id"],
+                        format!(
+                            "provider `{name}` is an OAuth 1.0a link; `client_id` belongs to \
+                             OAuth 2.0 links"
+                        ),
+                        "remove `client_id`, or `oauth` and `consumer_key` for an OAuth 2.0 link \
+                         (add a second provider to use both)",
+                    ));
+                }
+                Some(OAuth1Link {
+                    consumer_key,
+                    endpoints,
+                })
+            }
+            (Some(other), _) => {
+                return Err(self.fail(
+                    &["providers", name, "oauth"],
+                    format!("`oauth = \"{other}\"` is neither \"2.0\" nor \"1.0a\""),
+                    "use oauth = \"1.0a\" for an OAuth 1.0a application link, or remove it",
+                ))
+            }
+        };
         Ok(Provider {
+            oauth1,
             name: name.to_owned(),
             preset,
             redirect_uri: section
@@ -940,7 +1033,9 @@ impl Resolver<'_> {
             ("username", &section.username, AuthMode::Basic),
             ("account_id", &section.account_id, AuthMode::ConnectUser),
         ] {
-            if value.is_some() && auth != needs {
+            // A 2-legged link names the user it impersonates with `username` too.
+            let also = key == "username" && auth == AuthMode::OAuth1TwoLegged;
+            if value.is_some() && auth != needs && !also {
                 return Err(self.fail(
                     &["connectors", name, key],
                     format!(
@@ -981,6 +1076,16 @@ impl Resolver<'_> {
                 "add `account_id = \"...\"` (the Atlassian account id to act as)",
             ));
         }
+        if auth == AuthMode::None && spec.site_api_base.is_some() && section.site.is_none() {
+            return Err(self.fail(
+                &["connectors", name],
+                format!(
+                    "connector `{name}` calls anonymously, which only the site itself answers \
+                     (the API gateway refuses anonymous calls)"
+                ),
+                "add `site = \"acme\"` (the site's name, host or URL)",
+            ));
+        }
         if section.token.is_some() && auth != AuthMode::ApiToken {
             return Err(self.fail(
                 &["connectors", name, "token"],
@@ -999,6 +1104,7 @@ impl Resolver<'_> {
             auth,
             site: section.site.clone().filter(|s| !s.trim().is_empty()),
             account_id: section.account_id.clone(),
+            oauth1: false,
             email: section.email.clone(),
             client_id: section.client_id.clone(),
             scopes,

@@ -2,7 +2,12 @@
 //! each of which authorizes an upstream request:
 //! - [`user_grant`]: a person's consent — a rotating refresh-token family (atlassian-wire §1.4);
 //! - [`client_credentials`]: a service account's client id and secret — access tokens only;
-//! - [`static_secret`]: API tokens, PATs, passwords and API keys stored as they are.
+//! - [`static_secret`]: API tokens, PATs, passwords and API keys stored as they are;
+//! - [`connect`], [`connect_user`]: an installed Connect app's per-request JWT, and a user
+//!   acted as through it;
+//! - [`oauth1`], [`link_user`]: an OAuth 1.0a application link's signature, as the link itself
+//!   or with a person's token;
+//! - `none`: anonymous calls, nothing added.
 //!
 //! Kinds that draw on a grant hand the grant machinery ([`crate::grant`]) their [`Mint`]; the
 //! [`Credentials`] of a home is what faces and the proxy ask for a connector's credential.
@@ -10,6 +15,9 @@
 pub(crate) mod client_credentials;
 pub mod connect;
 pub(crate) mod connect_user;
+pub(crate) mod link_user;
+pub mod oauth1;
+mod refused;
 pub mod schedule;
 pub(crate) mod static_secret;
 pub(crate) mod user_grant;
@@ -31,6 +39,7 @@ use crate::upstream::base::{api_base, Target};
 use crate::upstream::site::Sites;
 use connect::ConnectApp;
 
+pub use refused::UpstreamRefusal;
 pub use static_secret::TokenProbe;
 pub use user_grant::{LogoutOutcome, Revocation};
 
@@ -55,6 +64,10 @@ pub enum Credential {
         /// The shared secret.
         secret: Secret,
     },
+    /// An OAuth 1.0a application link: each request gets a signature of its own.
+    Link(oauth1::LinkCredential),
+    /// Nothing: an anonymous call.
+    Anonymous,
 }
 
 impl std::fmt::Debug for Credential {
@@ -64,6 +77,8 @@ impl std::fmt::Debug for Credential {
             Self::Basic { .. } => "Credential::Basic(<redacted>)",
             Self::GenieKey(_) => "Credential::GenieKey(<redacted>)",
             Self::ConnectJwt { .. } => "Credential::ConnectJwt(<redacted>)",
+            Self::Link(_) => "Credential::Link(<redacted>)",
+            Self::Anonymous => "Credential::Anonymous",
         })
     }
 }
@@ -75,19 +90,28 @@ pub struct Unsendable;
 
 impl Credential {
     /// Authorizes one upstream request, its method and target as sent: most kinds put one
-    /// `Authorization` header; a kind that signs each request reads the request to do so.
+    /// `Authorization` header; a kind that signs each request reads the request to do so (and
+    /// the parameters of a form-encoded body, `form`, when it signs those too); a 2-legged link
+    /// acting as a user adds that user to the target's query.
     pub fn authorize(
         &self,
         method: &http::Method,
-        target: &http::Uri,
+        target: &mut http::Uri,
         headers: &mut http::HeaderMap,
+        form: Option<&[u8]>,
     ) -> Result<(), Unsendable> {
         let header = match self {
+            Self::Anonymous => return Ok(()),
             Self::ConnectJwt { app, secret } => {
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 let jwt =
                     app.request_jwt(secret, method.as_str(), target.path(), target.query(), now);
                 Secret::new(format!("JWT {}", jwt.expose()))
+            }
+            Self::Link(link) => {
+                *target = link.target(target);
+                let params = form.map(oauth1::form_params).unwrap_or_default();
+                link.sign(method, target, &params)
             }
             other => other.header().ok_or(Unsendable)?,
         };
@@ -97,6 +121,12 @@ impl Credential {
         Ok(())
     }
 
+    /// Whether the parameters of a form-encoded body go into its signature (OAuth 1.0a): the
+    /// proxy then reads such a body before sending it.
+    pub fn signs_form_bodies(&self) -> bool {
+        matches!(self, Self::Link(_))
+    }
+
     /// Authorizes a request built with `reqwest` (health probes, credential checks).
     pub fn authorize_reqwest(
         &self,
@@ -104,9 +134,10 @@ impl Credential {
     ) -> Result<reqwest::RequestBuilder, Unsendable> {
         let (client, built) = request.build_split();
         let mut built = built.map_err(|_| Unsendable)?;
-        let target: http::Uri = built.url().as_str().parse().map_err(|_| Unsendable)?;
+        let mut target: http::Uri = built.url().as_str().parse().map_err(|_| Unsendable)?;
         let method = built.method().clone();
-        self.authorize(&method, &target, built.headers_mut())?;
+        self.authorize(&method, &mut target, built.headers_mut(), None)?;
+        *built.url_mut() = reqwest::Url::parse(&target.to_string()).map_err(|_| Unsendable)?;
         Ok(reqwest::RequestBuilder::from_parts(client, built))
     }
 
@@ -122,16 +153,19 @@ impl Credential {
                 ))
             }
             Self::GenieKey(key) => Secret::new(format!("GenieKey {}", key.expose())),
-            Self::ConnectJwt { .. } => return None,
+            Self::ConnectJwt { .. } | Self::Link(_) | Self::Anonymous => return None,
         })
     }
 
-    /// The bare secret: a token, a password, a key, a shared secret.
-    pub fn token(&self) -> &Secret {
+    /// The bare secret: a token, a password, a key, a shared secret; `None` for a link signing
+    /// as itself and for anonymous calls.
+    pub fn token(&self) -> Option<&Secret> {
         match self {
-            Self::Bearer(t) | Self::GenieKey(t) => t,
-            Self::Basic { token, .. } => token,
-            Self::ConnectJwt { secret, .. } => secret,
+            Self::Bearer(t) | Self::GenieKey(t) => Some(t),
+            Self::Basic { token, .. } => Some(token),
+            Self::ConnectJwt { secret, .. } => Some(secret),
+            Self::Link(link) => link.token.as_ref(),
+            Self::Anonymous => None,
         }
     }
 
@@ -142,6 +176,8 @@ impl Credential {
             Self::Basic { .. } => "Basic",
             Self::GenieKey(_) => "GenieKey",
             Self::ConnectJwt { .. } => "JWT",
+            Self::Link(_) => "OAuth",
+            Self::Anonymous => "",
         }
     }
 
@@ -187,38 +223,72 @@ pub enum CredentialKind {
     ConnectJwt,
     /// A user acted as through a Connect app: the JWT bearer grant's tokens.
     ConnectUser,
+    /// A person's token on an OAuth 1.0a application link, signed into each request.
+    LinkUser,
+    /// An OAuth 1.0a application link signing as itself (2-legged).
+    LinkConsumer,
+    /// No credential.
+    Anonymous,
 }
 
 impl CredentialKind {
-    /// The kind an auth mode uses.
-    pub fn of(auth: AuthMode) -> Self {
-        match auth {
+    /// The kind a connector uses: its auth mode, and for `user`, whether its provider is an
+    /// OAuth 1.0a link.
+    pub fn of(connector: &Connector) -> Self {
+        match connector.auth {
+            AuthMode::User if connector.oauth1 => Self::LinkUser,
             AuthMode::User => Self::UserGrant,
             AuthMode::Service => Self::ClientCredentials,
             AuthMode::ApiToken | AuthMode::Pat | AuthMode::ApiKey | AuthMode::Basic => Self::Static,
             AuthMode::Connect => Self::ConnectJwt,
             AuthMode::ConnectUser => Self::ConnectUser,
+            AuthMode::OAuth1TwoLegged => Self::LinkConsumer,
+            AuthMode::None => Self::Anonymous,
         }
     }
 
-    /// Whether it draws on a grant (an OAuth token Latch obtains and caches).
+    /// Whether it draws on a grant (a token Latch obtains and keeps).
     pub fn is_grant(self) -> bool {
         matches!(
             self,
-            Self::UserGrant | Self::ClientCredentials | Self::ConnectUser
+            Self::UserGrant | Self::ClientCredentials | Self::ConnectUser | Self::LinkUser
         )
+    }
+
+    /// Whether its kind reads an upstream 401/403 itself ([`Credentials::explain_refusal`]).
+    pub fn explains_refusals(self) -> bool {
+        matches!(
+            self,
+            Self::ConnectJwt | Self::ConnectUser | Self::LinkUser | Self::LinkConsumer
+        )
+    }
+
+    /// Whether its credential is made for one request (nothing to hand out as a token).
+    pub fn bound_to_request(self) -> Option<&'static str> {
+        match self {
+            Self::ConnectJwt => Some("a JWT made for that request (a Connect app)"),
+            Self::LinkUser | Self::LinkConsumer => {
+                Some("a signature made for that request (an OAuth 1.0a application link)")
+            }
+            _ => None,
+        }
     }
 }
 
 /// The grant a connector draws on: its provider's consent, or its own service credential.
 /// Connectors with a stored secret draw on none.
 pub fn grant_of(connector: &Connector) -> Option<GrantId> {
-    match CredentialKind::of(connector.auth) {
-        CredentialKind::UserGrant => Some(GrantId::user(&connector.provider)),
+    match CredentialKind::of(connector) {
+        CredentialKind::UserGrant | CredentialKind::LinkUser => {
+            Some(GrantId::user(&connector.provider))
+        }
         CredentialKind::ClientCredentials | CredentialKind::ConnectUser => {
             Some(GrantId::service(&connector.name))
         }
-        CredentialKind::Static | CredentialKind::ConnectJwt => None,
+        CredentialKind::Static
+        | CredentialKind::ConnectJwt
+        | CredentialKind::LinkConsumer
+        | CredentialKind::Anonymous => None,
     }
 }
 
@@ -352,6 +422,15 @@ impl Credentials {
     /// token endpoint with its connector's credential.
     pub fn mint_for(&self, grant: &GrantId) -> Arc<dyn Mint> {
         match grant.kind() {
+            GrantKind::User
+                if self
+                    .grants
+                    .config()
+                    .provider(grant.owner())
+                    .is_some_and(|p| p.oauth1.is_some()) =>
+            {
+                Arc::new(link_user::Renew::new(grant.owner()))
+            }
             GrantKind::User => Arc::new(user_grant::Refresh::new(grant.owner())),
             GrantKind::Service => {
                 let connector = self.grants.config().connector(grant.owner());
@@ -384,29 +463,66 @@ impl Credentials {
         match grant_of(connector) {
             Some(grant) => {
                 let mint = self.mint_for(&grant);
-                Ok(Credential::Bearer(
-                    self.grants.access_token(&grant, &mint, wait).await?,
-                ))
+                let token = self.grants.access_token(&grant, &mint, wait).await?;
+                self.credential_from_grant(connector, token).await
             }
             None => self.static_credential(connector).await,
         }
     }
 
+    /// The credential a grant's token makes: a Bearer token, or a link's signature with it.
+    async fn credential_from_grant(
+        &self,
+        connector: &Connector,
+        token: Secret,
+    ) -> Result<Credential, GrantError> {
+        if CredentialKind::of(connector) != CredentialKind::LinkUser {
+            return Ok(Credential::Bearer(token));
+        }
+        let mut link = self.link(connector).await?;
+        link.token = Some(token);
+        Ok(Credential::Link(link))
+    }
+
+    /// A connector's link credential without a token (its provider's consumer key and private
+    /// key), from memory while nothing changed.
+    async fn link(&self, connector: &Connector) -> Result<oauth1::LinkCredential, GrantError> {
+        match self.static_credential_of(connector, "link").await? {
+            Credential::Link(link) => Ok(link),
+            _ => Err(GrantError::Lock(
+                "a link's key read as something else".to_owned(),
+            )),
+        }
+    }
+
     /// A static connector's credential, from memory while nothing changed.
     async fn static_credential(&self, connector: &Connector) -> Result<Credential, GrantError> {
+        self.static_credential_of(connector, "").await
+    }
+
+    async fn static_credential_of(
+        &self,
+        connector: &Connector,
+        slot: &str,
+    ) -> Result<Credential, GrantError> {
+        let entry_key = format!("{}\u{0}{slot}", connector.name);
         let version = self.grants.version()?;
         let known = version.0 >= 0;
         if known {
             let statics = self.statics.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(entry) = statics
-                .get(&connector.name)
+                .get(&entry_key)
                 .filter(|e| e.version == version && e.read_at.elapsed() < STATIC_TTL)
             {
                 return Ok(entry.credential.clone());
             }
         }
-        let credential = match CredentialKind::of(connector.auth) {
+        let credential = match CredentialKind::of(connector) {
             CredentialKind::ConnectJwt => connect::read(&self.grants.ctx(), connector).await?,
+            CredentialKind::LinkUser | CredentialKind::LinkConsumer => {
+                Credential::Link(link_user::link_of(&self.grants.ctx(), connector).await?)
+            }
+            CredentialKind::Anonymous => Credential::Anonymous,
             _ => static_secret::read(&self.grants.ctx(), connector).await?,
         };
         if known {
@@ -414,7 +530,7 @@ impl Credentials {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(
-                    connector.name.clone(),
+                    entry_key,
                     StaticEntry {
                         version,
                         read_at: Instant::now(),
@@ -470,18 +586,21 @@ impl Credentials {
     ) -> Result<Option<Credential>, GrantError> {
         match &refused.grant {
             Some(grant) => {
+                let Some(token) = refused.credential.token() else {
+                    return Ok(None);
+                };
                 let mint = self.mint_for(grant);
                 let fresh = self
                     .grants
-                    .after_rejection(grant, refused.credential.token(), &mint, wait)
+                    .after_rejection(grant, token, &mint, wait)
                     .await?;
-                Ok(Some(Credential::Bearer(fresh)))
+                Ok(Some(self.credential_from_grant(connector, fresh).await?))
             }
             None => {
                 self.statics
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .remove(&connector.name);
+                    .retain(|k, _| k.split('\u{0}').next() != Some(connector.name.as_str()));
                 let Ok(now) = self.static_credential(connector).await else {
                     return Ok(None);
                 };
@@ -493,25 +612,42 @@ impl Credentials {
     /// What `latch token` prints: the bare token, password or key; a credential that signs each
     /// request has nothing to print.
     pub async fn bare_token(&self, connector: &str) -> Result<Secret, GrantError> {
-        let credential = self.credential(connector).await?;
-        if credential.header().is_none() {
+        let c = self.connector(connector)?;
+        let kind = CredentialKind::of(c);
+        if let Some(what) = kind.bound_to_request() {
             return Err(GrantError::BoundToRequest {
                 connector: connector.to_owned(),
-                what: "a JWT made for that request (a Connect app)",
+                what,
             });
         }
-        Ok(credential.token().clone())
+        if kind == CredentialKind::Anonymous {
+            return Err(GrantError::Misconfigured {
+                message: format!("connector `{connector}` calls anonymously: it has no token"),
+                fix: "call it through the proxy, or give it a credential".to_owned(),
+            });
+        }
+        let credential = self.credential(connector).await?;
+        credential
+            .token()
+            .cloned()
+            .ok_or_else(|| GrantError::Lock("a credential without a token".to_owned()))
     }
 
     /// A fresh credential with what a script caching it needs (`latch token --json`): the
     /// scheme, the part of the header after it, when it expires and its scopes.
     pub async fn token_details(&self, connector: &str) -> Result<TokenDetails, GrantError> {
         let c = self.connector(connector)?;
-        let credential = self.credential_within(c, None).await?;
-        let Some(header) = credential.header() else {
+        if let Some(what) = CredentialKind::of(c).bound_to_request() {
             return Err(GrantError::BoundToRequest {
                 connector: connector.to_owned(),
-                what: "a JWT made for that request (a Connect app)",
+                what,
+            });
+        }
+        let credential = self.credential_within(c, None).await?;
+        let Some(header) = credential.header() else {
+            return Err(GrantError::Misconfigured {
+                message: format!("connector `{connector}` calls anonymously: it has no token"),
+                fix: "call it through the proxy, or give it a credential".to_owned(),
             });
         };
         let scheme = credential.scheme();
@@ -713,8 +849,9 @@ mod tests {
         genie
             .authorize(
                 &http::Method::GET,
-                &"https://api.opsgenie.com/v2/alerts".parse().unwrap(),
+                &mut "https://api.opsgenie.com/v2/alerts".parse().unwrap(),
                 &mut headers,
+                None,
             )
             .unwrap();
         assert_eq!(headers[http::header::AUTHORIZATION], "GenieKey k");

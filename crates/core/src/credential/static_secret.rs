@@ -65,15 +65,16 @@ pub(crate) fn as_credential(
         },
         AuthMode::ApiKey => Credential::GenieKey(secret),
         AuthMode::Pat | AuthMode::User | AuthMode::Service => Credential::Bearer(secret),
-        AuthMode::Connect | AuthMode::ConnectUser => {
+        AuthMode::Connect | AuthMode::ConnectUser | AuthMode::OAuth1TwoLegged => {
             return Err(GrantError::Misconfigured {
                 message: format!(
-                    "connector `{}` is a Connect app: its secret signs each request",
+                    "connector `{}` signs each request: it stores no secret of its own",
                     connector.name
                 ),
                 fix: "call it through the proxy".to_owned(),
             })
         }
+        AuthMode::None => Credential::Anonymous,
     })
 }
 

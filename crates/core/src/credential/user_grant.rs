@@ -162,7 +162,12 @@ async fn refresh(
     Ok(stored)
 }
 
-fn needs_login(ctx: &Ctx<'_>, row: GrantRow, grant: &GrantId, reason: String) -> GrantError {
+pub(crate) fn needs_login(
+    ctx: &Ctx<'_>,
+    row: GrantRow,
+    grant: &GrantId,
+    reason: String,
+) -> GrantError {
     tracing::warn!(grant = %grant, %reason, "the sign-in is dead; it needs the person");
     if let Err(err) = ctx.store.fail(row, GrantState::NeedsLogin, reason.clone()) {
         return err;

@@ -48,6 +48,13 @@ pub trait Mint: Send + Sync {
     /// The error for a grant that was never started (no sign-in, no secret stored).
     fn not_started(&self, grant: &GrantId) -> GrantError;
 
+    /// Whether minting on demand makes a new token ("Refresh now", doctor, keep-alive). A token
+    /// that lives for years and has nothing to refresh with (an OAuth 1.0a link's) answers
+    /// `false`: such explicit refreshes then leave it alone.
+    fn renews_on_demand(&self) -> bool {
+        true
+    }
+
     /// The error for a grant whose credential was refused, until a new one is stored; `None`
     /// asks again.
     fn still_refused(&self, _ctx: &Ctx<'_>, _row: &GrantRow) -> Option<GrantError> {
@@ -222,6 +229,9 @@ impl Grants {
         grant: &GrantId,
         mint: &Arc<dyn Mint>,
     ) -> Result<(), GrantError> {
+        if !mint.renews_on_demand() {
+            return Ok(());
+        }
         let seen = self
             .shared
             .store

@@ -48,6 +48,11 @@ pub(crate) fn client_secret_key(home_id: &str, provider: &str) -> SecretKey {
     SecretKey::new(home_id, "provider", provider, "client-secret")
 }
 
+/// The keychain item of a provider's OAuth 1.0a application link: its RSA private key.
+pub(crate) fn link_key_key(home_id: &str, provider: &str) -> SecretKey {
+    SecretKey::new(home_id, "provider", provider, "link-private-key")
+}
+
 /// Named points where the crash-safety tests kill the process (debug builds only).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CrashPoints(Option<String>);
@@ -128,6 +133,10 @@ impl GrantStore {
 
     pub(crate) fn client_secret_key(&self, provider: &str) -> SecretKey {
         client_secret_key(&self.home_id, provider)
+    }
+
+    pub(crate) fn link_key_key(&self, provider: &str) -> SecretKey {
+        link_key_key(&self.home_id, provider)
     }
 
     /// Reads a keychain item off the async threads.

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::clock::{fmt_time, now};
 use crate::config::Connector;
+use crate::credential::UpstreamRefusal;
 use crate::credential::{grant_of, Credentials};
 use crate::credential::{CheckResult, CredentialKind};
 use crate::error::GrantError;
@@ -89,6 +90,8 @@ pub struct ConnectorHealth {
     pub provider: String,
     /// Auth mode.
     pub auth: AuthMode,
+    /// Whether it signs with its provider's OAuth 1.0a application link.
+    pub oauth1: bool,
     /// State.
     pub state: ConnectorState,
     /// Account (name and id).
@@ -162,6 +165,11 @@ enum Diagnosis {
     CredentialRejected(String),
     /// An API token works after all, on the other host (site URL vs gateway).
     TokenKindChanged(&'static str),
+    /// An OAuth 1.0a link refused the signed probe (`oauth_problem`).
+    LinkRefused(UpstreamRefusal),
+    /// An anonymous connector's probe was refused for want of a credential: the API is
+    /// reachable, anonymously.
+    ReachableAnonymous(u16),
     /// Anything else.
     Failed(String),
 }
@@ -175,6 +183,8 @@ impl Diagnosis {
             Self::SiteWrong => "site_wrong",
             Self::CredentialRejected(_) => "credential_rejected",
             Self::TokenKindChanged(_) => "api_token_kind_changed",
+            Self::LinkRefused(_) => "oauth1_rejected",
+            Self::ReachableAnonymous(_) => "reachable_anonymous",
             Self::Failed(_) => "probe_failed",
         }
     }
@@ -464,7 +474,7 @@ pub async fn run(
         }
         let grant = grant_of(c);
         let row = grant.as_ref().and_then(|g| grants.row(g).ok().flatten());
-        let kind = CredentialKind::of(c.auth);
+        let kind = CredentialKind::of(c);
         let provider_spec = config.provider(&c.provider).map(|p| &p.spec);
         match s.state {
             ConnectorState::NeedsLogin => push_unique(
@@ -609,6 +619,41 @@ pub async fn run(
                 ));
             }
         }
+        if let Some(expires) = row
+            .as_ref()
+            .and_then(|r| r.access_expires_at)
+            .filter(|_| kind == CredentialKind::LinkUser)
+        {
+            // An OAuth 1.0a token is not refreshed: it lives as long as the instance said.
+            let left = (expires - now()).whole_days();
+            if left < CREDENTIAL_WARN_DAYS {
+                let expired = expires <= now();
+                push_unique(
+                    &mut findings,
+                    finding(
+                        if expired {
+                            "oauth1_token_expired"
+                        } else {
+                            "oauth1_token_expiry_near"
+                        },
+                        if expired {
+                            Severity::Error
+                        } else {
+                            Severity::Warning
+                        },
+                        format!("provider:{}", c.provider),
+                        format!(
+                            "the OAuth 1.0a token of `{}` {} on {} (the instance's \
+                             oauth_expires_in)",
+                            c.provider,
+                            if expired { "expired" } else { "expires" },
+                            fmt_time(expires)
+                        ),
+                        &format!("sign in again: `latch login {}`", c.provider),
+                    ),
+                );
+            }
+        }
         if !s.scopes.extra.is_empty() && c.auth == AuthMode::User {
             let f = finding(
                 "scopes_no_longer_required",
@@ -703,6 +748,7 @@ pub async fn run(
             kind: c.kind.clone(),
             provider: c.provider.clone(),
             auth: c.auth,
+            oauth1: c.oauth1,
             state: s.state,
             account: grant_status
                 .filter(|g| g.account_id.is_some())
@@ -832,6 +878,8 @@ fn credential_noun(auth: AuthMode) -> &'static str {
         AuthMode::Basic => "password",
         AuthMode::ApiKey => "API key",
         AuthMode::Connect | AuthMode::ConnectUser => "Connect app's installed payload",
+        AuthMode::OAuth1TwoLegged => "application link (2-legged OAuth 1.0a)",
+        AuthMode::None => "anonymous (no credential)",
         AuthMode::User => "sign-in",
     }
 }
@@ -987,6 +1035,31 @@ fn probe_finding(
                 c.name
             ),
         ),
+        Diagnosis::LinkRefused(UpstreamRefusal::LinkRefused {
+            problem,
+            message,
+            fix,
+            ..
+        }) => finding(
+            "oauth1_rejected",
+            Severity::Error,
+            subject,
+            format!(
+                "{asked} was refused by the application link (oauth_problem={problem}): {message}"
+            ),
+            fix,
+        ),
+        Diagnosis::LinkRefused(_) => return None,
+        Diagnosis::ReachableAnonymous(status) => finding(
+            "reachable_anonymous",
+            Severity::Info,
+            subject,
+            format!(
+                "{asked} answered {status} without a credential: the API is reachable, and this \
+                 endpoint needs a signed-in user"
+            ),
+            "nothing to do for public pages; give the connector a credential for the rest",
+        ),
         Diagnosis::Failed(why) => finding(
             "probe_failed",
             Severity::Error,
@@ -1042,19 +1115,35 @@ async fn probe_connector(
             .upstream_base(c)
             .await
             .map_err(|e| e.to_string())?;
-        send_probe(grants.http(Some(&c.provider)), c, &url_base, &credential).await
+        send_probe(grants.http(Some(&c.provider)), c, &url_base, &credential)
+            .await
+            .map(|(status, _, body)| (status, body))
     };
-    let mut answer = send_probe(
+    let first = send_probe(
         grants.http(Some(&c.provider)),
         c,
         &upstream.base,
         &upstream.credential,
     )
     .await;
+    if let Ok((status @ (401 | 403), www, body)) = &first {
+        if c.auth == AuthMode::None {
+            return Some((
+                result(Some(*status), None),
+                Diagnosis::ReachableAnonymous(*status),
+            ));
+        }
+        if let Some(why @ UpstreamRefusal::LinkRefused { .. }) =
+            credentials.explain_refusal(c, &upstream.credential, *status, www.as_deref(), body)
+        {
+            return Some((result(Some(*status), None), Diagnosis::LinkRefused(why)));
+        }
+    }
+    let mut answer = first.map(|(status, _, body)| (status, body));
     let mut corrected = None;
     if let Ok((401, ref body)) = answer {
         if !profile.is_scope_refusal(401, body) {
-            match (&upstream.grant, CredentialKind::of(c.auth)) {
+            match (&upstream.grant, CredentialKind::of(c)) {
                 (Some(grant), _) => {
                     // An explicit refresh: the person asked for the truth, so never throttled.
                     match credentials.refresh_grant(grant).await {
@@ -1123,7 +1212,7 @@ async fn send_probe(
     c: &Connector,
     base: &str,
     credential: &crate::credential::Credential,
-) -> Result<(u16, Vec<u8>), String> {
+) -> Result<(u16, Option<String>, Vec<u8>), String> {
     let method =
         reqwest::Method::from_bytes(c.spec.probe.method.as_bytes()).unwrap_or(reqwest::Method::GET);
     let request = http
@@ -1145,6 +1234,11 @@ async fn send_probe(
             )
         })?;
     let status = response.status().as_u16();
+    let www = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut body = Vec::new();
     let mut response = response;
     while let Ok(Some(chunk)) = response.chunk().await {
@@ -1153,7 +1247,7 @@ async fn send_probe(
             break;
         }
     }
-    Ok((status, body))
+    Ok((status, www, body))
 }
 
 fn esc(text: &str) -> String {
@@ -1217,6 +1311,9 @@ pub fn render_html(report: &DoctorReport) -> String {
         })
         .collect::<String>();
         let credential = match &c.credential {
+            None if c.oauth1 => {
+                "sign-in (OAuth 1.0a application link, signed per request)".to_owned()
+            }
             None => "sign-in (OAuth, rotating refresh token)".to_owned(),
             Some(cr) => {
                 let mut text = credential_noun(c.auth).to_owned();

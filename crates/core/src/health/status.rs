@@ -138,6 +138,19 @@ pub struct ProviderStatus {
     pub sites: Vec<SiteStatus>,
     /// Problems and fixes.
     pub findings: Vec<Finding>,
+    /// An OAuth 1.0a application link: its consumer key and which key it must have.
+    pub link: Option<LinkStatus>,
+}
+
+/// An OAuth 1.0a application link, as the status shows it (never its private key).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct LinkStatus {
+    /// The consumer key of the link's incoming authentication.
+    pub consumer_key: String,
+    /// The fingerprint of the public key the link must have (`SHA256:…`), when the private
+    /// key is stored; `latch provider public-key NAME` prints the key itself.
+    pub public_key_fingerprint: Option<String>,
 }
 
 /// A site a grant reaches.
@@ -304,6 +317,10 @@ pub enum CredentialStorage {
     Grant,
     /// A secret sent as it is (API token, PAT, password, API key).
     Stored,
+    /// Signed with its provider's OAuth 1.0a link key (2-legged).
+    Link,
+    /// Nothing: anonymous calls.
+    Anonymous,
 }
 
 /// A connector's scopes.
@@ -358,7 +375,13 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             .connectors_of(&p.name)
             .any(|c| c.auth == AuthMode::User)
             && p.spec.client_type != ClientType::None;
+        let link_key = provider_rows
+            .iter()
+            .find(|r| r.name == p.name)
+            .and_then(|r| r.link_key.clone());
         let client_secret = match p.spec.client_type {
+            // An OAuth 1.0a link has a key pair, not a client secret.
+            _ if p.oauth1.is_some() => ClientSecretState::NotNeeded,
             ClientType::Confidential if app_needed => {
                 let stored = provider_rows
                     .iter()
@@ -385,8 +408,30 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                 "run `latch provider secret NAME` and paste the secret from the developer console",
             ));
         }
+        if p.oauth1.is_some() && link_key.is_none() {
+            findings.push(Finding::new(
+                "link_key_missing",
+                Severity::Error,
+                format!("provider:{}", p.name),
+                format!(
+                    "provider `{}` is an OAuth 1.0a application link but its private key is not \
+                     in the keychain",
+                    p.name
+                ),
+                &format!(
+                    "run `latch provider add {} --oauth1 --consumer-key KEY --base-url URL` (or \
+                     with `--private-key FILE`), then paste `latch provider public-key {}` into \
+                     the link",
+                    p.name, p.name
+                ),
+            ));
+        }
         all_findings.extend(findings.iter().cloned());
         providers.push(ProviderStatus {
+            link: p.oauth1.as_ref().map(|l| LinkStatus {
+                consumer_key: l.consumer_key.clone(),
+                public_key_fingerprint: link_key.clone(),
+            }),
             name: p.name.clone(),
             preset: p.preset.clone(),
             display_name: p.spec.display_name.clone(),
@@ -407,7 +452,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
     for c in &config.connectors {
         let request = config.scope_request(&c.provider);
         let provider = providers.iter().find(|p| p.name == c.provider);
-        let kind = CredentialKind::of(c.auth);
+        let kind = CredentialKind::of(c);
         let grant_row = match grant_of(c) {
             Some(id) => db.grant(&id)?,
             None => None,
@@ -432,7 +477,9 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
         let findings: Vec<Finding> = all_findings
             .iter()
             .filter(|f| {
-                f.subject == subject || (f.subject == provider_subject && c.auth == AuthMode::User)
+                f.subject == subject
+                    || (f.subject == provider_subject
+                        && (c.auth == AuthMode::User || kind == CredentialKind::LinkConsumer))
             })
             .cloned()
             .collect();
@@ -448,7 +495,10 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             ConnectorState::Misconfigured
         } else {
             match kind {
-                CredentialKind::UserGrant => match grant_row.as_ref().map(|g| g.state) {
+                CredentialKind::UserGrant | CredentialKind::LinkUser => match grant_row
+                    .as_ref()
+                    .map(|g| g.state)
+                {
                     None => ConnectorState::NotSignedIn,
                     Some(GrantState::NeedsLogin) => ConnectorState::NeedsLogin,
                     Some(GrantState::RefreshFailing) => ConnectorState::RefreshFailing,
@@ -471,6 +521,8 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                         Some(GrantState::Ok) => ConnectorState::Ok,
                     }
                 }
+                // Its provider's link key: a finding above says when it is missing.
+                CredentialKind::LinkConsumer | CredentialKind::Anonymous => ConnectorState::Ok,
                 CredentialKind::Static | CredentialKind::ConnectJwt => {
                     let row = row.filter(|_| stored);
                     match row {
@@ -488,12 +540,15 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             }
         };
         let credential = match kind {
-            CredentialKind::UserGrant => None,
+            CredentialKind::UserGrant | CredentialKind::LinkUser => None,
             _ => Some(CredentialStatus {
-                kind: if matches!(kind, CredentialKind::Static | CredentialKind::ConnectJwt) {
-                    CredentialStorage::Stored
-                } else {
-                    CredentialStorage::Grant
+                kind: match kind {
+                    CredentialKind::Static | CredentialKind::ConnectJwt => {
+                        CredentialStorage::Stored
+                    }
+                    CredentialKind::LinkConsumer => CredentialStorage::Link,
+                    CredentialKind::Anonymous => CredentialStorage::Anonymous,
+                    _ => CredentialStorage::Grant,
                 },
                 stored_at: row.and_then(|r| r.credential_stored_at),
                 expires_at: row.and_then(|r| r.credential_expires_at),
@@ -552,7 +607,9 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             },
             grant: match (&grant_row, kind) {
                 (Some(row), _) => Some(GrantStatus::from_row(row.clone())),
-                (None, CredentialKind::UserGrant) => provider.and_then(|p| p.grant.clone()),
+                (None, CredentialKind::UserGrant | CredentialKind::LinkUser) => {
+                    provider.and_then(|p| p.grant.clone())
+                }
                 _ => None,
             },
             credential,

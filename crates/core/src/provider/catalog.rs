@@ -41,6 +41,11 @@ pub enum AuthMode {
     Connect,
     /// A user acted as through a Connect app (the JWT bearer grant, `ACT_AS_USER`).
     ConnectUser,
+    /// No upstream credential: anonymous calls (the site on Cloud, the base URL on Data Center).
+    None,
+    /// An OAuth 1.0a application link signing as itself (2-legged), or as `username`.
+    #[serde(rename = "oauth1-2lo")]
+    OAuth1TwoLegged,
     /// Data Center personal access token, `Authorization: Bearer`.
     Pat,
     /// OAuth client credentials (service accounts); no refresh token.
@@ -58,6 +63,8 @@ impl AuthMode {
             Self::Basic => "basic",
             Self::Connect => "connect",
             Self::ConnectUser => "connect-user",
+            Self::None => "none",
+            Self::OAuth1TwoLegged => "oauth1-2lo",
             Self::Pat => "pat",
             Self::Service => "service",
             Self::User => "user",
@@ -65,12 +72,14 @@ impl AuthMode {
     }
 
     /// Every mode.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::ApiKey,
         Self::ApiToken,
         Self::Basic,
         Self::Connect,
         Self::ConnectUser,
+        Self::None,
+        Self::OAuth1TwoLegged,
         Self::Pat,
         Self::Service,
         Self::User,
@@ -202,6 +211,21 @@ pub struct ProviderSpec {
     /// Where a Connect app asks for a user's token (the JWT bearer grant, `ACT_AS_USER`).
     #[serde(default)]
     pub connect_token_url: Option<String>,
+    /// OAuth 1.0a application links (Data Center), for a provider with `oauth = "1.0a"`.
+    #[serde(default)]
+    pub oauth1: Option<OAuth1Endpoints>,
+}
+
+/// An instance's OAuth 1.0a endpoints (atlassian-wire §12.3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth1Endpoints {
+    /// Where a sign-in asks for its request token.
+    pub request_token_url: String,
+    /// Where the browser authorizes the request token.
+    pub authorize_url: String,
+    /// Where the authorized request token becomes an access token.
+    pub access_token_url: String,
 }
 
 /// The placeholder for an instance's base URL in a provider preset (Data Center).
@@ -246,6 +270,15 @@ impl ProviderSpec {
         .flatten()
         {
             *url = url.replace(BASE_PLACEHOLDER, base);
+        }
+        if let Some(link) = &mut self.oauth1 {
+            for url in [
+                &mut link.request_token_url,
+                &mut link.authorize_url,
+                &mut link.access_token_url,
+            ] {
+                *url = url.replace(BASE_PLACEHOLDER, base);
+            }
         }
         self
     }
@@ -350,6 +383,8 @@ pub struct PresetEntry {
     pub needs_base_url: bool,
     /// The scope vocabulary it speaks.
     pub vocabulary: ProviderKind,
+    /// Whether its instances may use OAuth 1.0a application links (`--oauth1`).
+    pub oauth1: bool,
 }
 
 /// A connector type as faces show it (`latch connector catalog`, "Add connector").
@@ -401,6 +436,7 @@ impl Catalog {
                 .providers
                 .iter()
                 .map(|(name, p)| PresetEntry {
+                    oauth1: p.oauth1.is_some(),
                     name: name.clone(),
                     display_name: p.display_name.clone(),
                     client_type: p.client_type,

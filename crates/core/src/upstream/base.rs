@@ -13,17 +13,18 @@ use latch_store::ApiTokenKind;
 pub(crate) enum Target {
     /// The API gateway (`api_base`): OAuth tokens, scoped API tokens.
     Gateway,
-    /// The site's own URL (`site_api_base`): classic API tokens.
+    /// The site's own URL (`site_api_base`): classic API tokens, anonymous calls.
     Site,
 }
 
 impl Target {
     /// The target of a connector whose API token is of `kind` (gateway when unknown).
     pub(crate) fn of(connector: &Connector, kind: Option<ApiTokenKind>) -> Self {
-        let classic = connector.auth == AuthMode::ApiToken
-            && kind == Some(ApiTokenKind::Classic)
-            && connector.spec.site_api_base.is_some();
-        if classic {
+        let classic = connector.auth == AuthMode::ApiToken && kind == Some(ApiTokenKind::Classic);
+        // Anonymous calls too: the gateway refuses them, a site with public access answers.
+        let site =
+            (classic || connector.auth == AuthMode::None) && connector.spec.site_api_base.is_some();
+        if site {
             Self::Site
         } else {
             Self::Gateway

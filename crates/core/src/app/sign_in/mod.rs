@@ -5,8 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::app::App;
 use crate::config::check_redirect_uri;
@@ -20,6 +18,10 @@ use crate::provider::scope::{Scope, ScopeList};
 use crate::provider::{Account, ProviderRules};
 use crate::secret::{constant_time_eq, Secret};
 pub use crate::upstream::site::site_matches;
+use loopback::{Callback, Heard};
+
+mod link;
+mod loopback;
 pub use latch_store::SiteRow;
 use latch_store::{GrantId, GrantKind, GrantRow, GrantState};
 
@@ -37,30 +39,6 @@ pub struct LoginOptions {
     /// box reached over SSH): the address the browser ended at, or `code=…&state=…`. The
     /// first valid one, or the callback, whichever comes first, completes the sign-in.
     pub pasted: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<String>>>,
-}
-
-/// A pasted line read as a callback: a full URL, or its query (`code=…&state=…`).
-fn pasted_callback(line: &str) -> Option<Callback> {
-    let line = line.trim();
-    if line.is_empty() {
-        return None;
-    }
-    let params: Vec<(String, String)> = if line.contains("://") {
-        url::Url::parse(line)
-            .ok()?
-            .query_pairs()
-            .into_owned()
-            .collect()
-    } else {
-        let query = line.rsplit_once('?').map_or(line, |(_, q)| q);
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect()
-    };
-    (!params.is_empty()).then(|| Callback {
-        path: String::new(),
-        params,
-    })
 }
 
 /// Asks the person to choose a site when several fit a connector.
@@ -96,8 +74,13 @@ pub struct LoginOutcome {
     /// How to get the missing scopes (sign in again; on Bitbucket, tick them on the OAuth
     /// consumer first: it decides what is granted).
     pub missing_fix: Option<String>,
-    /// Whether a refresh token was issued.
+    /// Whether a refresh token was issued (an OAuth 1.0a link: a session handle).
     pub refresh_token: bool,
+    /// When the token itself expires, when it lives long and nothing refreshes it (an OAuth
+    /// 1.0a link's `oauth_expires_in`).
+    #[serde(with = "crate::clock::stamp::option")]
+    #[cfg_attr(feature = "ts", ts(type = "string | null"))]
+    pub token_expires_at: Option<time::OffsetDateTime>,
 }
 
 /// Why a login failed. Messages are plain words with the fix.
@@ -254,166 +237,21 @@ fn exchange_failed(err: TokenError, provider: &str, redirect: &str) -> LoginErro
     LoginError::Exchange { message, fix }
 }
 
-struct Callback {
-    path: String,
-    params: Vec<(String, String)>,
-}
-
-impl Callback {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-async fn read_request(stream: &mut TcpStream) -> Option<Callback> {
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 1024];
-    let read = async {
-        loop {
-            let n = stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                return Some(());
-            }
-            if buf.len() > 16 * 1024 {
-                return None;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), read)
-        .await
-        .ok()??;
-    let head = String::from_utf8_lossy(&buf);
-    let line = head.lines().next()?;
-    let mut parts = line.split(' ');
-    if parts.next()? != "GET" {
-        return None;
-    }
-    let target = parts.next()?;
-    let url = url::Url::parse(&format!("http://callback.invalid{target}")).ok()?;
-    Some(Callback {
-        path: url.path().to_owned(),
-        params: url.query_pairs().into_owned().collect(),
-    })
-}
-
-async fn respond(stream: &mut TcpStream, status: &str, title: &str, body: &str) {
-    let page = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Latch — {title}</title>\
-         <style>body{{font:16px system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#1e1b4b}}\
-         h1{{font-size:1.4rem}}</style></head><body><h1>{title}</h1><p>{body}</p></body></html>"
-    );
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
-         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n{page}",
-        page.len()
-    );
-    let _ = stream.write_all(response.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
-
 /// What a valid callback must carry.
 struct Expected {
-    path: String,
     state: Secret,
     scopes: ScopeList,
     redirect: String,
 }
 
-/// What one callback connection brought.
-enum Heard {
-    /// The authorization code.
-    Code(Secret),
-    /// The provider sent the person back with `error=`, or no code.
-    Failed(LoginError),
-    /// Not our flow (wrong state): refused; the flow goes on.
-    Refused(&'static str),
-}
-
-/// Serves one connection to the callback listener.
-async fn serve_callback(
-    mut stream: TcpStream,
-    expected: Arc<Expected>,
-    events: tokio::sync::mpsc::Sender<Heard>,
-) {
-    let Some(callback) = read_request(&mut stream).await else {
-        respond(
-            &mut stream,
-            "400 Bad Request",
-            "Not a sign-in",
-            "Latch expected a sign-in callback here.",
-        )
-        .await;
-        return;
-    };
-    if callback.path != expected.path {
-        respond(
-            &mut stream,
-            "404 Not Found",
-            "Not found",
-            "This is Latch's sign-in callback; nothing else lives here.",
-        )
-        .await;
-        return;
-    }
-    let heard = judge(&callback, &expected);
-    match &heard {
-        // Not our flow (an old tab, or a page poking at the port): refuse, keep waiting.
-        Heard::Refused(_) => {
-            respond(
-                &mut stream,
-                "400 Bad Request",
-                "Sign-in not recognised",
-                "This sign-in link is not the one Latch started (its state does not match). \
-                 Latch is still waiting for the sign-in it opened; nothing was stored.",
-            )
-            .await;
-        }
-        Heard::Failed(LoginError::Exchange { .. }) => {
-            respond(
-                &mut stream,
-                "400 Bad Request",
-                "Sign-in incomplete",
-                "The callback carried no code.",
-            )
-            .await;
-        }
-        Heard::Failed(err) => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "Sign-in did not complete",
-                &crate::html::escape(&err.to_string()),
-            )
-            .await;
-        }
-        Heard::Code(_) => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "Signed in",
-                "Latch received the sign-in. You can close this tab and return to Latch.",
-            )
-            .await;
-        }
-    }
-    let _ = events.send(heard).await;
-}
-
 /// What a callback (received, or pasted) means for this sign-in: its `state` must be ours
 /// (compared in constant time), then `error=` or the code.
-fn judge(callback: &Callback, expected: &Expected) -> Heard {
+fn judge(callback: &Callback, expected: &Expected) -> Heard<Secret> {
     let state_ok = callback
         .get("state")
         .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.state.expose().as_bytes()));
     if !state_ok {
-        return Heard::Refused("a callback with the wrong state");
+        return Heard::Refused("whose state does not match this sign-in");
     }
     if let Some(error) = callback.get("error") {
         return Heard::Failed(denied(
@@ -424,7 +262,7 @@ fn judge(callback: &Callback, expected: &Expected) -> Heard {
         ));
     }
     match callback.get("code").filter(|c| !c.is_empty()) {
-        Some(code) => Heard::Code(Secret::new(code.to_owned())),
+        Some(code) => Heard::Got(Secret::new(code.to_owned())),
         None => Heard::Failed(LoginError::Exchange {
             message: "the provider sent no authorization code".into(),
             fix: "run `latch login` again".into(),
@@ -465,6 +303,9 @@ async fn run_login(
             fix: format!("run `latch provider add {name} --client-id ...`"),
         });
     };
+    if provider.oauth1.is_some() {
+        return link::run(app, &provider, options, browser, progress).await;
+    }
     // An `issuer` only: the endpoints come from its discovery document.
     let provider = if provider.spec.issuer.is_some() {
         let grants = Arc::clone(app.credentials().grants());
@@ -519,29 +360,7 @@ async fn run_login(
     // Fail before the browser opens when the secret is missing.
     let client_secret = grants.store().client_secret(&provider).await?;
 
-    let host = redirect_url
-        .host_str()
-        .unwrap_or("127.0.0.1")
-        .trim_matches(['[', ']']);
-    let localhost = host.eq_ignore_ascii_case("localhost");
-    let host = if localhost { "127.0.0.1" } else { host };
-    let port = redirect_url.port().unwrap_or(80);
-    let addr = format!("{host}:{port}");
-    let listener = TcpListener::bind(&addr)
-        .await
-        .map_err(|e| LoginError::PortBusy {
-            addr: addr.clone(),
-            port,
-            reason: e.to_string(),
-            provider: name.to_owned(),
-        })?;
-    // A `localhost` callback may arrive on either loopback (RFC 8252 §8.3): listen on ::1 too
-    // where the machine has it.
-    let listener6 = if localhost {
-        TcpListener::bind(("::1", port)).await.ok()
-    } else {
-        None
-    };
+    let listening = loopback::listen(&redirect_url, name).await?;
 
     let state = Secret::new(oauth::random_token(32));
     let pkce = provider.spec.pkce.then(Pkce::new);
@@ -561,78 +380,19 @@ async fn run_login(
     let opened = options.open_browser && browser.open(url.as_str()).is_ok();
     progress.authorize_url(url.as_str(), opened);
 
-    // Each connection is served in its own task, so idle or slow sockets (a port scanner, a
-    // page poking at the port) cannot hold up the real callback; the first valid one wins.
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let expected = Arc::new(Expected {
-        path: redirect_url.path().to_owned(),
+    let expected = Expected {
         state: state.clone(),
         scopes: scopes.clone(),
         redirect: redirect.clone(),
-    });
-    let (events, mut heard) = tokio::sync::mpsc::channel::<Heard>(8);
-    let mut pasted = options
-        .pasted
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
-    let code = loop {
-        let accepted = tokio::select! {
-            line = async {
-                match pasted.as_mut() {
-                    Some(lines) => lines.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                match line {
-                    // The input ended (nothing more to paste): the callback may still come.
-                    None => pasted = None,
-                    Some(line) => match pasted_callback(&line) {
-                        Some(callback) => match judge(&callback, &expected) {
-                            Heard::Code(code) => break code,
-                            Heard::Failed(err) => return Err(err),
-                            Heard::Refused(_) => progress.refused_callback(
-                                "a pasted address whose state does not match this sign-in",
-                            ),
-                        },
-                        None => progress.refused_callback(
-                            "a pasted line that is neither the address nor code=…&state=…",
-                        ),
-                    },
-                }
-                continue;
-            }
-            accepted = listener.accept() => accepted.ok(),
-            accepted = async {
-                match &listener6 {
-                    Some(l6) => l6.accept().await.ok(),
-                    None => std::future::pending().await,
-                }
-            } => accepted,
-            event = heard.recv() => match event {
-                Some(Heard::Code(code)) => break code,
-                Some(Heard::Failed(err)) => return Err(err),
-                Some(Heard::Refused(why)) => {
-                    progress.refused_callback(why);
-                    continue;
-                }
-                None => continue,
-            },
-            () = tokio::time::sleep_until(deadline) => {
-                return Err(LoginError::Timeout(options.timeout.as_secs()));
-            }
-        };
-        if let Some((stream, _)) = accepted {
-            tokio::spawn(serve_callback(
-                stream,
-                Arc::clone(&expected),
-                events.clone(),
-            ));
-        }
     };
-    // One-shot: a replayed callback finds nobody listening.
-    drop(listener);
-    drop(listener6);
+    let code = loopback::wait(
+        listening,
+        options,
+        progress,
+        Arc::new(move |callback: &Callback| judge(callback, &expected)),
+        &loopback::pasted_callback,
+    )
+    .await?;
 
     let endpoint = token_endpoint(&provider, None)?;
     let mut tokens = oauth::request_token(
@@ -765,6 +525,7 @@ async fn run_login(
         unbound,
         missing,
         refresh_token,
+        token_expires_at: None,
     })
 }
 
