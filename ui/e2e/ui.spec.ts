@@ -100,6 +100,9 @@ test("a service account and an API token, without an app or a sign-in", async ({
     "You, in the browser",
     "Service account (OAuth client)",
     "API token",
+    "Connect app (as the app)",
+    "Connect app (acting as a user)",
+    "Anonymous (no credential)",
   ]);
   await form.getByLabel("Credential").selectOption("service");
   await form.getByLabel("Name").fill("jira-svc");

@@ -74,7 +74,7 @@ export const mockCatalog: CatalogEntries = {
       name: "jira",
       display_name: "Jira",
       provider: "atlassian",
-      auth_modes: ["user", "service", "api-token", "connect", "connect-user"],
+      auth_modes: ["user", "service", "api-token", "connect", "connect-user", "none"],
       upstream_scopes: ["read:me", "read:jira-user", "read:jira-work", "write:jira-work", "offline_access"],
       granular_scopes: null,
       api_base: "{api_base}/ex/jira/{cloud_id}",
@@ -85,7 +85,7 @@ export const mockCatalog: CatalogEntries = {
       name: "confluence",
       display_name: "Confluence",
       provider: "atlassian",
-      auth_modes: ["user", "service", "api-token"],
+      auth_modes: ["user", "service", "api-token", "connect", "connect-user", "none"],
       upstream_scopes: [
         "read:me",
         "read:confluence-user",
