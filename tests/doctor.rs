@@ -115,6 +115,8 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
             "probe",
             "credential",
             "diagnosis",
+            // Added later: new fields come last.
+            "oauth1",
         ]
     );
     assert_eq!(report["connectors"][0]["probe"]["status"], 200);

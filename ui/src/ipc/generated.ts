@@ -960,10 +960,6 @@ provider: string,
  */
 auth: AuthMode, 
 /**
- * Whether it signs with its provider's OAuth 1.0a application link.
- */
-oauth1: boolean, 
-/**
  * State.
  */
 state: ConnectorState, 
@@ -1038,7 +1034,11 @@ credential: CredentialStatus | null,
 /**
  * What the doctor concluded about this connector now (a finding code), when it checked.
  */
-diagnosis: string | null, };
+diagnosis: string | null, 
+/**
+ * Whether it signs with its provider's OAuth 1.0a application link.
+ */
+oauth1: boolean, };
 
 export type ProbeResult = { 
 /**

@@ -90,8 +90,6 @@ pub struct ConnectorHealth {
     pub provider: String,
     /// Auth mode.
     pub auth: AuthMode,
-    /// Whether it signs with its provider's OAuth 1.0a application link.
-    pub oauth1: bool,
     /// State.
     pub state: ConnectorState,
     /// Account (name and id).
@@ -142,6 +140,8 @@ pub struct ConnectorHealth {
     pub credential: Option<CredentialStatus>,
     /// What the doctor concluded about this connector now (a finding code), when it checked.
     pub diagnosis: Option<String>,
+    /// Whether it signs with its provider's OAuth 1.0a application link.
+    pub oauth1: bool,
 }
 
 /// How `latch doctor` runs.
@@ -748,7 +748,6 @@ pub async fn run(
             kind: c.kind.clone(),
             provider: c.provider.clone(),
             auth: c.auth,
-            oauth1: c.oauth1,
             state: s.state,
             account: grant_status
                 .filter(|g| g.account_id.is_some())
@@ -782,6 +781,7 @@ pub async fn run(
             probe: probe_result,
             credential: s.credential.clone(),
             diagnosis,
+            oauth1: c.oauth1,
         });
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));

@@ -114,7 +114,7 @@ pub(super) async fn run(
             .get("oauth_token")
             .is_some_and(|t| constant_time_eq(t.as_bytes(), expected.expose().as_bytes()));
         if !ours {
-            return Heard::Refused("whose request token does not match this sign-in");
+            return Heard::Refused("with the wrong request token (it does not match this sign-in)");
         }
         match callback.get("oauth_verifier").filter(|v| !v.is_empty()) {
             Some(DENIED) => Heard::Failed(LoginError::Denied {

@@ -58,7 +58,7 @@ pub(super) enum Heard<T> {
     /// The provider sent the person back with an error, or without what the flow needs.
     Failed(LoginError),
     /// Not this flow: refused, and the flow goes on. Says why, to follow "a callback" or "a
-    /// pasted address" ("whose state does not match this sign-in").
+    /// pasted address" ("with the wrong state …").
     Refused(&'static str),
 }
 

@@ -251,7 +251,7 @@ fn judge(callback: &Callback, expected: &Expected) -> Heard<Secret> {
         .get("state")
         .is_some_and(|s| constant_time_eq(s.as_bytes(), expected.state.expose().as_bytes()));
     if !state_ok {
-        return Heard::Refused("whose state does not match this sign-in");
+        return Heard::Refused("with the wrong state (it does not match this sign-in)");
     }
     if let Some(error) = callback.get("error") {
         return Heard::Failed(denied(
