@@ -113,7 +113,7 @@ fn unknown_connector_is_one_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.contains("unknown connector `jiraa`") && stderr.contains("jira, "),
+        stderr.contains("unknown connector type `jiraa`") && stderr.contains("jira, "),
         "{stderr}"
     );
 }
@@ -245,13 +245,34 @@ fn completions_man_page_and_examples_in_every_help() {
         .filter(|v| !["help", "man"].contains(&v.as_str()))
         .collect();
     assert!(verbs.len() > 10, "{help}");
+    let commands_of = |help: &str| -> Vec<String> {
+        help.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter(|l| !l.starts_with("   "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .filter(|v| v != "help")
+            .collect()
+    };
+    let mut checked = 0;
     for verb in &verbs {
         let out = home.ok(&[verb, "--help"], "");
         assert!(
             out.contains("Example:"),
             "`latch {verb} --help` has no example:\n{out}"
         );
+        // And each verb of a group: `latch keys create --help` is where people look.
+        for sub in commands_of(&out) {
+            let out = home.ok(&[verb, &sub, "--help"], "");
+            assert!(
+                out.contains("Example:"),
+                "`latch {verb} {sub} --help` has no example:\n{out}"
+            );
+            checked += 1;
+        }
     }
+    assert!(checked > 15, "only {checked} sub-verbs found");
     let bash = home.ok(&["completion", "bash"], "");
     let checked = std::process::Command::new("bash")
         .args(["-c", "source /dev/stdin && complete -p latch"])

@@ -6,8 +6,8 @@
 
 use crate::support::{
     connector_in, curl, curl_until_settled, error_code, keychain_lookup, keychain_replace,
-    python_requests_ok, stderr, Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN, CLOUD_ID,
-    EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET, SVC_EMAIL, SVC_TOKEN,
+    python_requests_ok, stderr, stdout, Fixture, Home, Serve, BETA_CLOUD_ID, CLASSIC_TOKEN,
+    CLOUD_ID, EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET, SVC_EMAIL, SVC_TOKEN,
 };
 
 fn bearer(key: &str) -> String {
@@ -627,6 +627,13 @@ fn choosing_among_two_sites_needs_no_new_consent() {
     let home = Home::with_fixture_provider(&fixture);
     let out = home.login();
     assert!(out.status.success(), "{}", stderr(&out));
+    // No terminal to ask in: the hint needs no second consent.
+    assert!(
+        stdout(&out).contains("latch connector set jira --site NAME")
+            && !stdout(&out).contains("latch login atlassian --site"),
+        "{}",
+        stdout(&out)
+    );
     let status = home.json(&["status", "--json"]);
     assert_eq!(
         connector_in(&status, "jira")["state"],

@@ -495,3 +495,160 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     drop(driver);
     drop(xvfb);
 }
+
+/// What the window says is true (issue 21): beside a running `latch serve` it says who serves
+/// (and takes over when that stops), a locked keychain is a locked keychain on the card, and a
+/// credential ending soon is amber before it breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn the_window_says_who_serves_what_is_locked_and_what_ends_soon() {
+    use crate::support::{PrivateKeyring, Serve, EMAIL, SCOPED_TOKEN};
+    let _desktop = crate::support::DESKTOP_BINARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fixture = Fixture::start();
+    // Its own Secret Service: this test locks it.
+    let keyring = PrivateKeyring::start();
+    let home = Home::new();
+    let b = &fixture.base;
+    keyring.ok(
+        &home,
+        &[
+            "provider",
+            "add",
+            "atlassian",
+            "--token-url",
+            &format!("{b}/oauth/token"),
+            "--api-base",
+            b,
+            "--site-url",
+            &format!("{b}/__site/{{site}}"),
+        ],
+        "",
+    );
+    keyring.ok(
+        &home,
+        &[
+            "connector",
+            "add",
+            "jira-tok",
+            "--type",
+            "jira",
+            "--auth",
+            "api-token",
+            "--email",
+            EMAIL,
+            "--site",
+            "acme",
+        ],
+        "",
+    );
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(5)).date();
+    keyring.ok(
+        &home,
+        &[
+            "credential",
+            "set",
+            "jira-tok",
+            "--expires",
+            &soon.to_string(),
+        ],
+        SCOPED_TOKEN,
+    );
+    let port = free_port();
+    home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let serve = Serve::start_cmd(keyring.cmd(&home, &["serve"]), std::process::Stdio::null());
+
+    let xvfb = Xvfb::start();
+    let mut driver = Command::new("tauri-driver");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LATCH_") {
+            driver.env_remove(&key);
+        }
+    }
+    driver
+        .env("DISPLAY", &xvfb.display)
+        .env("LATCH_HOME", home.path())
+        .env("DBUS_SESSION_BUS_ADDRESS", &keyring.address)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.file("xdg-config"));
+    let driver = TauriDriver::start(driver);
+    let window = Session::open(&driver, &desktop_binary()).await;
+    let shots = screenshots();
+
+    // Beside `latch serve`: who serves, and no "address already in use".
+    let said = format!("latch serve, pid {}", serve.pid());
+    window
+        .wait_for_text("[data-testid=serving]", &said, Duration::from_secs(30))
+        .await;
+    // Ending in five days: amber, with what to do, while the state is still ok.
+    window
+        .wait_for(
+            "[data-connector=jira-tok][data-state=ok] [data-attention=expiring]",
+            Duration::from_secs(30),
+        )
+        .await;
+    let card = window.text("[data-connector=jira-tok]").await;
+    assert!(card.contains("latch credential set jira-tok"), "{card}");
+    window.screenshot(&shots.join("expiring.png")).await;
+    window.click("#tab-settings").await;
+    window
+        .wait_for("[data-testid=served-elsewhere]", Duration::from_secs(10))
+        .await;
+    let settings = window.text("[data-testid=served-elsewhere]").await;
+    assert!(settings.contains("latch serve"), "{settings}");
+    window.click("#tab-connectors").await;
+
+    // `latch serve` stops: the app takes the home over and serves on the same address.
+    serve.stop();
+    window
+        .wait_for_text(
+            "[data-testid=serving]",
+            "the desktop app",
+            Duration::from_secs(30),
+        )
+        .await;
+    let status: serde_json::Value =
+        serde_json::from_str(&keyring.ok(&home, &["status", "--json"], "")).unwrap();
+    assert_eq!(
+        status["home"]["serving"]["by"], "the desktop app",
+        "{status}"
+    );
+    assert_eq!(
+        status["home"]["serving"]["addr"],
+        format!("127.0.0.1:{port}"),
+        "{status}"
+    );
+
+    // The keychain locks (a screen lock, a timeout): the card says so, then recovers.
+    keyring.lock();
+    window
+        .wait_for(
+            "[data-connector=jira-tok][data-state=keychain_locked]",
+            Duration::from_secs(30),
+        )
+        .await;
+    let card = window.text("[data-connector=jira-tok]").await;
+    assert!(
+        card.contains("Keychain locked") && card.contains("latch keychain unlock"),
+        "{card}"
+    );
+    window
+        .wait_for(
+            "[data-testid=overall][data-tone=error]",
+            Duration::from_secs(10),
+        )
+        .await;
+    window.screenshot(&shots.join("keychain-locked.png")).await;
+    keyring.ok(&home, &["keychain", "unlock"], PrivateKeyring::PASSWORD);
+    window
+        .wait_for(
+            "[data-connector=jira-tok][data-state=ok]",
+            Duration::from_secs(30),
+        )
+        .await;
+
+    window.close().await;
+    drop(driver);
+    drop(xvfb);
+}

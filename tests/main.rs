@@ -19,4 +19,5 @@ mod oidc;
 mod package;
 mod proxy;
 mod support;
+mod truth;
 mod webdriver;

@@ -467,6 +467,41 @@ impl Home {
         self.ok(&args, CLIENT_SECRET);
     }
 
+    /// `latch provider add atlassian` pointed at the fixture, with `secret` as its client secret
+    /// (a wrong one, say).
+    pub(crate) fn add_fixture_provider_with_secret(&self, fixture: &Fixture, secret: &str) {
+        require_secret_service();
+        let b = &fixture.base;
+        let (authorize, token, me, resources) = (
+            format!("{b}/authorize"),
+            format!("{b}/oauth/token"),
+            format!("{b}/me"),
+            format!("{b}/oauth/token/accessible-resources"),
+        );
+        self.ok(
+            &[
+                "provider",
+                "add",
+                "atlassian",
+                "--client-id",
+                CLIENT_ID,
+                "--redirect-uri",
+                &fixture.redirect_uri,
+                "--authorize-url",
+                &authorize,
+                "--token-url",
+                &token,
+                "--me-url",
+                &me,
+                "--resources-url",
+                &resources,
+                "--api-base",
+                b,
+            ],
+            secret,
+        );
+    }
+
     /// `latch provider add atlassian` without an OAuth app (no client id, no secret): only
     /// the fixture's endpoints, as a service-account or API-token user would have it.
     pub(crate) fn with_fixture_endpoints_only(fixture: &Fixture) -> Self {
@@ -616,8 +651,12 @@ impl Serve {
 
     /// `latch serve` with its stderr (its log) going to `stderr`.
     pub(crate) fn start_with_stderr(home: &Home, stderr: impl Into<Stdio>) -> Self {
-        let mut child = home
-            .cmd(&["serve", "--listen", "127.0.0.1:0"])
+        Self::start_cmd(home.cmd(&["serve", "--listen", "127.0.0.1:0"]), stderr)
+    }
+
+    /// `cmd` (a `latch serve` set up by the caller: another bus, say), once it listens.
+    pub(crate) fn start_cmd(mut cmd: Command, stderr: impl Into<Stdio>) -> Self {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -702,5 +741,134 @@ pub(crate) fn curl_until_settled(
             return (status, body);
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+/// A Secret Service of one test's own (its own D-Bus session and gnome-keyring), for tests
+/// that lock the keychain: locking the shared one would stop every other test. Unlocked at
+/// start with [`PrivateKeyring::PASSWORD`].
+pub(crate) struct PrivateKeyring {
+    bus: std::process::Child,
+    keyring_pid: Option<u32>,
+    _dir: tempfile::TempDir,
+    /// `DBUS_SESSION_BUS_ADDRESS` of its session.
+    pub(crate) address: String,
+}
+
+impl PrivateKeyring {
+    pub(crate) const PASSWORD: &'static str = "private-test-keyring";
+
+    pub(crate) fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, runtime) = (dir.path().join("data"), dir.path().join("run"));
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&runtime).unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dbus-daemon is installed by `make deps`");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(bus.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let address = line.trim().to_owned();
+        assert!(!address.is_empty(), "dbus-daemon printed no address");
+        let mut keyring = Command::new("gnome-keyring-daemon");
+        keyring
+            .args(["--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &address)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .stdout(Stdio::null());
+        let out = run_with_stdin(keyring, Self::PASSWORD);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut this = Self {
+            bus,
+            keyring_pid: None,
+            _dir: dir,
+            address,
+        };
+        // Ready when the daemon owns the Secret Service's name (bounded).
+        for _ in 0..200 {
+            if let Some(pid) = this.owner_pid() {
+                this.keyring_pid = Some(pid);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        assert!(
+            this.keyring_pid.is_some(),
+            "gnome-keyring never took the bus name"
+        );
+        this
+    }
+
+    fn dbus_send(&self, args: &[&str]) -> String {
+        let out = Command::new("dbus-send")
+            .args(["--session", "--print-reply"])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .unwrap();
+        format!("{}{}", stdout(&out), stderr(&out))
+    }
+
+    fn owner_pid(&self) -> Option<u32> {
+        let reply = self.dbus_send(&[
+            "--dest=org.freedesktop.DBus",
+            "/",
+            "org.freedesktop.DBus.GetConnectionUnixProcessID",
+            "string:org.freedesktop.secrets",
+        ]);
+        reply
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("uint32 "))
+            .and_then(|p| p.trim().parse().ok())
+    }
+
+    /// Locks the default collection, as a screen lock or a timeout would.
+    pub(crate) fn lock(&self) {
+        let reply = self.dbus_send(&[
+            "--dest=org.freedesktop.secrets",
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.Lock",
+            "array:objpath:/org/freedesktop/secrets/collection/login",
+        ]);
+        assert!(reply.contains("collection/login"), "{reply}");
+    }
+
+    /// `latch ARGS` in `home` against this keyring.
+    pub(crate) fn cmd(&self, home: &Home, args: &[&str]) -> Command {
+        let mut cmd = home.cmd(args);
+        cmd.env("DBUS_SESSION_BUS_ADDRESS", &self.address);
+        cmd
+    }
+
+    /// The same, with `stdin`, expecting success; its stdout.
+    pub(crate) fn ok(&self, home: &Home, args: &[&str], stdin: &str) -> String {
+        let out = run_with_stdin(self.cmd(home, args), stdin);
+        assert!(
+            out.status.success(),
+            "latch {args:?} failed ({:?}):\n{}",
+            out.status.code(),
+            stderr(&out)
+        );
+        stdout(&out)
+    }
+}
+
+impl Drop for PrivateKeyring {
+    fn drop(&mut self) {
+        if let Some(pid) = self.keyring_pid {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
     }
 }

@@ -12,10 +12,15 @@ use crate::{open_latch, print_json};
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Add a connector; prints how its scopes change its provider's request.
+    #[command(
+        after_help = "Example:\n  latch connector add jira\n  latch connector add jira-svc --type jira --auth service --client-id \"$ID\" --site acme"
+    )]
     Add(Box<AddArgs>),
     /// Change a connector's site or scope set (no new consent for a site your sign-in reached).
+    #[command(after_help = "Example:\n  latch connector set jira --site beta")]
     Set(SetArgs),
     /// Remove a connector; prints the scopes no connector needs any more.
+    #[command(after_help = "Example:\n  latch connector remove confluence")]
     Remove {
         /// Connector name.
         name: String,
@@ -24,12 +29,14 @@ pub(crate) enum Cmd {
         json: bool,
     },
     /// List configured connectors.
+    #[command(after_help = "Example:\n  latch connector list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// List the connector types Latch knows (built-in and from manifests).
+    #[command(after_help = "Example:\n  latch connector catalog")]
     Catalog {
         /// Print JSON.
         #[arg(long)]

@@ -9,6 +9,9 @@ pub(crate) struct Failure {
     code: u8,
     kind: &'static str,
     message: String,
+    /// The command already printed its JSON answer: the error goes to stderr only, so stdout
+    /// stays one JSON document.
+    answered: bool,
 }
 
 /// Operation failed (network, database, refused request).
@@ -30,6 +33,7 @@ impl Failure {
             code: FAILED,
             kind: "internal",
             message,
+            answered: false,
         }
     }
 
@@ -38,6 +42,7 @@ impl Failure {
             code: 2,
             kind: "usage",
             message,
+            answered: false,
         }
     }
 
@@ -48,7 +53,7 @@ impl Failure {
     }
 
     pub(crate) fn report(self, json: bool) -> ExitCode {
-        if json {
+        if json && !self.answered {
             let body = serde_json::json!({
                 "error": { "code": self.kind, "message": self.message }
             });
@@ -69,9 +74,11 @@ fn exit_code(code: ErrorCode) -> u8 {
         C::BoundToRequest => 2,
         C::UnknownConnector | C::UnknownProvider => NOT_FOUND,
         c if c.needs_person() => NEEDS_PERSON,
-        C::RefreshFailing | C::RefreshUncertain | C::CodeExchangeFailed | C::LoginTimeout => {
-            UPSTREAM
-        }
+        C::RefreshFailing
+        | C::RefreshUncertain
+        | C::CodeExchangeFailed
+        | C::LoginTimeout
+        | C::CredentialUnchecked => UPSTREAM,
         _ => FAILED,
     }
 }
@@ -82,15 +89,20 @@ impl Failure {
             code: exit_code(code),
             kind: code.as_str(),
             message,
+            answered: false,
         }
     }
 
-    /// The person must act (a stored credential was refused).
-    pub(crate) fn needs_person(code: ErrorCode, message: String) -> Self {
+    /// A failure with the core's code (its exit code from the one mapping).
+    pub(crate) fn coded_error(code: ErrorCode, message: String) -> Self {
+        Self::coded(code, message)
+    }
+
+    /// A failure after the command printed its JSON answer (which says what happened).
+    pub(crate) fn after_answer(code: ErrorCode, message: String) -> Self {
         Self {
-            code: NEEDS_PERSON,
-            kind: code.as_str(),
-            message,
+            answered: true,
+            ..Self::coded(code, message)
         }
     }
 }

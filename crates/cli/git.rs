@@ -23,12 +23,24 @@ pub(crate) struct GitCredentialCmd {
 #[derive(Subcommand)]
 enum GitOp {
     /// (git) Print a fresh credential for the repository git names on stdin.
+    #[command(
+        after_help = "Example:\n  git credential fill <<< $'protocol=https\\nhost=bitbucket.org\\n'   # git calls it so"
+    )]
     Get,
     /// (git) Nothing to do: Latch already holds the credential.
+    #[command(
+        after_help = "Example:\n  latch git-credential store   # a no-op: Latch never writes tokens to plain files"
+    )]
     Store,
     /// (git) The credential was refused: the next `get` refreshes it.
+    #[command(
+        after_help = "Example:\n  latch git-credential erase   # git calls it after a refused token"
+    )]
     Erase,
     /// Write `credential.<url>.helper` into git's global configuration.
+    #[command(
+        after_help = "Example:\n  latch git-credential install\n  latch git-credential install --host https://git.corp.example --connector bitbucket-dc"
+    )]
     Install {
         /// The URL git clones from (`https://bitbucket.org`, a Data Center base URL, or
         /// `host:port`, taken as https). Default: every connector's git URL.

@@ -35,6 +35,9 @@ impl From<PolicyArgs> for KeyPolicy {
 #[derive(Subcommand)]
 pub(crate) enum KeysCmd {
     /// Create a key for one tool; the key is printed once, alone on stdout.
+    #[command(
+        after_help = "Example:\n  KEY=$(latch keys create ci --connector jira --read-only --ttl 8h)"
+    )]
     Create {
         /// Name shown in the audit log.
         name: String,
@@ -48,12 +51,14 @@ pub(crate) enum KeysCmd {
         json: bool,
     },
     /// List keys and their policies (never the keys).
+    #[command(after_help = "Example:\n  latch keys list")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a key: the proxy refuses it within a second.
+    #[command(after_help = "Example:\n  latch keys revoke ci")]
     Revoke {
         /// Key name.
         name: String,
@@ -195,13 +200,22 @@ impl AuditCmd {
                         Some(reason) => format!("(refused before a key: {reason})"),
                         None => e.path.clone(),
                     },
-                    if e.count > 1 {
+                    if e.count > 1 || e.reason.is_some() {
                         format!("{} ×{}", e.status, e.count)
                     } else {
                         e.status.to_string()
                     },
-                    e.bytes.to_string(),
-                    format!("{:.1}ms", e.latency_us as f64 / 1000.0),
+                    // A minute's count of refusals has no size or latency of its own.
+                    if e.reason.is_some() {
+                        "-".to_owned()
+                    } else {
+                        e.bytes.to_string()
+                    },
+                    if e.reason.is_some() {
+                        "-".to_owned()
+                    } else {
+                        format!("{:.1}ms", e.latency_us as f64 / 1000.0)
+                    },
                     if e.refreshed { "refreshed" } else { "" }.to_owned(),
                 ]
             })

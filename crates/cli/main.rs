@@ -18,6 +18,7 @@ mod doctor;
 mod exit;
 mod git;
 mod input;
+mod keychain;
 mod keys;
 mod manifest;
 mod provider;
@@ -58,6 +59,10 @@ enum Command {
     #[command(subcommand)]
     #[command(after_help = "Example:\n  latch manifest add ./acme.toml")]
     Manifest(manifest::Cmd),
+    /// The OS keychain: unlock it when it is locked (`latch status` says `keychain_locked`).
+    #[command(subcommand)]
+    #[command(after_help = "Example:\n  latch keychain unlock")]
+    Keychain(keychain::Cmd),
     /// What every connector needs, has and lacks.
     #[command(
         after_help = "Example:\n  latch status\n  latch status --json | jq '.connectors[] | {name, state}'"
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
         Command::Provider(c) => c.json(),
         Command::Connector(c) => c.json(),
         Command::Manifest(c) => c.json(),
+        Command::Keychain(_) => false,
         Command::Status(c) => c.json,
         Command::Login(c) => c.json,
         Command::Logout(c) => c.json,
@@ -157,6 +163,7 @@ fn main() -> ExitCode {
         Command::Provider(cmd) => cmd.run(),
         Command::Connector(cmd) => cmd.run(),
         Command::Manifest(cmd) => cmd.run(),
+        Command::Keychain(cmd) => cmd.run(),
         Command::Status(cmd) => cmd.run(),
         Command::Login(cmd) => cmd.run(),
         Command::Logout(cmd) => cmd.run(),

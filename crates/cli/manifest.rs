@@ -10,6 +10,7 @@ use crate::open_latch;
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Check a manifest file and register it in latch.toml.
+    #[command(after_help = "Example:\n  latch manifest add ./acme.toml")]
     Add {
         /// The manifest (TOML with [providers.NAME] / [connectors.NAME] tables).
         file: PathBuf,

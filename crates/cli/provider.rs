@@ -11,20 +11,26 @@ use crate::{open_latch, print_json};
 #[derive(Subcommand)]
 pub(crate) enum Cmd {
     /// Register a provider; its client secret is read from stdin or a prompt into the keychain.
+    #[command(
+        after_help = "Example:\n  latch provider add atlassian --client-id \"$CLIENT_ID\" <<< \"$CLIENT_SECRET\"\n  latch provider add corp-jira --preset jira-dc --base-url https://jira.corp.example"
+    )]
     Add(Box<AddArgs>),
     /// List configured providers.
+    #[command(after_help = "Example:\n  latch provider list\n  latch provider list --json")]
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
     /// Replace a provider's client secret (read from stdin or a prompt).
+    #[command(after_help = "Example:\n  latch provider secret atlassian <<< \"$CLIENT_SECRET\"")]
     Secret {
         /// Provider name.
         name: String,
     },
     /// Print the public key of an OAuth 1.0a application link (what its incoming
     /// authentication needs), from the private key in the keychain.
+    #[command(after_help = "Example:\n  latch provider public-key old-jira > latch-link.pub")]
     PublicKey {
         /// Provider name.
         name: String,
@@ -199,12 +205,31 @@ fn add(args: AddArgs) -> Result<(), Failure> {
     if added.secret_stored {
         say!("The client secret is in the OS keychain (not in latch.toml).");
     }
+    let first_type = added
+        .connector_types
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "TYPE".to_owned());
+    // Explicit: with two instances of one preset, a connector cannot guess.
+    let provider_arg = format!(" --provider {}", added.name);
     if let Some(link) = &added.link {
         print_link(link);
-        say!("Next: `latch connector add jira --type jira-dc --provider {}` (signs in with `latch login {}`), or `--auth oauth1-2lo` for the link itself", added.name, added.name);
+        say!(
+            "Next: `latch connector add {first_type}{provider_arg}` (then `latch login {}`), or \
+             `latch connector add {first_type}-link --type {first_type}{provider_arg} --auth \
+             oauth1-2lo` for the link itself",
+            added.name
+        );
         return Ok(());
     }
-    if !added.has_app {
+    if !added.has_app && added.data_center {
+        say!(
+            "No client id: connectors of this instance use personal access tokens, passwords or \
+             service accounts (no sign-in). To sign in as you, an admin creates an incoming \
+             application link; then `latch provider add {} --client-id ID`.",
+            added.name
+        );
+    } else if !added.has_app {
         say!(
             "No client id: this provider serves service accounts and API tokens (no sign-in). \
              For `latch login`, add the app's id: `latch provider add {} --client-id ID`.",
@@ -214,9 +239,21 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         say!("Register this callback URL in the app's settings, exactly: {uri}");
     }
     if let Some(console) = &added.console_url {
-        say!("Developer console: {console}");
+        if added.data_center {
+            say!("Application links: {console}");
+        } else {
+            say!("Developer console: {console}");
+        }
     }
-    say!("Next: `latch connector add jira --provider {}`", added.name);
+    let example = if added.has_app || !added.data_center {
+        format!("latch connector add {first_type}{provider_arg}")
+    } else {
+        format!("latch connector add {first_type}{provider_arg} --auth pat")
+    };
+    say!(
+        "Next: `{example}` (types: {})",
+        added.connector_types.join(", ")
+    );
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use latch_core::app::exec::{ExecError, ExecPlan};
+use latch_core::app::serving::{self, Claim};
 use latch_core::config::home::Home;
 use latch_core::local_key::LocalKey;
 use latch_runtime::RuntimeEvent;
@@ -59,6 +60,25 @@ impl ServeCmd {
         let listen = self.listen;
         one_thread()?.block_on(async move {
             let app = Arc::new(open_latch_at(home)?);
+            // One proxy and one refresh scheduler per home.
+            let claim = match serving::claim(app.home(), "latch serve") {
+                Ok(Claim::Claimed(claim)) => claim,
+                Ok(Claim::Held(owner)) => {
+                    return Err(Failure::coded_error(
+                        latch_core::ErrorCode::AlreadyServed,
+                        format!(
+                            "this home is already served {}; stop that first, or give this one \
+                             another home (LATCH_HOME)",
+                            owner.map_or_else(|| "by another Latch".to_owned(), |o| o.describe())
+                        ),
+                    ))
+                }
+                Err(err) => {
+                    return Err(Failure::internal(format!(
+                        "cannot claim this home for serving: {err}"
+                    )))
+                }
+            };
             let events: latch_runtime::Events = Arc::new(|event| match event {
                 RuntimeEvent::Reloaded => {
                     eprintln!("latch.toml changed: serving the new configuration")
@@ -71,7 +91,7 @@ impl ServeCmd {
                     eprintln!("latch.toml changed the address: now listening on http://{addr}")
                 }
             });
-            let (runtime, _) = latch_runtime::Runtime::start(app, listen, false, events)
+            let (runtime, _) = latch_runtime::Runtime::start(app, claim, listen, false, events)
                 .await
                 .map_err(|e| Failure::internal(e.to_string()))?;
             let addr = runtime
@@ -131,6 +151,8 @@ impl ExecCmd {
             proxy.add_ephemeral_key(
                 &key,
                 LocalKey {
+                    // Never stored: no row, no id.
+                    id: 0,
                     name: format!("exec:{}", short_name(&program)),
                     policy: plan.policy(),
                     expires_at: None,

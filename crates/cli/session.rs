@@ -159,8 +159,7 @@ impl LoginCmd {
         }
         for connector in &outcome.unbound {
             say!(
-                "  {connector}: several sites fit; choose one with `latch login {} --site NAME`",
-                outcome.provider
+                "  {connector}: several sites fit; choose one (no new consent): `latch connector set {connector} --site NAME`"
             );
         }
         if !outcome.missing.is_empty() {
@@ -263,6 +262,9 @@ impl TokenCmd {
 pub(crate) enum CredentialCmd {
     /// Store a connector's API token, PAT, password, API key or service-account secret (read
     /// from stdin or a prompt, never from arguments), then check it upstream.
+    #[command(
+        after_help = "Example:\n  latch credential set jira-tok --expires 2027-06-30 <<< \"$API_TOKEN\""
+    )]
     Set {
         /// Connector name.
         connector: String,
@@ -275,6 +277,7 @@ pub(crate) enum CredentialCmd {
         json: bool,
     },
     /// Delete a connector's credential from the keychain.
+    #[command(after_help = "Example:\n  latch credential remove jira-tok")]
     Remove {
         /// Connector name.
         connector: String,
@@ -344,11 +347,16 @@ impl CredentialCmd {
                         }
                         Ok(())
                     }
-                    CheckResult::Unchecked => {
-                        eprintln!("warning: {}", stored.check.detail);
-                        Ok(())
-                    }
-                    CheckResult::Rejected => Err(Failure::needs_person(
+                    // Kept either way (nothing typed is lost); the exit code tells scripts.
+                    CheckResult::Unchecked => Err(Failure::after_answer(
+                        latch_core::ErrorCode::CredentialUnchecked,
+                        format!(
+                            "the credential is stored, but it could not be checked: {}; Latch \
+                             checks it again on first use (`latch doctor` does now)",
+                            stored.check.detail
+                        ),
+                    )),
+                    CheckResult::Rejected => Err(Failure::after_answer(
                         latch_core::ErrorCode::CredentialRejected,
                         format!(
                             "the credential is stored, but it was refused: {}",

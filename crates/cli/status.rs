@@ -26,6 +26,9 @@ impl Cmd {
             say!("  2. latch connector add jira");
             return Ok(());
         }
+        if let Some(serving) = &report.home.serving {
+            say!("proxy: serving {}", serving.describe());
+        }
         for p in &report.providers {
             say!(
                 "provider {} ({}): {} scope(s) requested",
@@ -61,11 +64,24 @@ impl Cmd {
             .iter()
             .map(|c| {
                 let missing: Vec<_> = c.scopes.missing.iter().map(|s| s.as_str()).collect();
+                // A stored credential's expiry, or an OAuth 1.0a sign-in's token's.
+                let expires = c
+                    .credential
+                    .as_ref()
+                    .and_then(|cr| cr.expires_at)
+                    .or_else(|| c.attention.as_ref().map(|a| a.at));
                 vec![
                     c.name.clone(),
                     c.provider.clone(),
                     c.auth.as_str().to_owned(),
-                    c.state.as_str().to_owned(),
+                    match &c.attention {
+                        Some(a) => format!("{} ({})", c.state.as_str(), a.code),
+                        None => c.state.as_str().to_owned(),
+                    },
+                    expires.map_or_else(
+                        || "-".to_owned(),
+                        |at| latch_core::clock::fmt_time(at)[..10].to_owned(),
+                    ),
                     c.site.clone().unwrap_or_else(|| "-".to_owned()),
                     if missing.is_empty() {
                         "-".to_owned()
@@ -76,7 +92,15 @@ impl Cmd {
             })
             .collect();
         table::print(
-            &["CONNECTOR", "PROVIDER", "AUTH", "STATE", "SITE", "MISSING"],
+            &[
+                "CONNECTOR",
+                "PROVIDER",
+                "AUTH",
+                "STATE",
+                "EXPIRES",
+                "SITE",
+                "MISSING",
+            ],
             &rows,
         );
         let mut seen = std::collections::BTreeSet::new();

@@ -121,6 +121,14 @@ impl Desktop {
         }
     }
 
+    /// Another process serves the home: no error to show, the status says who.
+    pub(crate) fn served_elsewhere(&self) {
+        self.proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .error = None;
+    }
+
     pub(crate) fn proxy_failed(&self, why: String) {
         self.proxy
             .lock()

@@ -18,12 +18,16 @@ mod tray;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use latch_core::app::serving::{self, Claim};
 use latch_core::config::home::Home;
 use latch_runtime::{Runtime, RuntimeEvent};
 use tauri::WindowEvent;
 use tauri_plugin_autostart::MacosLauncher;
 
 use crate::desktop::Desktop;
+
+/// How this face names itself where it serves a home.
+const BY: &str = "the desktop app";
 
 /// Whether the tray exists: closing the window then only hides it and Latch keeps serving.
 static HAS_TRAY: AtomicBool = AtomicBool::new(false);
@@ -58,8 +62,26 @@ async fn serve(desktop: Arc<Desktop>) {
             }
         }
     };
-    // Beside a running `latch serve` (which holds the port) the app keeps grants alive.
-    match Runtime::start(app, None, true, events).await {
+    // One proxy and one scheduler per home: beside a running `latch serve` the app shows who
+    // serves (the status says) and takes over when it stops.
+    let home = desktop.home().clone();
+    let claim = match serving::claim(&home, BY) {
+        Ok(Claim::Claimed(claim)) => claim,
+        Ok(Claim::Held(_)) => {
+            desktop.served_elsewhere();
+            desktop.nudge();
+            match tokio::task::spawn_blocking(move || serving::claim_when_free(&home, BY)).await {
+                Ok(Ok(claim)) => claim,
+                Ok(Err(err)) => {
+                    return desktop.proxy_failed(format!("cannot serve this home: {err}"))
+                }
+                Err(err) => return desktop.proxy_failed(format!("cannot serve this home: {err}")),
+            }
+        }
+        Err(err) => return desktop.proxy_failed(format!("cannot serve this home: {err}")),
+    };
+    // The port may still be taken by a program that is not Latch: the scheduler runs anyway.
+    match Runtime::start(app, claim, None, true, events).await {
         Ok((runtime, failed)) => {
             desktop.runtime_started(runtime, failed.map(|e| e.to_string()));
         }

@@ -19,6 +19,7 @@ pub enum ErrorCode {
     UnknownConnector,
     /// No such provider.
     UnknownProvider,
+
     /// A request that contradicts the catalog or the set-up.
     InvalidRequest,
     /// Something with that name exists.
@@ -47,6 +48,8 @@ pub enum ErrorCode {
     CredentialMissing,
     /// The identity provider or upstream refuses the connector's own credential.
     CredentialRejected,
+    /// A credential was stored but could not be checked (no answer): it is kept, unchecked.
+    CredentialUnchecked,
     /// The callback port is taken.
     PortBusy,
     /// The browser never came back.
@@ -59,6 +62,8 @@ pub enum ErrorCode {
     CodeExchangeFailed,
     /// The sign-in was cancelled (desktop app).
     SignInCancelled,
+    /// Another process (`latch serve`, the desktop app) serves this home's proxy already.
+    AlreadyServed,
     /// A credential that signs each request (Connect, OAuth 1.0a) has no token to print.
     BoundToRequest,
     /// A Connect app's token request for a user was refused (`ACT_AS_USER`, account, clock).
@@ -78,6 +83,7 @@ impl ErrorCode {
             Self::KeychainUnavailable => "keychain_unavailable",
             Self::UnknownConnector => "unknown_connector",
             Self::UnknownProvider => "unknown_provider",
+
             Self::InvalidRequest => "invalid_request",
             Self::AlreadyExists => "already_exists",
             Self::HomeUnusable => "home_unusable",
@@ -92,6 +98,7 @@ impl ErrorCode {
             Self::LockFailed => "lock_failed",
             Self::CredentialMissing => "credential_missing",
             Self::CredentialRejected => "credential_rejected",
+            Self::CredentialUnchecked => "credential_unchecked",
             Self::PortBusy => "port_busy",
             Self::LoginTimeout => "login_timeout",
             Self::ConsentDenied => "consent_denied",
@@ -99,6 +106,7 @@ impl ErrorCode {
             Self::CodeExchangeFailed => "code_exchange_failed",
             Self::SignInCancelled => "sign_in_cancelled",
             Self::BoundToRequest => "bound_to_request",
+            Self::AlreadyServed => "already_served",
             Self::ImpersonationRefused => "impersonation_refused",
             Self::OAuth1Rejected => "oauth1_rejected",
             Self::OAuth1BodyTooLarge => "oauth1_body_too_large",

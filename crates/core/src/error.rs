@@ -40,6 +40,14 @@ pub enum Error {
         /// What exists.
         known: Vec<String>,
     },
+    /// A connector type the catalog does not have (`--type jirra`).
+    #[error("unknown connector type `{name}`{}", hint_types(known))]
+    UnknownType {
+        /// What was asked for.
+        name: String,
+        /// The catalog's types.
+        known: Vec<String>,
+    },
     /// A provider name is neither configured nor in the catalog.
     #[error("unknown provider `{name}`{}", hint_known(known))]
     UnknownProvider {
@@ -86,6 +94,19 @@ pub enum Error {
     },
 }
 
+/// A grant as people know it: the provider signed in to (`atlassian`), or the connector whose
+/// own credential it is (`service:jira-svc` → connector `jira-svc`).
+fn people_name(grant: &str) -> String {
+    match grant.strip_prefix("service:") {
+        Some(connector) => format!("connector `{connector}`"),
+        None => format!("`{grant}`"),
+    }
+}
+
+fn hint_types(known: &[String]) -> String {
+    format!("; types: {} (`latch connector catalog`)", known.join(", "))
+}
+
 fn hint_known(known: &[String]) -> String {
     if known.is_empty() {
         String::new()
@@ -100,6 +121,8 @@ impl Error {
         match self {
             Self::Config(_) => ErrorCode::ConfigInvalid,
             Self::UnknownConnector { .. } => ErrorCode::UnknownConnector,
+            // The same code as before the type had its own message: scripts match on it.
+            Self::UnknownType { .. } => ErrorCode::UnknownConnector,
             Self::UnknownProvider { .. } => ErrorCode::UnknownProvider,
             Self::Invalid { .. } => ErrorCode::InvalidRequest,
             Self::Exists(_) => ErrorCode::AlreadyExists,
@@ -117,7 +140,7 @@ impl Error {
 #[non_exhaustive]
 pub enum GrantError {
     /// Never signed in (or signed out).
-    #[error("`{grant}` is not signed in\n  fix: {fix}")]
+    #[error("{} is not signed in\n  fix: {fix}", people_name(grant))]
     NotSignedIn {
         /// The grant.
         grant: String,
@@ -125,7 +148,10 @@ pub enum GrantError {
         fix: String,
     },
     /// The token family is dead.
-    #[error("`{grant}` needs a new sign-in: {reason}\n  fix: run `latch login {provider}`")]
+    #[error(
+        "{} needs a new sign-in: {reason}\n  fix: run `latch login {provider}`",
+        people_name(grant)
+    )]
     NeedsLogin {
         /// The grant.
         grant: String,
@@ -135,7 +161,7 @@ pub enum GrantError {
         reason: String,
     },
     /// Refreshing fails; Latch keeps trying on the next use.
-    #[error("refreshing `{grant}` failed: {reason}\n  fix: check the network and the provider's status, then try again; `latch status` shows the last error")]
+    #[error("refreshing {} failed: {reason}\n  fix: check the network and the provider's status, then try again; `latch status` shows the last error", people_name(grant))]
     RefreshFailing {
         /// The grant.
         grant: String,
@@ -143,7 +169,7 @@ pub enum GrantError {
         reason: String,
     },
     /// A refresh got no answer, and the provider has no reuse window to resend it in.
-    #[error("refreshing `{grant}` got no answer and cannot be resent safely: {reason}\n  fix: try again; if the next refresh answers invalid_grant, sign in again with `latch login {provider}`")]
+    #[error("refreshing {} got no answer and cannot be resent safely: {reason}\n  fix: try again; if the next refresh answers invalid_grant, sign in again with `latch login {provider}`", people_name(grant))]
     RefreshUncertain {
         /// The grant.
         grant: String,
@@ -201,8 +227,13 @@ pub enum GrantError {
         what: &'static str,
     },
     /// Unknown connector.
-    #[error("unknown connector `{0}`")]
-    UnknownConnector(String),
+    #[error("unknown connector `{name}`{}", hint_known(known))]
+    UnknownConnector {
+        /// What was asked for.
+        name: String,
+        /// What exists.
+        known: Vec<String>,
+    },
     /// The connector's API needs a site and none is bound (or the bound one is unknown).
     #[error("connector `{connector}` has no usable site: {reason}\n  fix: {fix}")]
     SiteUnbound {
@@ -245,7 +276,7 @@ impl GrantError {
             Self::ImpersonationRefused { .. } => ErrorCode::ImpersonationRefused,
             Self::BoundToRequest { .. } => ErrorCode::BoundToRequest,
             Self::LinkRefused { .. } => ErrorCode::OAuth1Rejected,
-            Self::UnknownConnector(_) => ErrorCode::UnknownConnector,
+            Self::UnknownConnector { .. } => ErrorCode::UnknownConnector,
             Self::SiteUnbound { .. } => ErrorCode::SiteUnbound,
             Self::Misconfigured { .. } => ErrorCode::Misconfigured,
             Self::Keychain(_) => ErrorCode::KeychainUnavailable,

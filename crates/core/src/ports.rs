@@ -71,6 +71,22 @@ pub enum SecretStoreError {
     },
 }
 
+/// Whether the secret store can be read now, as far as asking costs no network (a Secret
+/// Service's collection may be locked while every connector looks configured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum KeychainState {
+    /// Open: items can be read and written.
+    Open,
+    /// Reachable but locked: nothing can be read until it is unlocked.
+    Locked,
+    /// Not reachable (no session bus, no Secret Service).
+    Unreachable,
+    /// This store cannot tell without reading an item.
+    Unknown,
+}
+
 /// The OS keychain, as the core sees it. Implementations block; call them off async threads.
 pub trait SecretStore: Send + Sync {
     /// Creates or replaces an item.
@@ -82,6 +98,18 @@ pub trait SecretStore: Send + Sync {
     /// Where secrets live, for status and doctor ("the OS keychain", "an encrypted file …").
     fn describe(&self) -> String {
         "the OS keychain".to_owned()
+    }
+    /// Whether it is open, locked or unreachable, without reading an item.
+    fn state(&self) -> KeychainState {
+        KeychainState::Unknown
+    }
+    /// Unlocks it with its password, where the platform allows that without a prompt (the
+    /// Secret Service of GNOME Keyring: the login keyring's password).
+    fn unlock(&self, _password: &Secret) -> Result<(), SecretStoreError> {
+        Err(SecretStoreError::Refused {
+            key: "keychain".to_owned(),
+            reason: "this keychain is unlocked by the system (log in, or its own tool)".to_owned(),
+        })
     }
 }
 

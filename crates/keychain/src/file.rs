@@ -302,6 +302,11 @@ impl SecretStore for FileStore {
     fn describe(&self) -> String {
         format!("an encrypted file ({})", self.path.display())
     }
+
+    /// Opened with its passphrase already (a wrong one fails when the store is opened).
+    fn state(&self) -> latch_core::ports::KeychainState {
+        latch_core::ports::KeychainState::Open
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use latch_core::ports::{SecretKey, SecretStore, SecretStoreError};
 use latch_core::secret::Secret;
 
 mod file;
+#[cfg(target_os = "linux")]
+mod secret_service;
 pub use file::FileStore;
 
 /// The store latch.toml chose (`[keychain] store`), for a home. The file's passphrase comes
@@ -79,6 +81,17 @@ impl Keychain {
 }
 
 impl Items {
+    #[cfg(target_os = "linux")]
+    fn entry(&self, key: &SecretKey) -> Result<keyring::Entry, SecretStoreError> {
+        // The label is what keychain tools show: say whose item it is, not keyring's version.
+        let mut credential =
+            keyring::secret_service::SsCredential::new_with_target(None, SERVICE, key.as_str())
+                .map_err(|err| map_error(key, err))?;
+        credential.label = format!("Latch: {}", key.as_str());
+        Ok(keyring::Entry::new_with_credential(Box::new(credential)))
+    }
+
+    #[cfg(not(target_os = "linux"))]
     fn entry(&self, key: &SecretKey) -> Result<keyring::Entry, SecretStoreError> {
         let credential = platform_builder()
             .build(None, SERVICE, key.as_str())
@@ -87,7 +100,7 @@ impl Items {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+#[cfg(any(target_os = "freebsd", target_os = "openbsd"))]
 fn platform_builder() -> Box<keyring::credential::CredentialBuilder> {
     keyring::secret_service::default_credential_builder()
 }
@@ -133,6 +146,16 @@ impl SecretStore for Keychain {
             Some(max) => latch_core::secret_chunks::Chunked::new(Items, max).delete(key),
             None => Items.delete(key),
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn state(&self) -> latch_core::ports::KeychainState {
+        secret_service::state()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn unlock(&self, password: &Secret) -> Result<(), SecretStoreError> {
+        secret_service::unlock(password)
     }
 }
 
@@ -198,10 +221,8 @@ fn map_error(key: &SecretKey, err: keyring::Error) -> SecretStoreError {
 }
 
 #[cfg(target_os = "linux")]
-const LOCKED_FIX: &str = "unlock the login keyring: log in to a desktop session, open \
-    \"Passwords and Keys\" and unlock it, or on a headless machine run \
-    `echo -n PASSWORD | gnome-keyring-daemon --unlock --components=secrets` in the same D-Bus \
-    session";
+const LOCKED_FIX: &str = "unlock the login keyring: `latch keychain unlock` (it asks for the \
+    keyring's password), or unlock it in \"Passwords and Keys\"";
 #[cfg(not(target_os = "linux"))]
 const LOCKED_FIX: &str = "unlock your keychain and try again";
 

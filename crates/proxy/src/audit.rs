@@ -52,6 +52,7 @@ fn minute_of(at: time::OffsetDateTime) -> time::OffsetDateTime {
 pub(crate) struct Audit {
     started: Instant,
     pub(crate) key_name: Option<String>,
+    pub(crate) key_id: Option<i64>,
     pub(crate) connector: Option<String>,
     method: String,
     path: String,
@@ -64,6 +65,7 @@ impl Audit {
         Self {
             started: Instant::now(),
             key_name: None,
+            key_id: None,
             connector: None,
             method: method.to_owned(),
             path: cap_path(path),
@@ -81,6 +83,7 @@ impl Audit {
         AuditRow {
             at: latch_core::clock::now(),
             key_name: self.key_name.clone(),
+            key_id: self.key_id,
             connector: self.connector.clone(),
             method: self.method.clone(),
             path: self.path.clone(),
@@ -99,6 +102,7 @@ impl Audit {
         Audit {
             started: self.started,
             key_name: self.key_name.take(),
+            key_id: self.key_id.take(),
             connector: self.connector.take(),
             method: std::mem::take(&mut self.method),
             path: std::mem::take(&mut self.path),
@@ -262,6 +266,7 @@ fn counted_rows(counts: &Mutex<Counts>, dropped: &AtomicU64) -> Vec<AuditRow> {
         .map(|((minute, reason, status), count)| AuditRow {
             at: minute,
             key_name: None,
+            key_id: None,
             connector: None,
             method: "*".to_owned(),
             path: String::new(),
@@ -278,6 +283,7 @@ fn counted_rows(counts: &Mutex<Counts>, dropped: &AtomicU64) -> Vec<AuditRow> {
         rows.push(AuditRow {
             at: minute_of(time::OffsetDateTime::now_utc()),
             key_name: None,
+            key_id: None,
             connector: None,
             method: "*".to_owned(),
             path: String::new(),

@@ -43,6 +43,8 @@ where
     };
     let mut audit = Audit::new(request.method().as_str(), request.uri().path());
     audit.key_name = Some(key.name().to_owned());
+    // `latch exec`'s keys have no row (id 0): their name alone says whose they are.
+    audit.key_id = Some(key.id()).filter(|id| *id > 0);
     let answer = async {
         let canonical = path::canonical(request.uri().path()).map_err(Refusal::BadPath)?;
         let routed = policy::route(&state.config, &canonical, &key)?;

@@ -19,6 +19,10 @@ impl VerifiedKey {
     pub(crate) fn name(&self) -> &str {
         &self.0.name
     }
+
+    pub(crate) fn id(&self) -> i64 {
+        self.0.id
+    }
 }
 
 /// The local key: `Authorization: Bearer`, Basic with the key as password, or `X-Latch-Key`.

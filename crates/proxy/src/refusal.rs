@@ -365,6 +365,14 @@ impl Refusal {
         if let Self::NeedsStepUp { missing, .. } = &self {
             body["missing_scopes"] = serde_json::json!(missing);
         }
+        // A keychain that is there but locked needs the person, not an install.
+        if let Self::Grant(GrantError::Keychain(err)) = &self {
+            body["reason"] = serde_json::json!(match err {
+                latch_core::ports::SecretStoreError::Locked { .. } => "locked",
+                latch_core::ports::SecretStoreError::Unavailable { .. } => "unreachable",
+                _ => "refused",
+            });
+        }
         if let Self::Credential(UpstreamRefusal::LinkRefused { problem, .. })
         | Self::Grant(GrantError::LinkRefused { problem, .. }) = &self
         {

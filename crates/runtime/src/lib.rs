@@ -2,14 +2,16 @@
 //! latch.toml — what `latch serve` and the desktop app run. An edit that opens is swapped in
 //! behind the listener (no connection refused, requests in flight finish on the configuration
 //! they started with); an edit that does not open is reported and the running configuration
-//! keeps serving. Short-lived faces (`latch exec`) start a private proxy instead, with no
-//! scheduler and no watch.
+//! keeps serving. One runtime serves a home at a time: it holds the home's serve claim
+//! ([`latch_core::app::serving`]) and announces its address there. Short-lived faces
+//! (`latch exec`) start a private proxy instead, with no scheduler, no watch and no claim.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use latch_core::app::serving::ServeClaim;
 use latch_core::app::App;
 use latch_proxy::{start_paused_by, Running, StartError};
 
@@ -49,6 +51,8 @@ pub struct Runtime {
     paused: Arc<AtomicBool>,
     pinned: bool,
     watcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The home's serve claim: held while this runtime lives.
+    claim: Mutex<Option<ServeClaim>>,
 }
 
 impl Runtime {
@@ -57,6 +61,7 @@ impl Runtime {
     /// the scheduler still runs and the error is returned with the runtime.
     pub async fn start(
         app: Arc<App>,
+        claim: ServeClaim,
         listen: Option<SocketAddr>,
         proxy_optional: bool,
         events: Events,
@@ -71,6 +76,9 @@ impl Runtime {
             Err(err) => return Err(err),
         };
         let scheduler = schedule(&app, proxy.as_ref());
+        if let Err(err) = claim.announce(proxy.as_ref().map(|p| p.addr)) {
+            tracing::warn!(%err, "could not say where this home is served");
+        }
         let addr = Arc::new(Mutex::new(proxy.as_ref().map(|p| p.addr)));
         let runtime = Arc::new(Self {
             inner: Arc::new(tokio::sync::Mutex::new(Inner {
@@ -84,6 +92,7 @@ impl Runtime {
             paused,
             pinned: listen.is_some(),
             watcher: Mutex::new(None),
+            claim: Mutex::new(Some(claim)),
         });
         let watcher = {
             let runtime = Arc::clone(&runtime);
@@ -147,6 +156,13 @@ impl Runtime {
         if let Some(proxy) = inner.proxy.take() {
             proxy.shutdown().await;
         }
+        // The home is free for the next face (the desktop app waits for it).
+        drop(
+            self.claim
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
     }
 
     /// The watch's one look: when latch.toml changed, the home reads it again and serves it.
@@ -173,6 +189,10 @@ impl Runtime {
                 // A new address: the one case where the listener itself changes.
                 if let Ok(next) = start_paused_by(&self.app, to, Arc::clone(&self.paused)).await {
                     *self.addr.lock().unwrap_or_else(PoisonError::into_inner) = Some(next.addr);
+                    if let Some(claim) = &*self.claim.lock().unwrap_or_else(PoisonError::into_inner)
+                    {
+                        let _ = claim.announce(Some(next.addr));
+                    }
                     event = RuntimeEvent::Moved(next.addr);
                     if let Some(old) = inner.proxy.replace(next) {
                         old.shutdown().await;

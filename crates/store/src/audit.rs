@@ -27,6 +27,8 @@ pub struct AuditRow {
     pub at: OffsetDateTime,
     /// Local key name, if the request had a valid one.
     pub key_name: Option<String>,
+    /// That key's id: a name may be used again once its key is revoked.
+    pub key_id: Option<i64>,
     /// Connector, if routed.
     pub connector: Option<String>,
     /// HTTP method.
@@ -55,8 +57,8 @@ impl Store {
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO audit (at, key_name, connector, method, path, status, bytes,
-                     latency_us, refreshed, count, reason)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                     latency_us, refreshed, count, reason, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
                  ON CONFLICT (at, reason, status) WHERE reason IS NOT NULL
                  DO UPDATE SET count = count + excluded.count",
             )?;
@@ -73,6 +75,7 @@ impl Store {
                     row.refreshed,
                     row.count,
                     row.reason,
+                    row.key_id,
                 ])?;
             }
         }
@@ -99,12 +102,18 @@ impl Store {
     pub fn audit_page(&self, query: &AuditPage<'_>) -> Result<Vec<(i64, AuditRow)>> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, at, key_name, connector, method, path, status, bytes, latency_us, refreshed,
-                    count, reason
+                    count, reason, key_id
              FROM (SELECT * FROM audit
                    WHERE id > ?1 AND at >= ?2
-                     AND (?3 IS NULL OR key_name = ?3) AND (?4 IS NULL OR connector = ?4)
-                   ORDER BY id DESC LIMIT ?5)
-             ORDER BY id",
+                     AND (?3 IS NULL
+                          -- A name's live key (or newest): not an older key of that name.
+                          OR key_id = (SELECT k.id FROM local_keys k WHERE k.name = ?3
+                                       ORDER BY k.revoked_at IS NULL DESC, k.id DESC LIMIT 1)
+                          -- Keys without a row (`latch exec`'s) by name.
+                          OR (key_id IS NULL AND key_name = ?3))
+                     AND (?4 IS NULL OR connector = ?4)
+                   ORDER BY at DESC, id DESC LIMIT ?5)
+             ORDER BY at, id",
         )?;
         let rows = stmt.query_map(
             params![
@@ -130,6 +139,7 @@ impl Store {
                         refreshed: r.get(9)?,
                         count: r.get(10)?,
                         reason: r.get(11)?,
+                        key_id: r.get(12)?,
                     },
                 ))
             },

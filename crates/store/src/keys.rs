@@ -8,7 +8,9 @@ use crate::{get_stamp, get_time, stamp, Result, Stamp, Store};
 /// A local key's stored form: never the key, only its hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalKeyRow {
-    /// Name chosen by the person.
+    /// Row id (ignored on insert): audit rows point at it.
+    pub id: i64,
+    /// Name chosen by the person (unique among live keys).
     pub name: String,
     /// SHA-256 of the key.
     pub key_hash: Vec<u8>,
@@ -24,8 +26,8 @@ pub struct LocalKeyRow {
 }
 
 impl Store {
-    /// Stores a new local key.
-    pub fn local_key_insert(&self, key: &LocalKeyRow) -> Result<()> {
+    /// Stores a new local key; returns its id.
+    pub fn local_key_insert(&self, key: &LocalKeyRow) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO local_keys (name, key_hash, policy, created_at, expires_at, revoked_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -38,23 +40,24 @@ impl Store {
                 stamp(key.revoked_at),
             ],
         )?;
-        Ok(())
+        Ok(self.conn.last_insert_rowid())
     }
 
     /// Every local key, newest first.
     pub fn local_keys(&self) -> Result<Vec<LocalKeyRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, key_hash, policy, created_at, expires_at, revoked_at
+            "SELECT id, name, key_hash, policy, created_at, expires_at, revoked_at
              FROM local_keys ORDER BY id DESC",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(LocalKeyRow {
-                name: r.get(0)?,
-                key_hash: r.get(1)?,
-                policy: r.get(2)?,
-                created_at: get_stamp(r, 3)?,
-                expires_at: get_time(r, 4)?,
-                revoked_at: get_time(r, 5)?,
+                id: r.get(0)?,
+                name: r.get(1)?,
+                key_hash: r.get(2)?,
+                policy: r.get(3)?,
+                created_at: get_stamp(r, 4)?,
+                expires_at: get_time(r, 5)?,
+                revoked_at: get_time(r, 6)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -70,9 +73,9 @@ impl Store {
 
     /// Deletes a local key row (exec's short-lived keys, once their child has exited).
     pub fn local_key_delete(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .execute("DELETE FROM local_keys WHERE name = ?1", [name])?
-            > 0)
+        Ok(self.conn.execute(
+            "DELETE FROM local_keys WHERE name = ?1 AND revoked_at IS NULL",
+            [name],
+        )? > 0)
     }
 }

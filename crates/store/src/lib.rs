@@ -453,6 +453,8 @@ mod tests {
             "credential_expires_at",
             "token_kind",
             "key_hash",
+            // A local key's row id (audit rows), not a key.
+            "key_id",
         ];
         for table in store.tables().unwrap() {
             for column in store.columns(&table).unwrap() {
@@ -516,6 +518,7 @@ mod tests {
         let audit = AuditRow {
             at: time("2026-01-01T00:00:01Z"),
             key_name: Some("k".into()),
+            key_id: None,
             connector: Some("jira".into()),
             method: "GET".into(),
             path: "/jira/rest/api/3/myself".into(),
@@ -568,6 +571,7 @@ mod tests {
         let refused = AuditRow {
             at: time("2026-01-01T00:01:00Z"),
             key_name: None,
+            key_id: None,
             connector: None,
             method: "*".into(),
             path: String::new(),
@@ -601,6 +605,7 @@ mod tests {
             .audit_insert(&AuditRow {
                 at: time("2026-01-01T00:00:01Z"),
                 key_name: None,
+                key_id: None,
                 connector: None,
                 method: "GET".into(),
                 path: "/".into(),

@@ -19,11 +19,36 @@ const MIGRATIONS: &[Step] = &[
     Step::Rust(schema_5),
     Step::Sql(SCHEMA_6),
     Step::Sql(SCHEMA_7),
+    Step::Sql(SCHEMA_8),
 ];
+
+/// 8: a revoked key's name may be used again: only live keys' names are unique. Audit rows
+/// name the key they belong to by id too, so an old and a new key of one name keep separate
+/// histories (rows from before are matched to their key by name, unique until now).
+const SCHEMA_8: &str = "CREATE TABLE local_keys_8 (
+         id         INTEGER PRIMARY KEY,
+         name       TEXT NOT NULL,
+         key_hash   BLOB NOT NULL UNIQUE,
+         policy     TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         expires_at TEXT,
+         revoked_at TEXT
+     );
+     INSERT INTO local_keys_8 (id, name, key_hash, policy, created_at, expires_at, revoked_at)
+         SELECT id, name, key_hash, policy, created_at, expires_at, revoked_at FROM local_keys;
+     DROP TABLE local_keys;
+     ALTER TABLE local_keys_8 RENAME TO local_keys;
+     CREATE UNIQUE INDEX local_keys_live_name ON local_keys (name) WHERE revoked_at IS NULL;
+     CREATE TRIGGER local_keys_insert_counts AFTER INSERT ON local_keys BEGIN UPDATE changes SET counter = counter + 1; END;
+     CREATE TRIGGER local_keys_update_counts AFTER UPDATE ON local_keys BEGIN UPDATE changes SET counter = counter + 1; END;
+     CREATE TRIGGER local_keys_delete_counts AFTER DELETE ON local_keys BEGIN UPDATE changes SET counter = counter + 1; END;
+     ALTER TABLE audit ADD COLUMN key_id INTEGER;
+     UPDATE audit SET key_id = (SELECT k.id FROM local_keys k WHERE k.name = audit.key_name)
+         WHERE key_name IS NOT NULL;";
 
 /// 7: an OAuth 1.0a application link's public key fingerprint per provider (its private key is
 /// in the keychain), so the status can say which key the link must have without reading it.
-const SCHEMA_7: &str = "ALTER TABLE providers ADD COLUMN link_key TEXT;";
+const SCHEMA_7: &str = "ALTER TABLE providers ADD COLUMN link_fingerprint TEXT;";
 
 /// 6: an installed Connect app's facts per connector (JSON: key, client key, base URL, OAuth
 /// client id); its shared secret is in the keychain.

@@ -15,7 +15,7 @@ pub struct ProviderRow {
     /// When the provider was added.
     pub created_at: OffsetDateTime,
     /// An OAuth 1.0a link's public key fingerprint (`SHA256:…`), when its key is stored.
-    pub link_key: Option<String>,
+    pub link_fingerprint: Option<String>,
 }
 
 impl Store {
@@ -38,9 +38,9 @@ impl Store {
     }
 
     /// Records the fingerprint of the link key now in the keychain (`None`: removed).
-    pub fn provider_link_key(&self, name: &str, fingerprint: Option<&str>) -> Result<()> {
+    pub fn provider_link_fingerprint(&self, name: &str, fingerprint: Option<&str>) -> Result<()> {
         self.conn.execute(
-            "UPDATE providers SET link_key = ?2 WHERE name = ?1",
+            "UPDATE providers SET link_fingerprint = ?2 WHERE name = ?1",
             params![name, fingerprint],
         )?;
         Ok(())
@@ -49,7 +49,7 @@ impl Store {
     /// Every provider row.
     pub fn providers(&self) -> Result<Vec<ProviderRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT name, client_secret_stored_at, created_at, link_key FROM providers \
+            "SELECT name, client_secret_stored_at, created_at, link_fingerprint FROM providers \
              ORDER BY created_at, name",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -57,7 +57,7 @@ impl Store {
                 name: r.get(0)?,
                 client_secret_stored_at: get_time(r, 1)?,
                 created_at: get_stamp(r, 2)?,
-                link_key: r.get(3)?,
+                link_fingerprint: r.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

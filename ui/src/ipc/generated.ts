@@ -35,7 +35,15 @@ database: string,
 /**
  * Where secrets live: the OS keychain, or an encrypted file (`[keychain] store`).
  */
-secret_store: string, };
+secret_store: string, 
+/**
+ * Whether it can be read now: `open`, `locked`, `unreachable` (or `unknown`).
+ */
+keychain: KeychainState, 
+/**
+ * Who serves this home's proxy and refresh scheduler, when something does.
+ */
+serving: Serving | null, };
 
 export type ProviderStatus = { 
 /**
@@ -198,9 +206,14 @@ credential: CredentialStatus | null,
 /**
  * Problems and fixes.
  */
-findings: Array<Finding>, };
+findings: Array<Finding>, 
+/**
+ * Something that is fine now and will not be soon (`expiring`), when there is; the state
+ * stays what it is until then.
+ */
+attention: ConnectorAttention | null, };
 
-export type ConnectorState = "misconfigured" | "needs_login" | "credential_rejected" | "expired" | "refresh_failing" | "refresh_uncertain" | "needs_step_up" | "site_unbound" | "credential_missing" | "not_signed_in" | "ok";
+export type ConnectorState = "misconfigured" | "keychain_locked" | "keychain_unavailable" | "needs_login" | "credential_rejected" | "expired" | "refresh_failing" | "refresh_uncertain" | "needs_step_up" | "site_unbound" | "credential_missing" | "not_signed_in" | "ok";
 
 export type CredentialStatus = { 
 /**
@@ -259,6 +272,44 @@ base_url: string,
  * `connect-user`: the account it acts as.
  */
 acts_as: string | null, };
+
+export type ConnectorAttention = { 
+/**
+ * `expiring`.
+ */
+code: string, 
+/**
+ * When.
+ */
+at: string, 
+/**
+ * Whole days left.
+ */
+days_left: number, 
+/**
+ * In plain words, with what to do.
+ */
+message: string, };
+
+export type KeychainState = "open" | "locked" | "unreachable" | "unknown";
+
+export type Serving = { 
+/**
+ * `latch serve` or `the desktop app`.
+ */
+by: string, 
+/**
+ * Its process id.
+ */
+pid: number, 
+/**
+ * Where its proxy listens (none while its port is taken by another program).
+ */
+addr: string | null, 
+/**
+ * Since when.
+ */
+since: string, };
 
 export type GrantState = "ok" | "needs_login" | "refresh_failing" | "refresh_uncertain" | "credential_rejected";
 
@@ -472,7 +523,16 @@ has_app: boolean,
 /**
  * An OAuth 1.0a link: what to paste into the instance.
  */
-link: LinkPublicKey | null, };
+link: LinkPublicKey | null, 
+/**
+ * The connector types that sign in through it (`jira-dc`, `jsm-dc` for a `jira-dc`
+ * instance): what to add next.
+ */
+connector_types: Array<string>, 
+/**
+ * Whether it is a Data Center instance (its own base URL).
+ */
+data_center: boolean, };
 
 export type LinkPublicKey = { 
 /**
@@ -1038,7 +1098,11 @@ diagnosis: string | null,
 /**
  * Whether it signs with its provider's OAuth 1.0a application link.
  */
-oauth1: boolean, };
+oauth1: boolean, 
+/**
+ * What will need the person soon (`expiring`), as `latch status` says.
+ */
+attention: ConnectorAttention | null, };
 
 export type ProbeResult = { 
 /**

@@ -269,6 +269,15 @@ export function createMockHost(options: MockOptions = {}): MockHost {
               connect: c.connect ?? null,
             },
       findings: [],
+      attention:
+        c.expires !== null && Date.parse(c.expires) > now() && Date.parse(c.expires) - now() < 14 * 86_400_000
+          ? {
+              code: "expiring",
+              at: c.expires,
+              days_left: Math.floor((Date.parse(c.expires) - now()) / 86_400_000),
+              message: `its credential expires soon: store a new one before then (\`latch credential set ${c.name}\`)`,
+            }
+          : null,
     };
   }
 
@@ -300,7 +309,14 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     });
     return {
       schema: "latch.status/v1",
-      home: { id: "mock", config_file: "/mock/latch.toml", database: "/mock/latch.db", secret_store: "the OS keychain" },
+      home: {
+        id: "mock",
+        config_file: "/mock/latch.toml",
+        database: "/mock/latch.db",
+        secret_store: "the OS keychain",
+        keychain: "open",
+        serving: { by: "the desktop app", pid: 4242, addr: proxy.url?.replace("http://", "") ?? null, since: inFuture(0, now) },
+      },
       providers: providerStatus,
       connectors: connectors.map(connectorStatus),
     };
@@ -375,6 +391,8 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         redirect_uri: consumerKey ? null : entry.redirect_uri,
         console_url: consoleUrl,
         has_app: Boolean(entry.client_id) || Boolean(consumerKey),
+        connector_types: mockCatalog.connectors.filter((c) => c.provider === preset.name).map((c) => c.name),
+        data_center: preset.needs_base_url,
         link: consumerKey
           ? {
               provider: input.name,
@@ -624,6 +642,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           provider: c.provider,
           auth: c.auth,
           oauth1: Boolean(providers.find((p) => p.name === c.provider)?.consumer_key),
+          attention: c.attention,
           state: c.state,
           account: c.grant?.account_name ?? null,
           site: c.site,

@@ -24,7 +24,13 @@ export class AppState {
   constructor(readonly host: Host) {}
 
   async start(): Promise<void> {
-    this.unlisten.push(await this.host.onStatus((report) => (this.report = report)));
+    this.unlisten.push(
+      await this.host.onStatus((report) => {
+        this.report = report;
+        // Who serves the home may have changed with it (the app took over from `latch serve`).
+        void this.host.proxy().then((proxy) => (this.proxy = proxy));
+      }),
+    );
     this.unlisten.push(await this.host.onSignIn((event) => (this.signIn = event)));
     // Countdowns tick locally; status itself arrives as events.
     this.clock = setInterval(() => (this.now = Date.now()), 1000);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import type { ConnectorStatus, GrantStatus } from "../ipc";
-import { ago, cardActions, connectorUrl, countdown, errorOf, overallTone, scopeChips, stateTone } from "./present";
+import { ago, cardActions, connectorTone, connectorUrl, countdown, errorOf, overallTone, scopeChips, stateTone } from "./present";
 
 const grant: GrantStatus = {
   state: "ok",
@@ -41,6 +41,7 @@ function connector(overrides: Partial<ConnectorStatus> = {}): ConnectorStatus {
     grant,
     credential: null,
     findings: [],
+    attention: null,
     ...overrides,
   };
 }
@@ -124,5 +125,18 @@ describe("small things", () => {
   it("reads error codes, never guessing from text", () => {
     expect(errorOf({ code: "needs_login", message: "sign in" })).toEqual({ code: "needs_login", message: "sign in" });
     expect(errorOf("boom").code).toBe("unknown");
+  });
+});
+
+describe("attention", () => {
+  it("a credential ending soon is amber while its state stays ok", () => {
+    const ending = connector({
+      attention: { code: "expiring", at: "2026-12-10T00:00:00Z", days_left: 3, message: "its credential expires in 3 day(s)" },
+    });
+    expect(ending.state).toBe("ok");
+    expect(connectorTone(ending)).toBe("warning");
+    expect(connectorTone(connector())).toBe("ok");
+    expect(overallTone([connector(), ending])).toBe("warning");
+    expect(stateTone("keychain_locked")).toBe("error");
   });
 });

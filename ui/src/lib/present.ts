@@ -7,6 +7,8 @@ export type Tone = "ok" | "warning" | "error" | "idle";
 
 const LABELS: Record<ConnectorState, string> = {
   ok: "Ready",
+  keychain_locked: "Keychain locked",
+  keychain_unavailable: "No keychain",
   not_signed_in: "Not signed in",
   credential_missing: "No credential yet",
   needs_login: "Sign in again",
@@ -83,11 +85,17 @@ export function stateTone(state: ConnectorState): Tone {
 
 const TONE_RANK: Record<Tone, number> = { idle: 0, ok: 1, warning: 2, error: 3 };
 
+/** A connector's tone: its state's, amber when it is fine now and will not be soon. */
+export function connectorTone(connector: ConnectorStatus): Tone {
+  const tone = stateTone(connector.state);
+  return tone === "ok" && connector.attention ? "warning" : tone;
+}
+
 /** The worst tone across connectors (the tray's colour); `idle` when there are none. */
 export function overallTone(connectors: readonly ConnectorStatus[]): Tone {
   let worst: Tone = "idle";
   for (const c of connectors) {
-    const tone = stateTone(c.state);
+    const tone = connectorTone(c);
     if (TONE_RANK[tone] > TONE_RANK[worst]) worst = tone;
   }
   return worst;

@@ -623,7 +623,7 @@ impl Connectors<'_> {
             .clone()
             .unwrap_or_else(|| request.name.clone());
         let Some(spec) = config.catalog.connector(&kind) else {
-            return Err(Error::UnknownConnector {
+            return Err(Error::UnknownType {
                 name: kind,
                 known: config
                     .catalog

@@ -120,7 +120,7 @@ pub fn connector_for<'a>(
         return config
             .connector(name)
             .map(Some)
-            .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()));
+            .ok_or_else(|| config.unknown_connector_grant(name));
     }
     let (Some(protocol), Some(host)) = (&request.protocol, &request.host) else {
         return Ok(None);

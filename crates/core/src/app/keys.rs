@@ -52,14 +52,16 @@ impl Keys<'_> {
             .local_keys()
             .map_err(|e| self.app.store_err(e))?
             .iter()
-            .any(|k| k.name == name)
+            // A revoked key's name is free again; its audit rows stay its own (by id).
+            .any(|k| k.name == name && k.revoked_at.is_none())
         {
             return Err(Error::Exists(format!(
                 "a local key named `{name}` exists; revoke it (`latch keys revoke {name}`) or pick another name"
             )));
         }
         let key = crate::local_key::generate();
-        let row = latch_store::LocalKeyRow {
+        let mut row = latch_store::LocalKeyRow {
+            id: 0,
             name: name.to_owned(),
             key_hash: crate::local_key::hash(key.expose()),
             policy: serde_json::to_string(&policy).map_err(|e| Error::Home(e.to_string()))?,
@@ -67,7 +69,8 @@ impl Keys<'_> {
             expires_at: ttl.map(crate::local_key::expiry_in),
             revoked_at: None,
         };
-        self.app
+        row.id = self
+            .app
             .db()
             .local_key_insert(&row)
             .map_err(|e| self.app.store_err(e))?;

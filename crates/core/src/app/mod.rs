@@ -10,6 +10,7 @@ pub mod exec;
 pub mod git_credential;
 pub mod keys;
 pub mod providers;
+pub mod serving;
 pub mod sign_in;
 
 use std::path::Path;
@@ -227,8 +228,9 @@ impl App {
             .collect())
     }
 
-    /// The status of every provider and connector. Reads latch.toml and SQLite only: it never
-    /// touches the keychain or the network, so it works when both are down.
+    /// The status of every provider and connector. Reads latch.toml, SQLite, whether the
+    /// keychain is locked (no item is read) and who serves the home; never the network, so it
+    /// works when the keychain and the network are down.
     pub fn status(&self) -> Result<StatusReport> {
         let config = self.config();
         let db = self.db();
@@ -240,10 +242,17 @@ impl App {
                 config_file: self.home.config_file().display().to_string(),
                 database: self.home.database().display().to_string(),
                 secret_store: self.secrets.describe(),
+                keychain: self.secrets.state(),
+                serving: serving::serving(&self.home),
             },
             now: self.now(),
         })
         .map_err(|e| self.store_err(e))
+    }
+
+    /// Unlocks the OS keychain with its password (`latch keychain unlock`).
+    pub fn unlock_keychain(&self, password: &crate::secret::Secret) -> Result<()> {
+        self.secrets.unlock(password).map_err(Error::from)
     }
 
     /// Runs every health check (`latch doctor`).
@@ -469,6 +478,7 @@ mod tests {
         latch
             .db()
             .local_key_insert(&latch_store::LocalKeyRow {
+                id: 0,
                 name: "ci".into(),
                 // Stands for SHA-256 of `local_key`: only the hash is ever stored.
                 key_hash: vec![0xab; 32],

@@ -111,6 +111,11 @@ pub struct ProviderAdded {
     pub has_app: bool,
     /// An OAuth 1.0a link: what to paste into the instance.
     pub link: Option<LinkPublicKey>,
+    /// The connector types that sign in through it (`jira-dc`, `jsm-dc` for a `jira-dc`
+    /// instance): what to add next.
+    pub connector_types: Vec<String>,
+    /// Whether it is a Data Center instance (its own base URL).
+    pub data_center: bool,
 }
 
 /// The providers of a home.
@@ -306,7 +311,7 @@ impl Providers<'_> {
         if let Some((key, _)) = &link_key {
             self.app
                 .db()
-                .provider_link_key(&request.name, Some(&key.fingerprint()))
+                .provider_link_fingerprint(&request.name, Some(&key.fingerprint()))
                 .map_err(|e| self.app.store_err(e))?;
         }
         let provider = self.provider_or_err(&request.name)?;
@@ -323,14 +328,23 @@ impl Providers<'_> {
             }),
             _ => None,
         };
+        let connector_types = config
+            .catalog
+            .connectors()
+            .filter(|(_, spec)| spec.provider == preset_name)
+            .map(|(name, _)| name.clone())
+            .collect();
         Ok(ProviderAdded {
             name: request.name,
             updated,
             secret_stored,
             redirect_uri: if link.is_some() { None } else { redirect_uri },
-            console_url,
+            // The instance's own page, its base URL filled in.
+            console_url: provider.spec.console_url.clone().or(console_url),
             has_app: has_app || link.is_some(),
             link,
+            connector_types,
+            data_center: provider.base_url.is_some(),
         })
     }
 

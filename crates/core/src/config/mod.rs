@@ -365,6 +365,14 @@ impl Config {
         }
     }
 
+    /// The same, as a grant error (`latch token`, the proxy, the git helper).
+    pub fn unknown_connector_grant(&self, name: &str) -> crate::error::GrantError {
+        crate::error::GrantError::UnknownConnector {
+            name: name.to_owned(),
+            known: self.connectors.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+
     /// The connectors of one provider, in file order.
     pub fn connectors_of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a Connector> {
         self.connectors

@@ -77,7 +77,7 @@ async fn request(
         .config
         .connector(name)
         .filter(|c| c.auth == AuthMode::Service)
-        .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))?
+        .ok_or_else(|| ctx.config.unknown_connector_grant(name))?
         .clone();
     let provider = provider_resolved(ctx, &connector.provider).await?;
     let Some(client_id) = connector.client_id.as_deref() else {

@@ -159,7 +159,7 @@ async fn request(
     let connector = ctx
         .config
         .connector(name)
-        .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))?
+        .ok_or_else(|| ctx.config.unknown_connector_grant(name))?
         .clone();
     let (app, secret) = connect::stored(ctx, &connector).await?;
     let account = connector.account_id.clone().unwrap_or_default();

@@ -411,7 +411,7 @@ impl Credentials {
         self.grants
             .config()
             .connector(name)
-            .ok_or_else(|| GrantError::UnknownConnector(name.to_owned()))
+            .ok_or_else(|| self.grants.config().unknown_connector_grant(name))
     }
 
     fn sites(&self) -> Sites<'_> {

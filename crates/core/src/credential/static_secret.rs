@@ -119,6 +119,14 @@ pub struct TokenProbe {
     pub tried: Vec<(ApiTokenKind, String)>,
 }
 
+impl TokenProbe {
+    /// Whether any place answered at all: with no answer the token was not refused, only not
+    /// checked.
+    pub fn answered(&self) -> bool {
+        self.tried.iter().any(|(_, what)| what.starts_with("HTTP "))
+    }
+}
+
 /// Tries an API token on the site URL (classic), then on the gateway (scoped), with the
 /// connector's health probe.
 pub(crate) async fn probe_token_kind(
@@ -185,7 +193,23 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
     };
     let profile = provider.rules();
     let outcome: Result<(bool, String), GrantError> = if connector.auth == AuthMode::ApiToken {
-        credentials.probe_api_token(connector).await.map(|probe| {
+        let probed = credentials
+            .probe_api_token(connector)
+            .await
+            .and_then(|probe| {
+                if probe.kind.is_none() && !probe.answered() {
+                    let why: Vec<String> = probe.tried.iter().map(|(_, w)| w.clone()).collect();
+                    return Err(GrantError::Misconfigured {
+                        message: format!(
+                            "no answer from the site or the gateway ({})",
+                            why.join("; ")
+                        ),
+                        fix: "check the network; the credential is stored".to_owned(),
+                    });
+                }
+                Ok(probe)
+            });
+        probed.map(|probe| {
             let tried = probe
                 .tried
                 .iter()
@@ -283,6 +307,18 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
                 detail,
             }
         }
-        Err(err) => unchecked(format!("could not check it: {err}")),
+        Err(err) => {
+            // Kept, and marked: checked now, no verdict, and why.
+            let detail = format!("could not check it: {err}");
+            let store = credentials.grants().store();
+            let _ = store.db().connector_credential_checked(
+                &connector.name,
+                None,
+                Some(detail.lines().next().unwrap_or_default()),
+                store.now(),
+            );
+            note_local_write();
+            unchecked(detail)
+        }
     }
 }

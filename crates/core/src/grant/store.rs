@@ -139,6 +139,15 @@ impl GrantStore {
         link_key_key(&self.home_id, provider)
     }
 
+    /// Whether the keychain is open, locked or unreachable (no item read), off the async
+    /// threads.
+    pub(crate) async fn keychain_state(&self) -> crate::ports::KeychainState {
+        let secrets = Arc::clone(&self.secrets);
+        tokio::task::spawn_blocking(move || secrets.state())
+            .await
+            .unwrap_or(crate::ports::KeychainState::Unknown)
+    }
+
     /// Reads a keychain item off the async threads.
     pub(crate) async fn secret(&self, key: SecretKey) -> Result<Option<Secret>, GrantError> {
         let secrets = Arc::clone(&self.secrets);

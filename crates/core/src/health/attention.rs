@@ -23,6 +23,10 @@ pub enum Overall {
 pub fn overall(report: &StatusReport) -> Overall {
     match report.connectors.iter().map(|c| c.state).min() {
         None => Overall::Idle,
+        // Fine now, but something will need the person soon.
+        Some(ConnectorState::Ok) if report.connectors.iter().any(|c| c.attention.is_some()) => {
+            Overall::Warning
+        }
         Some(ConnectorState::Ok) => Overall::Ok,
         Some(
             ConnectorState::NotSignedIn
@@ -85,6 +89,12 @@ pub fn newly_needing(before: Option<&StatusReport>, after: &StatusReport) -> Vec
                         c.name
                     ),
                 ),
+                ConnectorState::KeychainLocked => (
+                    "cannot read its credential: the keychain is locked",
+                    "Unlock the keychain: run `latch keychain unlock`, or unlock it in your \
+                     keychain app."
+                        .to_owned(),
+                ),
                 ConnectorState::Expired => (
                     "has an expired credential",
                     format!(
@@ -116,6 +126,7 @@ fn needs_person(state: ConnectorState) -> bool {
             | ConnectorState::RefreshUncertain
             | ConnectorState::CredentialRejected
             | ConnectorState::Expired
+            | ConnectorState::KeychainLocked
     )
 }
 
@@ -133,6 +144,8 @@ mod tests {
                 config_file: "latch.toml".into(),
                 database: "latch.db".into(),
                 secret_store: String::new(),
+                keychain: crate::ports::KeychainState::Open,
+                serving: None,
             },
             providers: Vec::new(),
             connectors: states
@@ -156,6 +169,7 @@ mod tests {
                     grant: None,
                     credential: None,
                     findings: Vec::new(),
+                    attention: None,
                 })
                 .collect(),
         }

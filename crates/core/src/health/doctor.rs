@@ -37,7 +37,7 @@ pub fn last_sign_in_error_key(provider: &str) -> String {
 /// Warn this many days before a refresh token's inactivity expiry.
 const INACTIVITY_WARN_DAYS: i64 = 14;
 /// Warn this many days before a stored credential's expiry (API tokens live at most a year).
-const CREDENTIAL_WARN_DAYS: i64 = 14;
+const CREDENTIAL_WARN_DAYS: i64 = crate::health::status::EXPIRY_WARN_DAYS;
 /// Warn this many days before a token family's absolute expiry.
 const ABSOLUTE_WARN_DAYS: i64 = 30;
 /// Clock skew worth a warning (token lifetimes are an hour; JWT checks allow a few minutes).
@@ -142,6 +142,8 @@ pub struct ConnectorHealth {
     pub diagnosis: Option<String>,
     /// Whether it signs with its provider's OAuth 1.0a application link.
     pub oauth1: bool,
+    /// What will need the person soon (`expiring`), as `latch status` says.
+    pub attention: Option<crate::health::status::ConnectorAttention>,
 }
 
 /// How `latch doctor` runs.
@@ -242,7 +244,14 @@ pub async fn run(
 ) -> crate::Result<DoctorReport> {
     let grants = credentials.grants();
     let config = grants.config();
-    let probe = !options.offline;
+    // A locked (or missing) keychain fails every refresh and probe the same way: say that once
+    // (the status carries the finding) instead of a probe failure per connector.
+    let keychain = grants.store().keychain_state().await;
+    let keychain_usable = !matches!(
+        keychain,
+        crate::ports::KeychainState::Locked | crate::ports::KeychainState::Unreachable
+    );
+    let probe = !options.offline && keychain_usable;
     // 1. Are the credentials alive? What each grant looked like before is kept to explain an
     //    `invalid_grant` (its body is the same for every cause).
     let mut before: HashMap<GrantId, GrantRow> = HashMap::new();
@@ -275,6 +284,14 @@ pub async fn run(
     let status: StatusReport = status()?;
     let mut findings: Vec<Finding> = Vec::new();
     for f in status.providers.iter().flat_map(|p| &p.findings) {
+        push_unique(&mut findings, f.clone());
+    }
+    for f in status
+        .connectors
+        .iter()
+        .flat_map(|c| &c.findings)
+        .filter(|f| f.subject == "keychain")
+    {
         push_unique(&mut findings, f.clone());
     }
 
@@ -382,9 +399,15 @@ pub async fn run(
         }
     }
 
-    // Keychain reachable (and unlocked)?
+    // Keychain reachable (and unlocked)? When its state said so already, the status's finding
+    // stands; otherwise reading an item tells.
     let probe_key = grants.store().client_secret_key("doctor-probe");
-    if let Err(GrantError::Keychain(err)) = grants.store().secret(probe_key).await {
+    let read = if keychain_usable {
+        grants.store().secret(probe_key).await
+    } else {
+        Ok(None)
+    };
+    if let Err(GrantError::Keychain(err)) = read {
         findings.push(finding(
             "keychain_unreachable",
             Severity::Error,
@@ -405,13 +428,19 @@ pub async fn run(
     match std::net::TcpListener::bind(config.listen) {
         Ok(_) => {}
         Err(err) if err.kind() == std::io::ErrorKind::AddrInUse => {
-            let ours = proxy_answers(grants.http(None), config.listen).await;
-            findings.push(if ours {
+            // Who serves this home says so in the home itself: asking the port would only
+            // leave a refused request in the audit log.
+            let ours = status
+                .home
+                .serving
+                .as_ref()
+                .filter(|s| s.addr.as_deref() == Some(config.listen.to_string().as_str()));
+            findings.push(if let Some(serving) = ours {
                 finding(
                     "proxy_running",
                     Severity::Info,
                     "proxy".to_owned(),
-                    format!("a Latch proxy is serving on {}", config.listen),
+                    format!("this home is served {}", serving.describe()),
                     "nothing to do",
                 )
             } else {
@@ -742,6 +771,21 @@ pub async fn run(
                 .flatten()
                 .and_then(|json| serde_json::from_str(&json).ok()),
         };
+        // Without a probe (offline, or nothing to probe yet): the connector's worst finding,
+        // else its state (`ok` when healthy) — never nothing.
+        let diagnosis = diagnosis.or_else(|| {
+            let subject = format!("connector:{}", c.name);
+            findings
+                .iter()
+                .filter(|f| f.subject == subject && f.severity != Severity::Info)
+                .max_by_key(|f| f.severity)
+                .map(|f| f.code.clone())
+                .or_else(|| {
+                    serde_json::to_value(s.state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                })
+        });
         let grant_status = s.grant.as_ref().filter(|_| kind != CredentialKind::Static);
         connectors.push(ConnectorHealth {
             name: c.name.clone(),
@@ -782,6 +826,7 @@ pub async fn run(
             credential: s.credential.clone(),
             diagnosis,
             oauth1: c.oauth1,
+            attention: s.attention.clone(),
         });
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
@@ -802,17 +847,6 @@ pub async fn run(
         connectors,
         findings,
     })
-}
-
-async fn proxy_answers(http: &reqwest::Client, listen: std::net::SocketAddr) -> bool {
-    let url = format!("http://{listen}/");
-    match tokio::time::timeout(Duration::from_secs(3), http.get(&url).send()).await {
-        Ok(Ok(response)) => response
-            .text()
-            .await
-            .is_ok_and(|body| body.contains("\"missing_key\"")),
-        _ => false,
-    }
 }
 
 /// Seconds this clock is ahead (+) or behind (-) the server's `Date`, when it answers.
@@ -1338,12 +1372,12 @@ pub fn render_html(report: &DoctorReport) -> String {
         let diagnosis = c
             .diagnosis
             .as_deref()
-            .map(|d| format!("<br><small>probe: {}</small>", esc(d)))
+            .map(|d| format!("<br><small>diagnosis: {}</small>", esc(d)))
             .unwrap_or_default();
         rows.push_str(&format!(
-            "<tr class=\"connector\" data-connector=\"{name}\" data-state=\"{state}\" data-auth=\"{auth}\">\
+            "<tr class=\"connector\" data-connector=\"{name}\" data-state=\"{state}\" data-auth=\"{auth}\"{attention_attr}>\
              <td><strong>{name}</strong><br><small>{kind} · {provider} · {auth}</small></td>\
-             <td><span class=\"state\" style=\"background:{colour}\">{state}</span>{diagnosis}</td>\
+             <td><span class=\"state\" style=\"background:{colour}\">{state}</span>{attention}{diagnosis}</td>\
              <td>{account}<br><small>{site}</small></td><td class=\"credential\">{credential}</td>\
              <td>{granted}{missing}{extra}</td><td><ul>{timeline}</ul></td></tr>",
             credential = esc(&credential),
@@ -1351,7 +1385,22 @@ pub fn render_html(report: &DoctorReport) -> String {
             kind = esc(&c.kind),
             provider = esc(&c.provider),
             auth = c.auth.as_str(),
-            colour = state_colour(c.state),
+            // Fine now, ending soon: amber, not green.
+            colour = if c.attention.is_some() && c.state == ConnectorState::Ok {
+                "#b45309"
+            } else {
+                state_colour(c.state)
+            },
+            attention_attr = c
+                .attention
+                .as_ref()
+                .map(|a| format!(" data-attention=\"{}\"", esc(&a.code)))
+                .unwrap_or_default(),
+            attention = c
+                .attention
+                .as_ref()
+                .map(|a| format!("<br><small>{}: {}</small>", esc(&a.code), esc(&a.message)))
+                .unwrap_or_default(),
             state = c.state.as_str(),
             account = esc(c.account.as_deref().unwrap_or("—")),
             site = esc(c.site.as_deref().unwrap_or("no site")),

@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::ports::KeychainState;
+
 use crate::config::Config;
 use crate::config::ScopeSet;
 use crate::credential::connect::ConnectApp;
@@ -24,6 +26,10 @@ pub const STATUS_SCHEMA: &str = "latch.status/v1";
 pub enum ConnectorState {
     /// The configuration is wrong; nothing will work until it is fixed.
     Misconfigured,
+    /// The OS keychain is locked: no credential can be read until it is unlocked.
+    KeychainLocked,
+    /// No OS keychain is reachable.
+    KeychainUnavailable,
     /// The token family is dead (`invalid_grant`); sign in again.
     NeedsLogin,
     /// The identity provider or upstream refuses the connector's own credential.
@@ -51,6 +57,8 @@ impl ConnectorState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Misconfigured => "misconfigured",
+            Self::KeychainLocked => "keychain_locked",
+            Self::KeychainUnavailable => "keychain_unavailable",
             Self::NeedsLogin => "needs_login",
             Self::CredentialRejected => "credential_rejected",
             Self::Expired => "expired",
@@ -105,6 +113,10 @@ pub struct HomeStatus {
     pub database: String,
     /// Where secrets live: the OS keychain, or an encrypted file (`[keychain] store`).
     pub secret_store: String,
+    /// Whether it can be read now: `open`, `locked`, `unreachable` (or `unknown`).
+    pub keychain: KeychainState,
+    /// Who serves this home's proxy and refresh scheduler, when something does.
+    pub serving: Option<crate::app::serving::Serving>,
 }
 
 /// One provider.
@@ -262,6 +274,29 @@ pub struct ConnectorStatus {
     pub credential: Option<CredentialStatus>,
     /// Problems and fixes.
     pub findings: Vec<Finding>,
+    /// Something that is fine now and will not be soon (`expiring`), when there is; the state
+    /// stays what it is until then.
+    pub attention: Option<ConnectorAttention>,
+}
+
+/// Within this many days of its end, a credential is `expiring` (the doctor warns then too).
+pub const EXPIRY_WARN_DAYS: i64 = 14;
+
+/// What will need the person soon.
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ConnectorAttention {
+    /// `expiring`.
+    pub code: String,
+    /// When.
+    #[serde(with = "crate::clock::stamp")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub at: time::OffsetDateTime,
+    /// Whole days left.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub days_left: i64,
+    /// In plain words, with what to do.
+    pub message: String,
 }
 
 /// A connector's own credential: facts only, never the secret.
@@ -367,6 +402,28 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
     let connector_rows = db.connectors()?;
     let mut providers = Vec::new();
     let mut all_findings: Vec<Finding> = Vec::new();
+    // A locked or missing keychain stops every connector that has a secret, whatever SQLite
+    // says: one finding, on each of them.
+    let keychain_finding = match home.keychain {
+        KeychainState::Locked => Some(Finding::new(
+            "keychain_locked",
+            Severity::Error,
+            "keychain".to_owned(),
+            "the OS keychain is locked: no connector can read its credential until it is \
+             unlocked (nothing stored is lost)"
+                .to_owned(),
+            "run `latch keychain unlock` (it asks for the keychain's password), or unlock it \
+             in your keychain app",
+        )),
+        KeychainState::Unreachable => Some(Finding::new(
+            "keychain_unreachable",
+            Severity::Error,
+            "keychain".to_owned(),
+            "no OS keychain is reachable: no connector can read its credential".to_owned(),
+            "start the Secret Service of your session (gnome-keyring), or see `latch doctor`",
+        )),
+        KeychainState::Open | KeychainState::Unknown => None,
+    };
     for p in &config.providers {
         let request = config.scope_request(&p.name);
         let grant_id = GrantId::user(&p.name);
@@ -378,7 +435,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
         let link_key = provider_rows
             .iter()
             .find(|r| r.name == p.name)
-            .and_then(|r| r.link_key.clone());
+            .and_then(|r| r.link_fingerprint.clone());
         let client_secret = match p.spec.client_type {
             // An OAuth 1.0a link has a key pair, not a client secret.
             _ if p.oauth1.is_some() => ClientSecretState::NotNeeded,
@@ -539,6 +596,20 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                 }
             }
         };
+        let needs_keychain = kind != CredentialKind::Anonymous;
+        let (state, findings) = match (&keychain_finding, home.keychain) {
+            (Some(f), keychain) if needs_keychain && state != ConnectorState::Misconfigured => {
+                let mut findings = findings;
+                findings.push(f.clone());
+                let state = if keychain == KeychainState::Locked {
+                    ConnectorState::KeychainLocked
+                } else {
+                    ConnectorState::KeychainUnavailable
+                };
+                (state, findings)
+            }
+            _ => (state, findings),
+        };
         let credential = match kind {
             CredentialKind::UserGrant | CredentialKind::LinkUser => None,
             _ => Some(CredentialStatus {
@@ -572,7 +643,39 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                     }),
             }),
         };
+        // A stored credential's recorded expiry, or an OAuth 1.0a sign-in's token.
+        let ends = credential
+            .as_ref()
+            .and_then(|cr| cr.expires_at)
+            .or_else(|| {
+                grant_row
+                    .as_ref()
+                    .and_then(|g| g.access_expires_at)
+                    .filter(|_| kind == CredentialKind::LinkUser)
+            });
+        let attention = ends
+            .filter(|at| *at > now && (*at - now).whole_days() < EXPIRY_WARN_DAYS)
+            .map(|at| {
+                let days_left = (at - now).whole_days();
+                ConnectorAttention {
+                    code: "expiring".to_owned(),
+                    at,
+                    days_left,
+                    message: format!(
+                        "its credential expires in {days_left} day(s): {}",
+                        if kind == CredentialKind::LinkUser {
+                            format!("sign in again before then (`latch login {}`)", c.provider)
+                        } else {
+                            format!(
+                                "store a new one before then (`latch credential set {}`)",
+                                c.name
+                            )
+                        }
+                    ),
+                }
+            });
         connectors.push(ConnectorStatus {
+            attention,
             name: c.name.clone(),
             kind: c.kind.clone(),
             display_name: c.spec.display_name.clone(),

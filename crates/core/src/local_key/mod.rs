@@ -16,6 +16,9 @@ pub use policy::{Denied, KeyPolicy, RequestFacts};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct LocalKey {
+    /// Its row id: the audit log's rows point at it (a name may be reused once revoked).
+    #[serde(skip)]
+    pub id: i64,
     /// The key's name (shown in the audit log).
     pub name: String,
     /// What it may do.
@@ -125,8 +128,14 @@ pub fn parse_ttl(text: &str) -> Result<time::Duration, String> {
     let unit_secs: i64 = match unit {
         "s" => 1,
         "m" => 60,
-        "h" | "" => 3600,
+        "h" => 3600,
         "d" => 86_400,
+        // A bare number once meant hours, silently: say which unit instead of guessing.
+        "" => {
+            return Err(format!(
+                "`{text}` has no unit: write {text}h for hours, {text}d for days (or m, s)"
+            ))
+        }
         _ => return Err(format!("`{text}`: use s, m, h or d as the unit")),
     };
     if n <= 0 {
@@ -148,6 +157,7 @@ pub fn expiry_in(ttl: time::Duration) -> OffsetDateTime {
 
 pub(crate) fn from_row(row: latch_store::LocalKeyRow) -> LocalKey {
     LocalKey {
+        id: row.id,
         name: row.name,
         // An unreadable policy fails closed: a key that may do nothing.
         policy: serde_json::from_str(&row.policy).unwrap_or_else(|_| KeyPolicy::nothing()),
@@ -180,6 +190,7 @@ mod tests {
         assert!(parse_ttl("0h").is_err());
         assert!(parse_ttl("soon").is_err());
         assert!(parse_ttl("3w").is_err());
+        assert!(parse_ttl("8").unwrap_err().contains("8h"));
         // Hostile input: an error, never a panic.
         assert!(parse_ttl("99999999999999d").is_err());
         assert!(parse_ttl("9223372036854775807s").is_err());
@@ -199,6 +210,7 @@ mod tests {
     #[test]
     fn keys_expire_and_are_revoked() {
         let key = LocalKey {
+            id: 1,
             name: "k".into(),
             policy: KeyPolicy::default(),
             expires_at: crate::clock::parse_time(Some("2000-01-01T00:00:00Z")),

@@ -149,77 +149,82 @@ pub(super) async fn run(
         }
         loopback::pasted_callback(line)
     };
-    let verifier = loopback::wait(listening, options, progress, Arc::new(judge), &pasted).await?;
+    let (verifier, reply) =
+        loopback::wait(listening, options, progress, Arc::new(judge), &pasted).await?;
+    let outcome = async {
+        let access = link_user::token_request(
+            http,
+            &link,
+            &key,
+            &link.endpoints.access_token_url,
+            Some(&request_token),
+            &[("oauth_verifier", verifier.expose())],
+        )
+        .await
+        .map_err(|f| failed(f, provider, "exchange of the verifier for an access token"))?;
 
-    let access = link_user::token_request(
-        http,
-        &link,
-        &key,
-        &link.endpoints.access_token_url,
-        Some(&request_token),
-        &[("oauth_verifier", verifier.expose())],
-    )
-    .await
-    .map_err(|f| failed(f, provider, "exchange of the verifier for an access token"))?;
+        // A new sign-in replaces the old token (and session handle) entirely.
+        let grant = GrantId::user(name);
+        let store = grants.store();
+        let _ = store
+            .delete_secrets(vec![
+                store.refresh_token_key(&grant),
+                store.access_token_key(&grant),
+            ])
+            .await;
+        grants.forget(&grant);
+        let row = GrantRow {
+            id: grant.clone(),
+            kind: GrantKind::User,
+            state: GrantState::Ok,
+            generation: app
+                .db()
+                .grant(&grant)
+                .ok()
+                .flatten()
+                .map_or(0, |g| g.generation),
+            // No scopes exist: a token carries its user's rights, so it has what was asked for.
+            granted_scopes: app.config().scope_request(name).scopes().to_string(),
+            ..GrantRow::default()
+        };
+        let (token, mut row) = link_user::store_token(store, &grant, row, &access).await?;
 
-    // A new sign-in replaces the old token (and session handle) entirely.
-    let grant = GrantId::user(name);
-    let store = grants.store();
-    let _ = store
-        .delete_secrets(vec![
-            store.refresh_token_key(&grant),
-            store.access_token_key(&grant),
-        ])
-        .await;
-    grants.forget(&grant);
-    let row = GrantRow {
-        id: grant.clone(),
-        kind: GrantKind::User,
-        state: GrantState::Ok,
-        generation: app
-            .db()
-            .grant(&grant)
-            .ok()
-            .flatten()
-            .map_or(0, |g| g.generation),
-        // No scopes exist: a token carries its user's rights, so it has what was asked for.
-        granted_scopes: app.config().scope_request(name).scopes().to_string(),
-        ..GrantRow::default()
-    };
-    let (token, mut row) = link_user::store_token(store, &grant, row, &access).await?;
-
-    let credential = Credential::Link(LinkCredential {
-        consumer_key: link.consumer_key.clone(),
-        key,
-        token: Some(token),
-        requestor: None,
-    });
-    let account = match provider.spec.me_url.as_deref() {
-        Some(me) => account_of(&grants, provider, &credential, me).await,
-        None => None,
-    };
-    if let Some(who) = &account {
-        row.account_id = Some(who.id.clone());
-        row.account_name = who.name.clone();
-        row.account_email = who.email.clone();
-        store.save(&row)?;
+        let credential = Credential::Link(LinkCredential {
+            consumer_key: link.consumer_key.clone(),
+            key,
+            token: Some(token),
+            requestor: None,
+        });
+        let account = match provider.spec.me_url.as_deref() {
+            Some(me) => account_of(&grants, provider, &credential, me).await,
+            None => None,
+        };
+        if let Some(who) = &account {
+            row.account_id = Some(who.id.clone());
+            row.account_name = who.name.clone();
+            row.account_email = who.email.clone();
+            store.save(&row)?;
+        }
+        crate::grant::store::note_local_write();
+        tracing::info!(provider = name, "signed in through the OAuth 1.0a link");
+        Ok(LoginOutcome {
+            provider: name.to_owned(),
+            account: account.map(|a| match a.name.or(a.email) {
+                Some(who) => format!("{who} ({})", a.id),
+                None => a.id,
+            }),
+            sites: Vec::new(),
+            bound: Vec::new(),
+            unbound: Vec::new(),
+            missing: Vec::new(),
+            missing_fix: None,
+            refresh_token: access.get("oauth_session_handle").is_some(),
+            token_expires_at: row.access_expires_at,
+        })
     }
-    crate::grant::store::note_local_write();
-    tracing::info!(provider = name, "signed in through the OAuth 1.0a link");
-    Ok(LoginOutcome {
-        provider: name.to_owned(),
-        account: account.map(|a| match a.name.or(a.email) {
-            Some(who) => format!("{who} ({})", a.id),
-            None => a.id,
-        }),
-        sites: Vec::new(),
-        bound: Vec::new(),
-        unbound: Vec::new(),
-        missing: Vec::new(),
-        missing_fix: None,
-        refresh_token: access.get("oauth_session_handle").is_some(),
-        token_expires_at: row.access_expires_at,
-    })
+    .await;
+    reply.tell(&outcome).await;
+    outcome
 }
 
 /// The signed-in account, asked with the new token.

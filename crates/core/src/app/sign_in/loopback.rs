@@ -2,7 +2,9 @@
 //! is served in its own task, so idle or slow sockets (a port scanner, a page poking at the
 //! port) cannot hold up the real callback; the first valid callback — or a valid line the
 //! person pastes, for a browser on another machine — wins. What "valid" means is the flow's:
-//! OAuth 2.0 checks `state`, OAuth 1.0a the request token.
+//! OAuth 2.0 checks `state`, OAuth 1.0a the request token. The browser's page waits for the
+//! flow's outcome (the code exchange, the token stored), so it never says "Signed in" for a
+//! sign-in that then failed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +67,37 @@ pub(super) enum Heard<T> {
 /// How a flow judges a callback.
 pub(super) type Judge<T> = Arc<dyn Fn(&Callback) -> Heard<T> + Send + Sync>;
 
+/// How long the browser's page waits for the flow's outcome before saying so.
+const OUTCOME_WAIT: Duration = Duration::from_secs(120);
+
+/// Where a browser waits for the outcome: the outcome goes one way, "the page is written"
+/// comes back.
+type Waiting = (
+    tokio::sync::oneshot::Sender<Result<(), String>>,
+    tokio::sync::oneshot::Receiver<()>,
+);
+
+/// What the browser that brought the callback is told at the end; nothing for a pasted one.
+pub(super) struct Reply(Option<Waiting>);
+
+impl Reply {
+    /// Tells the browser how the sign-in ended, and waits (briefly) until it was told: a
+    /// process that exits at once would otherwise take the page with it.
+    pub(super) async fn tell<T>(self, outcome: &Result<T, LoginError>) {
+        if let Some((page, written)) = self.0 {
+            if page
+                .send(outcome.as_ref().map(drop).map_err(ToString::to_string))
+                .is_ok()
+            {
+                let _ = tokio::time::timeout(Duration::from_secs(5), written).await;
+            }
+        }
+    }
+}
+
+/// A callback that counted, and where its browser waits for the outcome.
+type Arrived<T> = (Heard<T>, Option<Waiting>);
+
 /// The listeners of a sign-in: the registered callback's address (and `::1` for `localhost`).
 pub(super) struct Listening {
     listener: TcpListener,
@@ -113,7 +146,7 @@ pub(super) async fn wait<T: Send + 'static>(
     progress: &dyn LoginProgress,
     judge: Judge<T>,
     pasted: &dyn Fn(&str) -> Option<Callback>,
-) -> Result<T, LoginError> {
+) -> Result<(T, Reply), LoginError> {
     let Listening {
         listener,
         listener6,
@@ -121,7 +154,7 @@ pub(super) async fn wait<T: Send + 'static>(
     } = listening;
     let path = Arc::new(path);
     let deadline = tokio::time::Instant::now() + options.timeout;
-    let (events, mut heard) = tokio::sync::mpsc::channel::<Heard<T>>(8);
+    let (events, mut heard) = tokio::sync::mpsc::channel::<Arrived<T>>(8);
     let mut lines = options
         .pasted
         .lock()
@@ -140,7 +173,7 @@ pub(super) async fn wait<T: Send + 'static>(
                     None => lines = None,
                     Some(line) => match pasted(&line) {
                         Some(callback) => match judge(&callback) {
-                            Heard::Got(value) => return Ok(value),
+                            Heard::Got(value) => return Ok((value, Reply(None))),
                             Heard::Failed(err) => return Err(err),
                             Heard::Refused(why) => progress.refused_callback(
                                 &format!("a pasted address {why}"),
@@ -161,9 +194,9 @@ pub(super) async fn wait<T: Send + 'static>(
                 }
             } => accepted,
             event = heard.recv() => match event {
-                Some(Heard::Got(value)) => return Ok(value),
-                Some(Heard::Failed(err)) => return Err(err),
-                Some(Heard::Refused(why)) => {
+                Some((Heard::Got(value), page)) => return Ok((value, Reply(page))),
+                Some((Heard::Failed(err), _)) => return Err(err),
+                Some((Heard::Refused(why), _)) => {
                     progress.refused_callback(&format!("a callback {why}"));
                     continue;
                 }
@@ -239,7 +272,7 @@ async fn serve_callback<T>(
     mut stream: TcpStream,
     path: Arc<String>,
     judge: Judge<T>,
-    events: tokio::sync::mpsc::Sender<Heard<T>>,
+    events: tokio::sync::mpsc::Sender<Arrived<T>>,
 ) {
     let Some(callback) = read_request(&mut stream).await else {
         respond(
@@ -293,14 +326,39 @@ async fn serve_callback<T>(
             .await;
         }
         Heard::Got(_) => {
-            respond(
-                &mut stream,
-                "200 OK",
-                "Signed in",
-                "Latch received the sign-in. You can close this tab and return to Latch.",
-            )
-            .await;
+            // The page waits for the outcome: the code is not a sign-in until it is redeemed.
+            let (page, outcome) = tokio::sync::oneshot::channel();
+            let (written, written_rx) = tokio::sync::oneshot::channel();
+            if events
+                .send((heard, Some((page, written_rx))))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let (title, body) = match tokio::time::timeout(OUTCOME_WAIT, outcome).await {
+                Ok(Ok(Ok(()))) => (
+                    "Signed in",
+                    "Latch is signed in. You can close this tab and return to Latch.".to_owned(),
+                ),
+                Ok(Ok(Err(why))) => (
+                    "Sign-in did not complete",
+                    format!(
+                        "{} Nothing was stored; Latch says what to do.",
+                        crate::html::escape(&why)
+                    ),
+                ),
+                _ => (
+                    "Sign-in received",
+                    "Latch received the sign-in and is still finishing it: see Latch for the \
+                     outcome."
+                        .to_owned(),
+                ),
+            };
+            respond(&mut stream, "200 OK", title, &body).await;
+            let _ = written.send(());
+            return;
         }
     }
-    let _ = events.send(heard).await;
+    let _ = events.send((heard, None)).await;
 }

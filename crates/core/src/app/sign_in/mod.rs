@@ -297,12 +297,21 @@ async fn run_login(
     picker: Option<&dyn SitePicker>,
 ) -> Result<LoginOutcome, LoginError> {
     let name = options.provider.as_str();
-    let Some(provider) = app.config().provider(name).cloned() else {
+    let config = app.config();
+    let Some(provider) = config.provider(name).cloned() else {
+        if config.catalog.provider(name).is_none() {
+            // Not a preset either: a typo, most likely. Say what there is.
+            return Err(LoginError::Core(crate::Error::UnknownProvider {
+                name: name.to_owned(),
+                known: config.providers.iter().map(|p| p.name.clone()).collect(),
+            }));
+        }
         return Err(LoginError::Setup {
             message: format!("provider `{name}` is not configured"),
             fix: format!("run `latch provider add {name} --client-id ...`"),
         });
     };
+    drop(config);
     if provider.oauth1.is_some() {
         return link::run(app, &provider, options, browser, progress).await;
     }
@@ -385,7 +394,7 @@ async fn run_login(
         scopes: scopes.clone(),
         redirect: redirect.clone(),
     };
-    let code = loopback::wait(
+    let (code, reply) = loopback::wait(
         listening,
         options,
         progress,
@@ -393,140 +402,145 @@ async fn run_login(
         &loopback::pasted_callback,
     )
     .await?;
+    // The browser's page says how this ends, so everything from here reports to it.
+    let outcome = async {
+        let endpoint = token_endpoint(&provider, None)?;
+        let mut tokens = oauth::request_token(
+            grants.http(Some(&provider.name)),
+            &endpoint,
+            client_secret.as_ref(),
+            oauth::Grant::Code {
+                code: &code,
+                redirect_uri: &redirect,
+                verifier: pkce.as_ref().map(|p| &p.verifier),
+            },
+        )
+        .await
+        .map_err(|e| exchange_failed(e, name, &redirect))?;
+        let refresh_token = tokens.refresh_token.is_some();
+        // A response without `scope` grants what was requested (RFC 6749 §5.1).
+        let granted = tokens.scope.get_or_insert_with(|| scopes.clone()).clone();
 
-    let endpoint = token_endpoint(&provider, None)?;
-    let mut tokens = oauth::request_token(
-        grants.http(Some(&provider.name)),
-        &endpoint,
-        client_secret.as_ref(),
-        oauth::Grant::Code {
-            code: &code,
-            redirect_uri: &redirect,
-            verifier: pkce.as_ref().map(|p| &p.verifier),
-        },
-    )
-    .await
-    .map_err(|e| exchange_failed(e, name, &redirect))?;
-    let refresh_token = tokens.refresh_token.is_some();
-    // A response without `scope` grants what was requested (RFC 6749 §5.1).
-    let granted = tokens.scope.get_or_insert_with(|| scopes.clone()).clone();
-
-    // A new consent starts a new token family: drop the old one first.
-    let grant = GrantId::user(name);
-    let old_rt = grants.store().refresh_token_key(&grant);
-    let _ = grants.store().delete_secrets(vec![old_rt]).await;
-    let row = GrantRow {
-        id: grant.clone(),
-        kind: GrantKind::User,
-        state: GrantState::Ok,
-        generation: app
-            .db()
-            .grant(&grant)
-            .ok()
-            .flatten()
-            .map_or(0, |g| g.generation),
-        ..GrantRow::default()
-    };
-    grants.forget(&grant);
-    // A fresh row: `store_tokens` records the consent time and the granted scopes.
-    let access = grants.store_tokens(&grant, row, tokens).await?;
-
-    let profile = provider.rules();
-    let account = fetch_account(&grants, &provider, profile, &access).await;
-    if let Some(who) = &account {
-        let db = app.db();
-        if let Some(mut row) = db.grant(&grant).map_err(GrantError::from)? {
-            row.account_id = Some(who.id.clone());
-            row.account_name = who.name.clone();
-            row.account_email = who.email.clone();
-            db.grant_put(&row).map_err(GrantError::from)?;
-        }
-    }
-    let sites = fetch_sites(&grants, &provider, profile, &access).await;
-    app.db()
-        .sites_replace(&grant, &sites)
-        .map_err(GrantError::from)?;
-    crate::upstream::site::Sites::of(&grants).remember(
-        &sites,
-        profile,
-        provider.spec.site_url.as_deref(),
-    );
-    crate::grant::store::note_local_write();
-
-    let mut bound = Vec::new();
-    let mut unbound = Vec::new();
-    for connector in user_connectors.iter().filter(|c| c.spec.needs_site()) {
-        let candidates: Vec<&SiteRow> = sites
-            .iter()
-            .filter(|s| {
-                connector.spec.site_scope_markers.is_empty()
-                    || connector
-                        .spec
-                        .site_scope_markers
-                        .iter()
-                        .any(|m| s.scopes.contains(m.as_str()))
-            })
-            .collect();
-        let wanted = connector.site.clone().or_else(|| options.site.clone());
-        let choice = match &wanted {
-            Some(w) => candidates.iter().find(|s| site_matches(s, w)).copied(),
-            None if candidates.len() == 1 => candidates.first().copied(),
-            None if candidates.len() > 1 => {
-                let owned: Vec<SiteRow> = candidates.iter().map(|s| (*s).clone()).collect();
-                picker
-                    .and_then(|p| p.pick(&connector.name, &owned))
-                    .and_then(|i| candidates.get(i).copied())
-            }
-            None => None,
+        // A new consent starts a new token family: drop the old one first.
+        let grant = GrantId::user(name);
+        let old_rt = grants.store().refresh_token_key(&grant);
+        let _ = grants.store().delete_secrets(vec![old_rt]).await;
+        let row = GrantRow {
+            id: grant.clone(),
+            kind: GrantKind::User,
+            state: GrantState::Ok,
+            generation: app
+                .db()
+                .grant(&grant)
+                .ok()
+                .flatten()
+                .map_or(0, |g| g.generation),
+            ..GrantRow::default()
         };
-        match choice {
-            Some(site) => {
-                if connector.site.as_deref() != Some(site.name.as_str()) {
-                    app.connectors().bind_site(&connector.name, &site.name)?;
-                }
-                bound.push((connector.name.clone(), site.name.clone()));
+        grants.forget(&grant);
+        // A fresh row: `store_tokens` records the consent time and the granted scopes.
+        let access = grants.store_tokens(&grant, row, tokens).await?;
+
+        let profile = provider.rules();
+        let account = fetch_account(&grants, &provider, profile, &access).await;
+        if let Some(who) = &account {
+            let db = app.db();
+            if let Some(mut row) = db.grant(&grant).map_err(GrantError::from)? {
+                row.account_id = Some(who.id.clone());
+                row.account_name = who.name.clone();
+                row.account_email = who.email.clone();
+                db.grant_put(&row).map_err(GrantError::from)?;
             }
-            None => unbound.push(connector.name.clone()),
         }
-    }
-    tracing::info!(provider = name, scopes = %granted, "signed in");
-    let missing: Vec<Scope> = provider
-        .rules()
-        .missing(&scopes, &granted)
-        .iter()
-        .cloned()
-        .collect();
-    let missing_fix = (!missing.is_empty()).then(|| {
-        let names: Vec<&str> = missing.iter().map(Scope::as_str).collect();
-        profile.missing_scope_fix(name, &names.join(" "))
-    });
-    Ok(LoginOutcome {
-        missing_fix,
-        provider: name.to_owned(),
-        account: account.map(|a| {
-            let who = a.name.or(a.email).unwrap_or_default();
-            if who.is_empty() {
-                a.id
-            } else {
-                format!("{who} ({})", a.id)
-            }
-        }),
-        sites: {
-            let mut shown: Vec<String> = Vec::new();
-            for site in &sites {
-                let label = format!("{} ({})", site.name, site.url);
-                if !shown.contains(&label) {
-                    shown.push(label);
+        let sites = fetch_sites(&grants, &provider, profile, &access).await;
+        app.db()
+            .sites_replace(&grant, &sites)
+            .map_err(GrantError::from)?;
+        crate::upstream::site::Sites::of(&grants).remember(
+            &sites,
+            profile,
+            provider.spec.site_url.as_deref(),
+        );
+        crate::grant::store::note_local_write();
+
+        let mut bound = Vec::new();
+        let mut unbound = Vec::new();
+        for connector in user_connectors.iter().filter(|c| c.spec.needs_site()) {
+            let candidates: Vec<&SiteRow> = sites
+                .iter()
+                .filter(|s| {
+                    connector.spec.site_scope_markers.is_empty()
+                        || connector
+                            .spec
+                            .site_scope_markers
+                            .iter()
+                            .any(|m| s.scopes.contains(m.as_str()))
+                })
+                .collect();
+            let wanted = connector.site.clone().or_else(|| options.site.clone());
+            let choice = match &wanted {
+                Some(w) => candidates.iter().find(|s| site_matches(s, w)).copied(),
+                None if candidates.len() == 1 => candidates.first().copied(),
+                None if candidates.len() > 1 => {
+                    let owned: Vec<SiteRow> = candidates.iter().map(|s| (*s).clone()).collect();
+                    picker
+                        .and_then(|p| p.pick(&connector.name, &owned))
+                        .and_then(|i| candidates.get(i).copied())
                 }
+                None => None,
+            };
+            match choice {
+                Some(site) => {
+                    if connector.site.as_deref() != Some(site.name.as_str()) {
+                        app.connectors().bind_site(&connector.name, &site.name)?;
+                    }
+                    bound.push((connector.name.clone(), site.name.clone()));
+                }
+                None => unbound.push(connector.name.clone()),
             }
-            shown
-        },
-        bound,
-        unbound,
-        missing,
-        refresh_token,
-        token_expires_at: None,
-    })
+        }
+        tracing::info!(provider = name, scopes = %granted, "signed in");
+        let missing: Vec<Scope> = provider
+            .rules()
+            .missing(&scopes, &granted)
+            .iter()
+            .cloned()
+            .collect();
+        let missing_fix = (!missing.is_empty()).then(|| {
+            let names: Vec<&str> = missing.iter().map(Scope::as_str).collect();
+            profile.missing_scope_fix(name, &names.join(" "))
+        });
+        Ok(LoginOutcome {
+            missing_fix,
+            provider: name.to_owned(),
+            account: account.map(|a| {
+                let who = a.name.or(a.email).unwrap_or_default();
+                if who.is_empty() {
+                    a.id
+                } else {
+                    format!("{who} ({})", a.id)
+                }
+            }),
+            sites: {
+                let mut shown: Vec<String> = Vec::new();
+                for site in &sites {
+                    let label = format!("{} ({})", site.name, site.url);
+                    if !shown.contains(&label) {
+                        shown.push(label);
+                    }
+                }
+                shown
+            },
+            bound,
+            unbound,
+            missing,
+            refresh_token,
+            token_expires_at: None,
+        })
+    }
+    .await;
+    reply.tell(&outcome).await;
+    outcome
 }
 
 async fn get_json(

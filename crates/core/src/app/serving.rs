@@ -1,0 +1,197 @@
+//! One proxy and one refresh scheduler per home: whichever of `latch serve` and the desktop app
+//! starts first claims the home (an OS lock on `locks/serve.lock`, released by the OS when its
+//! holder dies) and says where it serves (`locks/serve.json`); the other shows that and stays
+//! out of the way. `latch exec`'s private proxies claim nothing.
+
+use std::fs::{File, TryLockError};
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::home::Home;
+
+/// Who serves a home, as every face shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Serving {
+    /// `latch serve` or `the desktop app`.
+    pub by: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Where its proxy listens (none while its port is taken by another program).
+    pub addr: Option<String>,
+    /// Since when.
+    #[serde(with = "crate::clock::stamp")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub since: time::OffsetDateTime,
+}
+
+impl Serving {
+    /// "on 127.0.0.1:7391 (latch serve, pid 4242)".
+    pub fn describe(&self) -> String {
+        match &self.addr {
+            Some(addr) => format!("on {addr} ({}, pid {})", self.by, self.pid),
+            None => format!("without a proxy ({}, pid {})", self.by, self.pid),
+        }
+    }
+}
+
+/// This process serves the home while it holds this.
+#[derive(Debug)]
+pub struct ServeClaim {
+    _lock: File,
+    facts: PathBuf,
+    by: String,
+    since: time::OffsetDateTime,
+}
+
+/// What claiming found.
+#[derive(Debug)]
+pub enum Claim {
+    /// The home is this process's to serve.
+    Claimed(ServeClaim),
+    /// Another process serves it.
+    Held(Option<Serving>),
+}
+
+fn lock_path(home: &Home) -> PathBuf {
+    home.locks_dir().join("serve.lock")
+}
+
+fn facts_path(home: &Home) -> PathBuf {
+    home.locks_dir().join("serve.json")
+}
+
+fn open_lock(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Claims a home for `by`, unless another process serves it. Readers ([`serving`]) hold the
+/// lock shared for an instant: a claim tries a few times before it says "held".
+pub fn claim(home: &Home, by: &str) -> std::io::Result<Claim> {
+    let file = open_lock(&lock_path(home))?;
+    for _ in 0..20 {
+        match file.try_lock() {
+            Ok(()) => return Ok(Claim::Claimed(claimed(home, file, by))),
+            Err(TryLockError::WouldBlock) => {
+                if let Some(owner) = read_facts(home) {
+                    return Ok(Claim::Held(Some(owner)));
+                }
+                // A reader's instant, or an owner that has not written its facts yet.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::Error(err)) => return Err(err),
+        }
+    }
+    Ok(Claim::Held(read_facts(home)))
+}
+
+/// Waits until the home is free, then claims it (the desktop app taking over when `latch serve`
+/// exits). Blocks: run it on a thread of its own.
+pub fn claim_when_free(home: &Home, by: &str) -> std::io::Result<ServeClaim> {
+    let file = open_lock(&lock_path(home))?;
+    file.lock()?;
+    Ok(claimed(home, file, by))
+}
+
+fn claimed(home: &Home, file: File, by: &str) -> ServeClaim {
+    let claim = ServeClaim {
+        _lock: file,
+        facts: facts_path(home),
+        by: by.to_owned(),
+        since: crate::clock::now(),
+    };
+    // Until the proxy listens: this process serves, without an address yet.
+    let _ = claim.announce(None);
+    claim
+}
+
+impl ServeClaim {
+    /// Says where this process's proxy listens (written atomically for readers).
+    pub fn announce(&self, addr: Option<SocketAddr>) -> std::io::Result<()> {
+        let facts = Serving {
+            by: self.by.clone(),
+            pid: std::process::id(),
+            addr: addr.map(|a| a.to_string()),
+            since: self.since,
+        };
+        let text = serde_json::to_string(&facts).map_err(std::io::Error::other)?;
+        let temp = self.facts.with_extension("json.tmp");
+        let mut file = File::create(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, &self.facts)
+    }
+}
+
+fn read_facts(home: &Home) -> Option<Serving> {
+    let text = std::fs::read_to_string(facts_path(home)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Who serves the home now, if anyone (the lock tells; the facts file only describes).
+pub fn serving(home: &Home) -> Option<Serving> {
+    let path = lock_path(home);
+    let file = std::fs::OpenOptions::new().read(true).open(&path).ok()?;
+    match file.try_lock_shared() {
+        // Nobody holds it: whatever the facts file says is stale.
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(TryLockError::WouldBlock) => read_facts(home),
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_process_serves_a_home_and_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        assert_eq!(serving(&home), None);
+        let Claim::Claimed(first) = claim(&home, "latch serve").unwrap() else {
+            panic!("a free home is claimed");
+        };
+        first
+            .announce(Some("127.0.0.1:7391".parse().unwrap()))
+            .unwrap();
+        let seen = serving(&home).unwrap();
+        assert_eq!(seen.by, "latch serve");
+        assert_eq!(seen.addr.as_deref(), Some("127.0.0.1:7391"));
+        assert_eq!(
+            seen.describe(),
+            format!(
+                "on 127.0.0.1:7391 (latch serve, pid {})",
+                std::process::id()
+            )
+        );
+        match claim(&home, "the desktop app").unwrap() {
+            Claim::Held(Some(owner)) => assert_eq!(owner, seen),
+            other => panic!("{other:?}"),
+        }
+        drop(first);
+        assert_eq!(
+            serving(&home),
+            None,
+            "a released claim leaves stale facts unread"
+        );
+        assert!(matches!(
+            claim(&home, "the desktop app").unwrap(),
+            Claim::Claimed(_)
+        ));
+    }
+}
