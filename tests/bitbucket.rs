@@ -102,7 +102,9 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
         .to_owned();
     let serve = Serve::start(&home);
     let auth = format!("Authorization: Bearer {k}");
-    let (status, body) = curl(&["-H", &auth, &serve.url("/bitbucket/repositories/team")]);
+    // The upstream's own path after the connector name, as a client given the proxy's URL
+    // in place of https://api.bitbucket.org sends it.
+    let (status, body) = curl(&["-H", &auth, &serve.url("/bitbucket/2.0/repositories/team")]);
     assert_eq!(
         status, 200,
         "granted scopes suffice, so it is forwarded: {body}"
@@ -110,7 +112,7 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
     let (status, body) = curl(&[
         "-H",
         &auth,
-        &serve.url("/bitbucket/repositories/team/repo/pullrequests"),
+        &serve.url("/bitbucket/2.0/repositories/team/repo/pullrequests"),
     ]);
     assert_eq!(status, 502, "{body}");
     assert_eq!(error_code(&body), "needs_step_up");
@@ -130,6 +132,7 @@ fn the_consumer_decides_what_is_granted_and_every_request_is_forwarded() {
             .contains(&serde_json::json!("pullrequest")),
         "{body}"
     );
+    // The form before `/2.0` was kept still works.
     python_requests_ok(&serve.url(""), &k, &["/bitbucket/repositories/team"], None);
 
     // Rotation: form-encoded, Basic client auth, the rotated token stored.

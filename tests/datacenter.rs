@@ -355,8 +355,10 @@ fn an_internal_ca_is_trusted_for_its_provider_only() {
         "",
     );
     home.ok(&["connector", "add", "confluence-dc", "--auth", "pat"], "");
-    let out = home.ok(&["credential", "set", "confluence-dc", "--json"], DC_PAT);
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // No answer it can trust: stored, unchecked, exit 7.
+    let out = home.run(&["credential", "set", "confluence-dc", "--json"], DC_PAT);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let stored: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(stored["check"]["result"], "unchecked", "{stored}");
     assert!(
         stored["check"]["detail"]
@@ -481,14 +483,16 @@ fn a_company_proxy_and_a_trust_file_from_the_environment() {
 
     // NO_PROXY: Latch connects directly, and the internal name does not resolve here.
     home.set_env("NO_PROXY", Some("corp.test"));
-    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let out = home.run(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let stored: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(stored["check"]["result"], "unchecked", "{stored}");
     home.set_env("NO_PROXY", None);
     // Without the trust file the certificate is not trusted, and the error says what to do.
     home.set_env("SSL_CERT_FILE", None);
-    let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let out = home.run(&["credential", "set", "dc-pat", "--json"], DC_PAT);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let stored: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(
         stored["check"]["detail"]
             .as_str()

@@ -117,6 +117,7 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
             "diagnosis",
             // Added later: new fields come last.
             "oauth1",
+            "attention",
         ]
     );
     assert_eq!(report["connectors"][0]["probe"]["status"], 200);

@@ -13,6 +13,7 @@ mod git;
 mod golden;
 mod hardening;
 mod lifecycle;
+mod links;
 mod migration;
 mod oauth1;
 mod oidc;

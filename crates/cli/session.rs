@@ -347,7 +347,13 @@ impl CredentialCmd {
                         }
                         Ok(())
                     }
-                    // Kept either way (nothing typed is lost); the exit code tells scripts.
+                    // Set-up not finished (no site yet): kept, said, done.
+                    CheckResult::Unchecked if !stored.check.unreachable => {
+                        eprintln!("warning: {}", stored.check.detail);
+                        Ok(())
+                    }
+                    // Nothing answered: kept either way (nothing typed is lost); the exit code
+                    // tells scripts.
                     CheckResult::Unchecked => Err(Failure::after_answer(
                         latch_core::ErrorCode::CredentialUnchecked,
                         format!(

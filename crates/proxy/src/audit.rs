@@ -113,15 +113,15 @@ impl Audit {
 }
 
 /// Counts response bytes and writes the audit row when the body ends or is dropped.
-pub(crate) struct Counted {
-    inner: Incoming,
+pub(crate) struct Counted<B = Incoming> {
+    inner: B,
     bytes: u64,
     status: u16,
     audit: Option<(Audit, AuditSink)>,
 }
 
-impl Counted {
-    pub(crate) fn new(inner: Incoming, status: u16, audit: Audit, sink: AuditSink) -> Self {
+impl<B> Counted<B> {
+    pub(crate) fn new(inner: B, status: u16, audit: Audit, sink: AuditSink) -> Self {
         Self {
             inner,
             bytes: 0,
@@ -131,7 +131,11 @@ impl Counted {
     }
 }
 
-impl Body for Counted {
+impl<B> Body for Counted<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = BoxError;
 
@@ -147,7 +151,7 @@ impl Body for Counted {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -162,7 +166,7 @@ impl Body for Counted {
     }
 }
 
-impl Drop for Counted {
+impl<B> Drop for Counted<B> {
     fn drop(&mut self) {
         if let Some((audit, sink)) = self.audit.take() {
             sink.record(&audit, self.status, self.bytes);

@@ -49,7 +49,12 @@ where
         let canonical = path::canonical(request.uri().path()).map_err(Refusal::BadPath)?;
         let routed = policy::route(&state.config, &canonical, &key)?;
         audit.connector = Some(routed.connector.name.clone());
-        policy::allow(&key, &routed, request.method())?;
+        let has_body = !request.body().is_end_stream()
+            && request
+                .headers()
+                .get(http::header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() != b"0");
+        policy::allow(&key, &routed, request.method(), has_body)?;
         upstream::forward(shared, &state, upstreams, routed, request, &mut audit).await
     }
     .await;

@@ -29,17 +29,44 @@ pub(crate) fn strip(headers: &mut HeaderMap) {
     }
 }
 
-/// Headers that would let a client change the method past a read-only policy: some upstreams
-/// honour them.
-pub(crate) const METHOD_OVERRIDES: [&str; 3] = [
+/// Headers that would let a client change the method or the path past its key's policy: some
+/// upstreams (and the servers in front of them) honour them, in either spelling — servlet
+/// containers read `X_HTTP_METHOD_OVERRIDE` as the same header.
+pub(crate) const METHOD_OVERRIDES: [&str; 8] = [
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "x_http_method_override",
+    "x_http_method",
+    "x_method_override",
+    "x-original-url",
+    "x-rewrite-url",
 ];
+
+/// Whether a request header is one of [`METHOD_OVERRIDES`], whatever its dashes.
+pub(crate) fn is_override(name: &HeaderName) -> bool {
+    let plain = name.as_str().replace('_', "-");
+    METHOD_OVERRIDES
+        .iter()
+        .any(|o| o.replace('_', "-") == plain)
+}
+
+/// An upstream's CORS headers never reach a client: the proxy serves no browser.
+pub(crate) fn strip_cors(headers: &mut HeaderMap) {
+    let cors: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in cors {
+        headers.remove(name);
+    }
+}
 
 /// What a browser must not do with anything the proxy answers, should it ever get one: sniff
 /// it into something executable, or run it in the proxy's origin.
 pub(crate) fn harden(headers: &mut HeaderMap) {
+    strip_cors(headers);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -17,6 +17,7 @@ mod guard;
 mod handler;
 mod headers;
 mod key;
+mod links;
 mod path;
 mod policy;
 mod refusal;

@@ -14,6 +14,7 @@ use crate::refusal::Refusal;
 /// it and the upstream URL is built from it.
 pub(crate) struct Routed<'a> {
     pub(crate) connector: &'a Connector,
+    /// For a connector's old form (Bitbucket without `2.0/`), with the prefix put back.
     pub(crate) rest: String,
 }
 
@@ -26,6 +27,16 @@ pub(crate) fn route<'a>(
 ) -> Result<Routed<'a>, Refusal> {
     let (first, rest) = path.split_first();
     if let Some(connector) = config.connector(first) {
+        if let Some(prefix) = connector.spec.legacy_prefix.as_deref() {
+            let current = rest == prefix || rest.starts_with(&format!("{prefix}/"));
+            if !current {
+                deprecated(&connector.name, prefix);
+                return Ok(Routed {
+                    connector,
+                    rest: format!("{prefix}/{rest}"),
+                });
+            }
+        }
         return Ok(Routed {
             connector,
             rest: rest.to_owned(),
@@ -48,16 +59,42 @@ pub(crate) fn route<'a>(
     }
 }
 
+/// Says once per connector (per process) that a request used the old form.
+fn deprecated(connector: &str, prefix: &str) {
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !said.iter().any(|c| c == connector) {
+        said.push(connector.to_owned());
+        tracing::warn!(
+            connector,
+            "a request to /{connector}/… without `{prefix}/` uses the old form: it still works, \
+             but give clients the proxy's URL in place of the upstream's (they add `/{prefix}`)"
+        );
+    }
+}
+
 /// The key's policy for this request: every rule, in turn.
 pub(crate) fn allow(
     key: &VerifiedKey,
     routed: &Routed<'_>,
     method: &Method,
+    has_body: bool,
 ) -> Result<(), Refusal> {
+    let legacy_path = routed
+        .connector
+        .spec
+        .legacy_prefix
+        .as_deref()
+        .and_then(|p| routed.rest.strip_prefix(p))
+        .and_then(|r| r.strip_prefix('/'));
     let facts = RequestFacts {
         connector: &routed.connector.name,
         method: method.as_str(),
         path: &routed.rest,
+        legacy_path,
+        has_body,
     };
     key.policy().allow(&facts).map_err(|denied| match denied {
         Denied::Connector => Refusal::ConnectorNotAllowed {
@@ -65,6 +102,10 @@ pub(crate) fn allow(
             connector: routed.connector.name.clone(),
         },
         Denied::Method => Refusal::MethodNotAllowed {
+            key: key.name().to_owned(),
+            method: method.to_string(),
+        },
+        Denied::Body => Refusal::BodyNotAllowed {
             key: key.name().to_owned(),
             method: method.to_string(),
         },

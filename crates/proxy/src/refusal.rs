@@ -42,6 +42,8 @@ pub(crate) enum Refusal {
     ConnectorNotAllowed { key: String, connector: String },
     /// A read-only key and a writing method.
     MethodNotAllowed { key: String, method: String },
+    /// A read-only key and a read that carries a body.
+    BodyNotAllowed { key: String, method: String },
     /// The key's path patterns do not match.
     PathNotAllowed {
         key: String,
@@ -92,6 +94,7 @@ impl Refusal {
             | Self::BrowserRefused
             | Self::ConnectorNotAllowed { .. }
             | Self::MethodNotAllowed { .. }
+            | Self::BodyNotAllowed { .. }
             | Self::PathNotAllowed { .. } => StatusCode::FORBIDDEN,
             Self::Paused | Self::TokenEndpointFailing { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::MissingKey | Self::BadKey | Self::KeyExpired | Self::KeyRevoked => {
@@ -131,6 +134,7 @@ impl Refusal {
             Self::UnknownConnector => "unknown_connector",
             Self::ConnectorNotAllowed { .. } => "connector_not_allowed",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::BodyNotAllowed { .. } => "body_not_allowed",
             Self::PathNotAllowed { .. } => "path_not_allowed",
             Self::Grant(err) => match err {
                 GrantError::RefreshFailing { .. } | GrantError::RefreshUncertain { .. } => {
@@ -192,6 +196,9 @@ impl Refusal {
             }
             Self::MethodNotAllowed { key, method } => {
                 format!("key `{key}` is read-only: {method} is refused")
+            }
+            Self::BodyNotAllowed { key, method } => {
+                format!("key `{key}` is read-only: a {method} with a body is refused")
             }
             Self::PathNotAllowed { key, path, .. } => {
                 format!("key `{key}` may not use path /{path}")
@@ -285,6 +292,9 @@ impl Refusal {
             }
             Self::MethodNotAllowed { .. } => {
                 "use a key created without --read-only for writes".to_owned()
+            }
+            Self::BodyNotAllowed { .. } => {
+                "send the read without a body, or use a key created without --read-only".to_owned()
             }
             Self::PathNotAllowed { patterns, .. } => {
                 if patterns.is_empty() {

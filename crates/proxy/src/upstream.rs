@@ -16,10 +16,11 @@ use latch_core::config::Connector;
 use latch_core::credential::{CredentialKind, Upstream};
 use latch_core::grant::GrantId;
 use latch_core::provider::ProviderRules;
+use latch_core::upstream::links::LinkTarget;
 use latch_core::GrantError;
 
 use crate::audit::{Audit, Counted};
-use crate::headers::{harden, strip, METHOD_OVERRIDES};
+use crate::headers::{harden, strip};
 use crate::policy::Routed;
 use crate::refusal::Refusal;
 use crate::{BoxError, ProxyBody, Shared, State};
@@ -392,12 +393,28 @@ where
         .map_err(|_| Refusal::BadPath(crate::path::BadPath::NotAbsolute))?;
     let (parts, body) = request.into_parts();
     let mut headers = parts.headers;
+    // Links in the answer move to the proxy's URL for this connector, on the Host the client
+    // used (the guard checked it is a loopback name with this proxy's port).
+    let links = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|host| LinkTarget {
+            from: upstream_now.base.clone(),
+            to: format!("http://{host}/{}", connector.name),
+            prefix: format!("/{}", connector.name),
+        });
+    crate::links::readable_encodings(&mut headers);
     strip(&mut headers);
     for name in [header::HOST, header::AUTHORIZATION, header::COOKIE] {
         headers.remove(name);
     }
     headers.remove("x-latch-key");
-    for name in METHOD_OVERRIDES {
+    let overrides: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| crate::headers::is_override(name))
+        .cloned()
+        .collect();
+    for name in overrides {
         headers.remove(name);
     }
     // A request without a body can be sent again after a refresh.
@@ -469,7 +486,12 @@ where
         let maybe_scope = profile.may_refuse_scope_with(status.as_u16())
             || (refused && CredentialKind::of(connector).explains_refusals());
         if !maybe_scope {
-            return Ok(pass_through(response, shared, audit));
+            return Ok(pass_through(
+                response,
+                shared,
+                audit,
+                links.as_ref().map(|t| (t, routed.rest.as_str())),
+            ));
         }
         let www_authenticate = response
             .headers()
@@ -575,17 +597,27 @@ fn pass_through(
     response: Response<Incoming>,
     shared: &Shared,
     audit: &mut Audit,
+    links: Option<(&LinkTarget, &str)>,
 ) -> Response<ProxyBody> {
     let (mut head, upstream_body) = response.into_parts();
     strip(&mut head.headers);
     harden(&mut head.headers);
-    let counted = Counted::new(
-        upstream_body,
-        head.status.as_u16(),
-        audit.take(),
-        shared.audit.clone(),
-    );
-    Response::from_parts(head, counted.boxed_unsync())
+    let status = head.status.as_u16();
+    let rewrite = links.and_then(|(target, path)| {
+        crate::links::rewrite_headers(&mut head.headers, target);
+        crate::links::body_rewrite(&head.headers, path).map(|decoder| (target.clone(), decoder))
+    });
+    let body = match rewrite {
+        Some((target, decoder)) => {
+            crate::links::rewritten_headers(&mut head.headers);
+            let rewritten = crate::links::Rewritten::new(upstream_body, decoder, target);
+            Counted::new(rewritten, status, audit.take(), shared.audit.clone()).boxed_unsync()
+        }
+        None => {
+            Counted::new(upstream_body, status, audit.take(), shared.audit.clone()).boxed_unsync()
+        }
+    };
+    Response::from_parts(head, body)
 }
 
 #[cfg(test)]

@@ -269,11 +269,44 @@ pub struct Store {
     conn: Connection,
 }
 
+/// The database and its -wal and -shm files, readable by the user only (created so when new).
+fn private_files(database: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        if !database.exists() {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(database);
+        }
+        let mut companions = vec![database.to_owned()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut name = database.as_os_str().to_owned();
+            name.push(suffix);
+            companions.push(name.into());
+        }
+        for file in companions {
+            if file.exists() {
+                let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = database;
+}
+
 impl Store {
     /// Opens (creating and migrating) the database file, in WAL mode.
     pub fn open(path: &Path) -> Result<Self> {
+        private_files(path);
         let conn = Connection::open(path)?;
-        Self::setup(conn, true)
+        let store = Self::setup(conn, true)?;
+        // SQLite gives its -wal and -shm files the database's mode; older homes' files are
+        // tightened here too.
+        private_files(path);
+        Ok(store)
     }
 
     /// A private in-memory database (unit tests).

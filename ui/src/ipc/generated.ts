@@ -797,7 +797,12 @@ result: CheckResult,
 /**
  * What happened and, when refused, what to do.
  */
-detail: string, };
+detail: string, 
+/**
+ * `unchecked` because nothing answered (network, TLS, timeout) — not because the set-up
+ * is incomplete (no site yet).
+ */
+unreachable: boolean, };
 
 export type CheckResult = "ok" | "rejected" | "unchecked";
 

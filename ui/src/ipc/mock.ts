@@ -484,7 +484,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         connector,
         auth: c.auth,
         service_token: c.auth === "service" ? "ok" : null,
-        check: { result: "ok", detail: "the health probe answered HTTP 200" },
+        check: { result: "ok", detail: "the health probe answered HTTP 200", unreachable: false },
         token_kind: c.auth === "api-token" ? "scoped" : null,
         expires_at: c.expires,
       };

@@ -459,6 +459,7 @@ impl Connectors<'_> {
             let result = credentials.start_service(connector).await;
             let check = match &result {
                 Ok(()) => CredentialCheck {
+                    unreachable: false,
                     result: CheckResult::Ok,
                     detail: if c.auth == AuthMode::ConnectUser {
                         "the app obtained a token for its user".to_owned()
@@ -472,10 +473,15 @@ impl Connectors<'_> {
                 ) => CredentialCheck {
                     result: CheckResult::Rejected,
                     detail: err.to_string(),
+                    unreachable: false,
                 },
                 Err(err) => CredentialCheck {
                     result: CheckResult::Unchecked,
                     detail: err.to_string(),
+                    unreachable: matches!(
+                        err,
+                        GrantError::RefreshFailing { .. } | GrantError::RefreshUncertain { .. }
+                    ),
                 },
             };
             (

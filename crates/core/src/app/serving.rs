@@ -69,11 +69,13 @@ fn open_lock(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new()
+    let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(path)
+        .open(path)?;
+    crate::config::home::private_file(path);
+    Ok(file)
 }
 
 /// Claims a home for `by`, unless another process serves it. Readers ([`serving`]) hold the
@@ -128,6 +130,7 @@ impl ServeClaim {
         let text = serde_json::to_string(&facts).map_err(std::io::Error::other)?;
         let temp = self.facts.with_extension("json.tmp");
         let mut file = File::create(&temp)?;
+        crate::config::home::private_file(&temp);
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
         std::fs::rename(&temp, &self.facts)

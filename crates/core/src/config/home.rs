@@ -86,8 +86,29 @@ impl Home {
                 restrict(&dir);
             }
         }
+        // Files an older Latch made with the default umask, tightened.
+        private_file(&self.config_file);
+        if let Ok(locks) = std::fs::read_dir(self.locks_dir()) {
+            for entry in locks.flatten() {
+                private_file(&entry.path());
+            }
+        }
         Ok(())
     }
+}
+
+/// Makes a file of the home readable by the user only (latch.toml, lock files): they hold no
+/// secret, but nobody else needs to read them.
+pub(crate) fn private_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if path.exists() {
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 #[cfg(unix)]

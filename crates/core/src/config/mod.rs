@@ -1284,6 +1284,7 @@ impl ConfigEdit {
             source,
         };
         std::fs::write(&tmp, text).map_err(io)?;
+        home::private_file(&tmp);
         std::fs::rename(&tmp, &self.path).map_err(io)
     }
 }

@@ -208,6 +208,10 @@ pub struct CredentialCheck {
     pub result: CheckResult,
     /// What happened and, when refused, what to do.
     pub detail: String,
+    /// `unchecked` because nothing answered (network, TLS, timeout) — not because the set-up
+    /// is incomplete (no site yet).
+    #[serde(default)]
+    pub unreachable: bool,
 }
 
 /// How a connector's credential is obtained.

@@ -306,9 +306,13 @@ impl Refused {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.clone())
         };
+        // The instance's words are printed: nothing that could steer a terminal.
+        let printable = |t: String| t.chars().filter(|c| !c.is_control()).take(2048).collect();
         Some(Self {
-            problem: get("oauth_problem").filter(|p| !p.is_empty())?,
-            base_string: get("oauth_signature_base_string"),
+            problem: get("oauth_problem")
+                .map(printable)
+                .filter(|p: &String| !p.is_empty())?,
+            base_string: get("oauth_signature_base_string").map(printable),
         })
     }
 

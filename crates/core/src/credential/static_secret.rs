@@ -186,7 +186,10 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
     let unchecked = |detail: String| CredentialCheck {
         result: CheckResult::Unchecked,
         detail,
+        unreachable: false,
     };
+    // Set when nothing answered: the check could not run for want of a network.
+    let mut unreachable = false;
     let provider = match credentials.grants().ctx().provider(&connector.provider) {
         Ok(p) => p.clone(),
         Err(err) => return unchecked(err.to_string()),
@@ -198,6 +201,7 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
             .await
             .and_then(|probe| {
                 if probe.kind.is_none() && !probe.answered() {
+                    unreachable = true;
                     let why: Vec<String> = probe.tried.iter().map(|(_, w)| w.clone()).collect();
                     return Err(GrantError::Misconfigured {
                         message: format!(
@@ -273,10 +277,13 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
                         message: format!("the health probe answered HTTP {status}"),
                         fix: "check the site and the connector's settings".to_owned(),
                     }),
-                    Err(why) => Err(GrantError::Misconfigured {
-                        message: format!("the upstream is {why}"),
-                        fix: "check the network; the credential is stored".to_owned(),
-                    }),
+                    Err(why) => {
+                        unreachable = true;
+                        Err(GrantError::Misconfigured {
+                            message: format!("the upstream is {why}"),
+                            fix: "check the network; the credential is stored".to_owned(),
+                        })
+                    }
                 }
             }
             Err(err) => Err(err),
@@ -305,6 +312,7 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
                     CheckResult::Rejected
                 },
                 detail,
+                unreachable: false,
             }
         }
         Err(err) => {
@@ -318,7 +326,10 @@ pub(crate) async fn check(credentials: &Credentials, connector: &Connector) -> C
                 store.now(),
             );
             note_local_write();
-            unchecked(detail)
+            CredentialCheck {
+                unreachable,
+                ..unchecked(detail)
+            }
         }
     }
 }

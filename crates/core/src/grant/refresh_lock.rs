@@ -56,6 +56,7 @@ fn lock_file(path: &Path) -> Result<File, GrantError> {
         .write(true)
         .open(path)
         .map_err(|e| GrantError::Lock(format!("cannot open {}: {e}", path.display())))?;
+    crate::config::home::private_file(path);
     let deadline = Instant::now() + LOCK_TIMEOUT;
     loop {
         match file.try_lock() {

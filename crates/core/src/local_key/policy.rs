@@ -29,6 +29,11 @@ pub struct RequestFacts<'a> {
     pub method: &'a str,
     /// The canonical path below the connector, without the leading `/`.
     pub path: &'a str,
+    /// The same path as a pattern written for the connector's old form may name it (Bitbucket
+    /// without `2.0/`).
+    pub legacy_path: Option<&'a str>,
+    /// Whether it carries a body.
+    pub has_body: bool,
 }
 
 /// Why a rule refused a request.
@@ -38,6 +43,9 @@ pub enum Denied {
     Connector,
     /// The key may not use this method.
     Method,
+    /// A read-only key sent a body with a read (a read needs none; a body on a GET is a way
+    /// to write through upstreams that accept one).
+    Body,
     /// No path pattern of the key matches; the patterns it has.
     Path(Vec<String>),
 }
@@ -45,7 +53,7 @@ pub enum Denied {
 type Rule = fn(&KeyPolicy, &RequestFacts<'_>) -> Result<(), Denied>;
 
 /// Every rule, in the order refusals are reported.
-const RULES: &[Rule] = &[connector_rule, method_rule, path_rule];
+const RULES: &[Rule] = &[connector_rule, method_rule, body_rule, path_rule];
 
 impl KeyPolicy {
     /// A policy that allows nothing (what an unreadable stored policy becomes).
@@ -84,10 +92,24 @@ fn method_rule(policy: &KeyPolicy, request: &RequestFacts<'_>) -> Result<(), Den
     }
 }
 
+fn body_rule(policy: &KeyPolicy, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    if policy.read_only && request.has_body {
+        Err(Denied::Body)
+    } else {
+        Ok(())
+    }
+}
+
 fn path_rule(policy: &KeyPolicy, request: &RequestFacts<'_>) -> Result<(), Denied> {
+    let matches = |p: &String| {
+        super::glob_match(p, request.path)
+            || request
+                .legacy_path
+                .is_some_and(|old| super::glob_match(p, old))
+    };
     match &policy.paths {
         None => Ok(()),
-        Some(patterns) if patterns.iter().any(|p| super::glob_match(p, request.path)) => Ok(()),
+        Some(patterns) if patterns.iter().any(matches) => Ok(()),
         Some(patterns) => Err(Denied::Path(patterns.clone())),
     }
 }
@@ -101,7 +123,27 @@ mod tests {
             connector,
             method,
             path,
+            legacy_path: None,
+            has_body: false,
         }
+    }
+
+    #[test]
+    fn old_form_patterns_keep_their_meaning_and_reads_carry_no_body() {
+        let policy = KeyPolicy {
+            connectors: vec!["bitbucket".into()],
+            read_only: true,
+            paths: Some(vec!["repositories/team/*".into()]),
+        };
+        let mut request = facts("bitbucket", "GET", "2.0/repositories/team/repo");
+        assert!(
+            policy.allow(&request).is_err(),
+            "without the old form's path"
+        );
+        request.legacy_path = Some("repositories/team/repo");
+        assert_eq!(policy.allow(&request), Ok(()));
+        request.has_body = true;
+        assert_eq!(policy.allow(&request), Err(Denied::Body));
     }
 
     #[test]

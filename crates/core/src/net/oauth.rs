@@ -567,7 +567,13 @@ struct RawError {
 }
 
 fn short(text: Option<String>) -> Option<String> {
-    text.map(|t| t.chars().filter(|c| !c.is_control()).take(200).collect())
+    text.map(|t| printable(&t))
+}
+
+/// A provider's words as Latch may print and keep them: no control characters (a terminal
+/// escape in an `error_description` must not reach a terminal), at most 200 characters.
+pub(crate) fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).take(200).collect()
 }
 
 /// Turns a token-endpoint answer into tokens or a typed error, without keeping the body.

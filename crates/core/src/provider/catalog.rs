@@ -328,6 +328,11 @@ pub struct ConnectorSpec {
     /// pagination links relative to the site work through it.
     #[serde(default)]
     pub site_paths: Vec<String>,
+    /// A path prefix the proxy once added itself (Bitbucket Cloud's `2.0`): a request without
+    /// it still works (the old form, logged as deprecated), and key path patterns written for
+    /// the old form keep matching.
+    #[serde(default)]
+    pub legacy_prefix: Option<String>,
     /// Supported auth modes; the first is the default.
     pub auth_modes: Vec<AuthMode>,
     /// Health probe.

@@ -3,4 +3,5 @@
 
 pub(crate) mod base;
 pub mod discovery;
+pub mod links;
 pub mod site;

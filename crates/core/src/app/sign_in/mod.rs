@@ -154,6 +154,11 @@ impl LoginError {
 }
 
 fn denied(code: &str, description: Option<&str>, scopes: &ScopeList, redirect: &str) -> LoginError {
+    // Both come from the browser's address: printed and stored only once printable.
+    let code = oauth::printable(code);
+    let code = code.as_str();
+    let description = description.map(oauth::printable);
+    let description = description.as_deref();
     let said = description
         .map(|d| format!(" (the provider said: {d})"))
         .unwrap_or_default();
