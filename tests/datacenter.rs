@@ -10,7 +10,7 @@ const DC_CLIENT_ID: &str = "dc-link-client";
 const DC_CLIENT_SECRET: &str = "dc-link-secret-fixture-81";
 const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
 const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
-const DC_PAT: &str = "dc-pat-fixture-61";
+pub(crate) const DC_PAT: &str = "dc-pat-fixture-61";
 const DC_PASSWORD: &str = "dc-password-fixture-72";
 
 /// The README's Data Center recipe: a provider per instance (`--preset jira-dc --base-url`),

@@ -31,6 +31,23 @@ fn screenshots() -> PathBuf {
     repo_path("target/desktop-e2e")
 }
 
+/// `tauri-driver` for `home` on `xvfb`'s display, without the test's own `LATCH_*` settings;
+/// the autostart plugin and GTK write below `$HOME`, so that is the temp home too.
+fn driver_for(xvfb: &Xvfb, home: &Home) -> Command {
+    let mut driver = Command::new("tauri-driver");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LATCH_") {
+            driver.env_remove(&key);
+        }
+    }
+    driver
+        .env("DISPLAY", &xvfb.display)
+        .env("LATCH_HOME", home.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.file("xdg-config"));
+    driver
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 // The binary lock is held for the whole test on purpose: the package test must not re-patch
 // the binary while this one drives it; no other task waits on it.
@@ -46,20 +63,10 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
     home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
 
     let xvfb = Xvfb::start();
-    let mut driver = Command::new("tauri-driver");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LATCH_") {
-            driver.env_remove(&key);
-        }
-    }
+    let mut driver = driver_for(&xvfb, &home);
     driver
-        .env("DISPLAY", &xvfb.display)
-        .env("LATCH_HOME", home.path())
         .env("BROWSER", repo_path("tests/fixture/browser.sh"))
-        .env("FIXTURE_BROWSER_HOLD", home.file("browser-closed"))
-        // The autostart plugin and GTK write below $HOME; keep them in the temp home.
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.file("xdg-config"));
+        .env("FIXTURE_BROWSER_HOLD", home.file("browser-closed"));
     let driver = TauriDriver::start(driver);
     let window = Session::open(&driver, &desktop_binary()).await;
     let shots = screenshots();
@@ -560,18 +567,8 @@ async fn the_window_says_who_serves_what_is_locked_and_what_ends_soon() {
     let serve = Serve::start_cmd(keyring.cmd(&home, &["serve"]), std::process::Stdio::null());
 
     let xvfb = Xvfb::start();
-    let mut driver = Command::new("tauri-driver");
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("LATCH_") {
-            driver.env_remove(&key);
-        }
-    }
-    driver
-        .env("DISPLAY", &xvfb.display)
-        .env("LATCH_HOME", home.path())
-        .env("DBUS_SESSION_BUS_ADDRESS", &keyring.address)
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.file("xdg-config"));
+    let mut driver = driver_for(&xvfb, &home);
+    driver.env("DBUS_SESSION_BUS_ADDRESS", &keyring.address);
     let driver = TauriDriver::start(driver);
     let window = Session::open(&driver, &desktop_binary()).await;
     let shots = screenshots();
@@ -647,6 +644,368 @@ async fn the_window_says_who_serves_what_is_locked_and_what_ends_soon() {
             Duration::from_secs(30),
         )
         .await;
+
+    window.close().await;
+    drop(driver);
+    drop(xvfb);
+}
+
+/// The names of a process's descendants (`comm`), the process itself included.
+fn process_tree(root: u32) -> Vec<(u32, String)> {
+    let out = Command::new("ps")
+        .args(["-e", "-o", "pid=,ppid=,comm="])
+        .output()
+        .unwrap();
+    let rows: Vec<(u32, u32, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((
+                parts.next()?.parse().ok()?,
+                parts.next()?.parse().ok()?,
+                parts.next()?.to_owned(),
+            ))
+        })
+        .collect();
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(rows.iter().filter(|r| r.1 == parent).map(|r| r.0));
+        i += 1;
+    }
+    rows.into_iter()
+        .filter(|r| tree.contains(&r.0))
+        .map(|r| (r.0, r.2))
+        .collect()
+}
+
+/// Waits (bounded) until `done` holds.
+fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// In the tray the app holds no webview (nor WebKit process): it serves the proxy and keeps
+/// grants fresh; asking for the window (a second launch, the tray's "Open Latch") builds it.
+#[test]
+fn the_tray_serves_without_a_webview_and_the_window_comes_back() {
+    require_secret_service();
+    let _desktop = crate::support::DESKTOP_BINARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_provider(&fixture);
+    let port = free_port();
+    home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let xvfb = Xvfb::start();
+    let launch = |args: &[&str]| {
+        let mut cmd = Command::new(desktop_binary());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("LATCH_") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.args(args)
+            .env("DISPLAY", &xvfb.display)
+            .env("LATCH_HOME", home.path())
+            .env("HOME", home.path())
+            .env("XDG_CONFIG_HOME", home.file("xdg-config"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut tray = launch(&["--tray"]);
+    let pid = tray.id();
+    // It serves: the status says so, and the proxy answers.
+    eventually("the app serving the home", Duration::from_secs(30), || {
+        home.json(&["status", "--json"])["home"]["serving"]["pid"] == pid
+    });
+    let (status, body) = curl(&[&format!("http://127.0.0.1:{port}/jira/rest/api/3/myself")]);
+    assert_eq!(status, 401, "the proxy answers (no key): {body}");
+    let webkit = || {
+        process_tree(pid)
+            .iter()
+            .filter(|(_, name)| name.starts_with("WebKit"))
+            .count()
+    };
+    assert_eq!(
+        webkit(),
+        0,
+        "no webview in the tray: {:?}",
+        process_tree(pid)
+    );
+    // A second launch asks the running app for its window: it is built again.
+    let mut second = launch(&[]);
+    let _ = second.wait();
+    eventually(
+        "the window's WebKit process",
+        Duration::from_secs(30),
+        || webkit() > 0,
+    );
+    let _ = tray.kill();
+    let _ = tray.wait();
+    drop(xvfb);
+}
+
+/// What a person reads on the cards, the Providers table and the dialogs is what is true of
+/// each credential kind, and Activity draws the audit's minutes: a service account, a scoped
+/// API token ending soon and a Data Center PAT, with no OAuth app anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)]
+async fn cards_dialogs_and_activity_say_what_each_credential_is() {
+    use crate::support::{EMAIL, SCOPED_TOKEN};
+    require_secret_service();
+    let _desktop = crate::support::DESKTOP_BINARY
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_endpoints_only(&fixture);
+    let svc = [
+        "connector",
+        "add",
+        "jira-svc",
+        "--type",
+        "jira",
+        "--auth",
+        "service",
+        "--client-id",
+        SVC_CLIENT_ID,
+        "--site",
+        "acme",
+    ];
+    home.ok(&svc, "");
+    home.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
+    let token = [
+        "connector",
+        "add",
+        "jira",
+        "--type",
+        "jira",
+        "--auth",
+        "api-token",
+        "--email",
+        EMAIL,
+        "--site",
+        "acme",
+    ];
+    home.ok(&token, "");
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(5)).date();
+    home.ok(
+        &["credential", "set", "jira", "--expires", &soon.to_string()],
+        SCOPED_TOKEN,
+    );
+    let dc_base = format!("{}/dc", fixture.base);
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &dc_base,
+        ],
+        "",
+    );
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-pat",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "pat",
+        ],
+        "",
+    );
+    home.ok(&["credential", "set", "dc-pat"], crate::datacenter::DC_PAT);
+    let key = home.key_for("chart-tool", &["jira"]);
+    let port = free_port();
+    home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
+
+    let xvfb = Xvfb::start();
+    let driver = TauriDriver::start(driver_for(&xvfb, &home));
+    let window = Session::open(&driver, &desktop_binary()).await;
+    let shots = screenshots();
+    for name in ["jira-svc", "jira", "dc-pat"] {
+        window
+            .wait_for(
+                &format!("[data-connector={name}][data-state=ok]"),
+                Duration::from_secs(30),
+            )
+            .await;
+    }
+    let count = |css: &str| {
+        let css = css.to_owned();
+        let window = &window;
+        async move {
+            window
+                .script(
+                    "return document.querySelectorAll(arguments[0]).length",
+                    json!([css]),
+                )
+                .await
+        }
+    };
+
+    // 1. Each card shows what its credential carries, not the OAuth app's scopes.
+    let chips = window
+        .text("[data-connector=jira-svc] [data-carries=scopes]")
+        .await;
+    assert!(
+        chips.contains("read:jira-work") && chips.contains("read:confluence-user"),
+        "the service account's own scopes: {chips}"
+    );
+    assert!(!chips.contains("offline_access"), "{chips}");
+    let carries = window
+        .text("[data-connector=jira] [data-carries=permissions]")
+        .await;
+    assert!(
+        carries.contains("chosen when the token was created"),
+        "{carries}"
+    );
+    let carries = window
+        .text("[data-connector=dc-pat] [data-carries=permissions]")
+        .await;
+    assert!(carries.contains("user's permissions"), "{carries}");
+    let pat = window.text("[data-connector=dc-pat]").await;
+    assert!(!pat.contains("READ WRITE"), "{pat}");
+
+    // 2. A Ready card's main action is to use it, not to set its credential again.
+    for name in ["jira-svc", "jira", "dc-pat"] {
+        assert_eq!(
+            count(&format!(
+                "[data-connector={name}] button.primary[data-action=copy_url]"
+            ))
+            .await,
+            json!(1),
+            "{name}"
+        );
+    }
+
+    // 3. A Data Center card names its instance; a PAT-only provider needs no sign-in or callback.
+    assert!(pat.contains(&dc_base) && !pat.contains("no site"), "{pat}");
+    let row = window.text("tr[data-provider=corp-jira]").await;
+    assert!(
+        row.contains("no sign-in needed") && !row.contains("not signed in"),
+        "{row}"
+    );
+    assert!(!row.contains("/callback"), "{row}");
+
+    // 4. Commands in findings are code, without backticks; the fix is its own line.
+    let attention = window
+        .text("[data-connector=jira] [data-testid=attention]")
+        .await;
+    assert!(!attention.contains('`'), "{attention}");
+    assert_eq!(
+        window
+            .script(
+                "return document.querySelector('[data-connector=jira] [data-testid=attention] code')?.textContent",
+                json!([])
+            )
+            .await,
+        json!("latch credential set jira")
+    );
+    window.screenshot(&shots.join("credential-kinds.png")).await;
+    // Add connector opens on a free name, without the last attempt's error.
+    window.click("[data-action=add_connector]").await;
+    let form = "form[aria-label='Add connector']";
+    window
+        .wait_for(
+            &format!("{form} input[name=name][placeholder=jira-2]"),
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .type_into(&format!("{form} input[name=name]"), "jira")
+        .await;
+    window
+        .wait_for_text(
+            &format!("{form} .tone-error"),
+            "already exists",
+            Duration::from_secs(10),
+        )
+        .await;
+    window
+        .click(&format!("{form} button[data-action=cancel]"))
+        .await;
+    window.click("[data-action=add_connector]").await;
+    window
+        .wait_for(
+            &format!("{form} section[aria-label='Scope changes'] p"),
+            Duration::from_secs(10),
+        )
+        .await;
+    assert_eq!(count(&format!("{form} .tone-error")).await, json!(0));
+    assert_eq!(
+        window
+            .script(
+                "return document.querySelector(arguments[0]).value",
+                json!([format!("{form} input[name=name]")])
+            )
+            .await,
+        json!("")
+    );
+    window
+        .click(&format!("{form} button[data-action=cancel]"))
+        .await;
+    // Add provider lists only products that have scopes to add.
+    window.click("[data-action=add_provider]").await;
+    let steps = window.text("form[aria-label='Add provider']").await;
+    assert!(steps.contains("Jira:"), "{steps}");
+    assert!(!steps.contains("JSM Operations"), "{steps}");
+    window
+        .click("form[aria-label='Add provider'] button[data-action=cancel]")
+        .await;
+
+    // 5. Activity draws the last minutes by result, from the audit.
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let bearer = format!("Authorization: Bearer {key}");
+    window
+        .wait_for_text(
+            "[data-testid=serving]",
+            "the desktop app",
+            Duration::from_secs(30),
+        )
+        .await;
+    for _ in 0..3 {
+        let (status, body) = curl(&["-H", &bearer, &url("/jira/rest/api/3/myself")]);
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _) = curl(&["-H", &bearer, &url("/jira-svc/rest/api/3/myself")]);
+    assert_eq!(status, 403, "the key is not for jira-svc");
+    let (status, _) = curl(&["-H", &bearer, &url("/jira/__status/503")]);
+    assert_eq!(status, 503);
+    window.click("#tab-activity").await;
+    let chart = "[data-testid=activity-chart]";
+    window
+        .wait_for_text(
+            &format!("{chart} [data-total=failed]"),
+            "1",
+            Duration::from_secs(15),
+        )
+        .await;
+    let totals = window
+        .script(
+            "return ['allowed', 'refused', 'failed'].map((k) => document.querySelector(`${arguments[0]} [data-total=${k}]`).textContent)",
+            json!([chart]),
+        )
+        .await;
+    assert_eq!(totals, json!(["3", "1", "1"]));
+    assert!(
+        count(&format!("{chart} rect.allowed[height]")).await != json!(0),
+        "bars drawn"
+    );
+    window.screenshot(&shots.join("activity.png")).await;
 
     window.close().await;
     drop(driver);

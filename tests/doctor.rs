@@ -15,6 +15,25 @@ fn doctor(home: &Home, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     (out.status.code(), json)
 }
 
+/// The report as headless Chromium renders it (its DOM).
+fn rendered(report: &std::path::Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", report.display()))
+        .output()
+        .unwrap();
+    stdout(&out)
+}
+
 fn codes(report: &serde_json::Value) -> Vec<String> {
     report["findings"]
         .as_array()
@@ -79,7 +98,8 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
             "healthy",
             "summary",
             "connectors",
-            "findings"
+            "findings",
+            "providers"
         ]
     );
     assert_eq!(report["schema"], "latch.doctor/v1");
@@ -118,6 +138,7 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
             // Added later: new fields come last.
             "oauth1",
             "attention",
+            "base_url",
         ]
     );
     assert_eq!(report["connectors"][0]["probe"]["status"], 200);
@@ -146,27 +167,16 @@ fn a_healthy_setup_has_no_problem_and_a_stable_schema() {
         assert!(!html.contains(&token));
     }
     assert!(!html.contains(CLIENT_SECRET));
-    let profile = tempfile::tempdir().unwrap();
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-first-run",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", report_path.display()))
-        .output()
-        .unwrap();
-    let dom = stdout(&out);
+    let dom = rendered(&report_path);
     assert!(
         dom.contains("data-connector=\"jira\"") && dom.contains("data-connector=\"confluence\""),
         "{dom}"
     );
     assert_eq!(dom.matches("data-state=\"ok\"").count(), 2, "{dom}");
-    assert!(dom.contains("id=\"verdict\">healthy<"), "{dom}");
+    assert!(
+        dom.contains("class=\"verdict\" style=\"background:#15803d\">healthy<"),
+        "{dom}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(home.file("report.json")).unwrap()).unwrap();
     assert_eq!(json["schema"], "latch.doctor/v1");
@@ -479,4 +489,184 @@ fn doctor_notices_a_revoked_sign_in_without_waiting_for_a_request() {
         .find(|c| c["name"] == "jira")
         .unwrap();
     assert_eq!(jira["diagnosis"], "scope_missing");
+}
+
+/// The admin report as a person reads it: whole timestamps with how far away they are, only
+/// the timeline a credential kind can have, the account the probe saw, a Data Center row's
+/// instance, a providers section, and the verdict as a coloured badge.
+#[test]
+fn the_report_says_what_each_credential_is_and_when() {
+    use crate::support::{EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET};
+    let fixture = Fixture::start();
+    let home = Home::with_fixture_endpoints_only(&fixture);
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "jira-svc",
+            "--type",
+            "jira",
+            "--auth",
+            "service",
+            "--client-id",
+            SVC_CLIENT_ID,
+            "--site",
+            "acme",
+        ],
+        "",
+    );
+    home.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "jira-tok",
+            "--type",
+            "jira",
+            "--auth",
+            "api-token",
+            "--email",
+            EMAIL,
+            "--site",
+            "acme",
+        ],
+        "",
+    );
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(8)).date();
+    home.ok(
+        &[
+            "credential",
+            "set",
+            "jira-tok",
+            "--expires",
+            &later.to_string(),
+        ],
+        SCOPED_TOKEN,
+    );
+    let dc_base = format!("{}/dc", fixture.base);
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &dc_base,
+        ],
+        "",
+    );
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "dc-pat",
+            "--type",
+            "jira-dc",
+            "--auth",
+            "pat",
+        ],
+        "",
+    );
+    home.ok(&["credential", "set", "dc-pat"], crate::datacenter::DC_PAT);
+
+    let report_path = home.file("report.html");
+    let (code, json) = doctor(
+        &home,
+        &["--probe", "--report", report_path.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{json}");
+    let dom = rendered(&report_path);
+    let row = |name: &str| {
+        let start = dom
+            .find(&format!(
+                "<tr class=\"connector\" data-connector=\"{name}\""
+            ))
+            .unwrap_or_else(|| panic!("no row for {name}: {dom}"));
+        let end = dom[start..].find("</tr>").unwrap() + start;
+        dom[start..end].to_owned()
+    };
+
+    // Whole timestamps, each with its distance from now.
+    assert!(dom.contains("time{white-space:nowrap}"), "{dom}");
+    let svc = row("jira-svc");
+    assert!(svc.contains("access token expires: <time"), "{svc}");
+    assert!(
+        svc.contains("(in 59 min)") || svc.contains("(in 60 min)"),
+        "{svc}"
+    );
+    let tok = row("jira-tok");
+    assert!(
+        tok.contains("(in 7 days)") || tok.contains("(in 8 days)"),
+        "{tok}"
+    );
+    // A service account has no rotating refresh token, so no last rotation.
+    assert!(!svc.contains("last rotation"), "{svc}");
+    // The account the probe saw, for a service account and a PAT.
+    for (name, account) in [
+        ("jira-svc", json_account(&json, "jira-svc")),
+        ("dc-pat", json_account(&json, "dc-pat")),
+    ] {
+        assert!(!account.is_empty(), "{name} has an account in JSON: {json}");
+        assert!(row(name).contains(&account), "{name}: {}", row(name));
+    }
+    // A Data Center row names its instance; what the credentials carry is said.
+    let pat = row("dc-pat");
+    assert!(pat.contains(&dc_base) && !pat.contains("no site"), "{pat}");
+    assert!(pat.contains("carries all of"), "{pat}");
+    assert!(
+        svc.contains("read:jira-work") && !svc.contains("offline_access"),
+        "{svc}"
+    );
+
+    // The providers: preset, instance or sites, callback (only where one signs in), secret.
+    let providers = &dom[dom.find("id=\"providers\"").expect("a providers section")..];
+    let corp = &providers[providers.find("data-provider=\"corp-jira\"").unwrap()..];
+    let corp = &corp[..corp.find("</tr>").unwrap()];
+    assert!(
+        corp.contains("preset jira-dc") && corp.contains(&dc_base),
+        "{corp}"
+    );
+    assert!(corp.contains("no sign-in through it"), "{corp}");
+    assert!(
+        providers.contains("data-provider=\"atlassian\""),
+        "{providers}"
+    );
+
+    // The verdict is a badge coloured by the outcome.
+    assert!(
+        dom.contains("id=\"verdict\" class=\"verdict\" style=\"background:#15803d\">healthy<"),
+        "{dom}"
+    );
+    // The README's picture of the report, drawn by Chromium.
+    let shots = crate::support::repo_path("target/desktop-e2e");
+    std::fs::create_dir_all(&shots).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!(
+            "--screenshot={}",
+            shots.join("doctor-report.png").display()
+        ))
+        .arg(format!("file://{}", report_path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A connector's account in `doctor --json` (empty when there is none).
+fn json_account(report: &serde_json::Value, name: &str) -> String {
+    crate::support::connector_in(report, name)["account"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -24,4 +24,5 @@ pub(crate) const COMMANDS: &[&str] = &[
     "set_proxy_paused",
     "settings",
     "set_autostart",
+    "window_painted",
 ];

@@ -493,6 +493,12 @@ pub(crate) fn settings(app: AppHandle) -> Settings {
     }
 }
 
+/// The window painted its first status (logged with how long it took to appear).
+#[tauri::command]
+pub(crate) fn window_painted() {
+    crate::tray::painted();
+}
+
 #[tauri::command]
 pub(crate) fn set_autostart(app: AppHandle, enabled: bool) -> Result<Settings, IpcError> {
     let launcher = app.autolaunch();

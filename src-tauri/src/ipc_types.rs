@@ -28,6 +28,7 @@ fn generated() -> String {
         status::CredentialStorage::decl(),
         status::ConnectStatus::decl(),
         status::ConnectorAttention::decl(),
+        status::Carries::decl(),
         latch_core::ports::KeychainState::decl(),
         latch_core::app::serving::Serving::decl(),
         latch_store::GrantState::decl(),
@@ -72,6 +73,7 @@ fn generated() -> String {
         doctor::Summary::decl(),
         doctor::ConnectorHealth::decl(),
         doctor::ProbeResult::decl(),
+        doctor::ProviderHealth::decl(),
         // The app's own.
         crate::commands::ProviderInput::decl(),
         crate::commands::KeyInput::decl(),

@@ -26,10 +26,14 @@ use tauri_plugin_autostart::MacosLauncher;
 
 use crate::desktop::Desktop;
 
+/// The argument that starts the app in the tray, without a window (autostart at login).
+const TRAY_ONLY: &str = "--tray";
+
 /// How this face names itself where it serves a home.
 const BY: &str = "the desktop app";
 
-/// Whether the tray exists: closing the window then only hides it and Latch keeps serving.
+/// Whether the tray exists: closing the window then frees it (webview, WebKit processes) and
+/// Latch keeps serving from the tray.
 static HAS_TRAY: AtomicBool = AtomicBool::new(false);
 
 /// The proxy, the refresh scheduler and the watch on latch.toml: the runtime `latch serve`
@@ -107,14 +111,20 @@ fn main() {
     };
     let desktop = Arc::new(Desktop::new(home));
     let result = tauri::Builder::default()
-        // First, so that a second launch only focuses this window.
-        .plugin(tauri_plugin_single_instance::init(|app, _args, _cwd| {
-            tray::show_main(app);
+        // First, so that a second launch only reaches this process: it opens the window, or
+        // with `--tray` closes it to the tray.
+        .plugin(tauri_plugin_single_instance::init(|app, args, _cwd| {
+            if args.iter().any(|a| a == TRAY_ONLY) && HAS_TRAY.load(Ordering::Relaxed) {
+                tray::close_main(app);
+            } else {
+                tray::show_main(app);
+            }
         }))
         .plugin(tauri_plugin_notification::init())
+        // Started at login: to the tray, without a window.
         .plugin(tauri_plugin_autostart::init(
             MacosLauncher::LaunchAgent,
-            None,
+            Some(vec![TRAY_ONLY]),
         ))
         .manage(Arc::clone(&desktop))
         .setup(move |app| {
@@ -126,13 +136,17 @@ fn main() {
             }
             tauri::async_runtime::spawn(serve(Arc::clone(&desktop)));
             status_watch::start(app.handle().clone(), Arc::clone(&desktop));
+            // `--tray` (autostart) starts without a window; without a tray there must be one.
+            let tray_only = std::env::args().any(|a| a == TRAY_ONLY);
+            if !tray_only || !HAS_TRAY.load(Ordering::Relaxed) {
+                tray::build_main(app.handle())?;
+            }
             Ok(())
         })
         .on_window_event(|window, event| {
-            if let WindowEvent::CloseRequested { api, .. } = event {
-                if HAS_TRAY.load(Ordering::Relaxed) && window.label() == "main" {
-                    api.prevent_close();
-                    let _ = window.hide();
+            if let WindowEvent::Destroyed = event {
+                if window.label() == "main" {
+                    tracing::debug!("the window closed; serving from the tray");
                 }
             }
         })
@@ -159,10 +173,25 @@ fn main() {
             commands::set_proxy_paused,
             commands::settings,
             commands::set_autostart,
+            commands::window_painted,
         ])
-        .run(tauri::generate_context!());
-    if let Err(err) = result {
-        eprintln!("latch-desktop: {err}");
-        std::process::exit(1);
+        .build(tauri::generate_context!());
+    match result {
+        Ok(app) => app.run(|_, event| {
+            // The last window closed: with a tray, Latch keeps serving (Quit exits with a
+            // code, which is let through).
+            if let tauri::RunEvent::ExitRequested {
+                code: None, api, ..
+            } = event
+            {
+                if HAS_TRAY.load(Ordering::Relaxed) {
+                    api.prevent_exit();
+                }
+            }
+        }),
+        Err(err) => {
+            eprintln!("latch-desktop: {err}");
+            std::process::exit(1);
+        }
     }
 }

@@ -85,13 +85,57 @@ fn menu<R: Runtime>(
     Ok(menu)
 }
 
-/// Shows and focuses the main window (tray "Open Latch", a second launch).
+/// Shows and focuses the main window (tray "Open Latch", a second launch), building it again
+/// when it was closed: a closed window is gone, webview and WebKit processes with it, so that
+/// Latch idles light in the tray.
 pub(crate) fn show_main<R: Runtime>(app: &AppHandle<R>) {
     if let Some(window) = app.get_webview_window("main") {
         let _ = window.unminimize();
         let _ = window.show();
         let _ = window.set_focus();
+        return;
     }
+    if let Err(err) = build_main(app) {
+        eprintln!("latch-desktop: cannot open the window: {err}");
+    }
+}
+
+/// Closes the main window to the tray: the webview and its WebKit processes go with it.
+pub(crate) fn close_main<R: Runtime>(app: &AppHandle<R>) {
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.destroy();
+    }
+}
+
+/// When the window was last asked for: its first painted status is logged against it.
+static ASKED_AT: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// The window painted its first status: how long after it was asked for (the figure
+/// `make bench-desktop` reads; the first window counts from when the app started it).
+pub(crate) fn painted() {
+    let asked = ASKED_AT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    if let Some(asked) = asked {
+        tracing::info!(
+            ms = asked.elapsed().as_millis() as u64,
+            "the window painted its status"
+        );
+    }
+}
+
+/// Builds the main window from the app's configuration.
+pub(crate) fn build_main<R: Runtime>(app: &AppHandle<R>) -> tauri::Result<()> {
+    let Some(config) = app.config().app.windows.iter().find(|w| w.label == "main") else {
+        return Ok(());
+    };
+    *ASKED_AT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(std::time::Instant::now());
+    let window = tauri::WebviewWindowBuilder::from_config(app, config)?.build()?;
+    let _ = window.set_focus();
+    Ok(())
 }
 
 /// Creates the tray icon. Fails where the desktop has no tray (then closing the window quits).

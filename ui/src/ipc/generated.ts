@@ -211,7 +211,11 @@ findings: Array<Finding>,
  * Something that is fine now and will not be soon (`expiring`), when there is; the state
  * stays what it is until then.
  */
-attention: ConnectorAttention | null, };
+attention: ConnectorAttention | null, 
+/**
+ * A Data Center connector's instance (its provider's base URL): what a site is on Cloud.
+ */
+base_url: string | null, };
 
 export type ConnectorState = "misconfigured" | "keychain_locked" | "keychain_unavailable" | "needs_login" | "credential_rejected" | "expired" | "refresh_failing" | "refresh_uncertain" | "needs_step_up" | "site_unbound" | "credential_missing" | "not_signed_in" | "ok";
 
@@ -255,7 +259,11 @@ scope_set: ScopeSet,
 /**
  * For a Connect app: which app, on which site, acting as whom.
  */
-connect: ConnectStatus | null, };
+connect: ConnectStatus | null, 
+/**
+ * What the credential carries: OAuth scopes, or whose permissions (a PAT has no scopes).
+ */
+carries: Carries, };
 
 export type CredentialStorage = "grant" | "stored" | "link" | "anonymous";
 
@@ -290,6 +298,17 @@ days_left: number,
  * In plain words, with what to do.
  */
 message: string, };
+
+export type Carries = { 
+/**
+ * Its scopes, when it has scopes Latch knows (a service account's granted ones).
+ */
+scopes: Array<Scope>, 
+/**
+ * Otherwise, in words: "all of jbot's permissions", "the scopes chosen when the token was
+ * created".
+ */
+permissions: string | null, };
 
 export type KeychainState = "open" | "locked" | "unreachable" | "unknown";
 
@@ -991,7 +1010,11 @@ connectors: Array<ConnectorHealth>,
 /**
  * Every finding, worst first.
  */
-findings: Array<Finding>, };
+findings: Array<Finding>, 
+/**
+ * One entry per provider: where it is, and where its secret lives.
+ */
+providers: Array<ProviderHealth>, };
 
 export type Summary = { 
 /**
@@ -1107,7 +1130,11 @@ oauth1: boolean,
 /**
  * What will need the person soon (`expiring`), as `latch status` says.
  */
-attention: ConnectorAttention | null, };
+attention: ConnectorAttention | null, 
+/**
+ * A Data Center connector's instance.
+ */
+base_url: string | null, };
 
 export type ProbeResult = { 
 /**
@@ -1133,7 +1160,46 @@ latency_ms: number,
 /**
  * Why it failed.
  */
-error: string | null, };
+error: string | null, 
+/**
+ * Who the probe answered as, when it says (`/myself`, `/user/current`, whoami): the
+ * account of a credential that has no sign-in.
+ */
+account: string | null, };
+
+export type ProviderHealth = { 
+/**
+ * Name.
+ */
+name: string, 
+/**
+ * Human name of its preset.
+ */
+display_name: string, 
+/**
+ * Preset.
+ */
+preset: string, 
+/**
+ * A Data Center instance's base URL.
+ */
+base_url: string | null, 
+/**
+ * The sites its sign-in reaches (Cloud).
+ */
+sites: Array<string>, 
+/**
+ * The callback to register, when a connector signs in through it.
+ */
+callback: string | null, 
+/**
+ * Where its secret lives, in words ("client secret in the OS keychain", "no secret").
+ */
+secret: string, 
+/**
+ * Who is signed in through it.
+ */
+signed_in_as: string | null, };
 
 export type ProviderInput = { name: string, preset?: string | null, client_id?: string | null, client_secret?: string | null, redirect_uri?: string | null, base_url?: string | null, 
 /**
@@ -1204,6 +1270,7 @@ export const COMMANDS = [
   "set_proxy_paused",
   "settings",
   "set_autostart",
+  "window_painted",
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];

@@ -34,6 +34,7 @@ export const tauriHost: Host = {
   setProxyPaused: (paused) => invoke("set_proxy_paused", { paused }),
   settings: () => invoke("settings"),
   setAutostart: (enabled) => invoke("set_autostart", { enabled }),
+  windowPainted: () => invoke("window_painted"),
   onStatus: (handler) => listen<StatusReport>("status", (event) => handler(event.payload)),
   onSignIn: (handler) => listen<SignInEvent>("sign-in", (event) => handler(event.payload)),
 };

@@ -267,8 +267,13 @@ export function createMockHost(options: MockOptions = {}): MockHost {
               last_error: null,
               scope_set: "classic",
               connect: c.connect ?? null,
+              carries:
+                c.auth === "service"
+                  ? { scopes: ["read:jira-work"], permissions: null }
+                  : { scopes: [], permissions: c.auth === "api-key" ? "the API key's own permissions" : "all of its user's permissions" },
             },
       findings: [],
+      base_url: null,
       attention:
         c.expires !== null && Date.parse(c.expires) > now() && Date.parse(c.expires) - now() < 14 * 86_400_000
           ? {
@@ -643,6 +648,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           auth: c.auth,
           oauth1: Boolean(providers.find((p) => p.name === c.provider)?.consumer_key),
           attention: c.attention,
+          base_url: c.base_url,
           state: c.state,
           account: c.grant?.account_name ?? null,
           site: c.site,
@@ -664,6 +670,16 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           probe: null,
         })),
         findings,
+        providers: r.providers.map((p) => ({
+          name: p.name,
+          display_name: p.display_name,
+          preset: p.preset,
+          base_url: null,
+          sites: p.sites.map((s) => s.url),
+          callback: p.app_needed ? p.redirect_uri : null,
+          secret: p.client_secret === "stored" ? "client secret in the OS keychain" : "no secret (no sign-in through it)",
+          signed_in_as: p.grant?.account_name ?? null,
+        })),
       };
     },
     async exportReport() {
@@ -687,6 +703,9 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       count("setAutostart");
       autostart = enabled;
       return { autostart };
+    },
+    async windowPainted() {
+      count("windowPainted");
     },
     async onStatus(handler) {
       statusHandlers.add(handler);

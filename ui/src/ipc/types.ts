@@ -57,6 +57,8 @@ export interface Host {
   setProxyPaused(paused: boolean): Promise<ProxyView>;
   settings(): Promise<Settings>;
   setAutostart(enabled: boolean): Promise<Settings>;
+  /** Called once, after the first frame with the status in it. */
+  windowPainted(): Promise<void>;
   onStatus(handler: (report: StatusReport) => void): Promise<Unlisten>;
   onSignIn(handler: (event: SignInEvent) => void): Promise<Unlisten>;
 }

@@ -45,6 +45,9 @@ export class AppState {
       this.proxy = proxy;
     });
     this.loaded = true;
+    // Two frames after the status is in the page, it has been painted: the app logs how long
+    // the window took to appear (best effort).
+    requestAnimationFrame(() => requestAnimationFrame(() => void this.host.windowPainted().catch(() => {})));
   }
 
   stop(): void {

@@ -42,6 +42,7 @@ function connector(overrides: Partial<ConnectorStatus> = {}): ConnectorStatus {
     credential: null,
     findings: [],
     attention: null,
+    base_url: null,
     ...overrides,
   };
 }

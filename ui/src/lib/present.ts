@@ -66,6 +66,27 @@ export function siteFromCredential(auth: AuthMode): boolean {
   return secretIsDocument(auth);
 }
 
+/** A piece of a message: plain text, or `code`. */
+export interface Piece {
+  text: string;
+  code: boolean;
+}
+
+/** Splits `text` at its backticks into plain and code pieces (an odd backtick stays text). */
+export function codePieces(text: string): Piece[] {
+  const parts = text.split("`");
+  if (parts.length % 2 === 0) return [{ text, code: false }];
+  return parts.map((part, i) => ({ text: part, code: i % 2 === 1 })).filter((p) => p.text !== "");
+}
+
+/** A message and its fix ("…\n  fix: …"), each in pieces. */
+export function messageParts(text: string): { message: Piece[]; fix: Piece[] | null } {
+  const at = text.search(/\n\s*fix:\s*/i);
+  if (at < 0) return { message: codePieces(text.trim()), fix: null };
+  const fix = text.slice(at).replace(/^\n\s*fix:\s*/i, "");
+  return { message: codePieces(text.slice(0, at).trim()), fix: codePieces(fix.trim()) };
+}
+
 export function stateLabel(state: ConnectorState): string {
   return LABELS[state];
 }
@@ -178,6 +199,11 @@ export function cardActions(connector: ConnectorStatus, provider: ProviderStatus
     if (signedIn || provider?.grant) actions.push("sign_out");
   } else if (connector.auth === "none" || connector.auth === "oauth1-2lo") {
     // Nothing of its own to store: anonymous, or its provider's link key.
+  } else if (connector.state === "ok") {
+    // Ready: the main thing to do is use it; replacing the credential comes after.
+    actions.push("copy_url");
+    if (connector.auth === "service" && signedIn) actions.push("refresh");
+    actions.push("set_credential");
   } else {
     actions.push("set_credential");
     if (connector.state === "site_unbound") actions.push("choose_site");

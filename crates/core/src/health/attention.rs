@@ -158,6 +158,7 @@ mod tests {
                     auth: AuthMode::User,
                     state: *state,
                     site: None,
+                    base_url: None,
                     scopes: ConnectorScopes {
                         required: Vec::new(),
                         requested: Vec::new(),

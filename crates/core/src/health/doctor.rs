@@ -63,6 +63,30 @@ pub struct DoctorReport {
     pub connectors: Vec<ConnectorHealth>,
     /// Every finding, worst first.
     pub findings: Vec<Finding>,
+    /// One entry per provider: where it is, and where its secret lives.
+    pub providers: Vec<ProviderHealth>,
+}
+
+/// A provider, as the report's reader needs it.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ProviderHealth {
+    /// Name.
+    pub name: String,
+    /// Human name of its preset.
+    pub display_name: String,
+    /// Preset.
+    pub preset: String,
+    /// A Data Center instance's base URL.
+    pub base_url: Option<String>,
+    /// The sites its sign-in reaches (Cloud).
+    pub sites: Vec<String>,
+    /// The callback to register, when a connector signs in through it.
+    pub callback: Option<String>,
+    /// Where its secret lives, in words ("client secret in the OS keychain", "no secret").
+    pub secret: String,
+    /// Who is signed in through it.
+    pub signed_in_as: Option<String>,
 }
 
 /// Counts per severity.
@@ -144,6 +168,8 @@ pub struct ConnectorHealth {
     pub oauth1: bool,
     /// What will need the person soon (`expiring`), as `latch status` says.
     pub attention: Option<crate::health::status::ConnectorAttention>,
+    /// A Data Center connector's instance.
+    pub base_url: Option<String>,
 }
 
 /// How `latch doctor` runs.
@@ -220,6 +246,35 @@ pub struct ProbeResult {
     pub latency_ms: u64,
     /// Why it failed.
     pub error: Option<String>,
+    /// Who the probe answered as, when it says (`/myself`, `/user/current`, whoami): the
+    /// account of a credential that has no sign-in.
+    #[serde(default)]
+    pub account: Option<String>,
+}
+
+/// The account a probe's answer names, in the product's own field.
+fn account_in(body: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let json: serde_json::Value = match serde_json::from_str(text) {
+        Ok(json) => json,
+        // Bitbucket Data Center's whoami answers the user name as text.
+        Err(_) if !text.is_empty() && text.len() <= 255 && !text.contains(char::is_whitespace) => {
+            return Some(text.to_owned())
+        }
+        Err(_) => return None,
+    };
+    [
+        "displayName",
+        "display_name",
+        "emailAddress",
+        "name",
+        "username",
+        "accountId",
+    ]
+    .iter()
+    .find_map(|k| json.get(k).and_then(|v| v.as_str()))
+    .filter(|v| !v.is_empty())
+    .map(|v| v.chars().filter(|c| !c.is_control()).take(120).collect())
 }
 
 fn finding(code: &str, severity: Severity, subject: String, message: String, fix: &str) -> Finding {
@@ -696,7 +751,11 @@ pub async fn run(
             );
             push_unique(&mut findings, f);
         }
-        let last_rotation = row.as_ref().and_then(|r| r.refreshed_at.or(r.obtained_at));
+        // Only a sign-in's refresh token rotates: a service account's tokens are fetched anew.
+        let last_rotation = row
+            .as_ref()
+            .and_then(|r| r.refreshed_at.or(r.obtained_at))
+            .filter(|_| kind == CredentialKind::UserGrant);
         let idle_days = last_rotation.map(|t| (now() - t).whole_days());
         let inactivity_expires = match (
             last_rotation.filter(|_| kind == CredentialKind::UserGrant),
@@ -803,6 +862,8 @@ pub async fn run(
                         .unwrap_or_default();
                     format!("{who} ({})", g.account_id.clone().unwrap_or_default())
                 })
+                // A credential without a sign-in: whom the probe answered as.
+                .or_else(|| probe_result.as_ref().and_then(|p| p.account.clone()))
                 .or_else(|| c.email.clone())
                 .or_else(|| c.username.clone()),
             site: c.site.clone(),
@@ -827,9 +888,47 @@ pub async fn run(
             diagnosis,
             oauth1: c.oauth1,
             attention: s.attention.clone(),
+            base_url: s.base_url.clone(),
         });
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let providers = status
+        .providers
+        .iter()
+        .map(|p| {
+            let configured = config.provider(&p.name);
+            ProviderHealth {
+                name: p.name.clone(),
+                display_name: p.display_name.clone(),
+                preset: p.preset.clone(),
+                base_url: configured.and_then(|c| c.base_url.clone()),
+                sites: p.sites.iter().map(|s| s.url.clone()).collect(),
+                callback: p.redirect_uri.clone().filter(|_| p.app_needed),
+                secret: match (&p.link, p.client_secret) {
+                    (Some(link), _) => match &link.public_key_fingerprint {
+                        Some(print) => format!(
+                            "link private key in {store} ({print})",
+                            store = status.home.secret_store
+                        ),
+                        None => "link private key missing".to_owned(),
+                    },
+                    (None, crate::health::status::ClientSecretState::Stored) => {
+                        format!("client secret in {}", status.home.secret_store)
+                    }
+                    (None, crate::health::status::ClientSecretState::Missing) => {
+                        "client secret missing".to_owned()
+                    }
+                    (None, crate::health::status::ClientSecretState::NotNeeded) => {
+                        "no secret (no sign-in through it)".to_owned()
+                    }
+                },
+                signed_in_as: p
+                    .grant
+                    .as_ref()
+                    .and_then(|g| g.account_name.clone().or_else(|| g.account_email.clone())),
+            }
+        })
+        .collect();
     let mut summary = Summary::default();
     for f in &findings {
         match f.severity {
@@ -846,6 +945,7 @@ pub async fn run(
         summary,
         connectors,
         findings,
+        providers,
     })
 }
 
@@ -1121,6 +1221,7 @@ async fn probe_connector(
         ok: status.is_some_and(|s| (200..300).contains(&s)),
         latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         error,
+        account: None,
     };
     let grants = credentials.grants();
     let profile = grants.config().rules_of(&c.provider);
@@ -1232,7 +1333,11 @@ async fn probe_connector(
                 404 => Diagnosis::SiteWrong,
                 other => Diagnosis::Failed(format!("HTTP {other}")),
             };
-            (result(Some(status), None), diagnosis)
+            let mut probed = result(Some(status), None);
+            if (200..300).contains(&status) {
+                probed.account = account_in(&body);
+            }
+            (probed, diagnosis)
         }
         Err(why) => (result(None, Some(why.clone())), Diagnosis::Failed(why)),
     })
@@ -1315,6 +1420,7 @@ fn chips(scopes: &[Scope], class: &str, title: &dyn Fn(&Scope) -> String) -> Str
 /// The admin report: one self-contained HTML page (no scripts, no external resources), one row
 /// per connector with its state, scope chips and expiry timeline, then the findings and fixes.
 pub fn render_html(report: &DoctorReport) -> String {
+    let now = report.generated_at;
     let mut rows = String::new();
     for c in &report.connectors {
         let asked = |s: &Scope| {
@@ -1341,7 +1447,7 @@ pub fn render_html(report: &DoctorReport) -> String {
         .filter_map(|(label, value)| {
             value
                 .as_ref()
-                .map(|v| format!("<li>{label}: <time>{}</time></li>", esc(&fmt_time(*v))))
+                .map(|v| format!("<li>{label}: {}</li>", when(*v, now)))
         })
         .collect::<String>();
         let credential = match &c.credential {
@@ -1350,37 +1456,71 @@ pub fn render_html(report: &DoctorReport) -> String {
             }
             None => "sign-in (OAuth, rotating refresh token)".to_owned(),
             Some(cr) => {
-                let mut text = credential_noun(c.auth).to_owned();
+                let mut text = esc(credential_noun(c.auth));
                 if let Some(kind) = cr.token_kind {
                     text.push_str(&format!(" ({kind})"));
                 }
                 if let Some(app) = &cr.connect {
-                    text.push_str(&format!(", app {} on {}", app.app_key, app.base_url));
+                    text.push_str(&format!(
+                        ", app {} on {}",
+                        esc(&app.app_key),
+                        esc(&app.base_url)
+                    ));
                     if let Some(account) = &app.acts_as {
-                        text.push_str(&format!(", acting as {account}"));
+                        text.push_str(&format!(", acting as {}", esc(account)));
                     }
                 }
                 if let Some(at) = cr.expires_at {
-                    text.push_str(&format!(", expires {}", fmt_time(at)));
+                    text.push_str(&format!(", expires {}", when(at, now)));
                 }
                 if let Some(check) = cr.last_check {
                     text.push_str(&format!(", last check {check}"));
                 }
+                if let Some(words) = &cr.carries.permissions {
+                    text.push_str(&format!("<br><small>carries {}</small>", esc(words)));
+                }
                 text
             }
+        };
+        let credential = if c.credential.is_none() {
+            esc(&credential)
+        } else {
+            credential
         };
         let diagnosis = c
             .diagnosis
             .as_deref()
             .map(|d| format!("<br><small>diagnosis: {}</small>", esc(d)))
             .unwrap_or_default();
+        // Where it works: a Data Center instance, or a Cloud site.
+        let place = match (&c.base_url, &c.site) {
+            (Some(base), _) => esc(base),
+            (None, Some(site)) => esc(site),
+            (None, None) => "no site".to_owned(),
+        };
+        // A credential's own scopes, when it has some (a service account's): not the OAuth
+        // app's.
+        let scopes = match &c.credential {
+            Some(cr) if !cr.carries.scopes.is_empty() => {
+                chips(&cr.carries.scopes, "granted", &|_| {
+                    "the credential's own".to_owned()
+                })
+            }
+            Some(_) => String::new(),
+            None => format!(
+                "{}{}{}",
+                chips(&granted, "granted", &asked),
+                chips(&c.missing, "missing", &asked),
+                chips(&c.extra, "extra", &|_| "granted but no connector needs it"
+                    .to_owned())
+            ),
+        };
         rows.push_str(&format!(
             "<tr class=\"connector\" data-connector=\"{name}\" data-state=\"{state}\" data-auth=\"{auth}\"{attention_attr}>\
              <td><strong>{name}</strong><br><small>{kind} · {provider} · {auth}</small></td>\
              <td><span class=\"state\" style=\"background:{colour}\">{state}</span>{attention}{diagnosis}</td>\
-             <td>{account}<br><small>{site}</small></td><td class=\"credential\">{credential}</td>\
-             <td>{granted}{missing}{extra}</td><td><ul>{timeline}</ul></td></tr>",
-            credential = esc(&credential),
+             <td>{account}<br><small class=\"place\">{place}</small></td><td class=\"credential\">{credential}</td>\
+             <td>{scopes}</td><td><ul>{timeline}</ul></td></tr>",
             name = esc(&c.name),
             kind = esc(&c.kind),
             provider = esc(&c.provider),
@@ -1399,17 +1539,36 @@ pub fn render_html(report: &DoctorReport) -> String {
             attention = c
                 .attention
                 .as_ref()
-                .map(|a| format!("<br><small>{}: {}</small>", esc(&a.code), esc(&a.message)))
+                .map(|a| format!("<br><small>{}: {}</small>", esc(&a.code), code_spans(&a.message)))
                 .unwrap_or_default(),
             state = c.state.as_str(),
             account = esc(c.account.as_deref().unwrap_or("—")),
-            site = esc(c.site.as_deref().unwrap_or("no site")),
-            granted = chips(&granted, "granted", &asked),
-            missing = chips(&c.missing, "missing", &asked),
-            extra = chips(&c.extra, "extra", &|_| "granted but no connector needs it"
-                .to_owned()),
         ));
     }
+    let providers: String = report
+        .providers
+        .iter()
+        .map(|p| {
+            format!(
+                "<tr data-provider=\"{name}\"><td><strong>{name}</strong><br><small>{display} · preset {preset}</small></td>\
+                 <td>{place}</td><td>{callback}</td><td>{secret}</td><td>{who}</td></tr>",
+                name = esc(&p.name),
+                display = esc(&p.display_name),
+                preset = esc(&p.preset),
+                place = match (&p.base_url, p.sites.is_empty()) {
+                    (Some(base), _) => esc(base),
+                    (None, false) => esc(&p.sites.join(", ")),
+                    (None, true) => "—".to_owned(),
+                },
+                callback = p.callback.as_deref().map_or_else(
+                    || "— (no sign-in through it)".to_owned(),
+                    |c| format!("<code>{}</code>", esc(c))
+                ),
+                secret = esc(&p.secret),
+                who = esc(p.signed_in_as.as_deref().unwrap_or("—")),
+            )
+        })
+        .collect();
     let findings: String = report
         .findings
         .iter()
@@ -1420,8 +1579,8 @@ pub fn render_html(report: &DoctorReport) -> String {
                 sev = f.severity,
                 code = esc(&f.code),
                 subject = esc(&f.subject),
-                message = esc(&f.message),
-                fix = esc(&f.fix)
+                message = code_spans(&f.message),
+                fix = code_spans(&f.fix)
             )
         })
         .collect();
@@ -1431,20 +1590,75 @@ pub fn render_html(report: &DoctorReport) -> String {
          <title>Latch health report</title><style>\
          body{{font:14px system-ui,sans-serif;margin:2rem;color:#0f172a}}\
          table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #e2e8f0;padding:.5rem;vertical-align:top;text-align:left}}\
-         .state{{color:#fff;border-radius:999px;padding:.1rem .6rem;font-weight:600}}\
+         .state,.verdict{{color:#fff;border-radius:999px;padding:.1rem .6rem;font-weight:600}}\
+         time{{white-space:nowrap}}.ago{{color:#64748b;white-space:nowrap}}\
          .chip{{display:inline-block;border-radius:6px;padding:0 .4rem;margin:.1rem;font-size:12px}}\
          .granted{{background:#dcfce7}}.missing{{background:#fee2e2;outline:1px solid #b91c1c}}.extra{{background:#fef3c7}}\
          .Error{{color:#b91c1c}}.Warning{{color:#b45309}}.Info{{color:#334155}}ul{{margin:0;padding-left:1rem}}\
+         code{{background:#f1f5f9;border-radius:4px;padding:0 .25rem}}\
          </style></head><body><h1>Latch health report</h1>\
-         <p>Generated {at} · home <code>{home}</code> · secrets in {store} · <span id=\"verdict\">{verdict}</span> · \
+         <p>Generated {at} · home <code>{home}</code> · secrets in {store} · \
+         <span id=\"verdict\" class=\"verdict\" style=\"background:{verdict_colour}\">{verdict}</span> · \
          {errors} error(s), {warnings} warning(s)</p>\
          <table><thead><tr><th>Connector</th><th>State</th><th>Account / site</th><th>Credential</th><th>Scopes</th><th>Timeline</th></tr></thead>\
-         <tbody>{rows}</tbody></table><h2>Findings</h2><ul id=\"findings\">{findings}</ul></body></html>",
-        at = esc(&fmt_time(report.generated_at)),
+         <tbody>{rows}</tbody></table>\
+         <h2>Providers</h2><table id=\"providers\"><thead><tr><th>Provider</th><th>Instance or sites</th><th>Callback</th><th>Secret</th><th>Signed in as</th></tr></thead>\
+         <tbody>{providers}</tbody></table>\
+         <h2>Findings</h2><ul id=\"findings\">{findings}</ul></body></html>",
+        at = when(report.generated_at, now),
         home = esc(&report.home.id),
         store = esc(&report.home.secret_store),
         verdict = if report.healthy { "healthy" } else { "needs attention" },
+        verdict_colour = if report.healthy {
+            "#15803d"
+        } else if report.summary.errors > 0 {
+            "#b91c1c"
+        } else {
+            "#b45309"
+        },
         errors = report.summary.errors,
         warnings = report.summary.warnings,
     )
+}
+
+/// A time as the report shows it: whole (never broken mid-value), with how far it is from
+/// when the report was made ("in 57 min", "8 days ago").
+fn when(at: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    let stamp = esc(&fmt_time(at));
+    let secs = (at - now).whole_seconds();
+    let span = |s: i64| match s {
+        0..=59 => format!("{s} s"),
+        60..=5_399 => format!("{} min", s / 60),
+        5_400..=172_799 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    };
+    let relative = match secs {
+        -1..=1 => "now".to_owned(),
+        s if s > 0 => format!("in {}", span(s)),
+        s => format!("{} ago", span(-s)),
+    };
+    format!("<time datetime=\"{stamp}\">{stamp}</time> <span class=\"ago\">({relative})</span>")
+}
+
+/// Text with its `code` spans as code (escaped first).
+fn code_spans(text: &str) -> String {
+    let escaped = esc(text);
+    let mut out = String::with_capacity(escaped.len() + 16);
+    let mut inside = false;
+    let parts: Vec<&str> = escaped.split('`').collect();
+    // An odd backtick leaves the text as it was.
+    if parts.len().is_multiple_of(2) {
+        return escaped;
+    }
+    for part in parts {
+        if inside {
+            out.push_str("<code>");
+            out.push_str(part);
+            out.push_str("</code>");
+        } else {
+            out.push_str(part);
+        }
+        inside = !inside;
+    }
+    out
 }

@@ -277,6 +277,8 @@ pub struct ConnectorStatus {
     /// Something that is fine now and will not be soon (`expiring`), when there is; the state
     /// stays what it is until then.
     pub attention: Option<ConnectorAttention>,
+    /// A Data Center connector's instance (its provider's base URL): what a site is on Cloud.
+    pub base_url: Option<String>,
 }
 
 /// Within this many days of its end, a credential is `expiring` (the doctor warns then too).
@@ -329,6 +331,19 @@ pub struct CredentialStatus {
     pub scope_set: ScopeSet,
     /// For a Connect app: which app, on which site, acting as whom.
     pub connect: Option<ConnectStatus>,
+    /// What the credential carries: OAuth scopes, or whose permissions (a PAT has no scopes).
+    pub carries: Carries,
+}
+
+/// What a connector's own credential may do, as far as Latch knows.
+#[derive(Clone, Debug, Default, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct Carries {
+    /// Its scopes, when it has scopes Latch knows (a service account's granted ones).
+    pub scopes: Vec<Scope>,
+    /// Otherwise, in words: "all of jbot's permissions", "the scopes chosen when the token was
+    /// created".
+    pub permissions: Option<String>,
 }
 
 /// An installed Connect app, as the status shows it (never its shared secret).
@@ -341,6 +356,59 @@ pub struct ConnectStatus {
     pub base_url: String,
     /// `connect-user`: the account it acts as.
     pub acts_as: Option<String>,
+}
+
+/// What a connector's own credential may do: its scopes when Latch knows them, else whose
+/// permissions it acts with.
+fn carries(
+    c: &crate::config::Connector,
+    kind: CredentialKind,
+    grant: Option<&latch_store::GrantRow>,
+    token_kind: Option<ApiTokenKind>,
+) -> Carries {
+    let words = |text: String| Carries {
+        scopes: Vec::new(),
+        permissions: Some(text),
+    };
+    let user = c.username.as_deref().or(c.email.as_deref());
+    let someone = |who: Option<&str>| match who {
+        Some(who) => format!("all of {who}'s permissions"),
+        None => "all of its user's permissions".to_owned(),
+    };
+    match (kind, c.auth) {
+        (CredentialKind::ClientCredentials, _) => {
+            let granted = grant
+                .and_then(|g| ScopeList::parse(&g.granted_scopes).ok())
+                .filter(|s| !s.is_empty())
+                .or_else(|| c.scopes.clone());
+            match granted {
+                Some(scopes) => Carries {
+                    scopes: scopes.iter().cloned().collect(),
+                    permissions: None,
+                },
+                None => words("the scopes chosen for the credential where it was created".into()),
+            }
+        }
+        (CredentialKind::ConnectUser, _) => match &c.scopes {
+            Some(scopes) => Carries {
+                scopes: scopes.iter().cloned().collect(),
+                permissions: None,
+            },
+            None => words("the app descriptor's scopes, as the account it acts as".into()),
+        },
+        (CredentialKind::ConnectJwt, _) => words("the app descriptor's scopes".into()),
+        (_, AuthMode::ApiToken) if token_kind == Some(ApiTokenKind::Scoped) => {
+            words("the scopes chosen when the token was created".into())
+        }
+        (_, AuthMode::ApiToken | AuthMode::Pat | AuthMode::Basic) => words(someone(user)),
+        (_, AuthMode::ApiKey) => words("the API key's own permissions".into()),
+        (CredentialKind::LinkConsumer, _) => match c.username.as_deref() {
+            Some(who) => words(format!("all of {who}'s permissions (impersonated)")),
+            None => words("the permissions of the link's \"execute as\" user".into()),
+        },
+        (CredentialKind::Anonymous, _) => words("what the instance shows without a sign-in".into()),
+        _ => Carries::default(),
+    }
 }
 
 /// How a connector's own credential is kept.
@@ -641,6 +709,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
                         base_url: app.base_url,
                         acts_as: c.account_id.clone(),
                     }),
+                carries: carries(c, kind, grant_row.as_ref(), row.and_then(|r| r.token_kind)),
             }),
         };
         // A stored credential's recorded expiry, or an OAuth 1.0a sign-in's token.
@@ -676,6 +745,9 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             });
         connectors.push(ConnectorStatus {
             attention,
+            base_url: config
+                .provider(&c.provider)
+                .and_then(|p| p.base_url.clone()),
             name: c.name.clone(),
             kind: c.kind.clone(),
             display_name: c.spec.display_name.clone(),
