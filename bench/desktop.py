@@ -7,10 +7,9 @@ scripts/with-keyring.sh). Measures, for the release `latch-desktop`:
     painted with the connector status in it (an upper bound: WebDriver's polling is included);
   - idle memory after 30 s with the window open (the app process, and with its WebKit helper
     processes), PSS beside RSS;
-  - idle memory after 30 s in the tray: the window closed (its webview and WebKit processes
-    freed), and the app started with `--tray` as autostart does;
-  - the window opened again from the tray (a second launch asks the running app for it): time to
-    the first frame painted with the status in it;
+  - idle memory after 30 s in the tray: the window closed (its process and its WebKit processes
+    end; `latch tray` keeps serving), and `latch-desktop --tray` as autostart starts it;
+  - the window opened again beside the tray: time to the first frame painted with the status;
   - memory with 20 connectors configured.
 Targets: first paint < 1 s (cold and reopened), idle in the tray <= 60 MiB PSS for all of
 Latch's processes.
@@ -51,26 +50,6 @@ def wd(base, method, path, body=None):
         return json.loads(r.read() or b"{}").get("value")
 
 
-def descendants(pid):
-    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children = {}
-    for line in out.split("\n"):
-        if line.strip():
-            p, pp = map(int, line.split())
-            children.setdefault(pp, []).append(p)
-    seen, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        seen.append(p)
-        todo.extend(children.get(p, []))
-    return seen
-
-
-def app_pid():
-    out = subprocess.run(["pgrep", "-f", "^" + APP], capture_output=True, text=True).stdout.split()
-    return int(out[0]) if out else None
-
-
 def home_with(connectors):
     home = tempfile.mkdtemp(prefix="latch-bench-desktop-")
     env = {**os.environ, "LATCH_HOME": home}
@@ -91,6 +70,7 @@ def home_with(connectors):
 
 class Desktop:
     def __init__(self, home, display):
+        self.home = home
         self.port, native = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("LATCH_")}
         env.update(LATCH_HOME=home, DISPLAY=display, HOME=home)
@@ -147,6 +127,7 @@ class Desktop:
         except ProcessLookupError:
             pass
         self.driver.wait()
+        stop_home(self.home)  # the tray the app started outlives the window
 
 
 def rollup(pid):
@@ -163,22 +144,58 @@ def rollup(pid):
     return fields.get("Rss", 0), fields.get("Pss", 0), fields.get("Anonymous", 0)
 
 
-def memory(pid=None):
-    """(rss, pss, anon) MiB of the app process and of the app with its WebKit processes."""
-    pid = pid or app_pid()
-    if pid is None:
-        return (0, 0, 0), (0, 0, 0)
-    app = [v / 1024 for v in rollup(pid)]
-    total = [0.0, 0.0, 0.0]
-    for p in descendants(pid):
-        for i, v in enumerate(rollup(p)):
-            total[i] += v / 1024
-    return tuple(app), tuple(total)
+def processes_of(home):
+    """(pid, name) of every process whose environment names this home."""
+    needle = f"LATCH_HOME={home}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/comm") as f:
+                found.append((int(entry), f.read().strip()))
+        except OSError:
+            pass
+    return found
 
 
-def show(label, app, total):
-    print(f"{label}: app RSS {app[0]:.1f} MiB (PSS {app[1]:.1f}, anonymous {app[2]:.1f}); "
-          f"all of Latch's processes RSS {total[0]:.1f} MiB (PSS {total[1]:.1f}, anonymous {total[2]:.1f})")
+def home_memory(home):
+    """{process name: (rss, pss, anon) MiB} summed over the home's processes."""
+    parts = {}
+    for pid, name in processes_of(home):
+        if name in ("tauri-driver", "WebKitWebDriver"):
+            continue
+        values = [v / 1024 for v in rollup(pid)]
+        old = parts.get(name, (0.0, 0.0, 0.0))
+        parts[name] = tuple(a + b for a, b in zip(old, values))
+    return parts
+
+
+def show_parts(label, parts):
+    total = [sum(v[i] for v in parts.values()) for i in range(3)]
+    each = ", ".join(f"{name} {v[1]:.1f}" for name, v in sorted(parts.items()))
+    print(f"{label}: all of Latch's processes RSS {total[0]:.1f} MiB, PSS {total[1]:.1f} "
+          f"(anonymous {total[2]:.1f}); PSS by process: {each}")
+
+
+def wait_for(done, within=30):
+    deadline = time.time() + within
+    while not done():
+        if time.time() > deadline:
+            raise TimeoutError("the processes did not reach the expected state")
+        time.sleep(0.1)
+
+
+def stop_home(home):
+    for pid, _ in processes_of(home):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not processes_of(home))
 
 
 def app_env(home, display):
@@ -248,49 +265,59 @@ def main():
               f"ratio {paints[len(paints) // 2]:.2f})")
         print(f"  of which launching the app and attaching WebDriver: median {attaches[len(attaches) // 2] * 1000:.0f} ms")
 
-        # Memory as a person has it, without WebDriver: the window open, then closed to the tray
-        # (a second launch with --tray closes it, as the window's close button does), then
-        # opened again; the app logs when a window has painted its status.
+        # Memory as a person has it, without WebDriver. The window is its own process; the tray
+        # (`latch tray`, started by the window when nobody serves the home) serves the proxy and
+        # stays when the window closes. The app logs when a window has painted its status.
         home = home_with(0)
+        env = app_env(home, display)
         app = Launched(home, display)
         try:
             app.painted()
             time.sleep(IDLE_SECS)  # a benchmark measures idle memory after a while; not a test
-            open_app, open_total = memory(app.pid)
-            subprocess.run([APP, "--tray"], env=app_env(home, display), timeout=30,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            open_parts = home_memory(home)
+            app.stop()  # as closing the window does: its process and its WebKit processes end
+            wait_for(lambda: not any(n.startswith("WebKit") or n == "latch-desktop"
+                                     for _, n in processes_of(home)))
             time.sleep(IDLE_SECS)
-            closed_app, closed_total = memory(app.pid)
+            closed_parts = home_memory(home)
             asked = time.time()
-            subprocess.run([APP], env=app_env(home, display), timeout=30,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            reopened_ms, seen_at = app.painted()
-            reopened_wall = seen_at - asked
+            again = Launched(home, display)
+            try:
+                reopened_ms, seen_at = again.painted()
+                reopened_wall = seen_at - asked
+            finally:
+                again.stop()
         finally:
             app.stop()
-        show(f"window open, idle after {IDLE_SECS} s", open_app, open_total)
-        show(f"window closed to the tray, idle after {IDLE_SECS} s", closed_app, closed_total)
+            stop_home(home)
+        show_parts(f"window open, idle after {IDLE_SECS} s", open_parts)
+        show_parts(f"window closed, the tray idle after {IDLE_SECS} s", closed_parts)
 
-        # Autostart: the app starts in the tray and never builds the window.
-        tray = Launched(home_with(0), display, "--tray")
+        # Autostart: `latch-desktop --tray` hands over to `latch tray`; no window, no WebKit.
+        home = home_with(0)
+        subprocess.Popen([APP, "--tray"], env=app_env(home, display), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
         try:
+            wait_for(lambda: any(n == "latch" for _, n in processes_of(home)))
             time.sleep(IDLE_SECS)
-            tray_app, tray_total = memory(tray.pid)
+            tray_parts = home_memory(home)
         finally:
-            tray.stop()
-        show(f"started with --tray, idle after {IDLE_SECS} s", tray_app, tray_total)
-        print(f"  target in the tray <= 60 MiB PSS (all processes): ratio closed {closed_total[1] / 60:.2f}, "
-              f"--tray {tray_total[1] / 60:.2f}; window open PSS {open_total[1]:.1f} MiB = "
-              f"x{open_total[1] / max(closed_total[1], 0.1):.1f} the tray's")
-        print(f"window reopened from the tray → its status painted: {reopened_ms} ms after the app was asked "
-              f"({reopened_wall * 1000:.0f} ms from the second launch's start; target < 1000 ms, "
+            stop_home(home)
+        show_parts(f"started with --tray (autostart), idle after {IDLE_SECS} s", tray_parts)
+        closed_pss, tray_pss, open_pss = (sum(v[1] for v in parts.values())
+                                          for parts in (closed_parts, tray_parts, open_parts))
+        print(f"  target in the tray <= 60 MiB PSS (all of Latch's processes): ratio closed "
+              f"{closed_pss / 60:.2f}, --tray {tray_pss / 60:.2f}; window open PSS {open_pss:.1f} MiB "
+              f"= x{open_pss / max(closed_pss, 0.1):.1f} the tray's")
+        print(f"window opened again beside the tray → its status painted: {reopened_ms} ms after the "
+              f"window process started ({reopened_wall * 1000:.0f} ms wall; target < 1000 ms, "
               f"ratio {reopened_wall:.2f})")
 
         with Desktop(home_with(20), display) as d:
             d.start()
             time.sleep(10)
-            app20, total20 = memory()
-        show("20 connectors after 10 s", app20, total20)
+            parts20 = home_memory(d.home)
+        show_parts("20 connectors, window open, after 10 s", parts20)
     finally:
         xvfb.terminate()
 

@@ -498,7 +498,35 @@ async fn sign_in_and_proxy_from_the_desktop_window() {
         .await;
     window.screenshot(&shots.join("health.png")).await;
 
-    window.close().await;
+    // The window was a window only: the tray it started serves the home. Closing the window
+    // (Ctrl+W, the close button's path) ends its process and WebKit processes; the tray keeps
+    // serving.
+    let serving = home.json(&["status", "--json"])["home"]["serving"].clone();
+    assert_eq!(serving["by"], "the Latch tray", "{serving}");
+    let window_process = processes_of(&home)
+        .into_iter()
+        .find(|(_, name)| name == "latch-desktop")
+        .expect("the window's process");
+    window.press_ctrl('w').await;
+    eventually(
+        "the window's processes to end",
+        Duration::from_secs(30),
+        || {
+            processes_of(&home)
+                .iter()
+                // The driver carries the home in its environment too; it is not the window's.
+                .all(|(pid, name)| {
+                    *pid != window_process.0
+                        && (name == "WebKitWebDriver" || !name.starts_with("WebKit"))
+                })
+        },
+    );
+    let (status, body) = curl(&[
+        "-H",
+        &format!("Authorization: Bearer {}", svc_key.trim()),
+        &format!("http://127.0.0.1:{port}/jira-svc/rest/api/3/myself"),
+    ]);
+    assert_eq!(status, 200, "the tray still serves: {body}");
     drop(driver);
     drop(xvfb);
 }
@@ -692,10 +720,94 @@ fn eventually(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// In the tray the app holds no webview (nor WebKit process): it serves the proxy and keeps
-/// grants fresh; asking for the window (a second launch, the tray's "Open Latch") builds it.
+/// The processes started for `home` (their environment names it), with their names.
+fn processes_of(home: &Home) -> Vec<(u32, String)> {
+    let needle = format!("LATCH_HOME={}", home.path().display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            environ
+                .split(|b| *b == 0)
+                .any(|v| v == needle.as_bytes())
+                .then_some(())?;
+            let name = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            Some((pid, name.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// `dbus-send` on the session bus; its printed reply.
+fn dbus_send(args: &[&str]) -> String {
+    let out = Command::new("dbus-send")
+        .args(["--session", "--print-reply"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dbus-send {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A StatusNotifierItem's menu as a tray host reads it (com.canonical.dbusmenu): each item's
+/// label with its id.
+fn tray_menu(item: &str) -> Vec<(i32, String)> {
+    let layout = dbus_send(&[
+        &format!("--dest={item}"),
+        "/MenuBar",
+        "com.canonical.dbusmenu.GetLayout",
+        "int32:0",
+        "int32:-1",
+        "array:string:label",
+    ]);
+    let mut items = Vec::new();
+    let mut id = None;
+    let mut label_next = false;
+    for line in layout.lines().map(str::trim) {
+        if let Some(n) = line.strip_prefix("int32 ") {
+            id = n.parse().ok();
+        } else if line == "string \"label\"" {
+            label_next = true;
+        } else if label_next && line.starts_with("variant") {
+            label_next = false;
+            if let (Some(id), Some(label)) = (id, line.split('"').nth(1)) {
+                items.push((id, label.to_owned()));
+            }
+        }
+    }
+    items
+}
+
+/// Clicks a tray menu item, as the tray host does.
+fn tray_click(item: &str, label: &str) {
+    let menu = tray_menu(item);
+    let id = menu
+        .iter()
+        .find(|(_, l)| l == label)
+        .unwrap_or_else(|| panic!("no {label:?} in the tray menu: {menu:?}"))
+        .0;
+    dbus_send(&[
+        &format!("--dest={item}"),
+        "/MenuBar",
+        "com.canonical.dbusmenu.Event",
+        &format!("int32:{id}"),
+        "string:clicked",
+        "variant:int32:0",
+        "uint32:0",
+    ]);
+}
+
+/// Started at login (`latch-desktop --tray`), Latch is `latch tray`: the proxy, refreshes and a
+/// tray icon on the session bus, with no webview in any process. Its menu says each
+/// connector's state, pauses the proxy for every face, and opens the window, which finds the
+/// tray serving; when the window's process ends, the tray serves on.
 #[test]
-fn the_tray_serves_without_a_webview_and_the_window_comes_back() {
+fn the_tray_serves_without_a_webview_and_opens_the_window() {
     require_secret_service();
     let _desktop = crate::support::DESKTOP_BINARY
         .lock()
@@ -704,310 +816,120 @@ fn the_tray_serves_without_a_webview_and_the_window_comes_back() {
     let home = Home::with_fixture_provider(&fixture);
     let port = free_port();
     home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
+    let key = home.key_for("tray-tool", &["jira"]);
     let xvfb = Xvfb::start();
-    let launch = |args: &[&str]| {
-        let mut cmd = Command::new(desktop_binary());
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("LATCH_") {
-                cmd.env_remove(&key);
-            }
+    let mut cmd = Command::new(desktop_binary());
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("LATCH_") {
+            cmd.env_remove(&key);
         }
-        cmd.args(args)
-            .env("DISPLAY", &xvfb.display)
-            .env("LATCH_HOME", home.path())
-            .env("HOME", home.path())
-            .env("XDG_CONFIG_HOME", home.file("xdg-config"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut tray = launch(&["--tray"]);
+    }
+    let mut tray = cmd
+        .arg("--tray")
+        .env("DISPLAY", &xvfb.display)
+        .env("LATCH_HOME", home.path())
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.file("xdg-config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = tray.id();
-    // It serves: the status says so, and the proxy answers.
-    eventually("the app serving the home", Duration::from_secs(30), || {
-        home.json(&["status", "--json"])["home"]["serving"]["pid"] == pid
+    eventually("the tray serving the home", Duration::from_secs(30), || {
+        let serving = &home.json(&["status", "--json"])["home"]["serving"];
+        serving["pid"] == pid && serving["by"] == "the Latch tray" && !serving["addr"].is_null()
     });
-    let (status, body) = curl(&[&format!("http://127.0.0.1:{port}/jira/rest/api/3/myself")]);
-    assert_eq!(status, 401, "the proxy answers (no key): {body}");
-    let webkit = || {
+    // The desktop binary became `latch tray`: no webview, no WebKit process.
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "latch");
+    assert!(
         process_tree(pid)
             .iter()
-            .filter(|(_, name)| name.starts_with("WebKit"))
-            .count()
-    };
-    assert_eq!(
-        webkit(),
-        0,
-        "no webview in the tray: {:?}",
+            .all(|(_, n)| !n.starts_with("WebKit")),
+        "{:?}",
         process_tree(pid)
     );
-    // A second launch asks the running app for its window: it is built again.
-    let mut second = launch(&[]);
-    let _ = second.wait();
-    eventually(
-        "the window's WebKit process",
-        Duration::from_secs(30),
-        || webkit() > 0,
-    );
-    let _ = tray.kill();
-    let _ = tray.wait();
-    drop(xvfb);
-}
-
-/// What a person reads on the cards, the Providers table and the dialogs is what is true of
-/// each credential kind, and Activity draws the audit's minutes: a service account, a scoped
-/// API token ending soon and a Data Center PAT, with no OAuth app anywhere.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[allow(clippy::await_holding_lock)]
-async fn cards_dialogs_and_activity_say_what_each_credential_is() {
-    use crate::support::{EMAIL, SCOPED_TOKEN};
-    require_secret_service();
-    let _desktop = crate::support::DESKTOP_BINARY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let fixture = Fixture::start();
-    let home = Home::with_fixture_endpoints_only(&fixture);
-    let svc = [
-        "connector",
-        "add",
-        "jira-svc",
-        "--type",
-        "jira",
-        "--auth",
-        "service",
-        "--client-id",
-        SVC_CLIENT_ID,
-        "--site",
-        "acme",
-    ];
-    home.ok(&svc, "");
-    home.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
-    let token = [
-        "connector",
-        "add",
-        "jira",
-        "--type",
-        "jira",
-        "--auth",
-        "api-token",
-        "--email",
-        EMAIL,
-        "--site",
-        "acme",
-    ];
-    home.ok(&token, "");
-    let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(5)).date();
-    home.ok(
-        &["credential", "set", "jira", "--expires", &soon.to_string()],
-        SCOPED_TOKEN,
-    );
-    let dc_base = format!("{}/dc", fixture.base);
-    home.ok(
-        &[
-            "provider",
-            "add",
-            "corp-jira",
-            "--preset",
-            "jira-dc",
-            "--base-url",
-            &dc_base,
-        ],
-        "",
-    );
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-pat",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "pat",
-        ],
-        "",
-    );
-    home.ok(&["credential", "set", "dc-pat"], crate::datacenter::DC_PAT);
-    let key = home.key_for("chart-tool", &["jira"]);
-    let port = free_port();
-    home.append_config(&format!("\n[proxy]\nlisten = \"127.0.0.1:{port}\"\n"));
-
-    let xvfb = Xvfb::start();
-    let driver = TauriDriver::start(driver_for(&xvfb, &home));
-    let window = Session::open(&driver, &desktop_binary()).await;
-    let shots = screenshots();
-    for name in ["jira-svc", "jira", "dc-pat"] {
-        window
-            .wait_for(
-                &format!("[data-connector={name}][data-state=ok]"),
-                Duration::from_secs(30),
-            )
-            .await;
-    }
-    let count = |css: &str| {
-        let css = css.to_owned();
-        let window = &window;
-        async move {
-            window
-                .script(
-                    "return document.querySelectorAll(arguments[0]).length",
-                    json!([css]),
-                )
-                .await
-        }
-    };
-
-    // 1. Each card shows what its credential carries, not the OAuth app's scopes.
-    let chips = window
-        .text("[data-connector=jira-svc] [data-carries=scopes]")
-        .await;
-    assert!(
-        chips.contains("read:jira-work") && chips.contains("read:confluence-user"),
-        "the service account's own scopes: {chips}"
-    );
-    assert!(!chips.contains("offline_access"), "{chips}");
-    let carries = window
-        .text("[data-connector=jira] [data-carries=permissions]")
-        .await;
-    assert!(
-        carries.contains("chosen when the token was created"),
-        "{carries}"
-    );
-    let carries = window
-        .text("[data-connector=dc-pat] [data-carries=permissions]")
-        .await;
-    assert!(carries.contains("user's permissions"), "{carries}");
-    let pat = window.text("[data-connector=dc-pat]").await;
-    assert!(!pat.contains("READ WRITE"), "{pat}");
-
-    // 2. A Ready card's main action is to use it, not to set its credential again.
-    for name in ["jira-svc", "jira", "dc-pat"] {
-        assert_eq!(
-            count(&format!(
-                "[data-connector={name}] button.primary[data-action=copy_url]"
-            ))
-            .await,
-            json!(1),
-            "{name}"
-        );
-    }
-
-    // 3. A Data Center card names its instance; a PAT-only provider needs no sign-in or callback.
-    assert!(pat.contains(&dc_base) && !pat.contains("no site"), "{pat}");
-    let row = window.text("tr[data-provider=corp-jira]").await;
-    assert!(
-        row.contains("no sign-in needed") && !row.contains("not signed in"),
-        "{row}"
-    );
-    assert!(!row.contains("/callback"), "{row}");
-
-    // 4. Commands in findings are code, without backticks; the fix is its own line.
-    let attention = window
-        .text("[data-connector=jira] [data-testid=attention]")
-        .await;
-    assert!(!attention.contains('`'), "{attention}");
-    assert_eq!(
-        window
-            .script(
-                "return document.querySelector('[data-connector=jira] [data-testid=attention] code')?.textContent",
-                json!([])
-            )
-            .await,
-        json!("latch credential set jira")
-    );
-    window.screenshot(&shots.join("credential-kinds.png")).await;
-    // Add connector opens on a free name, without the last attempt's error.
-    window.click("[data-action=add_connector]").await;
-    let form = "form[aria-label='Add connector']";
-    window
-        .wait_for(
-            &format!("{form} input[name=name][placeholder=jira-2]"),
-            Duration::from_secs(10),
-        )
-        .await;
-    window
-        .type_into(&format!("{form} input[name=name]"), "jira")
-        .await;
-    window
-        .wait_for_text(
-            &format!("{form} .tone-error"),
-            "already exists",
-            Duration::from_secs(10),
-        )
-        .await;
-    window
-        .click(&format!("{form} button[data-action=cancel]"))
-        .await;
-    window.click("[data-action=add_connector]").await;
-    window
-        .wait_for(
-            &format!("{form} section[aria-label='Scope changes'] p"),
-            Duration::from_secs(10),
-        )
-        .await;
-    assert_eq!(count(&format!("{form} .tone-error")).await, json!(0));
-    assert_eq!(
-        window
-            .script(
-                "return document.querySelector(arguments[0]).value",
-                json!([format!("{form} input[name=name]")])
-            )
-            .await,
-        json!("")
-    );
-    window
-        .click(&format!("{form} button[data-action=cancel]"))
-        .await;
-    // Add provider lists only products that have scopes to add.
-    window.click("[data-action=add_provider]").await;
-    let steps = window.text("form[aria-label='Add provider']").await;
-    assert!(steps.contains("Jira:"), "{steps}");
-    assert!(!steps.contains("JSM Operations"), "{steps}");
-    window
-        .click("form[aria-label='Add provider'] button[data-action=cancel]")
-        .await;
-
-    // 5. Activity draws the last minutes by result, from the audit.
-    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let url = format!("http://127.0.0.1:{port}/jira/rest/api/3/myself");
     let bearer = format!("Authorization: Bearer {key}");
-    window
-        .wait_for_text(
-            "[data-testid=serving]",
-            "the desktop app",
-            Duration::from_secs(30),
-        )
-        .await;
-    for _ in 0..3 {
-        let (status, body) = curl(&["-H", &bearer, &url("/jira/rest/api/3/myself")]);
-        assert_eq!(status, 200, "{body}");
-    }
-    let (status, _) = curl(&["-H", &bearer, &url("/jira-svc/rest/api/3/myself")]);
-    assert_eq!(status, 403, "the key is not for jira-svc");
-    let (status, _) = curl(&["-H", &bearer, &url("/jira/__status/503")]);
-    assert_eq!(status, 503);
-    window.click("#tab-activity").await;
-    let chart = "[data-testid=activity-chart]";
-    window
-        .wait_for_text(
-            &format!("{chart} [data-total=failed]"),
-            "1",
-            Duration::from_secs(15),
-        )
-        .await;
-    let totals = window
-        .script(
-            "return ['allowed', 'refused', 'failed'].map((k) => document.querySelector(`${arguments[0]} [data-total=${k}]`).textContent)",
-            json!([chart]),
-        )
-        .await;
-    assert_eq!(totals, json!(["3", "1", "1"]));
-    assert!(
-        count(&format!("{chart} rect.allowed[height]")).await != json!(0),
-        "bars drawn"
-    );
-    window.screenshot(&shots.join("activity.png")).await;
+    // Latch answers for jira itself (not signed in yet): the proxy is up.
+    let (served, body) = curl(&["-H", &bearer, &url]);
+    assert!(body.contains("\"error\""), "{served}: {body}");
 
-    window.close().await;
-    drop(driver);
+    // The icon, as a tray host sees it on the session bus.
+    let item = format!("org.kde.StatusNotifierItem-{pid}-1");
+    eventually("the tray's menu", Duration::from_secs(30), || {
+        tray_menu(&item)
+            .iter()
+            .any(|(_, l)| l == "jira — not signed in")
+    });
+    let tip = dbus_send(&[
+        &format!("--dest={item}"),
+        "/StatusNotifierItem",
+        "org.freedesktop.DBus.Properties.Get",
+        "string:org.kde.StatusNotifierItem",
+        "string:ToolTip",
+    ]);
+    assert!(tip.contains("Latch: a connector waits for you"), "{tip}");
+    let labels: Vec<String> = tray_menu(&item).into_iter().map(|(_, l)| l).collect();
+    for want in [
+        "confluence — not signed in",
+        "Open Latch",
+        "Pause proxy",
+        "Quit Latch",
+    ] {
+        assert!(labels.iter().any(|l| l == want), "{want}: {labels:?}");
+    }
+
+    // Pause proxy: every face sees it, tools get 503.
+    tray_click(&item, "Pause proxy");
+    let (status, body) = curl(&["-H", &bearer, &url]);
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("proxy_paused"), "{body}");
+    assert_eq!(
+        home.json(&["status", "--json"])["home"]["serving"]["paused"],
+        true
+    );
+    tray_click(&item, "Pause proxy");
+    let (status, _) = curl(&["-H", &bearer, &url]);
+    assert_eq!(status, served, "resumed");
+
+    // Open Latch: the window's own process, beside the tray, which still serves.
+    tray_click(&item, "Open Latch");
+    eventually(
+        "the window and its WebKit process",
+        Duration::from_secs(30),
+        || {
+            let names: Vec<String> = processes_of(&home).into_iter().map(|(_, n)| n).collect();
+            names.iter().any(|n| n == "latch-desktop")
+                && names.iter().any(|n| n.starts_with("WebKit"))
+        },
+    );
+    assert_eq!(
+        home.json(&["status", "--json"])["home"]["serving"]["pid"],
+        pid
+    );
+    // The window's process ends (the window test closes it with Ctrl+W): nothing of it stays.
+    let window = processes_of(&home)
+        .into_iter()
+        .find(|(_, n)| n == "latch-desktop")
+        .unwrap();
+    let _ = Command::new("kill").arg(window.0.to_string()).status();
+    eventually(
+        "the window's processes to end",
+        Duration::from_secs(30),
+        || {
+            processes_of(&home)
+                .iter()
+                .all(|(_, n)| n != "latch-desktop" && !n.starts_with("WebKit"))
+        },
+    );
+    let (status, _) = curl(&["-H", &bearer, &url]);
+    assert_eq!(status, served, "the tray serves on");
+
+    // Quit: the tray stops serving and exits.
+    tray_click(&item, "Quit Latch");
+    let code = tray.wait().unwrap();
+    assert!(code.success(), "{code:?}");
+    assert!(home.json(&["status", "--json"])["home"]["serving"].is_null());
     drop(xvfb);
 }

@@ -12,6 +12,30 @@ pub(crate) struct Home {
     env: std::sync::Mutex<Vec<(String, Option<String>)>>,
 }
 
+/// No process outlives its test: a tray the desktop app started (in a process group of its
+/// own, as it should be), or one that took over as a window closed, is stopped with its home.
+impl Drop for Home {
+    fn drop(&mut self) {
+        let needle = format!("LATCH_HOME={}", self.path().display());
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
+            }
+        }
+    }
+}
+
 impl Home {
     pub(crate) fn new() -> Self {
         Self {

@@ -253,6 +253,23 @@ impl Session {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Presses Ctrl and `key` together, as a person does (what follows may end the session:
+    /// its answer is not awaited as a result).
+    pub(crate) async fn press_ctrl(&self, key: char) {
+        let keys = json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": "\u{E009}"},
+            {"type": "keyDown", "value": key.to_string()},
+            {"type": "keyUp", "value": key.to_string()},
+            {"type": "keyUp", "value": "\u{E009}"},
+        ]}]});
+        let _ = self
+            .http
+            .post(format!("{}/actions", self.base))
+            .json(&keys)
+            .send()
+            .await;
+    }
+
     pub(crate) async fn close(self) {
         let _ = self.http.delete(&self.base).send().await;
     }

@@ -26,6 +26,7 @@ mod serve;
 mod session;
 mod status;
 mod table;
+mod tray;
 
 use exit::Failure;
 
@@ -92,6 +93,12 @@ enum Command {
         after_help = "Example:\n  latch serve\n  latch serve --listen 127.0.0.1:0   # an ephemeral port, printed"
     )]
     Serve(serve::ServeCmd),
+    /// The desktop app's tray: the proxy and refreshes of `latch serve`, with a tray icon and
+    /// notifications, in a small process the window comes and goes beside.
+    #[command(
+        after_help = "Example:\n  latch tray   # what `latch-desktop --tray` (autostart) runs"
+    )]
+    Tray(tray::TrayCmd),
     /// Local keys for tools that call the proxy.
     #[command(subcommand)]
     #[command(
@@ -148,6 +155,7 @@ fn main() -> ExitCode {
         Command::Credential(c) => c.json(),
         Command::Token(c) => c.json,
         Command::Serve(_)
+        | Command::Tray(_)
         | Command::Exec(_)
         | Command::GitCredential(_)
         | Command::Completion { .. }
@@ -170,6 +178,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => cmd.run(),
         Command::Credential(cmd) => cmd.run(),
         Command::Serve(cmd) => cmd.run(),
+        Command::Tray(cmd) => cmd.run(),
         Command::Keys(cmd) => cmd.run(),
         Command::Exec(cmd) => cmd.run(),
         Command::Audit(cmd) => cmd.run(),

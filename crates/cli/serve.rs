@@ -29,7 +29,7 @@ fn multi_thread() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::internal(format!("cannot start the async runtime: {e}")))
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -47,7 +47,7 @@ async fn wait_for_signal() {
 /// `latch serve` runs on one thread: requests of a connection are sequential anyway, and one
 /// thread saves the work-stealing scheduler's wake-ups and atomics on every request. Keychain
 /// calls and lock files go to tokio's blocking pool.
-fn one_thread() -> Result<tokio::runtime::Runtime, Failure> {
+pub(crate) fn one_thread() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -25,4 +25,5 @@ pub(crate) const COMMANDS: &[&str] = &[
     "settings",
     "set_autostart",
     "window_painted",
+    "close_window",
 ];

@@ -475,7 +475,7 @@ pub(crate) fn proxy(desktop: Shared<'_>) -> ProxyView {
 }
 
 #[tauri::command]
-pub(crate) fn set_proxy_paused(desktop: Shared<'_>, paused: bool) -> ProxyView {
+pub(crate) fn set_proxy_paused(desktop: Shared<'_>, paused: bool) -> Result<ProxyView, IpcError> {
     desktop.set_proxy_paused(paused)
 }
 
@@ -493,10 +493,16 @@ pub(crate) fn settings(app: AppHandle) -> Settings {
     }
 }
 
+/// Closes the window as its close button does (Ctrl+W): the process ends, the tray stays.
+#[tauri::command]
+pub(crate) fn close_window(window: tauri::WebviewWindow) {
+    let _ = window.close();
+}
+
 /// The window painted its first status (logged with how long it took to appear).
 #[tauri::command]
 pub(crate) fn window_painted() {
-    crate::tray::painted();
+    crate::window::painted();
 }
 
 #[tauri::command]

@@ -25,7 +25,6 @@ pub(crate) struct ProxyView {
 #[derive(Default)]
 struct ProxySlot {
     runtime: Option<Arc<latch_runtime::Runtime>>,
-    paused: bool,
     error: Option<String>,
 }
 
@@ -92,7 +91,6 @@ impl Desktop {
         failed: Option<String>,
     ) {
         let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-        runtime.set_paused(slot.paused);
         slot.runtime = Some(runtime);
         slot.error = failed;
     }
@@ -136,16 +134,34 @@ impl Desktop {
             .error = Some(why);
     }
 
-    pub(crate) fn set_proxy_paused(&self, paused: bool) -> ProxyView {
-        {
-            let mut slot = self.proxy.lock().unwrap_or_else(PoisonError::into_inner);
-            slot.paused = paused;
-            if let Some(runtime) = &slot.runtime {
-                runtime.set_paused(paused);
+    /// Pauses or resumes the home's proxy, whichever process serves it (the tray, `latch
+    /// serve` or this one).
+    pub(crate) fn set_proxy_paused(&self, paused: bool) -> Result<ProxyView, IpcError> {
+        let runtime = self
+            .proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .runtime
+            .clone();
+        match runtime {
+            Some(runtime) => runtime.set_paused(paused),
+            None => {
+                latch_core::app::serving::set_paused(&self.home, paused)
+                    .map_err(|e| IpcError::new("proxy_pause_failed", e.to_string()))?;
+                latch_core::app::serving::nudge(&self.home);
             }
         }
         self.nudge();
-        self.proxy_view()
+        Ok(self.proxy_view())
+    }
+
+    /// Whether this process serves the home (it took over, or there is no tray).
+    pub(crate) fn serves_here(&self) -> bool {
+        self.proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .runtime
+            .is_some()
     }
 
     pub(crate) fn proxy_view(&self) -> ProxyView {
@@ -156,7 +172,10 @@ impl Desktop {
                 .as_ref()
                 .and_then(|s| s.addr())
                 .map(|a| format!("http://{a}")),
-            paused: slot.paused,
+            paused: slot.runtime.as_ref().map_or_else(
+                || latch_core::app::serving::paused(&self.home),
+                |runtime| runtime.paused(),
+            ),
             error: slot.error.clone(),
         }
     }

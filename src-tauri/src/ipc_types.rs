@@ -136,3 +136,17 @@ fn main_registers_exactly_the_listed_commands() {
     let listed: BTreeSet<&str> = COMMANDS.iter().copied().collect();
     assert_eq!(registered, listed);
 }
+
+#[test]
+fn the_window_is_granted_exactly_the_listed_commands() {
+    let capabilities: serde_json::Value =
+        serde_json::from_str(include_str!("../capabilities/default.json")).unwrap();
+    let granted: BTreeSet<String> = capabilities["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.as_str()?.strip_prefix("allow-").map(str::to_owned))
+        .collect();
+    let listed: BTreeSet<String> = COMMANDS.iter().map(|c| c.replace('_', "-")).collect();
+    assert_eq!(granted, listed);
+}

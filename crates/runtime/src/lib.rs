@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use latch_core::app::serving::ServeClaim;
+use latch_core::app::serving::{self, ServeClaim};
 use latch_core::app::App;
 use latch_proxy::{start_paused_by, Running, StartError};
 
@@ -68,6 +68,10 @@ impl Runtime {
     ) -> Result<(Arc<Self>, Option<StartError>), StartError> {
         let stamp = app.home().config_stamp();
         let configured = app.config().listen;
+        // A pause belongs to the process that served before: this one starts serving.
+        if let Err(err) = serving::set_paused(app.home(), false) {
+            tracing::warn!(%err, "could not clear the home's pause");
+        }
         let paused = Arc::new(AtomicBool::new(false));
         let want = listen.unwrap_or(configured);
         let (proxy, failed) = match start_paused_by(&app, want, Arc::clone(&paused)).await {
@@ -76,6 +80,14 @@ impl Runtime {
             Err(err) => return Err(err),
         };
         let scheduler = schedule(&app, proxy.as_ref());
+        // Another face that changed latch.toml or the pause says so with a SIGUSR1
+        // (`serving::nudge`): the watch looks at once rather than at its next tick. Handled
+        // before it is announced, so that the signal never meets its default action.
+        let mut nudged =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
+        if nudged.is_some() {
+            claim.accept_nudges();
+        }
         if let Err(err) = claim.announce(proxy.as_ref().map(|p| p.addr)) {
             tracing::warn!(%err, "could not say where this home is served");
         }
@@ -99,7 +111,15 @@ impl Runtime {
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(CONFIG_CHECK);
                 loop {
-                    tick.tick().await;
+                    match &mut nudged {
+                        Some(nudged) => tokio::select! {
+                            _ = tick.tick() => {}
+                            _ = nudged.recv() => {}
+                        },
+                        None => {
+                            tick.tick().await;
+                        }
+                    }
                     if let Some(event) = runtime.look().await {
                         events(event);
                     }
@@ -131,9 +151,12 @@ impl Runtime {
         self.serve_current(&mut inner).await
     }
 
-    /// Pauses or resumes the proxy (503 `proxy_paused` meanwhile).
+    /// Pauses or resumes the proxy (503 `proxy_paused` meanwhile), for every face to see.
     pub fn set_paused(&self, paused: bool) {
         self.paused.store(paused, Ordering::Relaxed);
+        if let Err(err) = serving::set_paused(self.app.home(), paused) {
+            tracing::warn!(%err, "could not record the pause for other faces");
+        }
     }
 
     /// Whether the proxy is paused.
@@ -167,6 +190,9 @@ impl Runtime {
 
     /// The watch's one look: when latch.toml changed, the home reads it again and serves it.
     async fn look(&self) -> Option<RuntimeEvent> {
+        // Another face (the window beside the tray, say) may have paused or resumed it.
+        self.paused
+            .store(serving::paused(self.app.home()), Ordering::Relaxed);
         let mut inner = self.inner.lock().await;
         let now = self.app.home().config_stamp();
         if now == inner.stamp {

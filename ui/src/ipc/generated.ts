@@ -314,7 +314,7 @@ export type KeychainState = "open" | "locked" | "unreachable" | "unknown";
 
 export type Serving = { 
 /**
- * `latch serve` or `the desktop app`.
+ * `latch serve`, `the Latch tray` or `the desktop app`.
  */
 by: string, 
 /**
@@ -328,7 +328,15 @@ addr: string | null,
 /**
  * Since when.
  */
-since: string, };
+since: string, 
+/**
+ * Whether its proxy is paused (tools get 503 `proxy_paused`).
+ */
+paused: boolean, 
+/**
+ * Whether it looks at latch.toml and the pause at once on SIGUSR1 ([`nudge`]).
+ */
+reloads_on_sigusr1: boolean, };
 
 export type GrantState = "ok" | "needs_login" | "refresh_failing" | "refresh_uncertain" | "credential_rejected";
 
@@ -1271,6 +1279,7 @@ export const COMMANDS = [
   "settings",
   "set_autostart",
   "window_painted",
+  "close_window",
 ] as const;
 
 export type Command = (typeof COMMANDS)[number];

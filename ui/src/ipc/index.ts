@@ -35,6 +35,7 @@ export const tauriHost: Host = {
   settings: () => invoke("settings"),
   setAutostart: (enabled) => invoke("set_autostart", { enabled }),
   windowPainted: () => invoke("window_painted"),
+  closeWindow: () => invoke("close_window"),
   onStatus: (handler) => listen<StatusReport>("status", (event) => handler(event.payload)),
   onSignIn: (handler) => listen<SignInEvent>("sign-in", (event) => handler(event.payload)),
 };

@@ -320,7 +320,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         database: "/mock/latch.db",
         secret_store: "the OS keychain",
         keychain: "open",
-        serving: { by: "the desktop app", pid: 4242, addr: proxy.url?.replace("http://", "") ?? null, since: inFuture(0, now) },
+        serving: { by: "the Latch tray", pid: 4242, addr: proxy.url?.replace("http://", "") ?? null, since: inFuture(0, now), paused: proxy.paused, reloads_on_sigusr1: true },
       },
       providers: providerStatus,
       connectors: connectors.map(connectorStatus),
@@ -706,6 +706,9 @@ export function createMockHost(options: MockOptions = {}): MockHost {
     },
     async windowPainted() {
       count("windowPainted");
+    },
+    async closeWindow() {
+      count("closeWindow");
     },
     async onStatus(handler) {
       statusHandlers.add(handler);

@@ -59,6 +59,8 @@ export interface Host {
   setAutostart(enabled: boolean): Promise<Settings>;
   /** Called once, after the first frame with the status in it. */
   windowPainted(): Promise<void>;
+  /** Closes the window (Ctrl+W), as its close button does. */
+  closeWindow(): Promise<void>;
   onStatus(handler: (report: StatusReport) => void): Promise<Unlisten>;
   onSignIn(handler: (event: SignInEvent) => void): Promise<Unlisten>;
 }

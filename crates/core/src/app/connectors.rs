@@ -205,7 +205,7 @@ impl Connectors<'_> {
         )?;
         let next = edit.validate()?;
         edit.write()?;
-        self.app.replace_config(next);
+        self.app.written(next);
         let config = self.app.config();
         self.app
             .db()
@@ -248,7 +248,7 @@ impl Connectors<'_> {
         edit.remove("connectors", name);
         let next = edit.validate()?;
         edit.write()?;
-        self.app.replace_config(next);
+        self.app.written(next);
         let config = self.app.config();
         self.app
             .db()
@@ -304,7 +304,7 @@ impl Connectors<'_> {
         }
         let next = edit.validate()?;
         edit.write()?;
-        self.app.replace_config(next);
+        self.app.written(next);
         let config = self.app.config();
         let after = config.scope_request(&c.provider).scopes();
         let now = config
@@ -335,7 +335,7 @@ impl Connectors<'_> {
         edit.set("connectors", connector, &[("site", Some(site))])?;
         let next = edit.validate()?;
         edit.write()?;
-        self.app.replace_config(next);
+        self.app.written(next);
         Ok(())
     }
 

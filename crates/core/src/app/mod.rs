@@ -155,6 +155,13 @@ impl App {
         };
     }
 
+    /// latch.toml was just written with `next`: this face uses it, and the process serving the
+    /// home (another one) is asked to look now rather than at its next tick.
+    pub(crate) fn written(&self, next: Config) {
+        self.replace_config(next);
+        serving::nudge(&self.home);
+    }
+
     /// Reads latch.toml again (another face or a person changed it); the running configuration
     /// stays when the file does not open.
     pub fn reload(&self) -> Result<Arc<Config>> {
@@ -218,7 +225,7 @@ impl App {
         edit.add_manifest(&absolute.to_string_lossy());
         let next = edit.validate()?;
         edit.write()?;
-        self.replace_config(next);
+        self.written(next);
         Ok(self
             .config()
             .catalog

@@ -297,7 +297,7 @@ impl Providers<'_> {
             None => false,
         };
         edit.write()?;
-        self.app.replace_config(next);
+        self.app.written(next);
         self.app
             .db()
             .provider_upsert(&request.name, now)

@@ -1,7 +1,8 @@
 //! One proxy and one refresh scheduler per home: whichever of `latch serve` and the desktop app
 //! starts first claims the home (an OS lock on `locks/serve.lock`, released by the OS when its
 //! holder dies) and says where it serves (`locks/serve.json`); the other shows that and stays
-//! out of the way. `latch exec`'s private proxies claim nothing.
+//! out of the way. `latch exec`'s private proxies claim nothing. Any face may pause the home's
+//! proxy (`locks/proxy.paused`): the serving process honours it within its watch's tick.
 
 use std::fs::{File, TryLockError};
 use std::io::Write as _;
@@ -17,7 +18,7 @@ use crate::config::home::Home;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 pub struct Serving {
-    /// `latch serve` or `the desktop app`.
+    /// `latch serve`, `the Latch tray` or `the desktop app`.
     pub by: String,
     /// Its process id.
     pub pid: u32,
@@ -27,6 +28,12 @@ pub struct Serving {
     #[serde(with = "crate::clock::stamp")]
     #[cfg_attr(feature = "ts", ts(type = "string"))]
     pub since: time::OffsetDateTime,
+    /// Whether its proxy is paused (tools get 503 `proxy_paused`).
+    #[serde(default)]
+    pub paused: bool,
+    /// Whether it looks at latch.toml and the pause at once on SIGUSR1 ([`nudge`]).
+    #[serde(default)]
+    pub reloads_on_sigusr1: bool,
 }
 
 impl Serving {
@@ -46,6 +53,8 @@ pub struct ServeClaim {
     facts: PathBuf,
     by: String,
     since: time::OffsetDateTime,
+    /// Set once the holder handles SIGUSR1 (until then the signal's default would end it).
+    nudgeable: std::sync::atomic::AtomicBool,
 }
 
 /// What claiming found.
@@ -63,6 +72,49 @@ fn lock_path(home: &Home) -> PathBuf {
 
 fn facts_path(home: &Home) -> PathBuf {
     home.locks_dir().join("serve.json")
+}
+
+fn pause_path(home: &Home) -> PathBuf {
+    home.locks_dir().join("proxy.paused")
+}
+
+/// Pauses or resumes the home's proxy, whichever process serves it.
+pub fn set_paused(home: &Home, paused: bool) -> std::io::Result<()> {
+    let path = pause_path(home);
+    if paused {
+        std::fs::create_dir_all(home.locks_dir())?;
+        File::create(&path)?;
+        crate::config::home::private_file(&path);
+        Ok(())
+    } else {
+        match std::fs::remove_file(&path) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether the home's proxy is paused.
+pub fn paused(home: &Home) -> bool {
+    pause_path(home).exists()
+}
+
+/// Asks the process serving the home (another one) to look at latch.toml and the pause now
+/// rather than at its next tick: a SIGUSR1, sent only to a server that says it handles one.
+pub fn nudge(home: &Home) -> bool {
+    let Some(server) = serving(home) else {
+        return false;
+    };
+    if !server.reloads_on_sigusr1 || server.pid == std::process::id() {
+        return false;
+    }
+    let Some(pid) = i32::try_from(server.pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    rustix::process::kill_process(pid, rustix::process::Signal::USR1).is_ok()
 }
 
 fn open_lock(path: &Path) -> std::io::Result<File> {
@@ -112,6 +164,7 @@ fn claimed(home: &Home, file: File, by: &str) -> ServeClaim {
         facts: facts_path(home),
         by: by.to_owned(),
         since: crate::clock::now(),
+        nudgeable: std::sync::atomic::AtomicBool::new(false),
     };
     // Until the proxy listens: this process serves, without an address yet.
     let _ = claim.announce(None);
@@ -119,6 +172,13 @@ fn claimed(home: &Home, file: File, by: &str) -> ServeClaim {
 }
 
 impl ServeClaim {
+    /// The holder now handles SIGUSR1: other faces may [`nudge`] it (said at the next
+    /// [`ServeClaim::announce`]).
+    pub fn accept_nudges(&self) {
+        self.nudgeable
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Says where this process's proxy listens (written atomically for readers).
     pub fn announce(&self, addr: Option<SocketAddr>) -> std::io::Result<()> {
         let facts = Serving {
@@ -126,6 +186,8 @@ impl ServeClaim {
             pid: std::process::id(),
             addr: addr.map(|a| a.to_string()),
             since: self.since,
+            paused: false,
+            reloads_on_sigusr1: self.nudgeable.load(std::sync::atomic::Ordering::Relaxed),
         };
         let text = serde_json::to_string(&facts).map_err(std::io::Error::other)?;
         let temp = self.facts.with_extension("json.tmp");
@@ -152,7 +214,10 @@ pub fn serving(home: &Home) -> Option<Serving> {
             let _ = file.unlock();
             None
         }
-        Err(TryLockError::WouldBlock) => read_facts(home),
+        Err(TryLockError::WouldBlock) => read_facts(home).map(|facts| Serving {
+            paused: paused(home),
+            ..facts
+        }),
         Err(TryLockError::Error(_)) => None,
     }
 }
@@ -196,5 +261,20 @@ mod tests {
             claim(&home, "the desktop app").unwrap(),
             Claim::Claimed(_)
         ));
+    }
+
+    #[test]
+    fn any_face_pauses_the_home_and_the_server_is_seen_paused() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = Home::at(dir.path());
+        let Claim::Claimed(_claim) = claim(&home, "the Latch tray").unwrap() else {
+            panic!("a free home is claimed");
+        };
+        assert!(!serving(&home).unwrap().paused);
+        set_paused(&home, true).unwrap();
+        assert!(paused(&home) && serving(&home).unwrap().paused);
+        set_paused(&home, false).unwrap();
+        set_paused(&home, false).unwrap();
+        assert!(!paused(&home) && !serving(&home).unwrap().paused);
     }
 }
