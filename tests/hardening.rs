@@ -714,6 +714,8 @@ fn reloads_refuse_no_connection() {
                  \x20   except Exception as e:\n\
                  \x20       code = type(e).__name__\n\
                  \x20   seen[code] = seen.get(code, 0) + 1\n\
+                 \x20   if sum(seen.values()) == 1:\n\
+                 \x20       print('started', flush=True)\n\
                  print(seen)",
                 serve.url("/jira/rest/api/3/myself")
             ),
@@ -722,6 +724,11 @@ fn reloads_refuse_no_connection() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // The edits start once the client is sending (they apply at once, faster than Python starts).
+    let mut client_out = BufReader::new(client.stdout.take().unwrap());
+    let mut started = String::new();
+    BufRead::read_line(&mut client_out, &mut started).unwrap();
+    assert_eq!(started.trim(), "started");
     for name in ["conf-a", "conf-b", "conf-c"] {
         home.ok(
             &[
@@ -748,8 +755,9 @@ fn reloads_refuse_no_connection() {
         assert_eq!(status, 200, "{name} served after the edit: {body}");
     }
     drop(client.stdin.take());
-    let out = client.wait_with_output().unwrap();
-    let seen = stdout(&out);
+    let mut seen = String::new();
+    Read::read_to_string(&mut client_out, &mut seen).unwrap();
+    client.wait().unwrap();
     assert!(seen.contains("200:"), "{seen}");
     assert_eq!(
         seen.trim().trim_matches(['{', '}']).split(',').count(),
