@@ -7,11 +7,12 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 .DEFAULT_GOAL := help
 
 # Debian/Ubuntu packages: Tauri (webkit2gtk, appindicator), the Secret Service (gnome-keyring,
-# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium, WebKitWebDriver, git).
+# secret-tool, dbus), and the real parts the tests drive (Xvfb, Chromium, WebKitWebDriver, git,
+# nginx as a TLS and client-certificate gateway).
 APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 	libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
 	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver git \
-	python3 python3-venv
+	python3 python3-venv nginx
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -27,8 +28,15 @@ deps-apt:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing: $$missing"; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\n# make deps: packages installed for the tests start no service (nginx on port 80)\nexit 101\n' \
+	      | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null && $(SUDO) chmod +x /usr/sbin/policy-rc.d && guard=1; \
+	  fi; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  status=$$?; [ -z "$$guard" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d; \
+	  case " $$missing " in *" nginx "*) { command -v systemctl >/dev/null && $(SUDO) systemctl disable nginx >/dev/null 2>&1; } || true;; esac; \
+	  exit $$status; \
 	fi
 
 deps-rust:
@@ -98,7 +106,7 @@ bench-token: deps
 	scripts/with-keyring.sh python3 bench/token.py
 
 bench-proxy: deps
-	@command -v nginx >/dev/null && command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx wrk; }
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 	scripts/with-keyring.sh python3 bench/proxy.py
 
 bench-desktop: deps

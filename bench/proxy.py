@@ -7,13 +7,23 @@ answering a small JSON document on loopback) is reached
   (c) through nginx `proxy_pass` with a static Authorization header and upstream keep-alive,
 with wrk: requests/s at 64 connections (nginx with one worker, Latch with one runtime worker),
 and p50/p99 latency at 1 connection, each measured BENCH_ROUNDS times (default 2) side by side.
+A minimal hyper forwarder (crates/proxy/examples/bare_forwarder.rs: no key, policy, audit or
+credential) runs beside them as the bare-forwarding reference.
 Then 1 GiB is streamed through Latch and its peak RSS growth is read from /proc.
+
+The users' workload (BENCH_WAN_ROUNDS, default 2): an HTTPS upstream (nginx, a test CA, HTTP/2
+offered) one 20 ms round trip away behind bench/delay_relay.py, reached directly, through Latch
+(a Data Center PAT connector; its JSON answers' links rewritten) and through nginx `proxy_pass`
+with `keepalive 32`: (a) a new connection per request — 40 sequential `curl` processes, and 40
+Python `requests.get` without a session — and (b) one keep-alive client (one `curl` with 40 URLs).
 """
 import json
 import os
+import statistics
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -26,6 +36,8 @@ CONNECTIONS = 64
 # shared/reference/proxy-speed.md measured with -t2; -t1 leaves the proxy a core of its own.
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "1"))
 GIB = 1 << 30
+WAN_ROUNDS = int(os.environ.get("BENCH_WAN_ROUNDS", "2"))
+WAN_REQUESTS = 40
 
 
 def free_port():
@@ -54,7 +66,8 @@ def nginx(conf_body):
         f.write("worker_processes 1; daemon off; pid nginx.pid; error_log logs/error.log;\n"
                 "events { worker_connections 4096; }\n"
                 "http { access_log off; " + conf_body + " }\n")
-    return subprocess.Popen(["nginx", "-p", prefix, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    binary = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else "nginx"
+    return subprocess.Popen([binary, "-p", prefix, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wrk(url, connections, headers=()):
@@ -114,7 +127,8 @@ def rss_kib(pid, field):
 
 def main():
     # Line tables only: symbols for `BENCH_PERF=1` profiles, no effect on the code.
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "latch"], cwd=ROOT, check=True,
+    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "latch", "--example", "bare_forwarder",
+                    "-p", "latch", "-p", "latch-proxy"], cwd=ROOT, check=True,
                    env=dict(os.environ, CARGO_PROFILE_RELEASE_DEBUG="line-tables-only"))
     up_port, nginx_port = free_port(), free_port()
     files = tempfile.mkdtemp(prefix="latch-bench-files-")
@@ -135,7 +149,8 @@ def main():
     fixture = subprocess.Popen(["node", os.path.join(ROOT, "tests/fixture/server.js")],
                                env=dict(os.environ, FIXTURE_REDIRECT_URIS=redirect),
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    serve = None
+    serve = bare = None
+    wan = []
     try:
         base = f"http://127.0.0.1:{json.loads(fixture.stdout.readline())['port']}"
         wait_port(up_port)
@@ -168,6 +183,12 @@ def main():
         nginx_url = f"http://127.0.0.1:{nginx_port}{path}"
         auth = [f"Authorization: Bearer {key}"]
         urllib.request.urlopen(urllib.request.Request(latch_url, headers={"Authorization": f"Bearer {key}"})).read()
+        bare = subprocess.Popen([os.path.join(ROOT, "target", "release", "examples", "bare_forwarder"),
+                                 f"http://127.0.0.1:{up_port}"], stdout=subprocess.PIPE, text=True)
+        bare_url = f"http://{bare.stdout.readline().strip().rsplit('http://', 1)[1]}{path}"
+        if os.environ.get("BENCH_ONLY") == "wan":  # for a quick look at the users' workload alone
+            wan_bench(env, latch, latch_addr, wan)
+            return
 
         rss_idle = rss_kib(serve.pid, "VmRSS")
         if os.environ.get("BENCH_PERF"):
@@ -194,7 +215,8 @@ def main():
         rounds = []
         for _ in range(ROUNDS):
             results = {}
-            for name, url, headers in [("direct", direct_url, []), ("latch", latch_url, auth), ("nginx", nginx_url, [])]:
+            for name, url, headers in [("direct", direct_url, []), ("latch", latch_url, auth), ("nginx", nginx_url, []),
+                                       ("bare", bare_url, [])]:
                 results[name] = {"throughput": wrk(url, CONNECTIONS, headers), "latency": wrk(url, 1, headers)}
             rounds.append(results)
         # Where the CPU goes at 64 connections: each Latch thread, the nginx proxy worker, and the
@@ -218,7 +240,7 @@ def main():
         print(f"proxy benchmark: wrk -t{WRK_THREADS}, {DURATION} per run, {ROUNDS} rounds, upstream = nginx static JSON on "
               f"loopback, Latch release build ({os.cpu_count()} cores shared by wrk, upstream, proxy)")
         for i, results in enumerate(rounds, 1):
-            d, l, n = results["direct"], results["latch"], results["nginx"]
+            d, l, n, b = results["direct"], results["latch"], results["nginx"], results["bare"]
             print(f"round {i}: {'':1} {'req/s @' + str(CONNECTIONS) + 'c':>12} {'p50 @1c':>10} {'p99 @1c':>10} {'non-2xx':>8}")
             for name, r in results.items():
                 print(f"  {name:8} {r['throughput']['rps']:12.0f} {r['latency']['p50_us']:8.0f}us {r['latency']['p99_us']:8.0f}us "
@@ -226,7 +248,9 @@ def main():
             print(f"  latch/nginx throughput = {l['throughput']['rps'] / n['throughput']['rps']:.2f}; "
                   f"latch/direct = {l['throughput']['rps'] / d['throughput']['rps']:.2f}; "
                   f"added p50 over direct: latch {l['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us, "
-                  f"nginx {n['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us")
+                  f"nginx {n['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us, "
+                  f"bare hyper {b['latency']['p50_us'] - d['latency']['p50_us']:+.0f} us "
+                  f"(latch - bare = {l['latency']['p50_us'] - b['latency']['p50_us']:+.0f} us; target <= +15)")
         print(f"latch with an API token (keychain credential): {static['rps']:.0f} req/s @64c, non-2xx {static['non2xx']}")
         print(f"latch refusing (401, no upstream): {results_refusal:.0f} req/s")
         shown = ", ".join(f"{name} {us:.1f}" for name, us in sorted(latch_cpu.items(), key=lambda kv: -kv[1]) if us >= 0.05)
@@ -236,10 +260,101 @@ def main():
               f"peak after streaming 1 GiB {rss_peak / 1024:.1f} MiB "
               f"(growth while streaming {(rss_peak - hwm_before_stream) / 1024:.1f} MiB; "
               f"1 GiB in {download_s:.1f} s = {GIB / download_s / 1e6:.0f} MB/s)")
+        if os.environ.get("BENCH_ONLY") != "loopback":
+            wan_bench(env, latch, latch_addr, wan)
     finally:
-        for p in (serve, fixture, upstream, via_nginx):
+        for p in (serve, fixture, upstream, via_nginx, bare, *wan):
             if p:
                 p.terminate()
+
+
+def timed(run):
+    start = time.perf_counter()
+    run()
+    return (time.perf_counter() - start) * 1000
+
+
+def wan_bench(env, latch, latch_addr, procs):
+    """The users' workload: an HTTPS upstream 20 ms away, new connections vs one keep-alive client."""
+    certs = tempfile.mkdtemp(prefix="latch-bench-tls-")
+    ca, ca_key, cert, key, csr = (os.path.join(certs, n) for n in ("ca.pem", "ca.key", "cert.pem", "key.pem", "cert.csr"))
+    quiet = dict(check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Latch bench CA",
+                    "-keyout", ca_key, "-out", ca], **quiet)
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", key, "-out", csr],
+                   **quiet)
+    ext = os.path.join(certs, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+                    "-extfile", ext, "-out", cert], **quiet)
+    os.chmod(certs, 0o755)
+    for name in os.listdir(certs):
+        os.chmod(os.path.join(certs, name), 0o644)
+    tls_port, nginx_port = free_port(), free_port()
+    # -I: bench/token.py must not shadow the standard library's `token` module.
+    relay = subprocess.Popen([sys.executable, "-I", os.path.join(ROOT, "bench", "delay_relay.py"), str(tls_port)],
+                             stdout=subprocess.PIPE, text=True)
+    procs.append(relay)
+    relay_port = int(relay.stdout.readline())
+    upstream = nginx(f"server {{ listen 127.0.0.1:{tls_port} ssl http2; ssl_certificate {cert}; "
+                     f"ssl_certificate_key {key}; keepalive_timeout 300s; keepalive_requests 100000; "
+                     f"location / {{ default_type application/json; "
+                     f"return 200 '{{\"self\":\"https://localhost:{relay_port}/rest/api/2/myself\",\"ok\":true}}'; }} }}")
+    procs.append(upstream)
+    wait_port(tls_port)
+    via_nginx = nginx(f"upstream wan {{ server 127.0.0.1:{relay_port}; keepalive 32; }} "
+                      f"server {{ listen 127.0.0.1:{nginx_port}; location / {{ proxy_pass https://wan; "
+                      f"proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host localhost; "
+                      f"proxy_ssl_trusted_certificate {ca}; proxy_ssl_verify on; proxy_ssl_name localhost; "
+                      f"proxy_ssl_server_name on; proxy_ssl_session_reuse on; "
+                      f"proxy_set_header Authorization \"Bearer static-token\"; }} }}")
+    procs.append(via_nginx)
+    wait_port(nginx_port)
+    latch("provider", "add", "wan", "--preset", "jira-dc", "--base-url", f"https://localhost:{relay_port}",
+          "--ca-file", ca)
+    latch("connector", "add", "wan", "--type", "jira-dc", "--provider", "wan", "--auth", "pat")
+    subprocess.run([LATCH, "credential", "set", "wan"], env=env, input="bench-pat", capture_output=True, text=True)
+    key = latch("keys", "create", "bench-wan", "--connector", "wan").strip()
+    path = "/rest/api/2/myself"
+    urls = {
+        "direct": (f"https://localhost:{relay_port}{path}", []),
+        "latch": (f"http://{latch_addr}/wan{path}", ["-H", f"Authorization: Bearer {key}"]),
+        "nginx": (f"http://127.0.0.1:{nginx_port}{path}", []),
+    }
+
+    def curl_each(url, headers):
+        for _ in range(WAN_REQUESTS):
+            subprocess.run(["curl", "-sf", "-o", "/dev/null", "--cacert", ca, *headers, url], check=True)
+
+    def curl_one(url, headers):
+        subprocess.run(["curl", "-sf", "--cacert", ca, *headers, *(["-o", "/dev/null", url] * WAN_REQUESTS)],
+                       check=True)
+
+    def requests_each(url, headers):
+        header = dict([headers[1].split(": ", 1)]) if headers else {}
+        script = ("import requests, sys\n"
+                  f"for _ in range({WAN_REQUESTS}):\n"
+                  f"    requests.get({url!r}, headers={header!r}, verify={ca!r}).raise_for_status()\n")
+        subprocess.run([sys.executable, "-c", script], check=True)
+
+    for name, (url, headers) in urls.items():
+        curl_one(url, headers)  # warm: the pools hold a connection, as they would in use
+    workloads = [("new connection per request: 40 curl processes", curl_each),
+                 ("new connection per request: 40 requests.get, no session", requests_each),
+                 ("one keep-alive client: one curl, 40 requests", curl_one)]
+    figures = {w: {n: [] for n in urls} for w, _ in workloads}
+    for _ in range(WAN_ROUNDS):
+        for workload, run in workloads:
+            for name, (url, headers) in urls.items():
+                figures[workload][name].append(timed(lambda: run(url, headers)))
+    print(f"users' workload: HTTPS upstream (nginx, HTTP/2 offered) 20 ms round trip away (delay relay), "
+          f"{WAN_REQUESTS} requests, {WAN_ROUNDS} rounds, median ms")
+    print(f"  {'':58} {'direct':>8} {'latch':>8} {'nginx':>8} {'latch/nginx':>12} {'latch/direct':>13}")
+    for workload, _ in workloads:
+        m = {n: statistics.median(v) for n, v in figures[workload].items()}
+        print(f"  {workload:58} {m['direct']:8.0f} {m['latch']:8.0f} {m['nginx']:8.0f} "
+              f"{m['latch'] / m['nginx']:12.2f} {m['latch'] / m['direct']:13.2f}")
 
 
 if __name__ == "__main__":

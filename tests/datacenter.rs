@@ -8,8 +8,8 @@ use crate::support::{
 
 const DC_CLIENT_ID: &str = "dc-link-client";
 const DC_CLIENT_SECRET: &str = "dc-link-secret-fixture-81";
-const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
-const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
+pub(crate) const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
+pub(crate) const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
 pub(crate) const DC_PAT: &str = "dc-pat-fixture-61";
 const DC_PASSWORD: &str = "dc-password-fixture-72";
 
@@ -261,7 +261,7 @@ fn the_catalog_lists_data_center() {
 
 /// A PAT connector and a service-account connector on the `jira-dc` provider, each credential
 /// proven by `credential set` (a probe, and the token endpoint).
-fn add_pat_and_service_account(home: &Home) {
+pub(crate) fn add_pat_and_service_account(home: &Home) {
     home.ok(
         &[
             "connector",
@@ -304,7 +304,9 @@ fn add_pat_and_service_account(home: &Home) {
 
 /// A test CA and a certificate it signs for localhost and 127.0.0.1, as PEM files in `dir`:
 /// (ca, cert, key).
-fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn test_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca.distinguished_name

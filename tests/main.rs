@@ -21,4 +21,5 @@ mod package;
 mod proxy;
 mod support;
 mod truth;
+mod upstream;
 mod webdriver;

@@ -1,4 +1,4 @@
-//! `latch provider add|list|secret|public-key`.
+//! `latch provider add|list|secret|public-key|client-cert`.
 
 use clap::{Args, Subcommand};
 use latch_core::app::{AddProvider, EndpointOverrides, LinkKeySource, LinkPublicKey, LinkSetup};
@@ -35,6 +35,25 @@ pub(crate) enum Cmd {
         /// Provider name.
         name: String,
         /// Print JSON (consumer key, public key, fingerprint).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Present a client certificate (mTLS) on every connection to the provider's endpoints
+    /// and API: the key goes to the keychain, the certificate's path to latch.toml.
+    #[command(
+        name = "client-cert",
+        after_help = "Example:\n  latch provider client-cert corp-jira --cert ~/certs/me.pem --key ~/certs/me.key\n  shred -u ~/certs/me.key   # the keychain holds it now"
+    )]
+    ClientCert {
+        /// Provider name.
+        name: String,
+        /// The PEM certificate (with its chain, if any) the gateway's admin issued.
+        #[arg(long, value_name = "FILE")]
+        cert: std::path::PathBuf,
+        /// Its private key, PKCS#1, PKCS#8 or EC PEM (read once into the keychain).
+        #[arg(long, value_name = "FILE")]
+        key: std::path::PathBuf,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -109,7 +128,7 @@ impl Cmd {
             Self::Add(a) => a.json,
             Self::List { json } => *json,
             Self::Secret { .. } => false,
-            Self::PublicKey { json, .. } => *json,
+            Self::PublicKey { json, .. } | Self::ClientCert { json, .. } => *json,
         }
     }
 
@@ -136,6 +155,38 @@ impl Cmd {
                     key.consumer_key, key.fingerprint
                 );
                 print!("{}", key.public_key);
+                Ok(())
+            }
+            Self::ClientCert {
+                name,
+                cert,
+                key,
+                json,
+            } => {
+                let latch = open_latch()?;
+                let pem = std::fs::read_to_string(&key).map_err(|e| {
+                    Failure::usage(format!(
+                        "cannot read the private key {}: {e}",
+                        key.display()
+                    ))
+                })?;
+                let set = latch.providers().set_client_cert(
+                    &name,
+                    &cert,
+                    &latch_core::secret::Secret::new(pem),
+                )?;
+                if json {
+                    return print_json(&set);
+                }
+                eprintln!(
+                    "Provider `{}` presents {} (expires {}) on every connection.\n\
+                     The key is in the OS keychain; latch.toml names the certificate: {}\n\
+                     You may delete the key file now.",
+                    set.provider,
+                    set.subject,
+                    latch_core::clock::fmt_time(set.not_after),
+                    set.path
+                );
                 Ok(())
             }
         }

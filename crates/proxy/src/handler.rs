@@ -11,11 +11,7 @@ use crate::{guard, key, path, policy, upstream, ProxyBody, Shared};
 
 /// Handles one request, whatever its body (hyper's `Incoming` from a socket, or a buffer in a
 /// test): every stage runs without a connection of its own.
-pub(crate) async fn handle<B>(
-    shared: &Shared,
-    upstreams: &upstream::UpstreamConnections,
-    request: Request<B>,
-) -> Response<ProxyBody>
+pub(crate) async fn handle<B>(shared: &Shared, request: Request<B>) -> Response<ProxyBody>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<crate::BoxError>,
@@ -55,7 +51,7 @@ where
                 .get(http::header::CONTENT_LENGTH)
                 .is_none_or(|v| v.as_bytes() != b"0");
         policy::allow(&key, &routed, request.method(), has_body)?;
-        upstream::forward(shared, &state, upstreams, routed, request, &mut audit).await
+        upstream::forward(shared, &state, routed, request, &mut audit).await
     }
     .await;
     let response = answer.unwrap_or_else(Refusal::into_response);
@@ -82,8 +78,7 @@ mod tests {
     use crate::test_support::Memory;
 
     async fn answer(shared: &Shared, request: Request<Full<Bytes>>) -> (u16, String) {
-        let conns = upstream::UpstreamConnections::default();
-        let response = handle(shared, &conns, request).await;
+        let response = handle(shared, request).await;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();

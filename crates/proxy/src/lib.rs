@@ -20,6 +20,7 @@ mod key;
 mod links;
 mod path;
 mod policy;
+mod pool;
 mod refusal;
 mod upstream;
 
@@ -101,7 +102,7 @@ impl State {
         credentials.grants().watch_in_background();
         let config = Arc::clone(credentials.grants().config());
         Self {
-            upstreams: upstream::UpstreamConnectors::new(&config),
+            upstreams: upstream::UpstreamConnectors::new(&config, credentials.grants().clients()),
             config,
             keys: Arc::new(credentials.grants().key_verifier(&latch.home().database())),
             credentials,
@@ -304,11 +305,9 @@ async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let for_service = Arc::clone(&shared);
-        // This connection's own upstream connections, dropped with it.
-        let upstreams = Arc::new(upstream::UpstreamConnections::default());
         let service = service_fn(move |request| {
-            let (shared, upstreams) = (Arc::clone(&for_service), Arc::clone(&upstreams));
-            async move { Ok::<_, Infallible>(handler::handle(&shared, &upstreams, request).await) }
+            let shared = Arc::clone(&for_service);
+            async move { Ok::<_, Infallible>(handler::handle(&shared, request).await) }
         });
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())

@@ -80,6 +80,13 @@ pub(crate) enum Refusal {
     UpstreamUnreachable(String),
     /// The upstream's TLS certificate is signed by a CA Latch does not trust.
     UpstreamUntrusted { provider: String },
+    /// The upstream refused the TLS handshake for want of a (valid) client certificate, or
+    /// the configured one cannot be presented.
+    ClientCertificate {
+        provider: String,
+        why: String,
+        fix: Option<String>,
+    },
     /// No upstream answer in time.
     UpstreamTimeout,
 }
@@ -112,7 +119,8 @@ impl Refusal {
             | Self::Credential(_)
             | Self::BadCredential
             | Self::UpstreamUnreachable(_)
-            | Self::UpstreamUntrusted { .. } => StatusCode::BAD_GATEWAY,
+            | Self::UpstreamUntrusted { .. }
+            | Self::ClientCertificate { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::FormTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         }
@@ -152,6 +160,7 @@ impl Refusal {
             Self::BadCredential => "bad_credential",
             Self::UpstreamUnreachable(_) => "upstream_unreachable",
             Self::UpstreamUntrusted { .. } => "upstream_certificate_untrusted",
+            Self::ClientCertificate { .. } => "client_certificate_refused",
             Self::UpstreamTimeout => "upstream_timeout",
         }
     }
@@ -263,6 +272,10 @@ impl Refusal {
             Self::UpstreamUnreachable(why) => {
                 format!("the upstream API could not be reached: {why}")
             }
+            Self::ClientCertificate { provider, why, .. } => format!(
+                "the upstream of provider `{provider}` wants a client certificate Latch could \
+                 not present: {why}"
+            ),
             Self::UpstreamTimeout => "the upstream API did not answer in time".to_owned(),
         }
     }
@@ -343,6 +356,12 @@ impl Refusal {
                 "send a smaller form, or the data as JSON (only form bodies are signed)".to_owned()
             }
             Self::BadCredential => "store it again".to_owned(),
+            Self::ClientCertificate { provider, fix, .. } => fix.clone().unwrap_or_else(|| {
+                format!(
+                    "import the certificate and key your gateway's admin issued: `latch \
+                     provider client-cert {provider} --cert FILE --key FILE`"
+                )
+            }),
             Self::UpstreamUntrusted { provider } => format!(
                 "if your company's CA signs it, set `ca_file = \"/path/to/ca.pem\"` under \
                  [providers.{provider}] in latch.toml (or add the CA to the OS trust store)"

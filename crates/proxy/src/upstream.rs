@@ -3,15 +3,15 @@
 //! one refresh (throttled per grant) and one retry.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{header, HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt as _;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper_util::client::legacy::connect::{Connection as _, HttpConnector};
 use latch_core::config::Connector;
 use latch_core::credential::{CredentialKind, Upstream};
 use latch_core::grant::GrantId;
@@ -22,6 +22,7 @@ use latch_core::GrantError;
 use crate::audit::{Audit, Counted};
 use crate::headers::{harden, strip};
 use crate::policy::Routed;
+use crate::pool::{Pool, Returning, Route, Sender};
 use crate::refusal::Refusal;
 use crate::{BoxError, ProxyBody, Shared, State};
 use std::future::Future as _;
@@ -29,89 +30,84 @@ use std::future::Future as _;
 /// Makes upstream connections (plain or TLS).
 pub(crate) type UpstreamConnector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// One downstream connection's upstream connections, one per upstream host. HTTP/1 is
-/// sequential per connection, so the tool's requests are forwarded one after another on the
-/// same upstream connection: no pool, no checkout, no cross-task hand-off.
-#[derive(Default)]
-pub(crate) struct UpstreamConnections {
-    by_host: std::sync::Mutex<std::collections::HashMap<String, SendRequest<ProxyBody>>>,
-}
-
-impl UpstreamConnections {
-    fn take(&self, host: &str) -> Option<SendRequest<ProxyBody>> {
-        self.by_host
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(host)
-            .filter(|sender| !sender.is_closed())
-    }
-
-    fn put(&self, host: String, sender: SendRequest<ProxyBody>) {
-        self.by_host
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(host, sender);
-    }
-}
-
-/// One trust context: the built-in roots and the OS store, plus a provider's `ca_file`.
+/// One trust context: the built-in roots and the OS store, plus a provider's `ca_file` and
+/// client certificate; its warm connections are its own.
 pub(crate) struct Trust {
     direct: UpstreamConnector,
     tls: Option<rustls::ClientConfig>,
+    pool: Arc<Pool>,
+    /// Why this provider's connections cannot be made as configured (its client certificate's
+    /// key is not in the keychain): its requests are refused with this, never sent without it.
+    unusable: Option<latch_core::net::tls::TrustError>,
 }
 
 impl Trust {
-    fn new(ca_file: Option<&std::path::Path>) -> Self {
-        let tls = latch_core::net::tls::trusting(ca_file);
+    fn new(tls: Option<rustls::ClientConfig>, idle_for: Duration) -> Self {
         Self {
             direct: https(tls.clone(), http_connector()),
             tls,
+            pool: Pool::new(idle_for),
+            unusable: None,
         }
     }
 }
 
-/// Upstream connections by trust (a provider's `ca_file` vouches for that provider only) and
-/// route (the environment's `HTTPS_PROXY`, by CONNECT tunnel; never for loopback hosts).
+/// Upstream connections by trust (a provider's `ca_file` and client certificate are that
+/// provider's only) and route (the environment's `HTTPS_PROXY`, by CONNECT tunnel; never for
+/// loopback hosts).
 pub(crate) struct UpstreamConnectors {
     default: Trust,
-    with_ca: std::collections::HashMap<String, Trust>,
+    own: std::collections::HashMap<String, Trust>,
     outbound: latch_core::net::outbound::OutboundProxy,
 }
 
 impl UpstreamConnectors {
-    pub(crate) fn new(config: &latch_core::config::Config) -> Self {
+    pub(crate) fn new(
+        config: &latch_core::config::Config,
+        clients: &latch_core::net::tls::ProviderClients,
+    ) -> Self {
+        let idle_for = config.upstream_idle;
+        let own = clients
+            .providers()
+            .map(|provider| {
+                let trust = match clients.tls(provider) {
+                    Ok(tls) => Trust::new(tls, idle_for),
+                    Err(err) => Trust {
+                        unusable: Some(err),
+                        ..Trust::new(latch_core::net::tls::trusting(None), idle_for)
+                    },
+                };
+                (provider.to_owned(), trust)
+            })
+            .collect();
         Self {
-            default: Trust::new(None),
-            with_ca: config
-                .providers
-                .iter()
-                .filter_map(|p| Some((p.name.clone(), Trust::new(Some(p.ca_file.as_deref()?)))))
-                .collect(),
+            default: Trust::new(latch_core::net::tls::trusting(None), idle_for),
+            own,
             outbound: latch_core::net::outbound::OutboundProxy::from_env(),
         }
     }
 
     fn trust(&self, provider: &str) -> &Trust {
-        self.with_ca.get(provider).unwrap_or(&self.default)
+        self.own.get(provider).unwrap_or(&self.default)
     }
 }
 
 /// Opens a new upstream connection to `uri`'s host: directly, or through the environment's
-/// proxy with a CONNECT tunnel (TLS to the upstream then runs inside it).
+/// proxy with a CONNECT tunnel (TLS to the upstream then runs inside it). HTTP/2 when the
+/// upstream picks it by ALPN, HTTP/1.1 otherwise.
 async fn connect(
-    upstreams: &UpstreamConnectors,
-    provider: &str,
+    trust: &Trust,
+    via: Option<&latch_core::net::outbound::ProxyRoute>,
     uri: &Uri,
-) -> Result<SendRequest<ProxyBody>, BoxError> {
-    let trust = upstreams.trust(provider);
+) -> Result<Sender, BoxError> {
     let opening = async {
-        match upstreams.outbound.route(uri) {
+        match via {
             Some(route) => {
                 let mut tunnel = hyper_util::client::legacy::connect::proxy::Tunnel::new(
-                    route.uri,
+                    route.uri.clone(),
                     http_connector(),
                 );
-                if let Some(auth) = route.authorization {
+                if let Some(auth) = route.authorization.clone() {
                     tunnel = tunnel.with_auth(auth);
                 }
                 let mut connector = https(trust.tls.clone(), tunnel);
@@ -126,37 +122,54 @@ async fn connect(
     let stream = tokio::time::timeout(Duration::from_secs(10), opening)
         .await
         .map_err(|_| "connecting took over 10 s")??;
+    if stream.connected().is_negotiated_h2() {
+        let (sender, connection) =
+            hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                .timer(hyper_util::rt::TokioTimer::new())
+                .handshake(stream)
+                .await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        return Ok(Sender::H2(sender));
+    }
     let (sender, connection) = hyper::client::conn::http1::handshake(stream).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(sender)
+    Ok(Sender::H1(sender))
 }
 
-/// Sends a request on this downstream connection's upstream connection to the host, opening one
-/// when there is none. A reused connection the upstream closed in the meantime is replaced once,
-/// for a request that can be sent again.
+/// Sends a request upstream on a warm connection of the trust's pool, or a new one, and gives
+/// the connection back to the pool once the answer's head is in. A warm connection the
+/// upstream closed in the meantime is replaced once, for a request that can be sent again (no
+/// body).
 async fn send(
     upstreams: &UpstreamConnectors,
     provider: &str,
-    conns: &UpstreamConnections,
     request: Request<ProxyBody>,
     resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)>,
-) -> Result<Response<Incoming>, BoxError> {
-    // Connections are reused per trust context too: a provider's CA file vouches for its
-    // hosts only.
-    let host = request
-        .uri()
+) -> Result<Response<Returning>, BoxError> {
+    let trust = upstreams.trust(provider);
+    if let Some(err) = &trust.unusable {
+        return Err(err.clone().into());
+    }
+    let target = request.uri().clone();
+    let origin = target
         .authority()
-        .map(|a| {
-            format!(
-                "{provider} {}://{a}",
-                request.uri().scheme_str().unwrap_or("http")
-            )
-        })
+        .map(|a| format!("{}://{a}", target.scheme_str().unwrap_or("http")))
         .unwrap_or_default();
-    // On a connection of its own, a request names its target in origin form, with `Host`.
-    let origin_form = |mut request: Request<ProxyBody>| -> Result<Request<ProxyBody>, BoxError> {
+    let via = upstreams.outbound.route(&target);
+    let route = Route {
+        via: via.as_ref().map(|v| v.uri.to_string()),
+        origin,
+    };
+    // HTTP/1 names the target in origin form with `Host`; HTTP/2 keeps the absolute form
+    // (its `:authority`).
+    let shaped = |mut request: Request<ProxyBody>, h2: bool| -> Result<_, BoxError> {
+        if h2 {
+            return Ok(request);
+        }
         let uri = request.uri().clone();
         if let Some(authority) = uri.authority() {
             request
@@ -169,33 +182,48 @@ async fn send(
         *request.uri_mut() = path.parse()?;
         Ok(request)
     };
-    let target = request.uri().clone();
-    let request = origin_form(request)?;
-    let (mut sender, reused) = match conns.take(&host) {
-        Some(sender) => (sender, true),
-        None => (connect(upstreams, provider, &target).await?, false),
-    };
-    let answer = match sender.ready().await {
-        Ok(()) => sender.send_request(request).await,
-        Err(err) => Err(err),
-    };
-    match answer {
-        Ok(response) => {
-            conns.put(host, sender);
-            Ok(response)
+    // A warm connection that turns out closed before anything was sent on it is replaced,
+    // whatever the request.
+    let mut sender = loop {
+        match trust.pool.take(&route) {
+            Some(mut warm) => {
+                if warm.ready().await.is_ok() {
+                    break Some(warm);
+                }
+            }
+            None => break None,
         }
-        // The upstream closed an idle connection as it was reused (its keep-alive ran out).
+    };
+    let reused = sender.is_some();
+    if sender.is_none() {
+        let mut fresh = connect(trust, via.as_ref(), &target).await?;
+        fresh.ready().await?;
+        sender = Some(fresh);
+    }
+    let Some(sender) = sender else {
+        return Err("no upstream connection".into());
+    };
+    let h2 = sender.is_h2();
+    match sender
+        .send(shaped(request, h2)?, &trust.pool, route.clone())
+        .await
+    {
+        Ok(response) => Ok(response),
+        // The upstream closed a warm connection as the request went out (its keep-alive ran
+        // out): the request may have reached it, so only one without a body is sent again.
         Err(err)
             if reused && (err.is_canceled() || err.is_closed() || err.is_incomplete_message()) =>
         {
             let Some(again) = resend else {
                 return Err(err.into());
             };
-            let mut fresh = connect(upstreams, provider, &target).await?;
+            let mut fresh = connect(trust, via.as_ref(), &target).await?;
             fresh.ready().await?;
-            let response = fresh.send_request(origin_form(again())?).await?;
-            conns.put(host, fresh);
-            Ok(response)
+            let h2 = fresh.is_h2();
+            fresh
+                .send(shaped(again(), h2)?, &trust.pool, route)
+                .await
+                .map_err(Into::into)
         }
         Err(err) => Err(err.into()),
     }
@@ -228,7 +256,11 @@ fn https<C>(tls: Option<rustls::ClientConfig>, inner: C) -> hyper_rustls::HttpsC
         Some(tls) => hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls),
         None => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
     };
-    builder.https_or_http().enable_http1().wrap_connector(inner)
+    // ALPN offers h2 and http/1.1; the upstream picks.
+    builder
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(inner)
 }
 
 fn empty() -> ProxyBody {
@@ -371,7 +403,6 @@ fn step_up(state: &State, connector: &Connector, profile: &dyn ProviderRules) ->
 pub(crate) async fn forward<B>(
     shared: &Shared,
     state: &State,
-    conns: &UpstreamConnections,
     routed: Routed<'_>,
     request: Request<B>,
     audit: &mut Audit,
@@ -462,17 +493,30 @@ where
         let resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)> = replayable.then_some(&again);
         let response = match tokio::time::timeout(
             crate::UPSTREAM_TIMEOUT,
-            send(
-                &state.upstreams,
-                &connector.provider,
-                conns,
-                upstream,
-                resend,
-            ),
+            send(&state.upstreams, &connector.provider, upstream, resend),
         )
         .await
         {
             Ok(Ok(response)) => response,
+            Ok(Err(err)) if err.is::<latch_core::net::tls::TrustError>() => {
+                let trouble = err.downcast::<latch_core::net::tls::TrustError>();
+                let (why, fix) = trouble.map_or_else(
+                    |err| (err.to_string(), None),
+                    |trouble| (trouble.message, Some(trouble.fix)),
+                );
+                return Err(Refusal::ClientCertificate {
+                    provider: connector.provider.clone(),
+                    why,
+                    fix,
+                });
+            }
+            Ok(Err(err)) if latch_core::net::tls::is_client_certificate_refused(err.as_ref()) => {
+                return Err(Refusal::ClientCertificate {
+                    provider: connector.provider.clone(),
+                    why: err.to_string(),
+                    fix: None,
+                })
+            }
             Ok(Err(err)) if latch_core::net::tls::is_untrusted_certificate(err.as_ref()) => {
                 return Err(Refusal::UpstreamUntrusted {
                     provider: connector.provider.clone(),
@@ -594,7 +638,7 @@ fn is_form(headers: &http::HeaderMap) -> bool {
 }
 
 fn pass_through(
-    response: Response<Incoming>,
+    response: Response<Returning>,
     shared: &Shared,
     audit: &mut Audit,
     links: Option<(&LinkTarget, &str)>,
@@ -656,5 +700,158 @@ mod tests {
             "cut off after {}s idle",
             BODY_IDLE.as_secs()
         );
+    }
+
+    /// An upstream that answers the first request on its first connection, then reads the
+    /// second and closes without answering (its keep-alive ran out as the request came);
+    /// later connections answer everything. Counts connections and requests it saw.
+    async fn closing_upstream() -> (
+        u16,
+        Arc<std::sync::atomic::AtomicUsize>,
+        Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::sync::atomic::Ordering::SeqCst;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (a, r) = (Arc::clone(&accepts), Arc::clone(&requests));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let first = a.fetch_add(1, SeqCst) == 0;
+                let r = Arc::clone(&r);
+                tokio::spawn(async move {
+                    let mut seen = 0;
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0_u8; 4096];
+                    loop {
+                        let Ok(n) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buffer.extend_from_slice(&chunk[..n]);
+                        while let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buffer.drain(..end + 4);
+                            seen += 1;
+                            r.fetch_add(1, SeqCst);
+                            if first && seen == 2 {
+                                return; // closes without an answer
+                            }
+                            let _ = socket
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepts, requests)
+    }
+
+    fn request(port: u16, method: http::Method, body: &'static [u8]) -> Request<ProxyBody> {
+        let mut request = Request::new(
+            http_body_util::Full::new(Bytes::from_static(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        *request.method_mut() = method;
+        *request.uri_mut() = format!("http://127.0.0.1:{port}/rest/api/2/myself")
+            .parse()
+            .unwrap();
+        request
+    }
+
+    fn connectors() -> UpstreamConnectors {
+        UpstreamConnectors {
+            default: Trust::new(
+                latch_core::net::tls::trusting(None),
+                Duration::from_secs(90),
+            ),
+            own: std::collections::HashMap::new(),
+            outbound: latch_core::net::outbound::OutboundProxy::from_env(),
+        }
+    }
+
+    /// A warm connection the upstream closed as it was reused: a request without a body is
+    /// sent again on a new connection; one with a body is not (it may have been acted on).
+    #[tokio::test]
+    async fn a_stale_warm_connection_is_retried_only_without_a_body() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let upstreams = connectors();
+
+        let (port, accepts, _) = closing_upstream().await;
+        let answer = send(&upstreams, "p", request(port, http::Method::GET, b""), None)
+            .await
+            .unwrap();
+        answer.into_body().collect().await.unwrap();
+        let again = || request(port, http::Method::GET, b"");
+        let resend: Option<&(dyn Fn() -> Request<ProxyBody> + Sync)> = Some(&again);
+        let answer = send(&upstreams, "p", again(), resend).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert_eq!(accepts.load(SeqCst), 2, "sent again on a new connection");
+
+        let (port, accepts, requests) = closing_upstream().await;
+        let answer = send(&upstreams, "p", request(port, http::Method::GET, b""), None)
+            .await
+            .unwrap();
+        answer.into_body().collect().await.unwrap();
+        let posted = send(
+            &upstreams,
+            "p",
+            request(port, http::Method::POST, b"{\"fields\":{}}"),
+            None,
+        )
+        .await;
+        assert!(posted.is_err(), "a request with a body is not sent twice");
+        assert_eq!(accepts.load(SeqCst), 1);
+        assert_eq!(requests.load(SeqCst), 2);
+    }
+
+    /// Two requests one after another share one upstream connection through the pool (no
+    /// tool connection holds it), and the pool keeps it per trust: another provider's trust
+    /// opens its own.
+    #[tokio::test]
+    async fn the_pool_reuses_a_connection_within_a_trust_only() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (port, accepts, _) = closing_upstream().await;
+        let mut upstreams = connectors();
+        upstreams.own.insert(
+            "corp".to_owned(),
+            Trust::new(
+                latch_core::net::tls::trusting(None),
+                Duration::from_secs(90),
+            ),
+        );
+        // The first connection closes on its second request: use it once per trust.
+        for provider in ["p", "corp"] {
+            let answer = send(
+                &upstreams,
+                provider,
+                request(port, http::Method::GET, b""),
+                None,
+            )
+            .await
+            .unwrap();
+            answer.into_body().collect().await.unwrap();
+        }
+        assert_eq!(accepts.load(SeqCst), 2, "each trust has its own connection");
+        for _ in 0..3 {
+            let answer = send(
+                &upstreams,
+                "corp",
+                request(port, http::Method::GET, b""),
+                None,
+            )
+            .await
+            .unwrap();
+            answer.into_body().collect().await.unwrap();
+        }
+        assert_eq!(accepts.load(SeqCst), 2, "the warm connection is reused");
     }
 }

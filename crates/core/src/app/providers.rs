@@ -92,6 +92,20 @@ pub struct LinkPublicKey {
     pub key: String,
 }
 
+/// A client certificate set on a provider.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClientCertSet {
+    /// The provider.
+    pub provider: String,
+    /// The certificate file latch.toml now names.
+    pub path: String,
+    /// The certificate's subject.
+    pub subject: String,
+    /// When it expires.
+    #[serde(with = "crate::clock::stamp")]
+    pub not_after: time::OffsetDateTime,
+}
+
 /// What `provider add` did.
 #[derive(Clone, Debug, serde::Serialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -415,6 +429,68 @@ impl Providers<'_> {
             fingerprint: key.fingerprint(),
             console_url: provider.spec.console_url.clone(),
             key: "kept".to_owned(),
+        })
+    }
+
+    /// Sets the client certificate a provider's connections present (mTLS): the private key
+    /// into the keychain first, then `client_cert` (the certificate file's absolute path) in
+    /// latch.toml. The key must go with the certificate; nothing is stored otherwise.
+    pub fn set_client_cert(
+        &self,
+        name: &str,
+        cert: &std::path::Path,
+        key: &Secret,
+    ) -> Result<ClientCertSet> {
+        self.provider_or_err(name)?;
+        let invalid = |message: String, fix: &str| Error::Invalid {
+            message,
+            fix: fix.to_owned(),
+        };
+        let full = std::path::absolute(cert).map_err(|e| {
+            invalid(
+                format!("{}: {e}", cert.display()),
+                "pass the certificate's path",
+            )
+        })?;
+        let shown = full.to_str().map(str::to_owned).ok_or_else(|| {
+            invalid(
+                format!("the certificate path {} is not UTF-8", full.display()),
+                "move the file to a path with a plain name",
+            )
+        })?;
+        let read = crate::net::tls::ClientCert::read(&full).map_err(|e| {
+            invalid(
+                e.to_string(),
+                "pass the PEM certificate (-----BEGIN CERTIFICATE-----) your gateway's admin \
+                 issued with --cert",
+            )
+        })?;
+        crate::net::tls::check_identity(&read, key.expose()).map_err(|why| {
+            invalid(
+                format!(
+                    "the key does not fit the certificate {}: {why}",
+                    full.display()
+                ),
+                "pass the private key (PKCS#1, PKCS#8 or EC PEM) made with this certificate's \
+                 request",
+            )
+        })?;
+        let mut edit = self.app.config().edit()?;
+        edit.set("providers", name, &[("client_cert", Some(shown.as_str()))])?;
+        let next = edit.validate()?;
+        // The key before latch.toml: a certificate named in the file always has its key.
+        self.app.secrets.put(
+            &crate::grant::store::client_key_key(self.app.home_id(), name),
+            key,
+        )?;
+        edit.write()?;
+        self.app.written(next);
+        Ok(ClientCertSet {
+            provider: name.to_owned(),
+            path: shown,
+            subject: read.subject,
+            not_after: time::OffsetDateTime::from_unix_timestamp(read.not_after)
+                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
         })
     }
 

@@ -74,6 +74,8 @@ pub struct NetworkSection {
     /// How long the proxy lets a caller wait for a refresh before answering 503 (default 15);
     /// the refresh itself goes on.
     pub caller_wait_secs: Option<u64>,
+    /// How long a warm upstream connection of the proxy waits for its next request (default 90).
+    pub upstream_idle_secs: Option<u64>,
 }
 
 /// `[audit]`.
@@ -147,6 +149,10 @@ pub struct ProviderSection {
     /// A PEM file of CA certificates trusted for this provider only (an internal CA), on top
     /// of the built-in roots and the OS trust store. Relative to latch.toml's folder.
     pub ca_file: Option<PathBuf>,
+    /// A PEM file with the client certificate (and its chain) Latch presents on every
+    /// connection to this provider's endpoints and API (mTLS); its private key is in the
+    /// keychain (`latch provider client-cert`). Relative to latch.toml's folder.
+    pub client_cert: Option<PathBuf>,
     /// `"1.0a"`: the instance's application link speaks OAuth 1.0a (RSA-SHA1); default `"2.0"`.
     pub oauth: Option<String>,
     /// OAuth 1.0a: the consumer key of the link's incoming authentication.
@@ -201,6 +207,8 @@ pub struct Provider {
     pub base_url: Option<String>,
     /// Extra CA certificates for this provider's endpoints and API (absolute path, checked).
     pub ca_file: Option<PathBuf>,
+    /// The client certificate presented to this provider (absolute path, checked).
+    pub client_cert: Option<crate::net::tls::ClientCert>,
     /// Whether it is declared in latch.toml (providers without OAuth need not be).
     pub configured: bool,
     /// An OAuth 1.0a application link (`oauth = "1.0a"`): its consumer key and endpoints.
@@ -274,6 +282,8 @@ pub struct Config {
     pub refresh_timeout: std::time::Duration,
     /// How long the proxy's caller waits for a refresh.
     pub caller_wait: std::time::Duration,
+    /// How long the proxy keeps an idle upstream connection warm.
+    pub upstream_idle: std::time::Duration,
     /// Days the audit log keeps.
     pub audit_keep_days: u32,
     /// Where secrets live.
@@ -348,13 +358,25 @@ impl Config {
 
     /// HTTP clients for this configuration's providers: each provider's `ca_file` trusted for
     /// that provider only.
-    pub fn provider_clients(&self) -> crate::net::tls::ProviderClients {
-        crate::net::tls::ProviderClients::new(
-            self.http_timeout,
-            self.providers
-                .iter()
-                .filter_map(|p| Some((p.name.clone(), p.ca_file.clone()?))),
-        )
+    pub fn provider_clients(
+        &self,
+        identities: crate::net::tls::IdentitySource,
+    ) -> crate::net::tls::ProviderClients {
+        crate::net::tls::ProviderClients::new(self.http_timeout, self.trusts(), identities)
+    }
+
+    /// What each provider with a trust of its own (a CA file, a client certificate) trusts
+    /// and presents; providers not listed use the defaults.
+    pub fn trusts(&self) -> Vec<crate::net::tls::ProviderTrust> {
+        self.providers
+            .iter()
+            .filter(|p| p.ca_file.is_some() || p.client_cert.is_some())
+            .map(|p| crate::net::tls::ProviderTrust {
+                provider: p.name.clone(),
+                ca_file: p.ca_file.clone(),
+                client_cert: p.client_cert.clone(),
+            })
+            .collect()
     }
 
     /// The error for a connector this configuration does not have, listing the ones it has.
@@ -536,6 +558,7 @@ impl Resolver<'_> {
                         redirect_uri: None,
                         base_url: None,
                         ca_file: None,
+                        client_cert: None,
                         configured: false,
                         oauth1: None,
                     }),
@@ -677,6 +700,7 @@ impl Resolver<'_> {
             300,
         )?;
         let caller_wait = seconds("caller_wait_secs", file.network.caller_wait_secs, 15)?;
+        let upstream_idle = seconds("upstream_idle_secs", file.network.upstream_idle_secs, 90)?;
         let audit_keep_days = match file.audit.keep_days {
             Some(0) => {
                 return Err(self.fail(
@@ -726,6 +750,7 @@ impl Resolver<'_> {
             http_timeout,
             refresh_timeout,
             caller_wait,
+            upstream_idle,
             audit_keep_days,
             catalog,
             manifests: file.catalog.manifests,
@@ -846,6 +871,27 @@ impl Resolver<'_> {
                 )),
                 (None, false) => None,
             };
+        let client_cert = match &section.client_cert {
+            Some(path) => {
+                let full = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    self.path.parent().unwrap_or(Path::new(".")).join(path)
+                };
+                Some(crate::net::tls::ClientCert::read(&full).map_err(|err| {
+                    self.fail(
+                        &["providers", name, "client_cert"],
+                        err.to_string(),
+                        format!(
+                            "point `client_cert` at the PEM certificate your gateway's admin \
+                             issued, or import it again: `latch provider client-cert {name} \
+                             --cert FILE --key FILE`"
+                        ),
+                    )
+                })?)
+            }
+            None => None,
+        };
         let ca_file = match &section.ca_file {
             Some(path) => {
                 let full = if path.is_absolute() {
@@ -939,6 +985,7 @@ impl Resolver<'_> {
             client_id: section.client_id.clone().filter(|id| !id.trim().is_empty()),
             base_url,
             ca_file,
+            client_cert,
             configured: true,
         })
     }

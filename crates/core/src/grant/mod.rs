@@ -121,10 +121,11 @@ impl Grants {
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let store = GrantStore::new(home_id, store, secrets, clock);
         Self {
             shared: Arc::new(Shared {
-                http: config.provider_clients(),
-                store: GrantStore::new(home_id, store, secrets, clock),
+                http: config.provider_clients(store.identities()),
+                store,
                 tokens: Arc::new(TokenCache::new(database)),
                 lock: Arc::new(RefreshLock::new(locks_dir)),
                 config,
@@ -137,13 +138,19 @@ impl Grants {
     pub fn reconfigured(&self, config: Arc<Config>) -> Self {
         Self {
             shared: Arc::new(Shared {
-                http: config.provider_clients(),
+                http: config.provider_clients(self.shared.store.identities()),
                 store: self.shared.store.clone(),
                 tokens: Arc::clone(&self.shared.tokens),
                 lock: Arc::clone(&self.shared.lock),
                 config,
             }),
         }
+    }
+
+    /// Every provider's HTTP trust: the proxy builds its upstream connections on the same
+    /// CA files and client certificates.
+    pub fn clients(&self) -> &crate::net::tls::ProviderClients {
+        &self.shared.http
     }
 
     /// The configuration these grants serve.

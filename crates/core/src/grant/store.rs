@@ -53,6 +53,11 @@ pub(crate) fn link_key_key(home_id: &str, provider: &str) -> SecretKey {
     SecretKey::new(home_id, "provider", provider, "link-private-key")
 }
 
+/// The keychain item of a provider's client certificate: its private key (PEM).
+pub(crate) fn client_key_key(home_id: &str, provider: &str) -> SecretKey {
+    SecretKey::new(home_id, "provider", provider, "client-cert-key")
+}
+
 /// Named points where the crash-safety tests kill the process (debug builds only).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CrashPoints(Option<String>);
@@ -137,6 +142,16 @@ impl GrantStore {
 
     pub(crate) fn link_key_key(&self, provider: &str) -> SecretKey {
         link_key_key(&self.home_id, provider)
+    }
+
+    /// Reads providers' client-certificate keys from the keychain, for their TLS.
+    pub(crate) fn identities(&self) -> crate::net::tls::IdentitySource {
+        let (secrets, home_id) = (Arc::clone(&self.secrets), self.home_id.clone());
+        Arc::new(move |provider: &str| {
+            secrets
+                .get(&client_key_key(&home_id, provider))
+                .map_err(|err| err.to_string())
+        })
     }
 
     /// Whether the keychain is open, locked or unreachable (no item read), off the async

@@ -352,6 +352,11 @@ pub async fn run(
 
     for provider in &config.providers {
         let subject = format!("provider:{}", provider.name);
+        if let Some(cert) = &provider.client_cert {
+            for f in client_cert_findings(provider, cert, &subject, grants, keychain_usable) {
+                findings.push(f);
+            }
+        }
         let signs_in = config
             .connectors_of(&provider.name)
             .any(|c| c.auth == AuthMode::User);
@@ -950,6 +955,78 @@ pub async fn run(
 }
 
 /// Seconds this clock is ahead (+) or behind (-) the server's `Date`, when it answers.
+/// A client certificate's expiry (an error once past, a warning within 30 days) and whether
+/// its key can be presented.
+fn client_cert_findings(
+    provider: &crate::config::Provider,
+    cert: &crate::net::tls::ClientCert,
+    subject: &str,
+    grants: &crate::grant::Grants,
+    keychain_usable: bool,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let renew = format!(
+        "ask the gateway's admin for a new certificate, then `latch provider client-cert {} \
+         --cert FILE --key FILE`",
+        provider.name
+    );
+    let now = grants.store().now().unix_timestamp();
+    let ends = time::OffsetDateTime::from_unix_timestamp(cert.not_after)
+        .map(fmt_time)
+        .unwrap_or_default();
+    let days_left = (cert.not_after - now) / 86_400;
+    if cert.not_after <= now {
+        out.push(finding(
+            "client_cert_expired",
+            Severity::Error,
+            subject.to_owned(),
+            format!(
+                "the client certificate of provider `{}` ({}) expired on {ends}; the gateway \
+                 refuses every connection",
+                provider.name, cert.subject
+            ),
+            &renew,
+        ));
+    } else if days_left < 30 {
+        out.push(finding(
+            "client_cert_expiry_near",
+            Severity::Warning,
+            subject.to_owned(),
+            format!(
+                "the client certificate of provider `{}` ({}) expires on {ends} ({days_left} \
+                 day(s) left)",
+                provider.name, cert.subject
+            ),
+            &renew,
+        ));
+    } else {
+        out.push(finding(
+            "client_cert_ok",
+            Severity::Info,
+            subject.to_owned(),
+            format!(
+                "provider `{}` presents the client certificate {} (expires on {ends}, in \
+                 {days_left} days)",
+                provider.name, cert.subject
+            ),
+            "nothing to do",
+        ));
+    }
+    // A locked keychain is reported once already.
+    if keychain_usable {
+        if let Some(trouble) = grants.clients().trouble(&provider.name) {
+            out.push(finding(
+                "client_cert_key_missing",
+                Severity::Error,
+                subject.to_owned(),
+                trouble.message,
+                &trouble.fix,
+            ));
+        }
+    }
+    out
+}
+
 async fn clock_skew(http: &reqwest::Client, url: &str) -> Option<i64> {
     let response = tokio::time::timeout(Duration::from_secs(5), http.get(url).send())
         .await

@@ -7,42 +7,213 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// HTTP clients by trust: one for providers without a CA file, one per provider with one.
-/// Each is built on first use, so a command that sends nothing never reads the OS store.
+/// A client certificate from latch.toml's `client_cert`: the chain as read, and when the
+/// end-entity certificate ends. Its private key lives in the keychain.
+#[derive(Clone, Debug)]
+pub struct ClientCert {
+    /// The file (absolute).
+    pub path: PathBuf,
+    /// The end-entity certificate first, then any intermediates.
+    pub chain: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// The end-entity certificate's subject, as a person reads it.
+    pub subject: String,
+    /// Its `notAfter`, Unix seconds.
+    pub not_after: i64,
+}
+
+impl ClientCert {
+    /// Reads and checks a PEM certificate file.
+    pub fn read(path: &Path) -> Result<Self, CaFileError> {
+        let chain = read_ca_file(path)?;
+        let (subject, not_after) =
+            validity(&chain[0]).map_err(|why| CaFileError::NoCertificate {
+                path: path.display().to_string(),
+                why,
+            })?;
+        Ok(Self {
+            path: path.to_owned(),
+            chain,
+            subject,
+            not_after,
+        })
+    }
+}
+
+/// A certificate's subject and `notAfter` (Unix seconds).
+fn validity(cert: &rustls_pki_types::CertificateDer<'_>) -> Result<(String, i64), String> {
+    use x509_cert::der::Decode as _;
+    let cert = x509_cert::Certificate::from_der(cert.as_ref()).map_err(|e| e.to_string())?;
+    let tbs = &cert.tbs_certificate;
+    let not_after = tbs.validity.not_after.to_unix_duration().as_secs();
+    Ok((
+        tbs.subject.to_string(),
+        i64::try_from(not_after).unwrap_or(i64::MAX),
+    ))
+}
+
+/// What one provider trusts beyond the defaults, and the certificate it presents.
+#[derive(Clone, Debug)]
+pub struct ProviderTrust {
+    /// The provider.
+    pub provider: String,
+    /// Its `ca_file`.
+    pub ca_file: Option<PathBuf>,
+    /// Its `client_cert`.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// Reads a provider's client-certificate private key (PEM) from the keychain: `Ok(None)` when
+/// none was imported.
+pub type IdentitySource =
+    Arc<dyn Fn(&str) -> Result<Option<crate::secret::Secret>, String> + Send + Sync>;
+
+/// Why a provider's TLS configuration cannot be built: its client certificate cannot be
+/// presented. The provider's requests fail with this rather than without the certificate.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}\n  fix: {fix}")]
+pub struct TrustError {
+    /// What is wrong.
+    pub message: String,
+    /// What to do.
+    pub fix: String,
+}
+
+impl ProviderTrust {
+    /// The rustls configuration: the roots plus `ca_file`, presenting the client certificate
+    /// with the key `identities` reads.
+    pub fn tls(&self, identities: &IdentitySource) -> Result<rustls::ClientConfig, TrustError> {
+        let import = format!(
+            "import it: `latch provider client-cert {} --cert FILE --key FILE`",
+            self.provider
+        );
+        let identity = match &self.client_cert {
+            None => None,
+            Some(cert) => {
+                let pem = identities(&self.provider)
+                    .map_err(|why| TrustError {
+                        message: format!(
+                            "the client certificate's key of provider `{}` cannot be read from \
+                             the keychain: {why}",
+                            self.provider
+                        ),
+                        fix: "unlock the keychain (`latch keychain unlock`) and try again"
+                            .to_owned(),
+                    })?
+                    .ok_or_else(|| TrustError {
+                        message: format!(
+                            "provider `{}` has a client certificate but its private key is not \
+                             in the keychain",
+                            self.provider
+                        ),
+                        fix: import.clone(),
+                    })?;
+                let key = private_key(pem.expose()).map_err(|why| TrustError {
+                    message: format!(
+                        "the client certificate's key of provider `{}` is unusable: {why}",
+                        self.provider
+                    ),
+                    fix: import.clone(),
+                })?;
+                Some((cert.chain.clone(), key))
+            }
+        };
+        client_config(self.ca_file.as_deref(), identity).map_err(|err| TrustError {
+            message: err.to_string(),
+            fix: import,
+        })
+    }
+}
+
+/// A private key from PEM: PKCS#8, PKCS#1 (RSA) or SEC1 (EC).
+pub fn private_key(pem: &str) -> Result<rustls_pki_types::PrivateKeyDer<'static>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    rustls_pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes())
+        .map_err(|_| "no PKCS#8, PKCS#1 or EC private key in PEM form".to_owned())
+}
+
+/// Checks that `key` is the private key of `cert`'s certificate (before anything is stored).
+pub fn check_identity(cert: &ClientCert, key: &str) -> Result<(), String> {
+    let key = private_key(key)?;
+    client_config(None, Some((cert.chain.clone(), key)))
+        .map(|_| ())
+        .map_err(|err| match err {
+            CaFileError::NoCertificate { why, .. } => why,
+            other => other.to_string(),
+        })
+}
+
+/// HTTP clients by trust: one for providers with the defaults, one per provider with a CA file
+/// or a client certificate. Each is built on first use, so a command that sends nothing never
+/// reads the OS store or the keychain.
 pub struct ProviderClients {
     timeout: Duration,
     default: OnceLock<reqwest::Client>,
-    with_ca: HashMap<String, (PathBuf, OnceLock<reqwest::Client>)>,
+    own: HashMap<String, (ProviderTrust, OnceLock<reqwest::Client>)>,
+    identities: IdentitySource,
 }
 
 impl ProviderClients {
-    /// Clients with `timeout` for the providers named with their CA files.
-    pub fn new(timeout: Duration, ca_files: impl IntoIterator<Item = (String, PathBuf)>) -> Self {
+    /// Clients with `timeout` for the providers with trusts of their own.
+    pub fn new(
+        timeout: Duration,
+        trusts: impl IntoIterator<Item = ProviderTrust>,
+        identities: IdentitySource,
+    ) -> Self {
         Self {
             timeout,
             default: OnceLock::new(),
-            with_ca: ca_files
+            own: trusts
                 .into_iter()
-                .map(|(name, path)| (name, (path, OnceLock::new())))
+                .map(|trust| (trust.provider.clone(), (trust, OnceLock::new())))
                 .collect(),
+            identities,
         }
-    }
-
-    fn build(&self, ca_file: Option<&Path>) -> reqwest::Client {
-        http_client(self.timeout, trusting(ca_file))
     }
 
     /// The client for requests that belong to no provider (the proxy's own port, clocks).
     pub fn default_client(&self) -> &reqwest::Client {
-        self.default.get_or_init(|| self.build(None))
+        self.default
+            .get_or_init(|| http_client(self.timeout, trusting(None)))
     }
 
-    /// The client for a provider's endpoints and API.
+    /// The client for a provider's endpoints and API. A provider whose client certificate
+    /// cannot be presented (its key not in the keychain, the keychain locked) gets a client
+    /// without it, so the server's refusal is what the person sees; the doctor and the proxy
+    /// say why (`trouble`).
     pub fn for_provider(&self, provider: &str) -> &reqwest::Client {
-        match self.with_ca.get(provider) {
-            Some((path, client)) => client.get_or_init(|| self.build(Some(path))),
+        match self.own.get(provider) {
+            Some((trust, client)) => client.get_or_init(|| {
+                let tls = match trust.tls(&self.identities) {
+                    Ok(tls) => Some(tls),
+                    Err(err) => {
+                        tracing::warn!(provider, "{err}");
+                        trusting(trust.ca_file.as_deref())
+                    }
+                };
+                http_client(self.timeout, tls)
+            }),
             None => self.default_client(),
         }
+    }
+
+    /// Why a provider's client cannot connect, if it cannot.
+    pub fn trouble(&self, provider: &str) -> Option<TrustError> {
+        let (trust, _) = self.own.get(provider)?;
+        trust.tls(&self.identities).err()
+    }
+
+    /// The rustls configuration of a provider (the proxy's upstream connections use it):
+    /// `Ok(None)` for the defaults.
+    pub fn tls(&self, provider: &str) -> Result<Option<rustls::ClientConfig>, TrustError> {
+        match self.own.get(provider) {
+            Some((trust, _)) => trust.tls(&self.identities).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The providers with trusts of their own.
+    pub fn providers(&self) -> impl Iterator<Item = &str> {
+        self.own.keys().map(String::as_str)
     }
 }
 
@@ -113,8 +284,15 @@ pub fn read_ca_file(
     Ok(certs)
 }
 
-/// A TLS client configuration trusting the built-in roots, the OS store and `ca_file`.
-pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, CaFileError> {
+/// A TLS client configuration trusting the built-in roots, the OS store and `ca_file`, and
+/// presenting `identity` (a certificate chain and its key) when the server asks for one.
+pub fn client_config(
+    ca_file: Option<&Path>,
+    identity: Option<(
+        Vec<rustls_pki_types::CertificateDer<'static>>,
+        rustls_pki_types::PrivateKeyDer<'static>,
+    )>,
+) -> Result<rustls::ClientConfig, CaFileError> {
     let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
@@ -137,16 +315,27 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, CaF
             path: String::new(),
             why: err.to_string(),
         })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
+        .with_root_certificates(roots);
+    match identity {
+        None => Ok(config.with_no_client_auth()),
+        Some((chain, key)) => {
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|err| CaFileError::NoCertificate {
+                    path: String::new(),
+                    why: format!("the key does not go with the certificate ({err})"),
+                })
+        }
+    }
 }
 
 /// [`client_config`], never failing: a CA file checked when latch.toml was read but gone
 /// since leaves the rest trusted, and that provider's requests fail with a certificate error.
 /// `None` only if no configuration can be built at all (then the HTTP stack's own roots).
 pub fn trusting(ca_file: Option<&Path>) -> Option<rustls::ClientConfig> {
-    client_config(ca_file).or_else(|_| client_config(None)).ok()
+    client_config(ca_file, None)
+        .or_else(|_| client_config(None, None))
+        .ok()
 }
 
 /// What to say about a certificate Latch does not trust (`provider` when known).
@@ -161,8 +350,34 @@ pub fn untrusted_hint(provider: Option<&str>) -> String {
     )
 }
 
+/// Whether an error chain is the server refusing the handshake over the client certificate
+/// (none sent, or one it does not accept).
+pub fn is_client_certificate_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string().to_ascii_lowercase();
+        if text.contains("alert")
+            && [
+                "certificaterequired",
+                "badcertificate",
+                "unknownca",
+                "certificateunknown",
+            ]
+            .iter()
+            .any(|alert| text.contains(alert))
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// Whether an error chain is a certificate the client does not trust.
 pub fn is_untrusted_certificate(err: &(dyn std::error::Error + 'static)) -> bool {
+    if is_client_certificate_refused(err) {
+        return false;
+    }
     let mut next = Some(err);
     while let Some(err) = next {
         let text = err.to_string().to_ascii_lowercase();
@@ -196,6 +411,6 @@ mod tests {
             Err(CaFileError::Read { .. })
         ));
         // The built-in and OS roots alone make a configuration.
-        assert!(client_config(None).is_ok());
+        assert!(client_config(None, None).is_ok());
     }
 }
