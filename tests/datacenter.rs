@@ -8,8 +8,8 @@ use crate::support::{
 
 const DC_CLIENT_ID: &str = "dc-link-client";
 const DC_CLIENT_SECRET: &str = "dc-link-secret-fixture-81";
-pub(crate) const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
-pub(crate) const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
+const DC_SVC_CLIENT_ID: &str = "dc-svc-client";
+const DC_SVC_CLIENT_SECRET: &str = "dc-svc-secret-fixture-82";
 pub(crate) const DC_PAT: &str = "dc-pat-fixture-61";
 const DC_PASSWORD: &str = "dc-password-fixture-72";
 
@@ -277,6 +277,11 @@ pub(crate) fn add_pat_and_service_account(home: &Home) {
     let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
     let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stored["check"]["result"], "ok", "the PAT: {stored}");
+    add_service_account(home);
+}
+
+/// A service-account connector `dc-svc` on the `jira-dc` provider, proven by its token endpoint.
+pub(crate) fn add_service_account(home: &Home) {
     home.ok(
         &[
             "connector",

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::datacenter::{
-    add_pat_and_service_account, test_ca, DC_PAT, DC_SVC_CLIENT_ID, DC_SVC_CLIENT_SECRET,
-};
+use crate::datacenter::{add_pat_and_service_account, add_service_account, test_ca, DC_PAT};
 use crate::support::{curl, error_code, free_port, stderr, Fixture, Home, Serve};
 
 /// nginx, one process (`master_process off`, so it runs as whoever runs the tests), its files
@@ -138,6 +136,25 @@ fn server(
     )
 }
 
+/// An HTTP/1.1 gateway in front of the fixture that asks for a client certificate signed by
+/// `client_ca` (`verify`: `optional` or `on`), and its port.
+fn gateway(
+    fixture: &Fixture,
+    tls: &(PathBuf, PathBuf, PathBuf),
+    client_ca: &Path,
+    verify: &str,
+) -> (Nginx, u16) {
+    let port = free_port();
+    let extra = format!(
+        "ssl_client_certificate {}; ssl_verify_client {verify};",
+        client_ca.display()
+    );
+    (
+        Nginx::start(&server(port, false, tls, &extra, fixture), &[port]),
+        port,
+    )
+}
+
 /// A client CA and a client certificate it signs (CN `latch-test-client`), ending in
 /// `valid_days`: (ca, cert, key, the other key that does not fit).
 fn client_identity(dir: &Path, valid_days: i64) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
@@ -167,6 +184,27 @@ fn client_identity(dir: &Path, valid_days: i64) -> (PathBuf, PathBuf, PathBuf, P
     std::fs::write(&paths.2, leaf_key.serialize_pem()).unwrap();
     std::fs::write(&paths.3, other.serialize_pem()).unwrap();
     paths
+}
+
+/// `latch provider client-cert PROVIDER --cert CERT --key KEY [extra]`.
+fn client_cert(
+    home: &Home,
+    provider: &str,
+    cert: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec![
+        "provider",
+        "client-cert",
+        provider,
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    home.run(&args, "")
 }
 
 fn add_provider(home: &Home, name: &str, base: &str, ca: &Path) {
@@ -203,37 +241,14 @@ fn tool_connections_share_a_warm_upstream_connection_within_one_trust_only() {
     let certs = tempfile::tempdir().unwrap();
     let tls = test_ca(certs.path());
     let client = client_identity(certs.path(), 365);
-    let port = free_port();
-    let nginx = Nginx::start(
-        &server(
-            port,
-            false,
-            &tls,
-            &format!(
-                "ssl_client_certificate {}; ssl_verify_client optional;",
-                client.0.display()
-            ),
-            &fixture,
-        ),
-        &[port],
-    );
+    let (nginx, port) = gateway(&fixture, &tls, &client.0, "optional");
     let base = format!("https://localhost:{port}/dc");
     let home = Home::new();
     add_provider(&home, "corp-jira", &base, &tls.0);
     add_pat_and_service_account(&home);
     add_provider(&home, "corp-mtls", &base, &tls.0);
-    home.ok(
-        &[
-            "provider",
-            "client-cert",
-            "corp-mtls",
-            "--cert",
-            client.1.to_str().unwrap(),
-            "--key",
-            client.2.to_str().unwrap(),
-        ],
-        "",
-    );
+    let out = client_cert(&home, "corp-mtls", &client.1, &client.2, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
     home.ok(
         &[
             "connector",
@@ -396,20 +411,7 @@ fn client_certificates_reach_a_gateway_that_requires_one() {
     let certs = tempfile::tempdir().unwrap();
     let tls = test_ca(certs.path());
     let client = client_identity(certs.path(), 10);
-    let port = free_port();
-    let _nginx = Nginx::start(
-        &server(
-            port,
-            false,
-            &tls,
-            &format!(
-                "ssl_client_certificate {}; ssl_verify_client on;",
-                client.0.display()
-            ),
-            &fixture,
-        ),
-        &[port],
-    );
+    let (_nginx, port) = gateway(&fixture, &tls, &client.0, "on");
     let home = Home::new();
     add_provider(
         &home,
@@ -436,18 +438,7 @@ fn client_certificates_reach_a_gateway_that_requires_one() {
 
     // A key that is not the certificate's: refused, latch.toml untouched.
     let before = std::fs::read_to_string(home.file("latch.toml")).unwrap();
-    let out = home.run(
-        &[
-            "provider",
-            "client-cert",
-            "corp-jira",
-            "--cert",
-            client.1.to_str().unwrap(),
-            "--key",
-            client.3.to_str().unwrap(),
-        ],
-        "",
-    );
+    let out = client_cert(&home, "corp-jira", &client.1, &client.3, &[]);
     assert_ne!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("does not fit"), "{}", stderr(&out));
     assert_eq!(
@@ -455,26 +446,22 @@ fn client_certificates_reach_a_gateway_that_requires_one() {
         before
     );
 
-    let set = home.ok(
-        &[
-            "provider",
-            "client-cert",
-            "corp-jira",
-            "--cert",
-            client.1.to_str().unwrap(),
-            "--key",
-            client.2.to_str().unwrap(),
-            "--json",
-        ],
-        "",
-    );
-    let set: serde_json::Value = serde_json::from_str(&set).unwrap();
+    let out = client_cert(&home, "corp-jira", &client.1, &client.2, &["--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let set: serde_json::Value = serde_json::from_str(&crate::support::stdout(&out)).unwrap();
     assert!(
         set["subject"]
             .as_str()
             .unwrap()
             .contains("latch-test-client"),
         "{set}"
+    );
+    let providers = home.json(&["provider", "list", "--json"]);
+    assert!(
+        providers[0]["client_cert"]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("latch-test-client")),
+        "{providers}"
     );
     let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
     assert!(config.contains("client_cert = "), "{config}");
@@ -483,29 +470,7 @@ fn client_certificates_reach_a_gateway_that_requires_one() {
     let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
     let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stored["check"]["result"], "ok", "{stored}");
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-svc",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "service",
-            "--client-id",
-            DC_SVC_CLIENT_ID,
-        ],
-        "",
-    );
-    let out = home.ok(
-        &["credential", "set", "dc-svc", "--json"],
-        DC_SVC_CLIENT_SECRET,
-    );
-    let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        stored["check"]["result"], "ok",
-        "the token endpoint: {stored}"
-    );
+    add_service_account(&home);
 
     let key = home.key_for("k", &["dc-pat", "dc-svc"]);
     let serve = Serve::start(&home);

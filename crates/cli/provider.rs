@@ -346,6 +346,8 @@ fn list(json: bool) -> Result<(), Failure> {
         say!("No providers yet. Add one: latch provider add atlassian --client-id ID");
         return Ok(());
     }
+    // Only homes with a client certificate get the column.
+    let certs = status.providers.iter().any(|p| p.client_cert.is_some());
     let rows: Vec<Vec<String>> = status
         .providers
         .iter()
@@ -355,18 +357,32 @@ fn list(json: bool) -> Result<(), Failure> {
                 latch_core::health::status::ClientSecretState::Missing => "MISSING",
                 latch_core::health::status::ClientSecretState::NotNeeded => "-",
             };
-            vec![
+            let mut row = vec![
                 p.name.clone(),
                 p.preset.clone(),
                 p.client_id.clone().unwrap_or_else(|| "-".to_owned()),
                 secret.to_owned(),
                 p.redirect_uri.clone().unwrap_or_else(|| "-".to_owned()),
-            ]
+            ];
+            if certs {
+                row.push(p.client_cert.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |c| {
+                        format!(
+                            "{} (until {})",
+                            c.subject,
+                            latch_core::clock::fmt_time(c.not_after)
+                        )
+                    },
+                ));
+            }
+            row
         })
         .collect();
-    table::print(
-        &["PROVIDER", "PRESET", "CLIENT ID", "SECRET", "CALLBACK"],
-        &rows,
-    );
+    let mut headers = vec!["PROVIDER", "PRESET", "CLIENT ID", "SECRET", "CALLBACK"];
+    if certs {
+        headers.push("CLIENT CERTIFICATE");
+    }
+    table::print(&headers, &rows);
     Ok(())
 }

@@ -98,17 +98,20 @@ impl Desktop {
     /// After a command changed latch.toml through the app: the runtime serves it at once, and
     /// the status watcher looks.
     pub(crate) async fn changed(&self) {
-        let runtime = self
-            .proxy
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .runtime
-            .clone();
-        if let Some(runtime) = runtime {
+        if let Some(runtime) = self.runtime() {
             runtime.apply().await;
             self.proxy_healthy();
         }
         self.nudge();
+    }
+
+    /// The runtime this process serves the home with, if it does.
+    fn runtime(&self) -> Option<Arc<latch_runtime::Runtime>> {
+        self.proxy
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .runtime
+            .clone()
     }
 
     /// The latest configuration is being served.
@@ -137,13 +140,7 @@ impl Desktop {
     /// Pauses or resumes the home's proxy, whichever process serves it (the tray, `latch
     /// serve` or this one).
     pub(crate) fn set_proxy_paused(&self, paused: bool) -> Result<ProxyView, IpcError> {
-        let runtime = self
-            .proxy
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .runtime
-            .clone();
-        match runtime {
+        match self.runtime() {
             Some(runtime) => runtime.set_paused(paused),
             None => {
                 latch_core::app::serving::set_paused(&self.home, paused)

@@ -54,6 +54,7 @@ fn generated() -> String {
         latch_core::app::ProviderAdded::decl(),
         latch_core::app::LinkPublicKey::decl(),
         status::LinkStatus::decl(),
+        status::ClientCertStatus::decl(),
         latch_core::app::AddConnector::decl(),
         config::ConnectorSettings::decl(),
         latch_core::app::ConnectorPreview::decl(),

@@ -102,7 +102,11 @@ findings: Array<Finding>,
 /**
  * An OAuth 1.0a application link: its consumer key and which key it must have.
  */
-link: LinkStatus | null, };
+link: LinkStatus | null, 
+/**
+ * The client certificate presented to this provider (mTLS), if any.
+ */
+client_cert: ClientCertStatus | null, };
 
 export type ClientSecretState = "missing" | "not_needed" | "stored";
 
@@ -601,6 +605,20 @@ consumer_key: string,
  * key is stored; `latch provider public-key NAME` prints the key itself.
  */
 public_key_fingerprint: string | null, };
+
+export type ClientCertStatus = { 
+/**
+ * The certificate file latch.toml names.
+ */
+path: string, 
+/**
+ * Its subject.
+ */
+subject: string, 
+/**
+ * When it ends.
+ */
+not_after: string, };
 
 export type AddConnector = { 
 /**

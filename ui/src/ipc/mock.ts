@@ -304,6 +304,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
           preset?.client_type === "confidential" && p.client_id !== null ? (p.secret ? "stored" : "missing") : "not_needed",
         app_needed: connectors.some((c) => c.provider === p.name && c.auth === "user"),
         link: p.consumer_key ? { consumer_key: p.consumer_key, public_key_fingerprint: "SHA256:mock" } : null,
+        client_cert: null,
         redirect_uri: p.redirect_uri,
         requested_scopes: request,
         requested_scope_string: request.map((r) => r.scope).join(" "),

@@ -152,6 +152,22 @@ pub struct ProviderStatus {
     pub findings: Vec<Finding>,
     /// An OAuth 1.0a application link: its consumer key and which key it must have.
     pub link: Option<LinkStatus>,
+    /// The client certificate presented to this provider (mTLS), if any.
+    pub client_cert: Option<ClientCertStatus>,
+}
+
+/// A provider's client certificate, as the status shows it (its key stays in the keychain).
+#[derive(Clone, Debug, Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct ClientCertStatus {
+    /// The certificate file latch.toml names.
+    pub path: String,
+    /// Its subject.
+    pub subject: String,
+    /// When it ends.
+    #[serde(with = "crate::clock::stamp")]
+    #[cfg_attr(feature = "ts", ts(type = "string"))]
+    pub not_after: time::OffsetDateTime,
 }
 
 /// An OAuth 1.0a application link, as the status shows it (never its private key).
@@ -556,6 +572,12 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             link: p.oauth1.as_ref().map(|l| LinkStatus {
                 consumer_key: l.consumer_key.clone(),
                 public_key_fingerprint: link_key.clone(),
+            }),
+            client_cert: p.client_cert.as_ref().map(|cert| ClientCertStatus {
+                path: cert.path.display().to_string(),
+                subject: cert.subject.clone(),
+                not_after: time::OffsetDateTime::from_unix_timestamp(cert.not_after)
+                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
             }),
             name: p.name.clone(),
             preset: p.preset.clone(),
