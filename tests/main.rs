@@ -14,6 +14,7 @@ mod golden;
 mod hardening;
 mod lifecycle;
 mod links;
+mod mcp;
 mod migration;
 mod oauth1;
 mod oidc;

@@ -21,6 +21,7 @@ mod input;
 mod keychain;
 mod keys;
 mod manifest;
+mod mcp;
 mod provider;
 mod serve;
 mod session;
@@ -110,6 +111,12 @@ enum Command {
         after_help = "Example:\n  latch exec --connector jira -- python3 report.py   # gets LATCH_PROXY_URL, LATCH_KEY, LATCH_JIRA_URL"
     )]
     Exec(serve::ExecCmd),
+    /// Be an MCP server on stdio for an MCP client, relaying to the connector's remote MCP
+    /// server with Latch's credential (the client never holds it).
+    #[command(
+        after_help = "Example:\n  latch mcp rovo --print-config claude-desktop\n  latch mcp rovo --tool search --tool getJiraIssue   # what the MCP client runs"
+    )]
+    Mcp(mcp::McpCmd),
     /// Requests that went through the proxy.
     #[command(after_help = "Example:\n  latch audit --since 1h --key ci")]
     Audit(keys::AuditCmd),
@@ -157,6 +164,7 @@ fn main() -> ExitCode {
         Command::Serve(_)
         | Command::Tray(_)
         | Command::Exec(_)
+        | Command::Mcp(_)
         | Command::GitCredential(_)
         | Command::Completion { .. }
         | Command::Man => false,
@@ -181,6 +189,7 @@ fn main() -> ExitCode {
         Command::Tray(cmd) => cmd.run(),
         Command::Keys(cmd) => cmd.run(),
         Command::Exec(cmd) => cmd.run(),
+        Command::Mcp(cmd) => cmd.run(),
         Command::Audit(cmd) => cmd.run(),
         Command::GitCredential(cmd) => cmd.run(),
         Command::Completion { shell } => {

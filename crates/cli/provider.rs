@@ -104,6 +104,9 @@ pub(crate) struct AddArgs {
     /// Override: where Connect apps ask for a user's token (the JWT bearer grant).
     #[arg(long)]
     connect_token_url: Option<String>,
+    /// An MCP server's endpoint (`--preset mcp`; overrides `atlassian-mcp`'s).
+    #[arg(long)]
+    mcp_url: Option<String>,
     /// An OAuth 1.0a application link (Jira, Confluence Data Center): Latch makes an RSA key
     /// pair (private key in the keychain) and prints what to paste into the link.
     #[arg(long, requires = "consumer_key")]
@@ -243,6 +246,7 @@ fn add(args: AddArgs) -> Result<(), Failure> {
                 api_base: args.api_base,
                 site_url: args.site_url,
                 connect_token_url: args.connect_token_url,
+                mcp_url: args.mcp_url,
             },
             link,
         },

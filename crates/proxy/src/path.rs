@@ -170,9 +170,15 @@ pub(crate) fn canonical(raw: &str) -> Result<CanonicalPath, BadPath> {
 /// The upstream URL for `rest` (a canonical path's remainder) below a connector's `base`.
 pub(crate) fn upstream_url(base: &str, rest: &str, query: Option<&str>) -> String {
     let base = base.trim_end_matches('/');
+    // `/CONNECTOR` alone is the base itself (an MCP server's one endpoint, exactly).
+    let joined = if rest.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}/{rest}")
+    };
     match query {
-        Some(q) => format!("{base}/{rest}?{q}"),
-        None => format!("{base}/{rest}"),
+        Some(q) => format!("{joined}?{q}"),
+        None => joined,
     }
 }
 
@@ -298,7 +304,9 @@ mod tests {
                 let prefix = format!("{}/", base_url.path().trim_end_matches('/'));
                 prop_assert!(parsed.path().starts_with(&prefix) || parsed.path() == base_url.path(), "{} -> {}", target, parsed.path());
                 // What the upstream sees is what policy saw: no dot segment survives.
-                prop_assert_eq!(parsed.path(), format!("{}{}", prefix, rest));
+                // (An empty rest is the base itself.)
+                let expected = if rest.is_empty() { base_url.path().to_owned() } else { format!("{prefix}{rest}") };
+                prop_assert_eq!(parsed.path(), expected);
                 prop_assert!(target.parse::<http::Uri>().is_ok(), "{}", target);
             }
         }

@@ -426,8 +426,12 @@ where
     let mut headers = parts.headers;
     // Links in the answer move to the proxy's URL for this connector, on the Host the client
     // used (the guard checked it is a loopback name with this proxy's port).
+    // An MCP server's answers are relayed as they are (no links to rewrite), and its OAuth
+    // challenge never reaches the client: it would start a sign-in of its own around Latch.
+    let mcp = connector.spec.mcp;
     let links = headers
         .get(header::HOST)
+        .filter(|_| !mcp)
         .and_then(|h| h.to_str().ok())
         .map(|host| LinkTarget {
             from: upstream_now.base.clone(),
@@ -530,12 +534,16 @@ where
         let maybe_scope = profile.may_refuse_scope_with(status.as_u16())
             || (refused && CredentialKind::of(connector).explains_refusals());
         if !maybe_scope {
-            return Ok(pass_through(
+            let mut response = pass_through(
                 response,
                 shared,
                 audit,
                 links.as_ref().map(|t| (t, routed.rest.as_str())),
-            ));
+            );
+            if mcp {
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
+            }
+            return Ok(response);
         }
         let www_authenticate = response
             .headers()
@@ -574,6 +582,9 @@ where
             );
             strip(response.headers_mut());
             harden(response.headers_mut());
+            if mcp {
+                response.headers_mut().remove(header::WWW_AUTHENTICATE);
+            }
             response
         };
         if static_retry {

@@ -59,7 +59,43 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+/// One MCP tool call relayed by `latch mcp`, for the audit log.
+#[derive(Clone, Debug)]
+pub struct McpCall {
+    /// The connector.
+    pub connector: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The HTTP status of the upstream's answer; 403 for a call Latch refused itself.
+    pub status: u16,
+    /// How long the call took.
+    pub latency: std::time::Duration,
+    /// Why Latch refused it (`tool_not_allowed`), if it did.
+    pub refused: Option<&'static str>,
+}
+
 impl App {
+    /// Records an MCP tool call under the key name `mcp:CONNECTOR` (path `tools/call NAME`).
+    pub fn record_mcp_call(&self, call: &McpCall) -> Result<()> {
+        let row = latch_store::AuditRow {
+            at: crate::clock::now(),
+            key_name: Some(format!("mcp:{}", call.connector)),
+            key_id: None,
+            connector: Some(call.connector.clone()),
+            method: "MCP".to_owned(),
+            path: format!("tools/call {}", call.tool),
+            status: i64::from(call.status),
+            bytes: 0,
+            latency_us: i64::try_from(call.latency.as_micros()).unwrap_or(i64::MAX),
+            refreshed: false,
+            count: 1,
+            reason: call.refused.map(str::to_owned),
+        };
+        self.db()
+            .audit_insert_batch(&[row])
+            .map_err(|e| self.store_err(e))
+    }
+
     /// Audit entries, oldest first.
     pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
         let since = match query.since.as_deref().map(str::trim) {

@@ -652,7 +652,9 @@ impl Connectors<'_> {
         // A connector type belongs to one kind of provider: Jira Data Center's connector cannot
         // sign in through Atlassian Cloud (doctor still flags a hand-edited latch.toml).
         if let Some(configured) = config.provider(&provider).filter(|p| p.configured) {
-            if configured.preset != spec.provider {
+            // Any MCP server's provider serves the `mcp` connector type.
+            let both_mcp = spec.mcp && config.catalog.is_mcp_preset(&configured.preset);
+            if configured.preset != spec.provider && !both_mcp {
                 return Err(Error::Invalid {
                     message: format!(
                         "connector type `{kind}` signs in through a `{}` provider, but `{provider}` \

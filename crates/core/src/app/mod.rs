@@ -9,6 +9,7 @@ pub mod connectors;
 pub mod exec;
 pub mod git_credential;
 pub mod keys;
+pub mod mcp;
 pub mod providers;
 pub mod serving;
 pub mod sign_in;

@@ -27,6 +27,8 @@ pub struct EndpointOverrides {
     pub site_url: Option<String>,
     /// Where Connect apps ask for a user's token.
     pub connect_token_url: Option<String>,
+    /// An MCP server's endpoint (`mcp` and `atlassian-mcp` presets).
+    pub mcp_url: Option<String>,
 }
 
 /// `latch provider add`.
@@ -169,7 +171,9 @@ impl Providers<'_> {
         };
         let client_type = preset.client_type;
         let console_url = preset.console_url.clone();
-        if client_type == ClientType::None {
+        // An MCP server's table holds its endpoint (`mcp_url`), even without OAuth.
+        let serves_mcp = config.catalog.is_mcp_preset(&preset_name);
+        if client_type == ClientType::None && !serves_mcp {
             return Err(Error::Invalid {
                 message: format!(
                     "provider `{preset_name}` has no OAuth; its connectors use API keys or tokens"
@@ -276,6 +280,7 @@ impl Providers<'_> {
                 ("api_base", e.api_base.as_deref()),
                 ("site_url", e.site_url.as_deref()),
                 ("connect_token_url", e.connect_token_url.as_deref()),
+                ("mcp_url", e.mcp_url.as_deref()),
                 ("base_url", request.base_url.as_deref()),
                 ("ca_file", ca_file.as_deref()),
                 ("oauth", request.link.as_ref().map(|_| "1.0a")),

@@ -149,6 +149,9 @@ pub struct ProviderSection {
     /// A PEM file of CA certificates trusted for this provider only (an internal CA), on top
     /// of the built-in roots and the OS trust store. Relative to latch.toml's folder.
     pub ca_file: Option<PathBuf>,
+    /// An MCP server's endpoint (`mcp` and `atlassian-mcp` presets): where `latch mcp` and the
+    /// proxy's `/CONNECTOR` send every message.
+    pub mcp_url: Option<String>,
     /// A PEM file with the client certificate (and its chain) Latch presents on every
     /// connection to this provider's endpoints and API (mTLS); its private key is in the
     /// keychain (`latch provider client-cert`). Relative to latch.toml's folder.
@@ -802,7 +805,20 @@ impl Resolver<'_> {
                 &mut spec.resources_url,
             ),
             ("me_url", &section.me_url, &mut spec.me_url),
-            ("api_base", &section.api_base, &mut spec.api_base),
+            (
+                if section.mcp_url.is_some() {
+                    "mcp_url"
+                } else {
+                    "api_base"
+                },
+                // One name for an MCP server's endpoint; it is the connector's API base.
+                if section.mcp_url.is_some() {
+                    &section.mcp_url
+                } else {
+                    &section.api_base
+                },
+                &mut spec.api_base,
+            ),
             ("site_url", &section.site_url, &mut spec.site_url),
             (
                 "connect_token_url",
@@ -828,6 +844,16 @@ impl Resolver<'_> {
                 })?;
                 *target = Some(value.clone());
             }
+        }
+        if spec.api_base.as_deref() == Some(crate::provider::catalog::MCP_URL_PLACEHOLDER) {
+            return Err(self.fail(
+                &["providers", name],
+                format!("preset `{preset}` needs the MCP server's endpoint"),
+                format!(
+                    "set `mcp_url = \"https://...\"` under [providers.{name}], or `latch provider \
+                     add {name} --preset {preset} --mcp-url URL`"
+                ),
+            ));
         }
         let base_url =
             match (&section.base_url, spec.needs_base_url()) {

@@ -63,7 +63,10 @@ pub(crate) fn as_credential(
             user: user("username", &connector.username)?,
             token: secret,
         },
-        AuthMode::ApiKey => Credential::GenieKey(secret),
+        AuthMode::ApiKey => match connector.spec.api_key_scheme.as_deref() {
+            Some("Bearer") => Credential::Bearer(secret),
+            _ => Credential::GenieKey(secret),
+        },
         AuthMode::Pat | AuthMode::User | AuthMode::Service => Credential::Bearer(secret),
         AuthMode::Connect | AuthMode::ConnectUser | AuthMode::OAuth1TwoLegged => {
             return Err(GrantError::Misconfigured {
@@ -86,13 +89,7 @@ pub(crate) async fn probe(
     base: &str,
     credential: &Credential,
 ) -> Result<u16, String> {
-    let url = format!("{base}{}", connector.spec.probe.path);
-    let method = reqwest::Method::from_bytes(connector.spec.probe.method.as_bytes())
-        .unwrap_or(reqwest::Method::GET);
-    let request = http
-        .request(method, &url)
-        .header("Accept", "application/json")
-        .timeout(PROBE_TIMEOUT);
+    let request = probe_request(http, connector, base).timeout(PROBE_TIMEOUT);
     credential
         .authorize_reqwest(request)
         .map_err(|err| err.to_string())?
@@ -108,6 +105,28 @@ pub(crate) async fn probe(
                 "unreachable".to_owned()
             }
         })
+}
+
+/// A connector's health probe as a request (its method, path below `base`, `Accept` and body),
+/// not yet authorized.
+pub(crate) fn probe_request(
+    http: &reqwest::Client,
+    connector: &Connector,
+    base: &str,
+) -> reqwest::RequestBuilder {
+    let spec = &connector.spec.probe;
+    let method =
+        reqwest::Method::from_bytes(spec.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let request = http.request(method, format!("{base}{}", spec.path)).header(
+        reqwest::header::ACCEPT,
+        spec.accept.as_deref().unwrap_or("application/json"),
+    );
+    match &spec.body {
+        Some(body) => request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone()),
+        None => request,
+    }
 }
 
 /// What probing a new API token found.

@@ -1429,11 +1429,7 @@ async fn send_probe(
     base: &str,
     credential: &crate::credential::Credential,
 ) -> Result<(u16, Option<String>, Vec<u8>), String> {
-    let method =
-        reqwest::Method::from_bytes(c.spec.probe.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let request = http
-        .request(method, format!("{base}{}", c.spec.probe.path))
-        .header(reqwest::header::ACCEPT, "application/json");
+    let request = crate::credential::static_secret::probe_request(http, c, base);
     let response = credential
         .authorize_reqwest(request)
         .map_err(|err| err.to_string())?

@@ -24,6 +24,7 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../catalog/datacenter.toml"),
     ),
     ("opsgenie.toml", include_str!("../../catalog/opsgenie.toml")),
+    ("mcp.toml", include_str!("../../catalog/mcp.toml")),
 ];
 
 /// How a connector authenticates upstream.
@@ -230,6 +231,8 @@ pub struct OAuth1Endpoints {
 
 /// The placeholder for an instance's base URL in a provider preset (Data Center).
 pub const BASE_PLACEHOLDER: &str = "{base}";
+/// A preset's `api_base` that latch.toml's `mcp_url` must give (any MCP server).
+pub const MCP_URL_PLACEHOLDER: &str = "{mcp_url}";
 
 impl ProviderSpec {
     /// Whether the preset's endpoints need an instance base URL (`{base}`).
@@ -300,6 +303,12 @@ pub struct Probe {
     pub method: String,
     /// Path below the connector's API base.
     pub path: String,
+    /// A JSON body to send (an MCP server is probed with `initialize`).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// The `Accept` header (default `application/json`).
+    #[serde(default)]
+    pub accept: Option<String>,
 }
 
 /// A product reached through a provider.
@@ -337,6 +346,14 @@ pub struct ConnectorSpec {
     pub auth_modes: Vec<AuthMode>,
     /// Health probe.
     pub probe: Probe,
+    /// An MCP server over streamable HTTP: `latch mcp` relays to it, and the proxy passes its
+    /// answers without rewriting links or passing on its OAuth challenge.
+    #[serde(default)]
+    pub mcp: bool,
+    /// The `Authorization` scheme of `api-key` (default `GenieKey`, Opsgenie's; `Bearer` for a
+    /// service-account key).
+    #[serde(default)]
+    pub api_key_scheme: Option<String>,
 }
 
 impl ConnectorSpec {
@@ -473,6 +490,15 @@ impl Catalog {
         }
     }
 
+    /// Whether a preset is an MCP server's: its connectors are relayed by `latch mcp`.
+    pub fn is_mcp_preset(&self, preset: &str) -> bool {
+        self.provider(preset)
+            .is_some_and(|p| p.api_base.as_deref() == Some(MCP_URL_PLACEHOLDER))
+            || self
+                .connectors()
+                .any(|(_, c)| c.mcp && c.provider == preset)
+    }
+
     /// The built-in catalog.
     pub fn builtin() -> Self {
         let mut catalog = Self::default();
@@ -536,6 +562,10 @@ impl Catalog {
                 ("issuer", &spec.issuer),
                 ("default_redirect_uri", &spec.default_redirect_uri),
             ] {
+                // `{mcp_url}`: the whole endpoint comes from latch.toml (`mcp_url`).
+                if key == "api_base" && url.as_deref() == Some(MCP_URL_PLACEHOLDER) {
+                    continue;
+                }
                 if let Some(url) = url {
                     // `{base}` must start the URL: it stands for a whole origin.
                     let based = url
@@ -657,10 +687,11 @@ impl Catalog {
                     ),
                 ));
             }
-            if !spec.probe.path.starts_with('/') {
+            // Empty: the API base itself (an MCP server's one endpoint).
+            if !spec.probe.path.is_empty() && !spec.probe.path.starts_with('/') {
                 return Err(fail(
                     at("probe"),
-                    "`probe.path` must start with `/`".to_owned(),
+                    "`probe.path` must be empty or start with `/`".to_owned(),
                 ));
             }
             next.connectors.insert(name, spec);
