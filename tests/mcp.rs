@@ -269,6 +269,47 @@ fn a_refused_credential_the_proxy_route_and_the_client_configuration() {
     assert!(!text.contains("resource_metadata"), "{text}");
     assert!(!text.starts_with("http/1.1 200"), "{text}");
 
+    // An MCP client that speaks HTTP, with a key limited to one tool: it sees and calls only
+    // that one (the others get a JSON-RPC error), through `latch serve`.
+    let limited = home.ok(
+        &[
+            "keys",
+            "create",
+            "agent-echo",
+            "--connector",
+            "rovo",
+            "--mcp-tool",
+            "echo",
+        ],
+        "",
+    );
+    let out = Command::new(venv("python"))
+        .arg(repo_path("tests/fixture/mcp_relay_client.py"))
+        .arg(serve.url("/rovo"))
+        .env("LATCH_KEY", limited.trim())
+        .env(
+            "CALLS",
+            serde_json::json!([["echo", {"text": "over http"}], ["delete_everything", {}]])
+                .to_string(),
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(got["tools"], serde_json::json!(["echo"]), "{got}");
+    assert_eq!(got["calls"][0]["text"][0], "echo: over http", "{got}");
+    assert!(
+        got["calls"][1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not allowed")),
+        "{got}"
+    );
+    let audit = home.json(&["audit", "--json", "--key", "agent-echo"]);
+    assert!(
+        audit.as_array().unwrap().iter().any(|r| r["status"] == 403),
+        "the refused call is audited: {audit}"
+    );
+
     let snippet = home.ok(&["mcp", "rovo", "--tool", "echo", "--print-config"], "");
     let snippet: serde_json::Value = serde_json::from_str(&snippet).unwrap();
     let entry = &snippet["mcpServers"]["rovo"];

@@ -20,6 +20,9 @@ pub(crate) struct PolicyArgs {
     /// Path pattern below the connector, `*` matching anything (repeat for several).
     #[arg(long = "path")]
     paths: Vec<String>,
+    /// On MCP connectors: a tool it may list and call (repeat for several; default: all).
+    #[arg(long = "mcp-tool", value_name = "NAME")]
+    mcp_tools: Vec<String>,
 }
 
 impl From<PolicyArgs> for KeyPolicy {
@@ -28,6 +31,7 @@ impl From<PolicyArgs> for KeyPolicy {
             connectors: args.connectors,
             read_only: args.read_only,
             paths: (!args.paths.is_empty()).then_some(args.paths),
+            mcp_tools: (!args.mcp_tools.is_empty()).then_some(args.mcp_tools),
         }
     }
 }
@@ -138,7 +142,12 @@ impl KeysCmd {
                                         .to_owned()
                                 }
                                 Some(p) => p.join(" "),
-                            },
+                            } + &k
+                                .policy
+                                .mcp_tools
+                                .as_ref()
+                                .map(|t| format!(" (MCP tools: {})", t.join(", ")))
+                                .unwrap_or_default(),
                             k.expires_at.map_or_else(|| "-".to_owned(), fmt_time),
                             if k.revoked_at.is_some() {
                                 "revoked"

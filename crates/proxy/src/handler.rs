@@ -103,6 +103,7 @@ mod tests {
             connectors: vec!["opsgenie".into()],
             read_only: true,
             paths: Some(vec!["v2/alerts/*".into()]),
+            mcp_tools: None,
         };
         let (key, _) = app.keys().create("stage", policy, None).unwrap();
         let shared = Shared::new(&app, 7391, Arc::new(AtomicBool::new(false)));

@@ -18,6 +18,7 @@ mod handler;
 mod headers;
 mod key;
 mod links;
+mod mcp;
 mod path;
 mod policy;
 mod pool;
@@ -407,6 +408,7 @@ mod pipeline_tests {
             connectors: vec!["opsgenie".to_owned()],
             read_only: true,
             paths: Some(vec!["v2/alerts/*".to_owned()]),
+            mcp_tools: None,
         };
         let (key, _) = latch.keys().create("t", policy, None).unwrap();
         let proxy = super::start(&latch, "127.0.0.1:0".parse().unwrap())

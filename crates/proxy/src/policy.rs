@@ -16,6 +16,16 @@ pub(crate) struct Routed<'a> {
     pub(crate) connector: &'a Connector,
     /// For a connector's old form (Bitbucket without `2.0/`), with the prefix put back.
     pub(crate) rest: String,
+    /// On an MCP connector, the tools the key may list and call (`None`: all).
+    pub(crate) mcp_tools: Option<Vec<String>>,
+}
+
+fn mcp_tools(connector: &Connector, key: &VerifiedKey) -> Option<Vec<String>> {
+    if connector.spec.mcp {
+        key.policy().mcp_tools.clone()
+    } else {
+        None
+    }
 }
 
 /// `/{connector}/{rest}`, or a site-relative path (Confluence's `/wiki/...` pagination links)
@@ -32,12 +42,14 @@ pub(crate) fn route<'a>(
             if !current {
                 deprecated(&connector.name, prefix);
                 return Ok(Routed {
+                    mcp_tools: mcp_tools(connector, key),
                     connector,
                     rest: format!("{prefix}/{rest}"),
                 });
             }
         }
         return Ok(Routed {
+            mcp_tools: mcp_tools(connector, key),
             connector,
             rest: rest.to_owned(),
         });
@@ -52,6 +64,7 @@ pub(crate) fn route<'a>(
     });
     match (owners.next(), owners.next()) {
         (Some(connector), None) => Ok(Routed {
+            mcp_tools: mcp_tools(connector, key),
             connector,
             rest: whole[1..].to_owned(),
         }),

@@ -461,7 +461,36 @@ where
     let sign_form = !empty_body && upstream_now.credential.signs_form_bodies() && is_form(&headers);
     let replayable = empty_body;
     let profile = state.config.rules_of(&connector.provider);
-    let (form, mut body) = if sign_form {
+    // A key limited to some of an MCP server's tools: the message is read first.
+    let screen_tools = if parts.method == http::Method::POST && !empty_body {
+        routed.mcp_tools.clone()
+    } else {
+        None
+    };
+    let mut lists_tools = false;
+    let (form, mut body) = if let Some(allowed) = screen_tools {
+        let limit = crate::mcp::MAX_MESSAGE;
+        let read = http_body_util::Limited::new(IdleLimited::new(body), limit)
+            .collect()
+            .await
+            .map_err(|_| Refusal::UpstreamUnreachable("the MCP message is over 1 MiB".into()))?
+            .to_bytes();
+        match crate::mcp::screen(&read, &allowed) {
+            crate::mcp::Screened::Refused { answer, tool } => {
+                tracing::info!(connector = %connector.name, tool, "tool not allowed for this key");
+                let (head, text) = crate::mcp::refused(&answer);
+                let (mut head, ()) = head.into_parts();
+                harden(&mut head.headers);
+                // Audited as the refusal it is; the client gets JSON-RPC's answer.
+                return Ok(refused_tool(head, text, shared, audit));
+            }
+            crate::mcp::Screened::Pass { lists } => lists_tools = lists,
+        }
+        let full = http_body_util::Full::new(read)
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        (None, Some(full))
+    } else if sign_form {
         let limit = latch_core::credential::oauth1::MAX_SIGNED_FORM;
         let read = http_body_util::Limited::new(IdleLimited::new(body), limit)
             .collect()
@@ -542,6 +571,11 @@ where
             );
             if mcp {
                 response.headers_mut().remove(header::WWW_AUTHENTICATE);
+            }
+            if lists_tools {
+                if let Some(allowed) = routed.mcp_tools.clone() {
+                    response = crate::mcp::keep_allowed(response, allowed).await?;
+                }
             }
             return Ok(response);
         }
@@ -634,6 +668,23 @@ where
     Err(Refusal::Grant(GrantError::Lock(
         "the upstream refused the token twice".to_owned(),
     )))
+}
+
+/// The JSON-RPC answer to a tool call the key may not make, audited as the refusal it is.
+fn refused_tool(
+    head: http::response::Parts,
+    text: Bytes,
+    shared: &Shared,
+    audit: &mut Audit,
+) -> Response<ProxyBody> {
+    let body = Counted::new(
+        http_body_util::Full::new(text).map_err(|never| -> BoxError { match never {} }),
+        403,
+        audit.take(),
+        shared.audit.clone(),
+    )
+    .boxed_unsync();
+    Response::from_parts(head, body)
 }
 
 /// Whether a request's body is `application/x-www-form-urlencoded`.

@@ -924,7 +924,12 @@ read_only: boolean,
  * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
  * path (a key whose stored patterns were ambiguous, fail-closed).
  */
-paths: Array<string> | null, };
+paths: Array<string> | null, 
+/**
+ * On MCP connectors: the tools it may list and call (`None` = all). Other `tools/call`s
+ * get a JSON-RPC error; `tools/list` answers leave the others out.
+ */
+mcp_tools?: Array<string> | null, };
 
 export type LocalKey = { 
 /**
@@ -955,7 +960,12 @@ read_only: boolean,
  * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
  * path (a key whose stored patterns were ambiguous, fail-closed).
  */
-paths: Array<string> | null, };
+paths: Array<string> | null, 
+/**
+ * On MCP connectors: the tools it may list and call (`None` = all). Other `tools/call`s
+ * get a JSON-RPC error; `tools/list` answers leave the others out.
+ */
+mcp_tools?: Array<string> | null, };
 
 export type AuditEntry = { 
 /**
@@ -1246,7 +1256,12 @@ read_only: boolean,
  * Path patterns below the connector (`rest/api/3/*`): `None` = any path; `Some([])` = no
  * path (a key whose stored patterns were ambiguous, fail-closed).
  */
-paths: Array<string> | null, };
+paths: Array<string> | null, 
+/**
+ * On MCP connectors: the tools it may list and call (`None` = all). Other `tools/call`s
+ * get a JSON-RPC error; `tools/list` answers leave the others out.
+ */
+mcp_tools?: Array<string> | null, };
 
 export type CreatedKey = { key: string, local_key: LocalKey, };
 

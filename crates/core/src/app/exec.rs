@@ -233,6 +233,7 @@ impl ExecPlan {
             connectors: self.connectors.iter().map(|c| c.name.clone()).collect(),
             read_only: self.read_only,
             paths: None,
+            mcp_tools: None,
         }
     }
 

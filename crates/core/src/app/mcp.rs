@@ -76,32 +76,20 @@ impl McpRelay {
     pub async fn relay(&self, message: Value, out: &(dyn Fn(Value) + Send + Sync)) {
         let id = message.get("id").cloned();
         let method = message.get("method").and_then(Value::as_str).unwrap_or("");
-        let tool = (method == "tools/call")
-            .then(|| {
-                message
-                    .pointer("/params/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .filter(|_| id.is_some());
+        let tool = called_tool(&message).map(str::to_owned);
         if let (Some(tool), Some(allowed)) = (&tool, &self.tools) {
             if !allowed.contains(tool) {
                 self.audit(tool, 403, Instant::now(), Some("tool_not_allowed"));
-                out(error(
+                let allowed: Vec<String> = allowed.iter().cloned().collect();
+                out(tool_refused(
                     id.clone().unwrap_or(Value::Null),
-                    INVALID_PARAMS,
-                    format!(
-                        "tool `{tool}` is not allowed here (`latch mcp {} --tool …` limits the \
-                         tools to {})",
-                        self.connector.name,
-                        list(allowed)
-                    ),
+                    tool,
+                    &allowed,
                 ));
                 return;
             }
         }
-        if method == "tools/list" {
+        if lists_tools(&message) {
             if let Some(id) = &id {
                 self.session().listing.insert(id.to_string());
             }
@@ -281,40 +269,71 @@ impl McpRelay {
                 .get("id")
                 .is_some_and(|id| self.session().listing.remove(&id.to_string()));
             if let (true, Some(allowed)) = (listed, &self.tools) {
-                if let Some(tools) = message
-                    .pointer_mut("/result/tools")
-                    .and_then(Value::as_array_mut)
-                {
-                    tools.retain(|t| {
-                        t.get("name")
-                            .and_then(Value::as_str)
-                            .is_some_and(|n| allowed.contains(n))
-                    });
-                }
+                keep_tools(&mut message, &|name| allowed.contains(name));
             }
             out(message);
         }
     }
 }
 
+/// The tool a `tools/call` request names (`None` for any other message, or a notification).
+pub fn called_tool(message: &Value) -> Option<&str> {
+    if message.get("method").and_then(Value::as_str) != Some("tools/call")
+        || message.get("id").is_none()
+    {
+        return None;
+    }
+    Some(
+        message
+            .pointer("/params/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    )
+}
+
+/// Whether a message is a `tools/list` request.
+pub fn lists_tools(message: &Value) -> bool {
+    message.get("method").and_then(Value::as_str) == Some("tools/list")
+        && message.get("id").is_some()
+}
+
+/// Leaves out of a `tools/list` result the tools `allowed` says no to.
+pub fn keep_tools(message: &mut Value, allowed: &dyn Fn(&str) -> bool) {
+    if let Some(tools) = message
+        .pointer_mut("/result/tools")
+        .and_then(Value::as_array_mut)
+    {
+        tools.retain(|t| t.get("name").and_then(Value::as_str).is_some_and(allowed));
+    }
+}
+
+/// The JSON-RPC error for a tool call Latch refuses.
+pub fn tool_refused(id: Value, tool: &str, allowed: &[String]) -> Value {
+    let mut names: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    error(
+        id,
+        INVALID_PARAMS,
+        format!(
+            "tool `{tool}` is not allowed here (this key or `--tool` limits the tools to {})",
+            names.join(", ")
+        ),
+    )
+}
+
 fn error(id: Value, code: i64, message: String) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": format!("Latch: {message}")}})
 }
 
-fn list(tools: &HashSet<String>) -> String {
-    let mut names: Vec<&str> = tools.iter().map(String::as_str).collect();
-    names.sort_unstable();
-    names.join(", ")
-}
-
 /// Server-sent events as they arrive: each complete event's `data` lines, joined.
 #[derive(Default)]
-struct SseEvents {
+pub struct SseEvents {
     buffer: Vec<u8>,
 }
 
 impl SseEvents {
-    fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+    /// Takes the next bytes; returns the `data` of each event they complete.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         loop {

@@ -18,6 +18,10 @@ pub struct KeyPolicy {
     /// path (a key whose stored patterns were ambiguous, fail-closed).
     #[serde(default)]
     pub paths: Option<Vec<String>>,
+    /// On MCP connectors: the tools it may list and call (`None` = all). Other `tools/call`s
+    /// get a JSON-RPC error; `tools/list` answers leave the others out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_tools: Option<Vec<String>>,
 }
 
 /// What the rules look at in a request.
@@ -62,6 +66,7 @@ impl KeyPolicy {
             connectors: Vec::new(),
             read_only: true,
             paths: Some(Vec::new()),
+            mcp_tools: Some(Vec::new()),
         }
     }
 
@@ -134,6 +139,7 @@ mod tests {
             connectors: vec!["bitbucket".into()],
             read_only: true,
             paths: Some(vec!["repositories/team/*".into()]),
+            mcp_tools: None,
         };
         let mut request = facts("bitbucket", "GET", "2.0/repositories/team/repo");
         assert!(
@@ -152,6 +158,7 @@ mod tests {
             connectors: vec!["jira".into()],
             read_only: true,
             paths: Some(vec!["rest/api/3/*".into()]),
+            mcp_tools: None,
         };
         assert_eq!(
             policy.allow(&facts("jira", "GET", "rest/api/3/myself")),
@@ -182,7 +189,8 @@ mod tests {
             KeyPolicy {
                 connectors: vec!["jira".into()],
                 read_only: false,
-                paths: None
+                paths: None,
+                mcp_tools: None,
             }
         );
         assert_eq!(
