@@ -627,7 +627,7 @@ fn the_scheduler_keeps_idle_grants_alive() {
 
 /// Drives the consent like a browser on another machine: follows the provider's redirects
 /// (with its cookies) and stops at the callback it cannot reach; returns that address.
-fn consent_elsewhere(authorize_url: &str, callback: &str) -> String {
+pub(crate) fn consent_elsewhere(authorize_url: &str, callback: &str) -> String {
     let script = "import sys, urllib.parse, requests\n\
         s = requests.Session()\n\
         url, prefix = sys.argv[1], sys.argv[2]\n\

@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 
-use crate::support::{curl, repo_path, stderr, stdout, venv, Home, Serve};
+use crate::support::{curl, free_port, repo_path, stderr, stdout, venv, Fixture, Home, Serve};
 
 const EMAIL: &str = "agent@example.test";
 const TOKEN: &str = "mcp-api-token-fixture-41";
@@ -22,7 +22,16 @@ struct McpServer {
 
 impl McpServer {
     fn start() -> Self {
-        let mut child = Command::new(venv("python"))
+        Self::start_with(None)
+    }
+
+    /// With OAuth: access tokens of the fixture's authorization server at `issuer`.
+    fn start_with(issuer: Option<&str>) -> Self {
+        let mut command = Command::new(venv("python"));
+        if let Some(issuer) = issuer {
+            command.env("AS_URL", issuer);
+        }
+        let mut child = command
             .arg(repo_path("tests/fixture/mcp_server.py"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -329,4 +338,132 @@ fn a_refused_credential_the_proxy_route_and_the_client_configuration() {
     );
     let claude = home.ok(&["mcp", "rovo", "--print-config", "claude-code"], "");
     assert!(claude.starts_with("claude mcp add rovo"), "{claude}");
+}
+
+/// Sign-in as the MCP authorization spec has it: the server's 401 names its protected-resource
+/// metadata, that names the authorization server, whose metadata offers dynamic registration;
+/// Latch registers once, signs in with PKCE and `resource`, and keeps the tokens. Mid-session
+/// the access token dies: the next call succeeds after exactly one refresh, unseen by the client.
+#[test]
+fn an_mcp_server_is_signed_in_to_as_its_spec_says_and_refreshed_mid_session() {
+    let fixture = Fixture::start();
+    let server = McpServer::start_with(Some(&fixture.base));
+    let home = Home::new();
+    let callback = format!("http://127.0.0.1:{}/callback", free_port());
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "rovo",
+            "--preset",
+            "mcp",
+            "--mcp-url",
+            &server.url,
+            "--redirect-uri",
+            &callback,
+        ],
+        "",
+    );
+    home.ok(
+        &[
+            "connector",
+            "add",
+            "rovo",
+            "--type",
+            "mcp",
+            "--provider",
+            "rovo",
+        ],
+        "",
+    );
+    // Headless (a CI box, SSH): the URL is printed, the address the browser ended at pasted.
+    let mut login = home
+        .cmd(&["login", "rovo", "--no-browser", "--timeout", "60"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(login.stdout.take().unwrap());
+    let mut url = String::new();
+    reader.read_line(&mut url).unwrap();
+    let landed = crate::lifecycle::consent_elsewhere(url.trim(), &callback);
+    assert!(landed.contains("code="), "{landed}");
+    writeln!(login.stdin.take().unwrap(), "{landed}").unwrap();
+    let out = login.wait_with_output().unwrap();
+    assert!(out.status.success(), "login: {}", stderr(&out));
+    let stats = fixture.stats();
+    assert_eq!(stats["mcp_resource"], server.url.as_str(), "{stats}");
+    assert_eq!(stats["mcp_token_resource"], server.url.as_str(), "{stats}");
+    let refreshes = stats["refresh_ok"].as_u64().unwrap_or(0);
+
+    let got = client(
+        &home,
+        &["mcp", "rovo"],
+        &serde_json::json!([
+            ["echo", {"text": "before"}],
+            ["__post", {"url": format!("{}/__revoke_access", fixture.base)}],
+            ["echo", {"text": "after"}],
+        ]),
+    );
+    assert_eq!(got["calls"][0]["text"][0], "echo: before", "{got}");
+    assert_eq!(got["calls"][1]["text"][0], "echo: after", "{got}");
+    let stats = fixture.stats();
+    assert_eq!(
+        stats["refresh_ok"].as_u64().unwrap_or(0),
+        refreshes + 1,
+        "exactly one refresh: {stats}"
+    );
+    // The client was registered once and is kept: a second sign-in registers nothing new.
+    let status = home.json(&["status", "--json"]);
+    let client_id = status["providers"][0]["client_id"].clone();
+    assert!(client_id.is_string(), "{status}");
+    let out =
+        crate::support::run_with_stdin(home.browser_cmd(&["login", "rovo", "--timeout", "60"]), "");
+    assert!(out.status.success(), "login again: {}", stderr(&out));
+    let again = home.json(&["status", "--json"]);
+    assert_eq!(again["providers"][0]["client_id"], client_id, "{again}");
+
+    // Two MCP clients across an expiry share one grant: one refresh between them, and the
+    // rotating family lives.
+    let refreshes = fixture.stats()["refresh_ok"].as_u64().unwrap_or(0);
+    let (status, body) = curl(&["-X", "POST", &format!("{}/__revoke_access", fixture.base)]);
+    assert_eq!(status, 200, "{body}");
+    let both: Vec<_> = (0..2)
+        .map(|i| {
+            Command::new(venv("python"))
+                .arg(repo_path("tests/fixture/mcp_relay_client.py"))
+                .arg(env!("CARGO_BIN_EXE_latch"))
+                .args(["mcp", "rovo"])
+                .env("LATCH_HOME", home.path())
+                .env(
+                    "CALLS",
+                    serde_json::json!([["echo", {"text": format!("client {i}")}]]).to_string(),
+                )
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, child) in both.into_iter().enumerate() {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "client {i}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("echo: client {i}")),
+            "{}",
+            stdout(&out)
+        );
+    }
+    let stats = fixture.stats();
+    assert_eq!(
+        stats["refresh_ok"].as_u64().unwrap_or(0),
+        refreshes + 1,
+        "{stats}"
+    );
+    assert_eq!(
+        stats["family_revocations"].as_u64().unwrap_or(0),
+        0,
+        "no family revoked: {stats}"
+    );
 }

@@ -151,55 +151,80 @@ impl McpRelay {
     ) -> std::result::Result<u16, (u16, String)> {
         let name = &self.connector.name;
         let credentials = self.app.credentials();
-        let upstream = credentials
+        let mut upstream = credentials
             .upstream(&self.connector, None)
             .await
             .map_err(|err| (502, format!("Latch has no credential for `{name}`: {err}")))?;
         let http = credentials.grants().http(Some(&self.connector.provider));
-        let mut request = http
-            .post(&upstream.base)
-            .header(
-                reqwest::header::ACCEPT,
-                "application/json, text/event-stream",
-            )
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(message.to_string());
-        {
-            let session = self.session();
-            if let Some(id) = &session.id {
-                request = request.header("Mcp-Session-Id", id);
+        let mut attempt = 0;
+        let mut response = loop {
+            let mut request = http
+                .post(&upstream.base)
+                .header(
+                    reqwest::header::ACCEPT,
+                    "application/json, text/event-stream",
+                )
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(message.to_string());
+            {
+                let session = self.session();
+                if let Some(id) = &session.id {
+                    request = request.header("Mcp-Session-Id", id);
+                }
+                if let Some(version) = &session.protocol {
+                    request = request.header("MCP-Protocol-Version", version);
+                }
             }
-            if let Some(version) = &session.protocol {
-                request = request.header("MCP-Protocol-Version", version);
-            }
-        }
-        let request = upstream
-            .credential
-            .authorize_reqwest(request)
-            .map_err(|err| (502, err.to_string()))?;
-        let mut response = request.send().await.map_err(|err| {
-            (
-                502,
-                format!(
-                    "the MCP server of `{name}` could not be reached ({})",
-                    if err.is_timeout() {
-                        "timeout"
-                    } else {
-                        "connection failed"
+            let request = upstream
+                .credential
+                .authorize_reqwest(request)
+                .map_err(|err| (502, err.to_string()))?;
+            let response = request.send().await.map_err(|err| {
+                (
+                    502,
+                    format!(
+                        "the MCP server of `{name}` could not be reached ({})",
+                        if err.is_timeout() {
+                            "timeout"
+                        } else {
+                            "connection failed"
+                        }
+                    ),
+                )
+            })?;
+            // A 401 mid-session: one refresh (never throttled for MCP) and the message again;
+            // the client never sees it. A dead family says which command fixes it.
+            if response.status().as_u16() == 401 && attempt == 0 {
+                attempt += 1;
+                match credentials
+                    .after_rejection(&self.connector, &upstream, None)
+                    .await
+                {
+                    Ok(Some(fresh)) => {
+                        upstream.credential = fresh;
+                        continue;
                     }
-                ),
-            )
-        })?;
+                    Ok(None) => {}
+                    Err(err) => return Err((401, err.to_string().replace('\n', "; "))),
+                }
+            }
+            break response;
+        };
         let status = response.status().as_u16();
         match status {
             401 | 403 => {
+                let fix = if upstream.grant.is_some() {
+                    format!("sign in again: `latch login {}`", self.connector.provider)
+                } else {
+                    format!("store a working one with `latch credential set {name}`")
+                };
                 return Err((
                     status,
                     format!(
                         "the MCP server refused the credential of `{name}` (HTTP {status}); fix: \
-                         store a working one with `latch credential set {name}`"
+                         {fix}"
                     ),
-                ))
+                ));
             }
             404 if self.session().id.is_some() => {
                 self.session().id = None;

@@ -100,6 +100,7 @@ impl App {
             source,
         })?;
         crate::upstream::discovery::apply_cached(&mut config, &store);
+        crate::upstream::mcp_auth::apply_registered(&mut config, &store);
         let home_id = store
             .meta_init("home_id", &random_hex(8))
             .map_err(|source| Error::Store { path: db, source })?;
@@ -175,6 +176,7 @@ impl App {
             });
         }
         crate::upstream::discovery::apply_cached(&mut config, &self.db());
+        crate::upstream::mcp_auth::apply_registered(&mut config, &self.db());
         self.replace_config(config);
         Ok(self.config())
     }

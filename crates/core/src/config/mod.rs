@@ -660,10 +660,12 @@ impl Resolver<'_> {
                 .iter()
                 .find(|c| c.provider == provider.name && c.auth == AuthMode::User);
             if let Some(c) = user_connector {
-                // An OAuth 1.0a link signs in with its key pair instead.
+                // An OAuth 1.0a link signs in with its key pair instead; an MCP server's
+                // client registers itself at the first sign-in.
                 if provider.spec.client_type != ClientType::None
                     && provider.client_id.is_none()
                     && provider.oauth1.is_none()
+                    && !provider.spec.mcp_discovery
                 {
                     return Err(self.fail(
                         &["providers", &provider.name],

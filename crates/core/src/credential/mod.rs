@@ -326,6 +326,7 @@ pub(crate) fn token_endpoint(
         encoding: provider.spec.token_request,
         auth: provider.spec.token_auth,
         client_id,
+        resource: provider.spec.authorize_params.get("resource").cloned(),
     })
 }
 

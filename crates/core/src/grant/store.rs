@@ -140,6 +140,11 @@ impl GrantStore {
         client_secret_key(&self.home_id, provider)
     }
 
+    /// The home's id (keychain items are named under it).
+    pub(crate) fn home_id(&self) -> &str {
+        &self.home_id
+    }
+
     pub(crate) fn link_key_key(&self, provider: &str) -> SecretKey {
         link_key_key(&self.home_id, provider)
     }

@@ -34,6 +34,8 @@ pub struct TokenEndpoint {
     pub auth: TokenAuth,
     /// Client id.
     pub client_id: String,
+    /// RFC 8707's `resource`: what the token is for (an MCP server's endpoint).
+    pub resource: Option<String>,
 }
 
 /// What a token endpoint returned on success.
@@ -256,6 +258,9 @@ pub async fn request_token_within(
                 request = request
                     .set_pkce_verifier(oauth2::PkceCodeVerifier::new(verifier.expose().to_owned()));
             }
+            if let Some(resource) = &endpoint.resource {
+                request = request.add_extra_param("resource", resource);
+            }
             request.request_async(&transport).await
         }
         Grant::Refresh {
@@ -266,6 +271,9 @@ pub async fn request_token_within(
             let mut request = client.exchange_refresh_token(&refresh);
             if let Some(uri) = redirect_uri {
                 request = request.add_extra_param("redirect_uri", uri);
+            }
+            if let Some(resource) = &endpoint.resource {
+                request = request.add_extra_param("resource", resource);
             }
             request.request_async(&transport).await
         }

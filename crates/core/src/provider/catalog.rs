@@ -215,6 +215,11 @@ pub struct ProviderSpec {
     /// OAuth 1.0a application links (Data Center), for a provider with `oauth = "1.0a"`.
     #[serde(default)]
     pub oauth1: Option<OAuth1Endpoints>,
+    /// An MCP server's sign-in: its endpoints come from the server's protected-resource and
+    /// authorization-server metadata, its client id from dynamic registration (MCP
+    /// authorization; `upstream::mcp_auth`).
+    #[serde(default)]
+    pub mcp_discovery: bool,
 }
 
 /// An instance's OAuth 1.0a endpoints (atlassian-wire §12.3).
@@ -598,6 +603,7 @@ impl Catalog {
             }
             if spec.client_type != ClientType::None
                 && spec.issuer.is_none()
+                && !spec.mcp_discovery
                 && (spec.authorize_url.is_none() || spec.token_url.is_none())
             {
                 return Err(fail(

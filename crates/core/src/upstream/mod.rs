@@ -4,4 +4,5 @@
 pub(crate) mod base;
 pub mod discovery;
 pub mod links;
+pub mod mcp_auth;
 pub mod site;

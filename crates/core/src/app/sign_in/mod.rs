@@ -328,6 +328,14 @@ async fn run_login(
     } else {
         provider
     };
+    // An MCP server: its endpoints and client come from its metadata and registration.
+    let provider = if provider.spec.mcp_discovery {
+        let grants = Arc::clone(app.credentials().grants());
+        crate::upstream::mcp_auth::prepare(grants.store(), grants.http(Some(name)), &provider)
+            .await?
+    } else {
+        provider
+    };
     if provider.spec.client_type == ClientType::None {
         return Err(LoginError::Setup {
             message: format!("provider `{name}` has no OAuth sign-in"),
