@@ -190,14 +190,23 @@ fn an_mcp_client_works_through_latch_mcp_with_a_token_it_never_holds() {
     let got = client(
         &home,
         &["mcp", "rovo-key"],
-        &serde_json::json!([["add", {"a": 2, "b": 3}]]),
+        &serde_json::json!([["add", {"a": 2, "b": 3}], ["__await_list_changed", {}]]),
     );
     assert_eq!(
         got["tools"],
-        serde_json::json!(["add", "delete_everything", "echo"]),
+        serde_json::json!(["add", "change_tools", "delete_everything", "echo"]),
         "{got}"
     );
     assert_eq!(got["calls"][0]["text"][0], "5", "{got}");
+    // The server's own message reached the client over the GET stream `latch mcp` keeps open.
+    assert!(
+        got["notifications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "notifications/tools/list_changed"),
+        "{got}"
+    );
     assert!(server.seen().contains(&format!("Bearer {KEY}")));
 }
 

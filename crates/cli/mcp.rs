@@ -133,6 +133,8 @@ async fn relay_stdio(relay: Arc<latch_core::app::mcp::McpRelay>) {
         }
     });
     let mut in_flight = tokio::task::JoinSet::new();
+    // The GET stream's task, stopped when the client is done (it holds a writer).
+    let listening: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>> = Arc::default();
     while let Some(line) = incoming.recv().await {
         if line.trim().is_empty() {
             continue;
@@ -146,14 +148,32 @@ async fn relay_stdio(relay: Arc<latch_core::app::mcp::McpRelay>) {
             }
         };
         let (relay, to_client) = (Arc::clone(&relay), to_client.clone());
+        let listening = Arc::clone(&listening);
         in_flight.spawn(async move {
             let out = move |message: Value| {
                 let _ = to_client.send(message);
             };
             relay.relay(message, &out).await;
+            // Once there is a session, the server's own messages come on the GET stream.
+            if relay.has_session() {
+                let mut slot = listening
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if slot.is_none() {
+                    let task = tokio::spawn(async move { relay.listen(&out).await });
+                    *slot = Some(task.abort_handle());
+                }
+            }
         });
     }
     while in_flight.join_next().await.is_some() {}
+    if let Some(task) = listening
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+    {
+        task.abort();
+    }
     relay.close().await;
     drop(to_client);
     let _ = writer.await;

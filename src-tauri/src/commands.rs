@@ -75,6 +75,9 @@ pub(crate) struct ProviderInput {
     /// An OAuth 1.0a application link with this consumer key (Latch makes its key pair).
     #[serde(default)]
     consumer_key: Option<String>,
+    /// An MCP server's endpoint.
+    #[serde(default)]
+    mcp_url: Option<String>,
 }
 
 #[tauri::command]
@@ -100,7 +103,13 @@ pub(crate) async fn add_provider(
                     .map(|s| s.trim().to_owned())
                     .filter(|s| !s.is_empty()),
                 ca_file: None,
-                endpoints: Default::default(),
+                endpoints: latch_core::app::EndpointOverrides {
+                    mcp_url: input
+                        .mcp_url
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty()),
+                    ..Default::default()
+                },
                 link: input
                     .consumer_key
                     .map(|k| k.trim().to_owned())

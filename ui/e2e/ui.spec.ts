@@ -187,3 +187,15 @@ test("seeded views, keyboard navigation and both themes", async ({ page }) => {
   await page.emulateMedia({ colorScheme: "light" });
   expect(await bodyBackground()).toBe("rgb(246, 247, 249)");
 });
+
+test("an MCP server's provider needs no app: Latch registers itself at the first sign-in", async ({ page }) => {
+  await page.goto("/");
+  await page.getByRole("button", { name: "Add the Atlassian app" }).click();
+  const form = page.getByRole("form", { name: "Add provider" });
+  await form.getByLabel("Preset").selectOption("atlassian-mcp");
+  await expect(form.getByTestId("mcp-setup")).toContainText("registers itself");
+  await expect(form.getByTestId("mcp-setup")).toContainText("http://127.0.0.1:8735/callback");
+  await expect(form.getByLabel("Client id")).toHaveCount(0);
+  await form.getByRole("button", { name: "Add provider" }).click();
+  await expect(page.getByRole("status")).toContainText("Added provider atlassian-mcp");
+});

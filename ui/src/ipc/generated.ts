@@ -481,7 +481,15 @@ vocabulary: ProviderKind,
 /**
  * Whether its instances may use OAuth 1.0a application links (`--oauth1`).
  */
-oauth1: boolean, };
+oauth1: boolean, 
+/**
+ * An MCP server's: no app to register (Latch registers itself at the first sign-in).
+ */
+mcp: boolean, 
+/**
+ * Whether it needs the MCP server's endpoint (`--mcp-url`; preset `mcp`).
+ */
+needs_mcp_url: boolean, };
 
 export type ConnectorEntry = { 
 /**
@@ -1241,7 +1249,11 @@ export type ProviderInput = { name: string, preset?: string | null, client_id?: 
 /**
  * An OAuth 1.0a application link with this consumer key (Latch makes its key pair).
  */
-consumer_key?: string | null, };
+consumer_key?: string | null, 
+/**
+ * An MCP server's endpoint.
+ */
+mcp_url?: string | null, };
 
 export type KeyInput = { name: string, ttl?: string | null, 
 /**

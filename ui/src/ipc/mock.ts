@@ -34,6 +34,8 @@ export const mockCatalog: CatalogEntries = {
       needs_base_url: false,
       vocabulary: "atlassian",
       oauth1: false,
+      mcp: false,
+      needs_mcp_url: false,
     },
     {
       name: "bitbucket",
@@ -45,6 +47,8 @@ export const mockCatalog: CatalogEntries = {
       needs_base_url: false,
       vocabulary: "bitbucket",
       oauth1: false,
+      mcp: false,
+      needs_mcp_url: false,
     },
     {
       name: "jira-dc",
@@ -56,6 +60,21 @@ export const mockCatalog: CatalogEntries = {
       needs_base_url: true,
       vocabulary: "data-center",
       oauth1: true,
+      mcp: false,
+      needs_mcp_url: false,
+    },
+    {
+      name: "atlassian-mcp",
+      display_name: "Atlassian remote MCP server",
+      client_type: "public",
+      default_redirect_uri: "http://127.0.0.1:8735/callback",
+      console_url: null,
+      default_scopes: [],
+      needs_base_url: false,
+      vocabulary: "generic",
+      oauth1: false,
+      mcp: true,
+      needs_mcp_url: false,
     },
     {
       name: "opsgenie",
@@ -67,6 +86,8 @@ export const mockCatalog: CatalogEntries = {
       needs_base_url: false,
       vocabulary: "generic",
       oauth1: false,
+      mcp: false,
+      needs_mcp_url: false,
     },
   ],
   connectors: [
@@ -109,6 +130,17 @@ export const mockCatalog: CatalogEntries = {
       api_base: "{api_base}/2.0",
       needs_site: false,
       vocabulary: "bitbucket",
+    },
+    {
+      name: "mcp",
+      display_name: "MCP server",
+      provider: "atlassian-mcp",
+      auth_modes: ["user", "api-token", "api-key"],
+      upstream_scopes: ["offline_access"],
+      granular_scopes: null,
+      api_base: "{api_base}",
+      needs_site: false,
+      vocabulary: "generic",
     },
     {
       name: "opsgenie",
@@ -370,7 +402,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
       if (!NAME.test(input.name)) fail("invalid_request", "a provider name is lower-case letters, digits and dashes");
       if (preset.needs_base_url && !input.base_url?.startsWith("https://"))
         fail("invalid_request", "provider has no `base_url`: its endpoints are on your instance");
-      if (!input.client_id && !preset.needs_base_url)
+      if (!input.client_id && !preset.needs_base_url && !preset.mcp)
         fail("invalid_request", "the client id is missing\n  fix: copy it from the developer console");
       const existing = providers.find((p) => p.name === input.name);
       const entry: MockProvider = existing ?? {

@@ -110,6 +110,71 @@ impl McpRelay {
         }
     }
 
+    /// Whether the server gave a session (after `initialize`): then it may have messages of
+    /// its own for the client, on the GET stream.
+    pub fn has_session(&self) -> bool {
+        self.session().id.is_some()
+    }
+
+    /// The GET stream (streamable HTTP): messages the server sends on its own (list changes,
+    /// its requests) go to `out` until the stream ends. A server without one answers 405.
+    pub async fn listen(&self, out: &(dyn Fn(Value) + Send + Sync)) {
+        let credentials = self.app.credentials();
+        let Ok(mut upstream) = credentials.upstream(&self.connector, None).await else {
+            return;
+        };
+        let http = credentials.grants().http(Some(&self.connector.provider));
+        for attempt in 0..2 {
+            let mut request = http
+                .get(&upstream.base)
+                .header(reqwest::header::ACCEPT, "text/event-stream");
+            {
+                let session = self.session();
+                let Some(id) = &session.id else { return };
+                request = request.header("Mcp-Session-Id", id);
+                if let Some(version) = &session.protocol {
+                    request = request.header("MCP-Protocol-Version", version);
+                }
+            }
+            let Ok(request) = upstream.credential.authorize_reqwest(request) else {
+                return;
+            };
+            let Ok(mut response) = request.send().await else {
+                return;
+            };
+            if response.status().as_u16() == 401 && attempt == 0 {
+                match self.renew(&mut upstream).await {
+                    Ok(true) => continue,
+                    _ => return,
+                }
+            }
+            if !response.status().is_success() {
+                return;
+            }
+            let mut events = SseEvents::default();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                for data in events.push(&chunk) {
+                    self.deliver(&data, out);
+                }
+            }
+            return;
+        }
+    }
+
+    /// After a 401: a newer credential in `upstream` (one refresh, never throttled for MCP;
+    /// a stored secret read again); `Ok(false)` when there is none to try.
+    async fn renew(
+        &self,
+        upstream: &mut crate::credential::Upstream,
+    ) -> std::result::Result<bool, crate::GrantError> {
+        let fresh = self
+            .app
+            .credentials()
+            .after_rejection(&self.connector, upstream, None)
+            .await?;
+        Ok(fresh.map(|fresh| upstream.credential = fresh).is_some())
+    }
+
     /// Ends the session on the server (a DELETE with its id), as a client that is done does.
     pub async fn close(&self) {
         let Some(id) = self.session().id.take() else {
@@ -196,15 +261,9 @@ impl McpRelay {
             // the client never sees it. A dead family says which command fixes it.
             if response.status().as_u16() == 401 && attempt == 0 {
                 attempt += 1;
-                match credentials
-                    .after_rejection(&self.connector, &upstream, None)
-                    .await
-                {
-                    Ok(Some(fresh)) => {
-                        upstream.credential = fresh;
-                        continue;
-                    }
-                    Ok(None) => {}
+                match self.renew(&mut upstream).await {
+                    Ok(true) => continue,
+                    Ok(false) => {}
                     Err(err) => return Err((401, err.to_string().replace('\n', "; "))),
                 }
             }

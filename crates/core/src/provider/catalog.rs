@@ -412,6 +412,10 @@ pub struct PresetEntry {
     pub vocabulary: ProviderKind,
     /// Whether its instances may use OAuth 1.0a application links (`--oauth1`).
     pub oauth1: bool,
+    /// An MCP server's: no app to register (Latch registers itself at the first sign-in).
+    pub mcp: bool,
+    /// Whether it needs the MCP server's endpoint (`--mcp-url`; preset `mcp`).
+    pub needs_mcp_url: bool,
 }
 
 /// A connector type as faces show it (`latch connector catalog`, "Add connector").
@@ -464,6 +468,8 @@ impl Catalog {
                 .iter()
                 .map(|(name, p)| PresetEntry {
                     oauth1: p.oauth1.is_some(),
+                    mcp: p.mcp_discovery,
+                    needs_mcp_url: p.api_base.as_deref() == Some(MCP_URL_PLACEHOLDER),
                     name: name.clone(),
                     display_name: p.display_name.clone(),
                     client_type: p.client_type,
