@@ -359,7 +359,7 @@ fn an_mcp_server_is_signed_in_to_as_its_spec_says_and_refreshed_mid_session() {
     let server = McpServer::start_with(Some(&fixture.base));
     let home = Home::new();
     let callback = format!("http://127.0.0.1:{}/callback", free_port());
-    home.ok(
+    let added = home.ok(
         &[
             "provider",
             "add",
@@ -373,6 +373,8 @@ fn an_mcp_server_is_signed_in_to_as_its_spec_says_and_refreshed_mid_session() {
         ],
         "",
     );
+    // No app to create and no client id to paste: Latch registers itself at the sign-in.
+    assert!(added.contains("Nothing to register by hand"), "{added}");
     home.ok(
         &[
             "connector",

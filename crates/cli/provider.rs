@@ -277,7 +277,14 @@ fn add(args: AddArgs) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    if !added.has_app && added.data_center {
+    if added.mcp {
+        say!(
+            "Nothing to register by hand: at the first `latch login {}` Latch registers itself \
+             with the MCP server's authorization server (callback {}).",
+            added.name,
+            added.redirect_uri.as_deref().unwrap_or("-")
+        );
+    } else if !added.has_app && added.data_center {
         say!(
             "No client id: connectors of this instance use personal access tokens, passwords or \
              service accounts (no sign-in). To sign in as you, an admin creates an incoming \

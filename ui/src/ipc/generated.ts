@@ -571,7 +571,11 @@ connector_types: Array<string>,
 /**
  * Whether it is a Data Center instance (its own base URL).
  */
-data_center: boolean, };
+data_center: boolean, 
+/**
+ * An MCP server's provider: Latch registers itself at the first sign-in.
+ */
+mcp: boolean, };
 
 export type LinkPublicKey = { 
 /**

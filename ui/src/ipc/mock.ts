@@ -431,6 +431,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         has_app: Boolean(entry.client_id) || Boolean(consumerKey),
         connector_types: mockCatalog.connectors.filter((c) => c.provider === preset.name).map((c) => c.name),
         data_center: preset.needs_base_url,
+        mcp: preset.mcp,
         link: consumerKey
           ? {
               provider: input.name,

@@ -132,6 +132,8 @@ pub struct ProviderAdded {
     pub connector_types: Vec<String>,
     /// Whether it is a Data Center instance (its own base URL).
     pub data_center: bool,
+    /// An MCP server's provider: Latch registers itself at the first sign-in.
+    pub mcp: bool,
 }
 
 /// The providers of a home.
@@ -171,9 +173,7 @@ impl Providers<'_> {
         };
         let client_type = preset.client_type;
         let console_url = preset.console_url.clone();
-        // An MCP server's table holds its endpoint (`mcp_url`), even without OAuth.
-        let serves_mcp = config.catalog.is_mcp_preset(&preset_name);
-        if client_type == ClientType::None && !serves_mcp {
+        if client_type == ClientType::None {
             return Err(Error::Invalid {
                 message: format!(
                     "provider `{preset_name}` has no OAuth; its connectors use API keys or tokens"
@@ -364,6 +364,7 @@ impl Providers<'_> {
             link,
             connector_types,
             data_center: provider.base_url.is_some(),
+            mcp: provider.spec.mcp_discovery,
         })
     }
 

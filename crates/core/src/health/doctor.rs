@@ -443,7 +443,9 @@ pub async fn run(
                 &fix,
             ));
         }
-        if signs_in && provider.spec.client_type != ClientType::None {
+        // An MCP server's client is registered by Latch itself, with this callback.
+        if signs_in && provider.spec.client_type != ClientType::None && !provider.spec.mcp_discovery
+        {
             if let Some(redirect) = &provider.redirect_uri {
                 findings.push(finding(
                     "callback_url",
