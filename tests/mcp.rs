@@ -119,6 +119,11 @@ fn home_with_server(server: &McpServer) -> Home {
     let out = home.ok(&["credential", "set", "rovo", "--json"], TOKEN);
     let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stored["check"]["result"], "ok", "{stored}");
+    // The check's `initialize` opened a session; it was ended, not left on the server.
+    let (_, ended) = curl(&[&server.url.replace("/mcp", "/ended")]);
+    let ended: Vec<String> = serde_json::from_str(&ended).unwrap();
+    assert_eq!(ended.len(), 1, "{ended:?}");
+    assert!(!ended[0].is_empty(), "{ended:?}");
     home
 }
 

@@ -90,21 +90,47 @@ pub(crate) async fn probe(
     credential: &Credential,
 ) -> Result<u16, String> {
     let request = probe_request(http, connector, base).timeout(PROBE_TIMEOUT);
-    credential
+    let sent = credential
         .authorize_reqwest(request)
         .map_err(|err| err.to_string())?
         .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .map_err(|err| {
-            if crate::net::tls::is_untrusted_certificate(&err) {
-                crate::net::tls::untrusted_hint(Some(&connector.provider))
-            } else if err.is_timeout() {
-                "timed out".to_owned()
-            } else {
-                "unreachable".to_owned()
-            }
-        })
+        .await;
+    if let Ok(response) = &sent {
+        end_probe_session(http, connector, base, credential, response).await;
+    }
+    sent.map(|r| r.status().as_u16()).map_err(|err| {
+        if crate::net::tls::is_untrusted_certificate(&err) {
+            crate::net::tls::untrusted_hint(Some(&connector.provider))
+        } else if err.is_timeout() {
+            "timed out".to_owned()
+        } else {
+            "unreachable".to_owned()
+        }
+    })
+}
+
+/// An MCP server's probe (`initialize`) may have opened a session: it is ended at once, as a
+/// client that is done would, so checks leave nothing behind on the server.
+pub(crate) async fn end_probe_session(
+    http: &reqwest::Client,
+    connector: &Connector,
+    base: &str,
+    credential: &Credential,
+    response: &reqwest::Response,
+) {
+    if !connector.spec.mcp {
+        return;
+    }
+    let Some(id) = response.headers().get("mcp-session-id").cloned() else {
+        return;
+    };
+    let request = http
+        .delete(format!("{base}{}", connector.spec.probe.path))
+        .header("Mcp-Session-Id", id)
+        .timeout(PROBE_TIMEOUT);
+    if let Ok(request) = credential.authorize_reqwest(request) {
+        let _ = request.send().await;
+    }
 }
 
 /// A connector's health probe as a request (its method, path below `base`, `Accept` and body),

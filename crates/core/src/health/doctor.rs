@@ -1447,6 +1447,7 @@ async fn send_probe(
                 }
             )
         })?;
+    crate::credential::static_secret::end_probe_session(http, c, base, credential, &response).await;
     let status = response.status().as_u16();
     let www = response
         .headers()
