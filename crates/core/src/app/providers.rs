@@ -495,8 +495,7 @@ impl Providers<'_> {
             provider: name.to_owned(),
             path: shown,
             subject: read.subject,
-            not_after: time::OffsetDateTime::from_unix_timestamp(read.not_after)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+            not_after: read.not_after,
         })
     }
 

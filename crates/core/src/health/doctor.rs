@@ -972,11 +972,9 @@ fn client_cert_findings(
          --cert FILE --key FILE`",
         provider.name
     );
-    let now = grants.store().now().unix_timestamp();
-    let ends = time::OffsetDateTime::from_unix_timestamp(cert.not_after)
-        .map(fmt_time)
-        .unwrap_or_default();
-    let days_left = (cert.not_after - now) / 86_400;
+    let now = grants.store().now();
+    let ends = fmt_time(cert.not_after);
+    let days_left = (cert.not_after - now).whole_days();
     if cert.not_after <= now {
         out.push(finding(
             "client_cert_expired",

@@ -576,8 +576,7 @@ pub fn build(source: StatusSource<'_>) -> Result<StatusReport, latch_store::Stor
             client_cert: p.client_cert.as_ref().map(|cert| ClientCertStatus {
                 path: cert.path.display().to_string(),
                 subject: cert.subject.clone(),
-                not_after: time::OffsetDateTime::from_unix_timestamp(cert.not_after)
-                    .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+                not_after: cert.not_after,
             }),
             name: p.name.clone(),
             preset: p.preset.clone(),

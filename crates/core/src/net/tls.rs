@@ -17,8 +17,8 @@ pub struct ClientCert {
     pub chain: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// The end-entity certificate's subject, as a person reads it.
     pub subject: String,
-    /// Its `notAfter`, Unix seconds.
-    pub not_after: i64,
+    /// Its `notAfter`.
+    pub not_after: time::OffsetDateTime,
 }
 
 impl ClientCert {
@@ -39,16 +39,19 @@ impl ClientCert {
     }
 }
 
-/// A certificate's subject and `notAfter` (Unix seconds).
-fn validity(cert: &rustls_pki_types::CertificateDer<'_>) -> Result<(String, i64), String> {
+/// A certificate's subject and `notAfter`.
+fn validity(
+    cert: &rustls_pki_types::CertificateDer<'_>,
+) -> Result<(String, time::OffsetDateTime), String> {
     use x509_cert::der::Decode as _;
     let cert = x509_cert::Certificate::from_der(cert.as_ref()).map_err(|e| e.to_string())?;
     let tbs = &cert.tbs_certificate;
-    let not_after = tbs.validity.not_after.to_unix_duration().as_secs();
-    Ok((
-        tbs.subject.to_string(),
-        i64::try_from(not_after).unwrap_or(i64::MAX),
-    ))
+    let secs = tbs.validity.not_after.to_unix_duration().as_secs();
+    let not_after = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or_else(|| "its notAfter is out of range".to_owned())?;
+    Ok((tbs.subject.to_string(), not_after))
 }
 
 /// What one provider trusts beyond the defaults, and the certificate it presents.
@@ -148,8 +151,17 @@ pub fn check_identity(cert: &ClientCert, key: &str) -> Result<(), String> {
 pub struct ProviderClients {
     timeout: Duration,
     default: OnceLock<reqwest::Client>,
-    own: HashMap<String, (ProviderTrust, OnceLock<reqwest::Client>)>,
+    own: HashMap<String, OwnTrust>,
     identities: IdentitySource,
+}
+
+/// A provider's own trust: its TLS configuration, kept once built (the keychain read once; a
+/// failure is tried again next time: the key may be imported or the keychain unlocked), and
+/// the client built on it. The proxy's upstream connections use the same configuration.
+struct OwnTrust {
+    trust: ProviderTrust,
+    tls: OnceLock<rustls::ClientConfig>,
+    client: OnceLock<reqwest::Client>,
 }
 
 impl ProviderClients {
@@ -164,7 +176,15 @@ impl ProviderClients {
             default: OnceLock::new(),
             own: trusts
                 .into_iter()
-                .map(|trust| (trust.provider.clone(), (trust, OnceLock::new())))
+                .map(|trust| {
+                    let name = trust.provider.clone();
+                    let own = OwnTrust {
+                        trust,
+                        tls: OnceLock::new(),
+                        client: OnceLock::new(),
+                    };
+                    (name, own)
+                })
                 .collect(),
             identities,
         }
@@ -182,12 +202,12 @@ impl ProviderClients {
     /// say why (`trouble`).
     pub fn for_provider(&self, provider: &str) -> &reqwest::Client {
         match self.own.get(provider) {
-            Some((trust, client)) => client.get_or_init(|| {
-                let tls = match trust.tls(&self.identities) {
+            Some(own) => own.client.get_or_init(|| {
+                let tls = match self.built(own) {
                     Ok(tls) => Some(tls),
                     Err(err) => {
                         tracing::warn!(provider, "{err}");
-                        trusting(trust.ca_file.as_deref())
+                        trusting(own.trust.ca_file.as_deref())
                     }
                 };
                 http_client(self.timeout, tls)
@@ -196,17 +216,26 @@ impl ProviderClients {
         }
     }
 
+    /// A provider's TLS configuration, kept once built.
+    fn built(&self, own: &OwnTrust) -> Result<rustls::ClientConfig, TrustError> {
+        if let Some(tls) = own.tls.get() {
+            return Ok(tls.clone());
+        }
+        let tls = own.trust.tls(&self.identities)?;
+        Ok(own.tls.get_or_init(|| tls).clone())
+    }
+
     /// Why a provider's client cannot connect, if it cannot.
     pub fn trouble(&self, provider: &str) -> Option<TrustError> {
-        let (trust, _) = self.own.get(provider)?;
-        trust.tls(&self.identities).err()
+        let own = self.own.get(provider)?;
+        self.built(own).err()
     }
 
     /// The rustls configuration of a provider (the proxy's upstream connections use it):
     /// `Ok(None)` for the defaults.
     pub fn tls(&self, provider: &str) -> Result<Option<rustls::ClientConfig>, TrustError> {
         match self.own.get(provider) {
-            Some((trust, _)) => trust.tls(&self.identities).map(Some),
+            Some(own) => self.built(own).map(Some),
             None => Ok(None),
         }
     }

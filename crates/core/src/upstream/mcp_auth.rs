@@ -222,11 +222,7 @@ pub(crate) async fn prepare(
         .meta_set(&meta_key(name), Some(&text))
         .map_err(|e| GrantError::Lock(e.to_string()))?;
     let mut ready = provider.clone();
-    ready.client_id = None;
     apply(&mut ready, &found);
-    if let Some(own) = &provider.client_id {
-        ready.client_id = Some(own.clone());
-    }
     Ok(ready)
 }
 
