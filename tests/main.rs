@@ -12,6 +12,7 @@ mod doctor;
 mod git;
 mod golden;
 mod hardening;
+mod intercept;
 mod lifecycle;
 mod links;
 mod mcp;

@@ -156,6 +156,8 @@ impl From<AddArgs> for ConnectorSettings {
             scope_set: args.scope_set,
             region: args.region,
             account_id: args.account_id,
+            // Written by hand in latch.toml (`latch exec --intercept`).
+            intercept_hosts: None,
         }
     }
 }

@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use clap::Args;
 use latch_core::app::exec::{ExecError, ExecPlan};
+use latch_core::app::intercept::child::ChildSetup;
 use latch_core::app::serving::{self, Claim};
 use latch_core::config::home::Home;
 use latch_core::local_key::LocalKey;
+use latch_core::secret::Secret;
+use latch_proxy::intercept::InterceptSetup;
 use latch_runtime::RuntimeEvent;
 
 use crate::exit::Failure;
@@ -124,8 +127,19 @@ pub(crate) struct ExecCmd {
     /// (repeat).
     #[arg(long = "env")]
     env: Vec<String>,
+    /// Give the command the credential on requests to its connectors' real host names
+    /// (`acme.atlassian.net`, `api.atlassian.com`, …): a forward proxy for this command only,
+    /// with a CA that lives as long as it does.
+    #[arg(long)]
+    intercept: bool,
+    /// With --intercept: refuse every other host instead of tunnelling it untouched.
+    #[arg(long, requires = "intercept")]
+    deny_other_hosts: bool,
+    /// With --intercept: print which host goes to which connector, and run nothing.
+    #[arg(long, requires = "intercept")]
+    dry_run: bool,
     /// The command and its arguments.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present = "dry_run")]
     command: Vec<String>,
 }
 
@@ -140,29 +154,65 @@ impl ExecCmd {
             &self.env,
         )
         .map_err(exec_failure)?;
+        if self.dry_run {
+            let map = one_thread()?
+                .block_on(plan.intercept_map(&latch))
+                .map_err(exec_failure)?;
+            say!("{}", map.describe().trim_end());
+            return Ok(());
+        }
         let program = self.command[0].clone();
         let code = multi_thread()?.block_on(async move {
+            let map = if self.intercept {
+                Some(plan.intercept_map(&latch).await.map_err(exec_failure)?)
+            } else {
+                None
+            };
             // A private proxy on a free port with a key only this process knows: it cannot
             // outlive the child, and no other program ever saw it.
             let proxy = latch_proxy::start(&latch, SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .map_err(|e| Failure::internal(e.to_string()))?;
             let key = latch_core::local_key::generate();
-            proxy.add_ephemeral_key(
-                &key,
-                LocalKey {
-                    // Never stored: no row, no id.
-                    id: 0,
-                    name: format!("exec:{}", short_name(&program)),
-                    policy: plan.policy(),
-                    expires_at: None,
-                    revoked_at: None,
-                    created_at: latch_core::clock::now(),
-                },
-            );
-            let vars = plan
+            let exec_key = LocalKey {
+                // Never stored: no row, no id.
+                id: 0,
+                name: format!("exec:{}", short_name(&program)),
+                policy: plan.policy(),
+                expires_at: None,
+                revoked_at: None,
+                created_at: latch_core::clock::now(),
+            };
+            proxy.add_ephemeral_key(&key, exec_key.clone());
+            let mut vars = plan
                 .env(&format!("http://{}", proxy.addr), &key)
                 .map_err(exec_failure)?;
+            // Under intercept: the forward proxy, its CA's bundle and the preload live in a
+            // private directory that goes when this scope ends, whatever the child did.
+            let mut intercepting = None;
+            if let Some(map) = map {
+                let password = Secret::new(latch_core::net::oauth::random_token(24));
+                let running = proxy
+                    .intercept(InterceptSetup {
+                        map: map.clone(),
+                        key: exec_key,
+                        password: password.clone(),
+                        deny_other_hosts: self.deny_other_hosts,
+                    })
+                    .await
+                    .map_err(|e| Failure::internal(e.to_string()))?;
+                let child =
+                    ChildSetup::prepare(running.addr, &password, &running.ca_pem, &map, &|name| {
+                        std::env::var(name).ok()
+                    })
+                    .map_err(|e| {
+                        Failure::internal(format!(
+                            "cannot write the command's CA bundle and proxy settings: {e}"
+                        ))
+                    })?;
+                vars.extend(child.env.iter().cloned());
+                intercepting = Some((running, child));
+            }
             let mut child = tokio::process::Command::new(&program);
             child.args(&self.command[1..]);
             for (name, value) in vars {
@@ -171,7 +221,12 @@ impl ExecCmd {
             let status = child
                 .status()
                 .await
-                .map_err(|e| Failure::usage(format!("cannot run `{program}`: {e}")))?;
+                .map_err(|e| Failure::usage(format!("cannot run `{program}`: {e}")));
+            if let Some((running, setup)) = intercepting {
+                running.shutdown();
+                drop(setup);
+            }
+            let status = status?;
             drop(key);
             proxy.shutdown().await;
             Ok::<_, Failure>(exit_code(status))

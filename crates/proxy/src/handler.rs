@@ -7,7 +7,7 @@ use hyper::body::Body;
 
 use crate::audit::Audit;
 use crate::refusal::Refusal;
-use crate::{guard, key, path, policy, upstream, ProxyBody, Shared};
+use crate::{guard, key, path, policy, upstream, ProxyBody, Shared, State};
 
 /// Handles one request, whatever its body (hyper's `Incoming` from a socket, or a buffer in a
 /// test): every stage runs without a connection of its own.
@@ -37,21 +37,53 @@ where
             return refusal.into_response();
         }
     };
+    past_the_key(shared, &state, &key, Routing::ByPath, request).await
+}
+
+/// How a request with a key finds its connector.
+enum Routing<'a> {
+    /// `/{connector}/{rest}` (`latch serve`, `latch exec`).
+    ByPath,
+    /// The host it was sent to, through the exec's host map (`latch exec --intercept`).
+    ByHost {
+        map: &'a latch_core::app::intercept::InterceptMap,
+        host: &'a str,
+        port: u16,
+    },
+}
+
+/// Canonical path → route → the key's policy → upstream, audited.
+async fn past_the_key<B>(
+    shared: &Shared,
+    state: &State,
+    key: &key::VerifiedKey,
+    routing: Routing<'_>,
+    request: Request<B>,
+) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::BoxError>,
+{
     let mut audit = Audit::new(request.method().as_str(), request.uri().path());
     audit.key_name = Some(key.name().to_owned());
     // `latch exec`'s keys have no row (id 0): their name alone says whose they are.
     audit.key_id = Some(key.id()).filter(|id| *id > 0);
     let answer = async {
         let canonical = path::canonical(request.uri().path()).map_err(Refusal::BadPath)?;
-        let routed = policy::route(&state.config, &canonical, &key)?;
+        let routed = match routing {
+            Routing::ByPath => policy::route(&state.config, &canonical, key)?,
+            Routing::ByHost { map, host, port } => {
+                policy::route_intercepted(&state.config, map, host, port, &canonical, key)?
+            }
+        };
         audit.connector = Some(routed.connector.name.clone());
         let has_body = !request.body().is_end_stream()
             && request
                 .headers()
                 .get(http::header::CONTENT_LENGTH)
                 .is_none_or(|v| v.as_bytes() != b"0");
-        policy::allow(&key, &routed, request.method(), has_body)?;
-        upstream::forward(shared, &state, routed, request, &mut audit).await
+        policy::allow(key, &routed, request.method(), has_body)?;
+        upstream::forward(shared, state, routed, request, &mut audit).await
     }
     .await;
     let response = answer.unwrap_or_else(Refusal::into_response);
@@ -62,6 +94,59 @@ where
             .record(&audit, response.status().as_u16(), bytes);
     }
     response
+}
+
+/// A request a `latch exec --intercept` child sent to a connector's real host name: the tunnel's
+/// host (and the TLS server name) must be the one it names, then the same stages as
+/// [`handle`] with the exec's key and the host map in place of the loopback guard and the first
+/// path segment.
+pub(crate) async fn handle_intercepted<B>(
+    shared: &Shared,
+    key: &key::VerifiedKey,
+    map: &latch_core::app::intercept::InterceptMap,
+    host: &str,
+    port: u16,
+    server_name_ok: bool,
+    request: Request<B>,
+) -> Response<ProxyBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<crate::BoxError>,
+{
+    let authority = if port == 443 {
+        host.to_owned()
+    } else {
+        format!("{host}:{port}")
+    };
+    let hosts = request.headers().get_all(http::header::HOST);
+    let named = |value: &http::HeaderValue| {
+        value.to_str().is_ok_and(|v| {
+            v.eq_ignore_ascii_case(&authority) || v.eq_ignore_ascii_case(&format!("{host}:{port}"))
+        })
+    };
+    let host_ok = hosts.iter().count() == 1 && hosts.iter().all(named);
+    let before = if !server_name_ok || !host_ok {
+        Err(Refusal::InterceptMisdirected { authority })
+    } else if shared.paused.load(std::sync::atomic::Ordering::Relaxed) {
+        Err(Refusal::Paused)
+    } else {
+        Ok(())
+    };
+    if let Err(refusal) = before {
+        shared
+            .audit
+            .count(refusal.code(), refusal.status().as_u16());
+        return refusal.into_response();
+    }
+    let state = shared.state();
+    past_the_key(
+        shared,
+        &state,
+        key,
+        Routing::ByHost { map, host, port },
+        request,
+    )
+    .await
 }
 
 #[cfg(test)]

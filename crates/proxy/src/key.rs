@@ -23,6 +23,12 @@ impl VerifiedKey {
     pub(crate) fn id(&self) -> i64 {
         self.0.id
     }
+
+    /// `latch exec --intercept`'s key: the child never presents one (its requests carry their
+    /// own dummy tokens), so the exec's policy is the connection's.
+    pub(crate) fn implicit(key: LocalKey) -> Self {
+        Self(std::sync::Arc::new(key))
+    }
 }
 
 /// The local key: `Authorization: Bearer`, Basic with the key as password, or `X-Latch-Key`.

@@ -16,6 +16,7 @@ mod audit;
 mod guard;
 mod handler;
 mod headers;
+pub mod intercept;
 mod key;
 mod links;
 mod mcp;
@@ -173,6 +174,14 @@ impl Running {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push((key.clone(), policy));
+    }
+
+    /// Starts `latch exec --intercept`'s forward proxy for one child, on the same pipeline.
+    pub async fn intercept(
+        &self,
+        setup: intercept::InterceptSetup,
+    ) -> Result<intercept::Intercepting, intercept::InterceptError> {
+        intercept::start(Arc::clone(&self.shared), setup).await
     }
 
     /// The credentials the proxy draws on now (shared with the refresh scheduler).

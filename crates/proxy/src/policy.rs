@@ -18,6 +18,10 @@ pub(crate) struct Routed<'a> {
     pub(crate) rest: String,
     /// On an MCP connector, the tools the key may list and call (`None`: all).
     pub(crate) mcp_tools: Option<Vec<String>>,
+    /// Reached by its real host name (`latch exec --intercept`): links stay as they are.
+    pub(crate) intercepted: bool,
+    /// Git's host under intercept: the configured git URL in place of the connector's base.
+    pub(crate) git_base: Option<String>,
 }
 
 fn mcp_tools(connector: &Connector, key: &VerifiedKey) -> Option<Vec<String>> {
@@ -45,6 +49,8 @@ pub(crate) fn route<'a>(
                     mcp_tools: mcp_tools(connector, key),
                     connector,
                     rest: format!("{prefix}/{rest}"),
+                    intercepted: false,
+                    git_base: None,
                 });
             }
         }
@@ -52,6 +58,8 @@ pub(crate) fn route<'a>(
             mcp_tools: mcp_tools(connector, key),
             connector,
             rest: rest.to_owned(),
+            intercepted: false,
+            git_base: None,
         });
     }
     let whole = path.as_str();
@@ -67,9 +75,38 @@ pub(crate) fn route<'a>(
             mcp_tools: mcp_tools(connector, key),
             connector,
             rest: whole[1..].to_owned(),
+            intercepted: false,
+            git_base: None,
         }),
         _ => Err(Refusal::UnknownConnector),
     }
+}
+
+/// A request a tool sent to a real host name (`latch exec --intercept`): the host map decides
+/// the connector, never the child.
+pub(crate) fn route_intercepted<'a>(
+    config: &'a Config,
+    map: &latch_core::app::intercept::InterceptMap,
+    host: &str,
+    port: u16,
+    path: &CanonicalPath,
+    key: &VerifiedKey,
+) -> Result<Routed<'a>, Refusal> {
+    let found = map
+        .route(config, host, port, path.as_str())
+        .map_err(|_| Refusal::NotCovered {
+            url: format!("https://{host}{}", path.as_str()),
+        })?;
+    let connector = config
+        .connector(&found.connector)
+        .ok_or(Refusal::UnknownConnector)?;
+    Ok(Routed {
+        mcp_tools: mcp_tools(connector, key),
+        connector,
+        rest: found.rest,
+        intercepted: true,
+        git_base: found.git_base,
+    })
 }
 
 /// Says once per connector (per process) that a request used the old form.

@@ -89,12 +89,20 @@ pub(crate) enum Refusal {
     },
     /// No upstream answer in time.
     UpstreamTimeout,
+    /// `latch exec --intercept`: the inner `Host` or the TLS server name is not the host the
+    /// tunnel was opened to.
+    InterceptMisdirected { authority: String },
+    /// `latch exec --intercept`: no connector the command may reach covers this URL.
+    NotCovered { url: String },
 }
 
 impl Refusal {
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Self::BadHost { .. } => StatusCode::MISDIRECTED_REQUEST,
+            Self::BadHost { .. } | Self::InterceptMisdirected { .. } => {
+                StatusCode::MISDIRECTED_REQUEST
+            }
+            Self::NotCovered { .. } => StatusCode::FORBIDDEN,
             Self::DuplicateHost | Self::BadPath(_) => StatusCode::BAD_REQUEST,
             Self::OriginNotAllowed
             | Self::PreflightRefused
@@ -162,6 +170,8 @@ impl Refusal {
             Self::UpstreamUntrusted { .. } => "upstream_certificate_untrusted",
             Self::ClientCertificate { .. } => "client_certificate_refused",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::InterceptMisdirected { .. } => "host_mismatch",
+            Self::NotCovered { .. } => "not_covered",
         }
     }
 
@@ -277,6 +287,14 @@ impl Refusal {
                  not present: {why}"
             ),
             Self::UpstreamTimeout => "the upstream API did not answer in time".to_owned(),
+            Self::InterceptMisdirected { authority } => format!(
+                "this connection was opened to {authority}: the Host header and the TLS server \
+                 name must name it too"
+            ),
+            Self::NotCovered { url } => format!(
+                "no connector this command may reach covers {url}; Latch never sends a request \
+                 with another connector's credential"
+            ),
         }
     }
 
@@ -370,6 +388,13 @@ impl Refusal {
                 "check the network; `latch doctor` probes each connector".to_owned()
             }
             Self::UpstreamTimeout => "retry later".to_owned(),
+            Self::InterceptMisdirected { .. } => {
+                "open one tunnel per host (CONNECT host:443) and send that host's requests on it"
+                    .to_owned()
+            }
+            Self::NotCovered { .. } => "run the command with --connector for the product it \
+                calls, or see the host map with `latch exec --intercept --dry-run`"
+                .to_owned(),
         }
     }
 

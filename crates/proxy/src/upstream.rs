@@ -399,6 +399,28 @@ fn step_up(state: &State, connector: &Connector, profile: &dyn ProviderRules) ->
     }
 }
 
+/// Git's host takes an OAuth token as the Basic password of the provider's git user
+/// (`x-token-auth` on Bitbucket Cloud), not as a Bearer token.
+fn git_form(profile: &dyn ProviderRules, connector: &Connector, headers: &mut http::HeaderMap) {
+    let Some(user) = profile.git_user(connector.auth) else {
+        return;
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| latch_core::secret::Secret::new(t.to_owned()));
+    if let Some(token) = token {
+        use base64::Engine as _;
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{}", token.expose()));
+        if let Ok(mut value) = HeaderValue::from_str(&format!("Basic {basic}")) {
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+    }
+}
+
 /// Sends the request upstream and returns what to answer. The caller has checked everything.
 pub(crate) async fn forward<B>(
     shared: &Shared,
@@ -418,7 +440,8 @@ where
         .upstream(connector, wait)
         .await
         .map_err(refresh_refusal)?;
-    let target = crate::path::upstream_url(&upstream_now.base, &routed.rest, request.uri().query());
+    let base = routed.git_base.as_deref().unwrap_or(&upstream_now.base);
+    let target = crate::path::upstream_url(base, &routed.rest, request.uri().query());
     let uri: Uri = target
         .parse()
         .map_err(|_| Refusal::BadPath(crate::path::BadPath::NotAbsolute))?;
@@ -429,9 +452,10 @@ where
     // An MCP server's answers are relayed as they are (no links to rewrite), and its OAuth
     // challenge never reaches the client: it would start a sign-in of its own around Latch.
     let mcp = connector.spec.mcp;
+    // Under intercept the tool used the real host names: nothing to move.
     let links = headers
         .get(header::HOST)
-        .filter(|_| !mcp)
+        .filter(|_| !mcp && !routed.intercepted)
         .and_then(|h| h.to_str().ok())
         .map(|host| LinkTarget {
             from: upstream_now.base.clone(),
@@ -514,6 +538,9 @@ where
             .credential
             .authorize(&parts.method, &mut target, &mut authorized, form.as_deref())
             .map_err(|_| Refusal::BadCredential)?;
+        if routed.git_base.is_some() {
+            git_form(profile, connector, &mut authorized);
+        }
         let build = |body: ProxyBody| {
             let mut upstream = Request::new(body);
             *upstream.method_mut() = parts.method.clone();

@@ -227,6 +227,37 @@ impl ExecPlan {
         })
     }
 
+    /// The connectors the child may reach.
+    pub fn connectors(&self) -> &[Connector] {
+        &self.connectors
+    }
+
+    /// `--intercept`: the host map of the connectors the child may reach, with the cloud ids
+    /// their gateway paths carry (learnt now; one that cannot be learnt matches any id).
+    pub async fn intercept_map(
+        &self,
+        app: &crate::app::App,
+    ) -> Result<crate::app::intercept::InterceptMap, ExecError> {
+        let mut map = crate::app::intercept::InterceptMap::build(&app.config(), &self.connectors)
+            .map_err(|e| ExecError::Usage(e.to_string()))?;
+        let credentials = app.credentials();
+        let config = app.config();
+        for connector in &self.connectors {
+            if let Some(url) = credentials.only_signed_in_site(connector) {
+                map.add_signed_in_site(&config, connector, &url);
+            }
+        }
+        for name in map.needs_cloud_id() {
+            let Some(connector) = self.connectors.iter().find(|c| c.name == name) else {
+                continue;
+            };
+            if let Ok(id) = credentials.cloud_id(connector).await {
+                map.set_cloud_id(&name, &id);
+            }
+        }
+        Ok(map)
+    }
+
     /// The policy of the child's key.
     pub fn policy(&self) -> crate::local_key::KeyPolicy {
         crate::local_key::KeyPolicy {
@@ -309,6 +340,7 @@ mod tests {
             username: None,
             scope_set: crate::config::ScopeSet::Classic,
             region: None,
+            intercept_hosts: Vec::new(),
         }
     }
 

@@ -193,6 +193,12 @@ pub fn answer(
     Secret::new(text)
 }
 
+/// `get` under `latch exec --intercept`: a password that is not one. The exec's proxy replaces
+/// whatever git sends with the connector's credential, so git never holds the real token.
+pub fn intercepted_answer() -> Secret {
+    Secret::new("username=latch\npassword=latch-intercepts-this\n".to_owned())
+}
+
 /// `get`: a fresh credential for the connector, in git's words.
 pub async fn get(
     credentials: &Credentials,

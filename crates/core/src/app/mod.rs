@@ -8,6 +8,7 @@ pub mod audit;
 pub mod connectors;
 pub mod exec;
 pub mod git_credential;
+pub mod intercept;
 pub mod keys;
 pub mod mcp;
 pub mod providers;

@@ -141,6 +141,8 @@ pub struct ProviderSection {
     pub api_base: Option<String>,
     /// Override of the preset's site URL template (`https://{site}.atlassian.net`).
     pub site_url: Option<String>,
+    /// Override of the preset's git URL (where `git clone` reaches Bitbucket Cloud).
+    pub git_url: Option<String>,
     /// Override of the preset's token endpoint for Connect apps acting as a user.
     pub connect_token_url: Option<String>,
     /// The instance's base URL, for presets whose endpoints start with `{base}` (Data Center:
@@ -270,6 +272,8 @@ pub struct Connector {
     pub scope_set: ScopeSet,
     /// Provider region.
     pub region: Option<String>,
+    /// `latch exec --intercept`: host names in place of the preset's (empty: the preset's).
+    pub intercept_hosts: Vec<String>,
 }
 
 /// latch.toml, parsed, with the catalog it extends and every reference resolved.
@@ -827,6 +831,7 @@ impl Resolver<'_> {
                 &section.connect_token_url,
                 &mut spec.connect_token_url,
             ),
+            ("git_url", &section.git_url, &mut spec.git_url),
         ] {
             if let Some(value) = value {
                 let checked = if key == "site_url" {
@@ -1169,6 +1174,18 @@ impl Resolver<'_> {
                 "add `site = \"acme\"` (the site's name, host or URL)",
             ));
         }
+        let intercept_hosts = section.intercept_hosts.clone().unwrap_or_default();
+        if let Some(bad) = intercept_hosts
+            .iter()
+            .find(|h| crate::app::intercept::parse_host(h).is_none())
+        {
+            return Err(self.fail(
+                &["connectors", name, "intercept_hosts"],
+                format!("`{bad}` is not a host name with an optional port"),
+                "write names like \"jira.corp.example\" or \"jira.corp.example:8443\" (no \
+                 scheme, no wildcard, no IP address)",
+            ));
+        }
         if section.token.is_some() && auth != AuthMode::ApiToken {
             return Err(self.fail(
                 &["connectors", name, "token"],
@@ -1196,6 +1213,7 @@ impl Resolver<'_> {
             username: section.username.clone(),
             scope_set,
             region: section.region.clone(),
+            intercept_hosts,
         })
     }
 }

@@ -41,6 +41,10 @@ pub struct ConnectorSettings {
     pub region: Option<String>,
     /// `auth = "connect-user"`: the Atlassian account id the app acts as.
     pub account_id: Option<String>,
+    /// `latch exec --intercept`: the host names (`host[:port]`) tools call this connector by,
+    /// in place of its preset's real ones.
+    #[cfg_attr(feature = "ts", ts(skip))]
+    pub intercept_hosts: Option<Vec<String>>,
 }
 
 /// A setting whose value is not one Latch knows: which key, and what to write instead.
@@ -72,6 +76,7 @@ impl ConnectorSettings {
             scope_set: text(self.scope_set),
             region: text(self.region),
             account_id: text(self.account_id),
+            intercept_hosts: self.intercept_hosts.filter(|h| !h.is_empty()),
         }
     }
 

@@ -688,6 +688,18 @@ impl Credentials {
         })
     }
 
+    /// The one site a connector's sign-in reached, when the connector names none.
+    pub fn only_signed_in_site(&self, connector: &Connector) -> Option<String> {
+        self.sites().only_signed_in_site(connector)
+    }
+
+    /// The cloud id of a connector's site (learnt from the site itself when no sign-in listed
+    /// it).
+    pub async fn cloud_id(&self, connector: &Connector) -> Result<String, GrantError> {
+        let provider = self.grants.ctx().provider(&connector.provider)?.clone();
+        self.sites().cloud_id(connector, &provider).await
+    }
+
     /// The upstream API base of a connector, its site resolved (learning the cloud id from the
     /// site itself when no sign-in listed it).
     pub async fn upstream_base(&self, connector: &Connector) -> Result<String, GrantError> {

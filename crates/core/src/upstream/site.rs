@@ -107,6 +107,22 @@ impl<'a> Sites<'a> {
             .collect())
     }
 
+    /// The site a sign-in reached, for a connector that names none: the one site its grant
+    /// lists (its real URL, as accessible-resources gave it).
+    pub(crate) fn only_signed_in_site(&self, connector: &Connector) -> Option<String> {
+        if connector.site.is_some() {
+            return None;
+        }
+        let mut urls: Vec<String> = self
+            .grant_sites(connector)
+            .ok()?
+            .into_iter()
+            .map(|s| s.url)
+            .collect();
+        urls.dedup();
+        (urls.len() == 1).then(|| urls.remove(0))
+    }
+
     fn unbound(&self, connector: &Connector, reason: String) -> GrantError {
         let known: Vec<String> = self
             .grant_sites(connector)

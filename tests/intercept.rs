@@ -1,0 +1,327 @@
+//! `latch exec --intercept`: unmodified tools call Atlassian's real host names with dummy tokens
+//! of their own — curl, Python `requests`, Node's built-in `fetch`, real `git clone` — and Latch's
+//! forward proxy for the child gives each request the connector's credential. The test server
+//! stands in for Atlassian through the endpoint overrides; the host names stay the real ones
+//! (no DNS: the proxy never resolves an intercepted host).
+
+use std::process::Output;
+
+use crate::bitbucket::{add_bitbucket, login_bitbucket};
+use crate::support::{repo_path, stderr, stdout, venv, Fixture, Home};
+
+fn signed_in(fixture: &Fixture) -> Home {
+    let home = Home::with_fixture_provider(fixture);
+    let out = home.login();
+    assert!(out.status.success(), "login: {}", stderr(&out));
+    home
+}
+
+/// `latch exec --intercept ARGS -- sh -c SCRIPT` in the home's directory.
+fn intercept(home: &Home, args: &[&str], script: &str) -> Output {
+    let mut full = vec!["exec", "--intercept"];
+    full.extend_from_slice(args);
+    full.extend_from_slice(&["--", "sh", "-c", script]);
+    let mut cmd = home.cmd(&full);
+    cmd.current_dir(home.path());
+    // The person's own proxy settings are what the exec starts from; none here.
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.env("NODE_OPTIONS", "--no-warnings");
+    cmd.output().unwrap()
+}
+
+/// Each tool with a dummy token of its own gets the connector's answer; the real token is
+/// nowhere in the child's environment; a Confluence path with only Jira chosen is refused; the
+/// private directory is gone after the exit.
+#[test]
+fn unmodified_tools_reach_atlassian_by_its_own_names() {
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let python = venv("python");
+    let script = format!(
+        "set -u\n\
+         curl -sS -o curl.json -w '%{{http_code}}\\n' -H 'Authorization: Bearer dummy-curl' \
+           https://acme.atlassian.net/rest/api/3/myself > curl.status 2> curl.err\n\
+         curl -sS -o /dev/null -w '%{{http_code}}\\n' -H 'Authorization: Bearer dummy-curl' \
+           https://api.atlassian.com/ex/jira/$(cat cloud-id)/rest/api/3/myself > gateway.status\n\
+         curl -sS -o wiki.json -w '%{{http_code}}\\n' https://acme.atlassian.net/wiki/rest/api/space > wiki.status\n\
+         curl -sS -o /dev/null -w '%{{http_code}}\\n' -H 'Host: api.atlassian.com' \
+           https://acme.atlassian.net/rest/api/3/myself > host.status\n\
+         {python} -c \"import requests; r = requests.get('https://acme.atlassian.net/rest/api/3/myself', \
+           headers={{'Authorization': 'Bearer dummy-python'}}); print(r.status_code, r.json()['accountId'])\" > python.out\n\
+         node -e \"fetch('https://acme.atlassian.net/rest/api/3/myself', {{headers: {{authorization: 'Bearer dummy-node'}}}})\
+           .then(async (r) => console.log(r.status, (await r.json()).accountId), (e) => console.log(e, e.cause))\" > node.out 2>&1\n\
+         {python} {sni} > sni.out\n\
+         cat /proc/$$/environ > environ\n\
+         env > env.txt\n\
+         echo \"$SSL_CERT_FILE\" > bundle-path\n\
+         exit 7",
+        python = python.display(),
+        sni = repo_path("tests/fixture/sni_mismatch.py").display(),
+    );
+    std::fs::write(home.file("cloud-id"), crate::support::CLOUD_ID).unwrap();
+    let out = intercept(&home, &["--connector", "jira"], &script);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let read = |name: &str| std::fs::read_to_string(home.file(name)).unwrap_or_default();
+
+    assert_eq!(
+        read("curl.status").trim(),
+        "200",
+        "{}{}",
+        read("curl.json"),
+        read("curl.err")
+    );
+    let me: serde_json::Value = serde_json::from_str(&read("curl.json")).unwrap();
+    assert!(me["accountId"].is_string(), "{me}");
+    assert_eq!(read("gateway.status").trim(), "200");
+    assert!(
+        read("python.out").starts_with("200 "),
+        "{}",
+        read("python.out")
+    );
+    assert!(read("node.out").starts_with("200 "), "{}", read("node.out"));
+
+    // Only Jira was chosen: Confluence's path on the same site is refused, not sent with
+    // Jira's credential.
+    assert_eq!(read("wiki.status").trim(), "403");
+    assert!(
+        read("wiki.json").contains("not_covered"),
+        "{}",
+        read("wiki.json")
+    );
+    // A Host other than the tunnel's, and a TLS server name other than the tunnel's: 421.
+    assert_eq!(read("host.status").trim(), "421");
+    assert_eq!(read("sni.out").trim(), "421", "{}", read("sni.out"));
+
+    // The real tokens are nowhere in the child's environment.
+    let environ = read("environ") + &read("env.txt");
+    assert!(
+        environ.contains("HTTPS_PROXY=http://latch:"),
+        "the child had the proxy"
+    );
+    let issued = fixture.issued();
+    assert!(!issued.is_empty());
+    for token in issued {
+        assert!(!environ.contains(&token), "a real token reached the child");
+    }
+    let bundle = read("bundle-path");
+    let dir = std::path::Path::new(bundle.trim())
+        .parent()
+        .unwrap()
+        .to_owned();
+    assert!(!dir.as_os_str().is_empty());
+    assert!(!dir.exists(), "{} outlived the exec", dir.display());
+
+    // Audited as the exec's, with the connector.
+    let audit = home.ok(&["audit", "--json"], "");
+    assert!(audit.contains("exec:sh"), "{audit}");
+}
+
+/// A host outside the connectors is tunnelled untouched (the client sees that server's own
+/// certificate, never one from the exec's CA), or refused with --deny-other-hosts. The dry run
+/// prints the host map.
+#[test]
+fn other_hosts_are_tunnelled_or_refused() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = crate::datacenter::test_ca(certs.path());
+    let fixture = Fixture::start_with_tls(&cert, &key);
+    let home = signed_in(&fixture);
+    let other = format!(
+        "https://localhost:{}/dc/rest/api/2/serverInfo",
+        fixture.tls_port.unwrap()
+    );
+    // Loopback is in the child's NO_PROXY; `--noproxy ''` sends it through the proxy anyway.
+    let script = format!(
+        "curl -sS --noproxy '' --cacert {ca} -o /dev/null -w '%{{http_code}} %{{certs}}' {other} > other.out 2>&1; \
+         echo \" exit=$?\" >> other.out",
+        ca = ca.display()
+    );
+    let out = intercept(&home, &["--connector", "jira"], &script);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(home.file("other.out")).unwrap();
+    assert!(text.starts_with("200 "), "{text}");
+    assert!(text.contains("Latch Test Corp CA"), "{text}");
+    assert!(!text.contains("ephemeral"), "{text}");
+
+    let out = intercept(
+        &home,
+        &["--connector", "jira", "--deny-other-hosts"],
+        &script,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(home.file("other.out")).unwrap();
+    assert!(text.contains("403"), "{text}");
+    assert!(!text.starts_with("200"), "{text}");
+
+    let out = home.run(
+        &["exec", "--intercept", "--dry-run", "--connector", "jira"],
+        "",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let map = stdout(&out);
+    assert!(map.contains("acme.atlassian.net"), "{map}");
+    let gateway = format!("/ex/jira/{}/…", crate::support::CLOUD_ID);
+    assert!(
+        map.lines().any(|l| l.starts_with("api.atlassian.com ")
+            && l.contains(&gateway)
+            && l.ends_with("→ jira")),
+        "{map}"
+    );
+    assert!(!map.contains("127.0.0.1"), "{map}");
+    let out = home.run(&["exec", "--dry-run", "--", "true"], "");
+    assert!(!out.status.success(), "--dry-run needs --intercept");
+}
+
+/// Real `git clone https://bitbucket.org/…` under intercept: the person's own `http.proxy` is
+/// overridden for the child, the clone carries the connector's token in git's form, and the
+/// installed credential helper answers git a dummy password.
+#[test]
+fn git_clones_bitbucket_by_its_own_url() {
+    let fixture = Fixture::start();
+    let home = Home::new();
+    add_bitbucket(&home, &fixture);
+    login_bitbucket(&home);
+    // The helper is installed for bitbucket.org, the host git is given.
+    let gitconfig = home.file("gitconfig");
+    std::fs::write(&gitconfig, "[http]\n\tproxy = http://127.0.0.1:9\n").unwrap();
+    let mut install = home.cmd(&["git-credential", "install", "--connector", "bitbucket"]);
+    install.env("GIT_CONFIG_GLOBAL", &gitconfig);
+    let done = install.output().unwrap();
+    assert!(done.status.success(), "{}", stderr(&done));
+    // Bitbucket's git host in the fixture; the URL git is given stays bitbucket.org.
+    let config = std::fs::read_to_string(home.file("latch.toml")).unwrap();
+    let config = config.replacen(
+        "[providers.bitbucket]\n",
+        &format!(
+            "[providers.bitbucket]\ngit_url = \"{}/bitbucket\"\n",
+            fixture.base
+        ),
+        1,
+    );
+    std::fs::write(home.file("latch.toml"), config).unwrap();
+
+    let script = "git clone -q https://bitbucket.org/team/repo.git cloned && \
+        printf 'protocol=https\\nhost=bitbucket.org\\n\\n' | git credential fill > filled";
+    let mut full = vec!["exec", "--intercept", "--connector", "bitbucket", "--"];
+    full.extend_from_slice(&["sh", "-c", script]);
+    let mut cmd = home.cmd(&full);
+    cmd.current_dir(home.path())
+        .env("GIT_CONFIG_GLOBAL", &gitconfig)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_TERMINAL_PROMPT", "0");
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\naudit: {}",
+        stdout(&out),
+        stderr(&out),
+        home.ok(&["audit"], "")
+    );
+    let readme = std::fs::read_to_string(home.file("cloned/README.md")).unwrap();
+    assert!(readme.contains("cloned"), "{readme}");
+    let filled = std::fs::read_to_string(home.file("filled")).unwrap();
+    assert!(
+        filled.contains("password=latch-intercepts-this"),
+        "{filled}"
+    );
+    for token in fixture.issued() {
+        assert!(!filled.contains(&token), "git was given a real token");
+    }
+    assert!(fixture.stats()["git_requests"].as_u64().unwrap() > 0);
+}
+
+/// A company network: Data Center's name resolves only behind the company proxy and its CA is
+/// in a trust file the environment names. Under intercept the inherited HTTPS_PROXY becomes
+/// Latch's own route (terminated requests and tunnels both go through it), the company CA is
+/// in the child's bundle beside the exec's, and `--read-only` holds for the real host name.
+#[test]
+fn a_company_proxy_and_ca_carry_over_to_the_child() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, tls_key) = crate::datacenter::test_ca(certs.path());
+    let fixture = Fixture::start_with_tls(&cert, &tls_key);
+    let port = fixture.tls_port.unwrap();
+    let home = Home::new();
+    home.set_env(
+        "HTTPS_PROXY",
+        Some(&format!("http://127.0.0.1:{}", fixture.connect_port)),
+    );
+    home.set_env("SSL_CERT_FILE", Some(ca.to_str().unwrap()));
+    let base = format!("https://dc.corp.test:{port}/dc");
+    home.ok(
+        &[
+            "provider",
+            "add",
+            "corp-jira",
+            "--preset",
+            "jira-dc",
+            "--base-url",
+            &base,
+        ],
+        "",
+    );
+    crate::datacenter::add_pat_and_service_account(&home);
+    let script = format!(
+        "curl -sS -o myself.json -w '%{{http_code}}' -H 'Authorization: Bearer dummy' \
+           {base}/rest/api/2/myself > myself.status 2>&1\n\
+         curl -sS -o /dev/null -w '%{{http_code}}' -X POST {base}/rest/api/2/issue > post.status 2>&1\n\
+         curl -sS -k -o /dev/null -w '%{{http_code}} %{{certs}}' \
+           https://other.corp.test:{port}/dc/rest/api/2/serverInfo > other.out 2>&1\n\
+         cp \"$SSL_CERT_FILE\" bundle.pem"
+    );
+    let mut cmd = home.cmd(&[
+        "exec",
+        "--intercept",
+        "--connector",
+        "dc-pat",
+        "--read-only",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    cmd.current_dir(home.path());
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |name: &str| std::fs::read_to_string(home.file(name)).unwrap_or_default();
+    assert_eq!(read("myself.status"), "200", "{}", read("myself.json"));
+    assert_eq!(read("post.status"), "403", "read-only holds");
+    let other = read("other.out");
+    assert!(other.starts_with("200 "), "{other}");
+    assert!(
+        other.contains("Latch Test Corp CA"),
+        "the server's own certificate: {other}"
+    );
+    let hosts = fixture.stats()["connect_hosts"].clone();
+    let hosts: Vec<&str> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert!(
+        hosts.contains(&"dc.corp.test"),
+        "terminated upstream: {hosts:?}"
+    );
+    assert!(
+        hosts.contains(&"other.corp.test"),
+        "chained tunnel: {hosts:?}"
+    );
+    let bundle = read("bundle.pem");
+    let company = std::fs::read_to_string(&ca).unwrap();
+    assert!(
+        bundle.contains(company.trim()),
+        "the company CA is in the bundle"
+    );
+    assert!(
+        bundle.matches("BEGIN CERTIFICATE").count() > 3,
+        "with the OS roots"
+    );
+}
