@@ -439,12 +439,19 @@ fn an_internal_ca_is_trusted_for_its_provider_only() {
     assert!(body.contains("ca_file"), "{body}");
 }
 
-/// A company network: the instance's name resolves only behind the company proxy (HTTPS_PROXY,
-/// by CONNECT tunnel) and its CA is only in a trust file named by the environment
-/// (SSL_CERT_FILE, read with the OS trust store). Token requests, credential checks and the
-/// proxy's upstream all go through the tunnel; NO_PROXY is honoured.
-#[test]
-fn a_company_proxy_and_a_trust_file_from_the_environment() {
+/// A Data Center instance on a company network (`dc.corp.test`, reached only through the
+/// fixture's company proxy, behind the test CA), with the home's environment naming both and a
+/// PAT and a service account stored.
+pub(crate) struct CompanyNetwork {
+    pub(crate) _certs: tempfile::TempDir,
+    pub(crate) ca: std::path::PathBuf,
+    pub(crate) fixture: Fixture,
+    pub(crate) home: Home,
+    /// `https://dc.corp.test:PORT/dc`.
+    pub(crate) base: String,
+}
+
+pub(crate) fn company_network() -> CompanyNetwork {
     let certs = tempfile::tempdir().unwrap();
     let (ca, cert, tls_key) = test_ca(certs.path());
     let fixture = Fixture::start_with_tls(&cert, &tls_key);
@@ -466,6 +473,27 @@ fn a_company_proxy_and_a_trust_file_from_the_environment() {
         "",
     );
     add_pat_and_service_account(&home);
+    CompanyNetwork {
+        _certs: certs,
+        ca,
+        fixture,
+        home,
+        base,
+    }
+}
+
+/// A company network: the instance's name resolves only behind the company proxy (HTTPS_PROXY,
+/// by CONNECT tunnel) and its CA is only in a trust file named by the environment
+/// (SSL_CERT_FILE, read with the OS trust store). Token requests, credential checks and the
+/// proxy's upstream all go through the tunnel; NO_PROXY is honoured.
+#[test]
+fn a_company_proxy_and_a_trust_file_from_the_environment() {
+    let CompanyNetwork {
+        fixture,
+        home,
+        _certs,
+        ..
+    } = company_network();
     let tunnels = fixture.stats()["connect_tunnels"].as_u64().unwrap();
     assert!(
         tunnels >= 2,

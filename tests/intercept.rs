@@ -244,30 +244,14 @@ fn git_clones_bitbucket_by_its_own_url() {
 /// in the child's bundle beside the exec's, and `--read-only` holds for the real host name.
 #[test]
 fn a_company_proxy_and_ca_carry_over_to_the_child() {
-    let certs = tempfile::tempdir().unwrap();
-    let (ca, cert, tls_key) = crate::datacenter::test_ca(certs.path());
-    let fixture = Fixture::start_with_tls(&cert, &tls_key);
+    let crate::datacenter::CompanyNetwork {
+        _certs,
+        ca,
+        fixture,
+        home,
+        base,
+    } = crate::datacenter::company_network();
     let port = fixture.tls_port.unwrap();
-    let home = Home::new();
-    home.set_env(
-        "HTTPS_PROXY",
-        Some(&format!("http://127.0.0.1:{}", fixture.connect_port)),
-    );
-    home.set_env("SSL_CERT_FILE", Some(ca.to_str().unwrap()));
-    let base = format!("https://dc.corp.test:{port}/dc");
-    home.ok(
-        &[
-            "provider",
-            "add",
-            "corp-jira",
-            "--preset",
-            "jira-dc",
-            "--base-url",
-            &base,
-        ],
-        "",
-    );
-    crate::datacenter::add_pat_and_service_account(&home);
     let script = format!(
         "curl -sS -o myself.json -w '%{{http_code}}' -H 'Authorization: Bearer dummy' \
            {base}/rest/api/2/myself > myself.status 2>&1\n\

@@ -260,12 +260,7 @@ pub async fn start_paused_by(
     if !listen.ip().is_loopback() {
         return Err(StartError::NotLoopback(listen));
     }
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| StartError::Bind(listen, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Bind(listen, e))?;
+    let (listener, addr) = bind(listen).await?;
     let cap = connection_cap(descriptor_budget());
     let shared = Arc::new(Shared::new(latch, addr.port(), paused));
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -276,6 +271,17 @@ pub async fn start_paused_by(
         shutdown: Some(tx),
         task,
     })
+}
+
+/// A listener on `listen`, and the address it got (port 0 picks a free one).
+async fn bind(listen: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| StartError::Bind(listen, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(listen, e))?;
+    Ok((listener, addr))
 }
 
 async fn accept_loop(

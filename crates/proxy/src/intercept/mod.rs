@@ -20,7 +20,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use latch_core::app::intercept::InterceptMap;
 use latch_core::local_key::LocalKey;
 use latch_core::secret::Secret;
-use tokio::net::TcpListener;
 
 use crate::key::VerifiedKey;
 use crate::{handler, ProxyBody, Shared, StartError, HEADER_TIMEOUT};
@@ -81,13 +80,7 @@ pub(crate) async fn start(
     shared: Arc<Shared>,
     setup: InterceptSetup,
 ) -> Result<Intercepting, InterceptError> {
-    let listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| StartError::Bind(listen, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Bind(listen, e))?;
+    let (listener, addr) = crate::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let ca = EphemeralCa::new(&setup.map.host_names())?;
     let ca_pem = ca.pem();
     let context = Arc::new(Context {

@@ -142,7 +142,12 @@ impl InterceptMap {
         for connector in connectors {
             let defaults = default_routes(config, connector);
             if connector.intercept_hosts.is_empty() {
-                routes.extend(defaults);
+                // Names only: the exec's CA may not sign for an IP address (an instance reached
+                // by one needs `intercept_hosts`).
+                routes.extend(defaults.into_iter().filter(|r| {
+                    let bare = r.host.trim_start_matches('[').trim_end_matches(']');
+                    bare.parse::<std::net::IpAddr>().is_err()
+                }));
                 continue;
             }
             // `intercept_hosts` replaces the hosts; each serves every path shape the defaults
@@ -571,6 +576,17 @@ mod tests {
         assert!(map
             .route(&config, "jira.corp.test", 443, "/other/rest")
             .is_err());
+    }
+
+    /// An instance reached by its IP address has no name to intercept by default.
+    #[test]
+    fn an_instance_by_ip_needs_intercept_hosts() {
+        let by_ip = config(
+            "[providers.corp]\npreset = \"jira-dc\"\nbase_url = \"http://127.0.0.1:9/jira\"\n\n\
+             [connectors.jira-dc]\nprovider = \"corp\"\nauth = \"pat\"\n",
+        );
+        let err = InterceptMap::build(&by_ip, &by_ip.connectors).unwrap_err();
+        assert!(err.to_string().contains("intercept_hosts"), "{err}");
     }
 
     #[test]
