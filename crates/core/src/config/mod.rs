@@ -6,7 +6,7 @@
 pub mod home;
 mod settings;
 
-pub use settings::{ConnectorSettings, SettingError};
+pub use settings::{parse_intercept_host, ConnectorSettings, SettingError};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -1177,7 +1177,7 @@ impl Resolver<'_> {
         let intercept_hosts = section.intercept_hosts.clone().unwrap_or_default();
         if let Some(bad) = intercept_hosts
             .iter()
-            .find(|h| crate::app::intercept::parse_host(h).is_none())
+            .find(|h| parse_intercept_host(h).is_none())
         {
             return Err(self.fail(
                 &["connectors", name, "intercept_hosts"],

@@ -155,6 +155,28 @@ impl ConnectorSettings {
     }
 }
 
+/// `host[:port]` as written in `intercept_hosts` (checked when latch.toml is read).
+pub fn parse_intercept_host(text: &str) -> Option<(String, u16)> {
+    let text = text.trim().to_ascii_lowercase();
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (
+            host.to_owned(),
+            port.parse::<u16>().ok().filter(|p| *p > 0)?,
+        ),
+        None => (text.clone(), 443),
+    };
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    // Names only: the ephemeral CA's constraints exclude every IP address.
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    (!is_ip && host.len() <= 253 && host.split('.').all(label_ok)).then_some((host, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

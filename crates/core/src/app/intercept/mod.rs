@@ -11,7 +11,7 @@ pub mod child;
 
 use std::fmt::Write as _;
 
-use crate::config::{Config, Connector};
+use crate::config::{parse_intercept_host, Config, Connector};
 use crate::provider::catalog::BASE_PLACEHOLDER;
 use crate::upstream::site::{site_ref, SiteRef};
 
@@ -113,28 +113,6 @@ fn split_url(template: &str) -> Option<(String, u16, Vec<Segment>)> {
     Some((host, port, segments))
 }
 
-/// `host[:port]` as written in `intercept_hosts` (checked when latch.toml is read).
-pub fn parse_host(text: &str) -> Option<(String, u16)> {
-    let text = text.trim().to_ascii_lowercase();
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) => (
-            host.to_owned(),
-            port.parse::<u16>().ok().filter(|p| *p > 0)?,
-        ),
-        None => (text.clone(), 443),
-    };
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    // Names only: the ephemeral CA's constraints exclude every IP address.
-    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
-    (!is_ip && host.len() <= 253 && host.split('.').all(label_ok)).then_some((host, port))
-}
-
 impl InterceptMap {
     /// The host map of `connectors` (the ones the command may reach).
     pub fn build(config: &Config, connectors: &[Connector]) -> Result<Self, InterceptError> {
@@ -159,7 +137,7 @@ impl InterceptMap {
                 }
             }
             for written in &connector.intercept_hosts {
-                let Some((host, port)) = parse_host(written) else {
+                let Some((host, port)) = parse_intercept_host(written) else {
                     continue;
                 };
                 for shape in &shapes {
@@ -592,10 +570,10 @@ mod tests {
     #[test]
     fn host_names_are_names() {
         assert_eq!(
-            parse_host("Jira.Corp.test:8443"),
+            parse_intercept_host("Jira.Corp.test:8443"),
             Some(("jira.corp.test".into(), 8443))
         );
-        assert_eq!(parse_host("a.b"), Some(("a.b".into(), 443)));
+        assert_eq!(parse_intercept_host("a.b"), Some(("a.b".into(), 443)));
         for bad in [
             "*.corp.test",
             "10.0.0.1",
@@ -605,7 +583,7 @@ mod tests {
             "a.b:x",
             "",
         ] {
-            assert_eq!(parse_host(bad), None, "{bad}");
+            assert_eq!(parse_intercept_host(bad), None, "{bad}");
         }
     }
 }
