@@ -309,3 +309,53 @@ fn a_company_proxy_and_ca_carry_over_to_the_child() {
         "with the OS roots"
     );
 }
+
+/// `latch exec` stopped with SIGTERM (a service manager, a closed terminal's SIGHUP) passes the
+/// signal to the child, waits for it, and still removes the private directory.
+#[test]
+fn a_stopped_exec_stops_its_child_and_cleans_up() {
+    use std::io::BufRead as _;
+    let fixture = Fixture::start();
+    let home = signed_in(&fixture);
+    let script = "trap 'kill $s; echo term > got-term; exit 3' TERM; \
+        echo \"$SSL_CERT_FILE\" > bundle-path; sleep 60 & s=$!; echo ready; wait $s";
+    let mut cmd = home.cmd(&[
+        "exec",
+        "--intercept",
+        "--connector",
+        "jira",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]);
+    cmd.current_dir(home.path())
+        .stdout(std::process::Stdio::piped());
+    let mut exec = cmd.spawn().unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(exec.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    let bundle = std::fs::read_to_string(home.file("bundle-path")).unwrap();
+    let dir = std::path::Path::new(bundle.trim())
+        .parent()
+        .unwrap()
+        .to_owned();
+    assert!(dir.exists());
+    let pid = exec.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = exec.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "the child's own exit code");
+    assert_eq!(
+        std::fs::read_to_string(home.file("got-term"))
+            .unwrap()
+            .trim(),
+        "term"
+    );
+    assert!(!dir.exists(), "{} outlived the exec", dir.display());
+}

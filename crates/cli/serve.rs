@@ -10,7 +10,6 @@ use latch_core::app::intercept::child::ChildSetup;
 use latch_core::app::serving::{self, Claim};
 use latch_core::config::home::Home;
 use latch_core::local_key::LocalKey;
-use latch_core::secret::Secret;
 use latch_proxy::intercept::InterceptSetup;
 use latch_runtime::RuntimeEvent;
 
@@ -191,7 +190,7 @@ impl ExecCmd {
             // private directory that goes when this scope ends, whatever the child did.
             let mut intercepting = None;
             if let Some(map) = map {
-                let password = Secret::new(latch_core::net::oauth::random_token(24));
+                let password = latch_core::app::intercept::child::proxy_password();
                 let running = proxy
                     .intercept(InterceptSetup {
                         map: map.clone(),
@@ -218,10 +217,11 @@ impl ExecCmd {
             for (name, value) in vars {
                 child.env(name, value.expose());
             }
-            let status = child
-                .status()
-                .await
-                .map_err(|e| Failure::usage(format!("cannot run `{program}`: {e}")));
+            let status = match child.spawn() {
+                Ok(mut running) => wait_passing_signals(&mut running).await,
+                Err(err) => Err(err),
+            }
+            .map_err(|e| Failure::usage(format!("cannot run `{program}`: {e}")));
             if let Some((running, setup)) = intercepting {
                 running.shutdown();
                 drop(setup);
@@ -233,6 +233,39 @@ impl ExecCmd {
         })?;
         std::process::exit(code);
     }
+}
+
+/// Waits for the child. A SIGTERM or SIGHUP to `latch exec` is passed on, so the child ends
+/// first and what the exec made (its key, the intercept's directory) goes after it; a Ctrl-C
+/// reaches the child from the terminal already, and `latch exec` waits for it.
+async fn wait_passing_signals(
+    child: &mut tokio::process::Child,
+) -> std::io::Result<std::process::ExitStatus> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process, Pid, Signal};
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut hangup = signal(SignalKind::hangup())?;
+        loop {
+            let passed = tokio::select! {
+                status = child.wait() => return status,
+                _ = interrupt.recv() => None,
+                _ = terminate.recv() => Some(Signal::TERM),
+                _ = hangup.recv() => Some(Signal::HUP),
+            };
+            let pid = child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .and_then(Pid::from_raw);
+            if let (Some(signal), Some(pid)) = (passed, pid) {
+                let _ = kill_process(pid, signal);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    child.wait().await
 }
 
 fn exec_failure(err: ExecError) -> Failure {

@@ -27,6 +27,11 @@ const BUNDLE_VARIABLES: [&str; 5] = [
 
 const FETCH_PRELOAD: &str = include_str!("fetch_preload.cjs");
 
+/// A new password for the child's proxy (24 random bytes, URL-safe: it goes in a proxy URL).
+pub fn proxy_password() -> Secret {
+    Secret::new(crate::net::oauth::random_token(24))
+}
+
 /// The child's side of an intercepting exec. Dropping it removes the directory.
 pub struct ChildSetup {
     dir: PathBuf,
