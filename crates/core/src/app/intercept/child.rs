@@ -157,7 +157,13 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// exec's CA.
 fn bundle_text(ca_pem: &str, inherited: &dyn Fn(&str) -> Option<String>) -> String {
     let mut text = String::new();
+    // The OS store can list a root twice (a bundle file and a hashed directory): every copy
+    // costs each TLS client of the child time to parse.
+    let mut seen = std::collections::HashSet::new();
     for cert in rustls_native_certs::load_native_certs().certs {
+        if !seen.insert(cert.as_ref().to_vec()) {
+            continue;
+        }
         let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
         text.push_str("-----BEGIN CERTIFICATE-----\n");
         for line in encoded.as_bytes().chunks(64) {
@@ -176,9 +182,17 @@ fn bundle_text(ca_pem: &str, inherited: &dyn Fn(&str) -> Option<String>) -> Stri
         }
         if let Ok(more) = std::fs::read_to_string(&path) {
             text.push_str(&format!("# from {name}={path}\n"));
-            text.push_str(&more);
-            if !more.ends_with('\n') {
-                text.push('\n');
+            for block in pem_blocks(&more) {
+                let der = base64::engine::general_purpose::STANDARD.decode(
+                    block
+                        .lines()
+                        .filter(|l| !l.starts_with("-----"))
+                        .collect::<String>(),
+                );
+                if der.is_ok_and(|der| seen.insert(der)) {
+                    text.push_str(block);
+                    text.push('\n');
+                }
             }
         }
         read.push(path);
@@ -186,6 +200,20 @@ fn bundle_text(ca_pem: &str, inherited: &dyn Fn(&str) -> Option<String>) -> Stri
     text.push_str("# latch exec --intercept (ephemeral, this exec only)\n");
     text.push_str(ca_pem);
     text
+}
+
+/// The `CERTIFICATE` blocks of a PEM file, whole.
+fn pem_blocks(text: &str) -> impl Iterator<Item = &str> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let start = rest.find(BEGIN)?;
+        let end = rest[start..].find(END)? + start + END.len();
+        let block = &rest[start..end];
+        rest = &rest[end..];
+        Some(block)
+    })
 }
 
 /// An inherited `NO_PROXY` without the entries that would keep the connectors' hosts off the
@@ -238,7 +266,9 @@ mod tests {
             "internal.corp,localhost,127.0.0.1,::1"
         );
         let company = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(company.path(), "COMPANY-CA\n").unwrap();
+        // A company CA, listed twice (bundles repeat themselves): it goes in once.
+        let block = "-----BEGIN CERTIFICATE-----\nQ09NUEFOWS1DQQ==\n-----END CERTIFICATE-----\n";
+        std::fs::write(company.path(), format!("# corp\n{block}{block}")).unwrap();
         let company_path = company.path().to_string_lossy().into_owned();
         let inherited = |name: &str| match name {
             "NODE_OPTIONS" => Some("--max-old-space-size=100".to_owned()),
@@ -268,7 +298,7 @@ mod tests {
         assert_eq!(get("GIT_CONFIG_COUNT"), "3");
         assert!(get("NODE_OPTIONS").starts_with("--max-old-space-size=100 --require \""));
         let bundle = std::fs::read_to_string(get("SSL_CERT_FILE")).unwrap();
-        assert!(bundle.contains("COMPANY-CA"));
+        assert_eq!(bundle.matches("Q09NUEFOWS1DQQ==").count(), 1, "{bundle}");
         assert!(bundle.ends_with("THE-CA\n"));
         #[cfg(unix)]
         {
