@@ -100,7 +100,7 @@ unit-and-e2e: deps ui
 
 test: lint unit-and-e2e
 
-.PHONY: bench-token bench-proxy bench-desktop
+.PHONY: bench-token bench-proxy bench-desktop bench-intercept
 # Benchmarks print figures; they are never part of `make test`.
 bench-token: deps
 	scripts/with-keyring.sh python3 bench/token.py
@@ -111,3 +111,6 @@ bench-proxy: deps
 
 bench-desktop: deps
 	scripts/with-keyring.sh python3 bench/desktop.py
+
+bench-intercept: deps
+	scripts/with-keyring.sh python3 bench/intercept.py

@@ -138,15 +138,29 @@ fn other_hosts_are_tunnelled_or_refused() {
         "https://localhost:{}/dc/rest/api/2/serverInfo",
         fixture.tls_port.unwrap()
     );
+    let plain = format!("{}/dc/rest/api/2/serverInfo", fixture.base);
     // Loopback is in the child's NO_PROXY; `--noproxy ''` sends it through the proxy anyway.
+    // Without the exec's password (none, or a wrong one), the proxy answers CONNECT with 407.
     let script = format!(
         "curl -sS --noproxy '' --cacert {ca} -o /dev/null -w '%{{http_code}} %{{certs}}' {other} > other.out 2>&1; \
-         echo \" exit=$?\" >> other.out",
+         echo \" exit=$?\" >> other.out\n\
+         curl -sS --noproxy '' -o /dev/null -w '%{{http_code}}' {plain} > plain.out 2>&1\n\
+         bare=$(echo \"$HTTPS_PROXY\" | sed 's|//[^@]*@|//|')\n\
+         wrong=$(echo \"$HTTPS_PROXY\" | sed 's|:[^:@]*@|:wrong@|')\n\
+         curl -s -o /dev/null -w '%{{http_connect}} ' --proxy \"$bare\" https://acme.atlassian.net/ > auth.out\n\
+         curl -s -o /dev/null -w '%{{http_connect}}' --proxy \"$wrong\" https://acme.atlassian.net/ >> auth.out; true",
         ca = ca.display()
     );
     let out = intercept(&home, &["--connector", "jira"], &script);
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(home.file("other.out")).unwrap();
+    let read = |name: &str| std::fs::read_to_string(home.file(name)).unwrap();
+    assert_eq!(read("auth.out"), "407 407", "no password, a wrong one");
+    assert_eq!(
+        read("plain.out"),
+        "200",
+        "plain HTTP to another host is passed on"
+    );
+    let text = read("other.out");
     assert!(text.starts_with("200 "), "{text}");
     assert!(text.contains("Latch Test Corp CA"), "{text}");
     assert!(!text.contains("ephemeral"), "{text}");
@@ -157,8 +171,9 @@ fn other_hosts_are_tunnelled_or_refused() {
         &script,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(home.file("other.out")).unwrap();
+    let text = read("other.out");
     assert!(text.contains("403"), "{text}");
+    assert_eq!(read("plain.out"), "403", "and plain HTTP to it");
     assert!(!text.starts_with("200"), "{text}");
 
     let out = home.run(
