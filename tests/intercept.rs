@@ -123,6 +123,18 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
     // Audited as the exec's, with the connector.
     let audit = home.ok(&["audit", "--json"], "");
     assert!(audit.contains("exec:sh"), "{audit}");
+
+    // With Confluence chosen too, the same site's `/wiki/` goes to it, the rest still to Jira.
+    let out = intercept(
+        &home,
+        &["--connector", "jira", "--connector", "confluence"],
+        "curl -sS -o wiki.json -w '%{http_code}' https://acme.atlassian.net/wiki/rest/api/space > wiki.status; \
+         curl -sS -o /dev/null -w ' %{http_code}' https://acme.atlassian.net/rest/api/3/myself >> wiki.status",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(read("wiki.status"), "200 200", "{}", read("wiki.json"));
+    let wiki: serde_json::Value = serde_json::from_str(&read("wiki.json")).unwrap();
+    assert_eq!(wiki["product"], "confluence", "{wiki}");
 }
 
 /// A host outside the connectors is tunnelled untouched (the client sees that server's own
@@ -224,7 +236,8 @@ fn git_clones_bitbucket_by_its_own_url() {
     std::fs::write(home.file("latch.toml"), config).unwrap();
 
     let script = "git clone -q https://bitbucket.org/team/repo.git cloned && \
-        printf 'protocol=https\\nhost=bitbucket.org\\n\\n' | git credential fill > filled";
+        printf 'protocol=https\\nhost=bitbucket.org\\n\\n' | git credential fill > filled && \
+        curl -sS -o user.json -w '%{http_code}' https://api.bitbucket.org/2.0/user > user.status";
     let mut full = vec!["exec", "--intercept", "--connector", "bitbucket", "--"];
     full.extend_from_slice(&["sh", "-c", script]);
     let mut cmd = home.cmd(&full);
@@ -242,6 +255,13 @@ fn git_clones_bitbucket_by_its_own_url() {
     );
     let readme = std::fs::read_to_string(home.file("cloned/README.md")).unwrap();
     assert!(readme.contains("cloned"), "{readme}");
+    // The REST API by its own host, on the same exec.
+    assert_eq!(
+        std::fs::read_to_string(home.file("user.status")).unwrap(),
+        "200",
+        "{}",
+        std::fs::read_to_string(home.file("user.json")).unwrap_or_default()
+    );
     let filled = std::fs::read_to_string(home.file("filled")).unwrap();
     assert!(
         filled.contains("password=latch-intercepts-this"),
