@@ -57,6 +57,9 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
            https://acme.atlassian.net/rest/api/3/myself > host.status\n\
          {python} -c \"import requests; r = requests.get('https://acme.atlassian.net/rest/api/3/myself', \
            headers={{'Authorization': 'Bearer dummy-python'}}); print(r.status_code, r.json()['accountId'])\" > python.out\n\
+         {python} -c \"from atlassian import Jira; \
+           j = Jira(url='https://acme.atlassian.net', username='me@example.com', password='dummy', cloud=True); \
+           print(j.myself()['accountId'])\" > apa.out 2>&1\n\
          node -e \"fetch('https://acme.atlassian.net/rest/api/3/myself', {{headers: {{authorization: 'Bearer dummy-node'}}}})\
            .then(async (r) => console.log(r.status, (await r.json()).accountId), (e) => console.log(e, e.cause))\" > node.out 2>&1\n\
          {python} {sni} > sni.out\n\
@@ -88,6 +91,11 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
         read("python.out")
     );
     assert!(read("node.out").starts_with("200 "), "{}", read("node.out"));
+    assert_eq!(
+        read("apa.out").trim(),
+        "fixture-user",
+        "atlassian-python-api"
+    );
 
     // Only Jira was chosen: Confluence's path on the same site is refused, not sent with
     // Jira's credential.
