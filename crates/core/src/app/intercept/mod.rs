@@ -248,7 +248,12 @@ impl InterceptMap {
                         return None;
                     }
                 }
-                Some(segments[prefix.len()..].join("/"))
+                // The rest as sent: a trailing `/` is the API's business.
+                let mut rest = path.trim_start_matches('/');
+                for _ in prefix {
+                    rest = rest.split_once('/').map_or("", |(_, after)| after);
+                }
+                Some(rest.to_owned())
             };
             let hit = match &route.shape {
                 Shape::Api(prefix) => take(prefix).map(|rest| (rest, None)),
@@ -511,6 +516,10 @@ mod tests {
         assert_eq!(
             route(&map, "api.bitbucket.org", "/2.0/repositories/team"),
             ok("bitbucket", "2.0/repositories/team")
+        );
+        assert_eq!(
+            route(&map, "api.atlassian.com", "/ex/confluence/c1/wiki/rest/api/content/"),
+            ok("wiki", "wiki/rest/api/content/")
         );
         assert_eq!(
             route(&map, "bitbucket.org", "/team/repo.git/info/refs"),
