@@ -12,7 +12,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 APT_PACKAGES := build-essential pkg-config curl ca-certificates \
 	libdbus-1-dev libwebkit2gtk-4.1-dev libayatana-appindicator3-dev \
 	gnome-keyring libsecret-tools dbus dbus-x11 xvfb chromium webkit2gtk-driver git \
-	python3 python3-venv nginx
+	python3 python3-venv nginx openssl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
