@@ -108,7 +108,7 @@ enum Command {
     Keys(keys::KeysCmd),
     /// Run a command with a private proxy and a key that dies with it.
     #[command(
-        after_help = "Example:\n  latch exec --connector jira -- python3 report.py   # gets LATCH_PROXY_URL, LATCH_KEY, LATCH_JIRA_URL"
+        after_help = "Example:\n  latch exec --connector jira -- python3 report.py   # gets LATCH_PROXY_URL, LATCH_KEY, LATCH_JIRA_URL\n  latch exec --intercept --connector jira -- jira issue list   # calls acme.atlassian.net with any token"
     )]
     Exec(serve::ExecCmd),
     /// Be an MCP server on stdio for an MCP client, relaying to the connector's remote MCP

@@ -518,7 +518,11 @@ mod tests {
             ok("bitbucket", "2.0/repositories/team")
         );
         assert_eq!(
-            route(&map, "api.atlassian.com", "/ex/confluence/c1/wiki/rest/api/content/"),
+            route(
+                &map,
+                "api.atlassian.com",
+                "/ex/confluence/c1/wiki/rest/api/content/"
+            ),
             ok("wiki", "wiki/rest/api/content/")
         );
         assert_eq!(
