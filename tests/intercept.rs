@@ -194,6 +194,20 @@ fn other_hosts_are_tunnelled_or_refused() {
     let text = read("other.out");
     assert!(text.contains("403"), "{text}");
     assert_eq!(read("plain.out"), "403", "and plain HTTP to it");
+    // What left for other hosts, and what was refused, is audited under the exec's key.
+    let audit: serde_json::Value =
+        serde_json::from_str(&home.ok(&["audit", "--json", "--key", "exec:sh"], "")).unwrap();
+    let rows = audit.as_array().expect("rows");
+    let tunnel = format!("localhost:{}", fixture.tls_port.unwrap());
+    let statuses: Vec<i64> = rows
+        .iter()
+        .filter(|r| r["method"] == "CONNECT" && r["path"] == tunnel.as_str())
+        .filter_map(|r| r["status"].as_i64())
+        .collect();
+    assert!(
+        statuses.contains(&200) && statuses.contains(&403),
+        "{statuses:?} in {audit}"
+    );
     assert!(!text.starts_with("200"), "{text}");
 
     let out = home.run(

@@ -75,6 +75,24 @@ struct Context {
     outbound: latch_core::net::outbound::OutboundProxy,
 }
 
+impl Context {
+    /// An audit row for what left for a host outside the map (a tunnel, plain HTTP) or was
+    /// refused: the exec's key, no connector, the host (a tunnel's bytes are not Latch's to see).
+    fn audited(
+        &self,
+        method: &str,
+        target: &str,
+        response: Response<ProxyBody>,
+    ) -> Response<ProxyBody> {
+        let mut audit = crate::audit::Audit::new(method, target);
+        audit.key_name = Some(self.key.name().to_owned());
+        self.shared
+            .audit
+            .record(&audit, response.status().as_u16(), 0);
+        response
+    }
+}
+
 /// Starts the intercepting listener on a free loopback port, next to the exec's proxy.
 pub(crate) async fn start(
     shared: Arc<Shared>,
@@ -210,9 +228,15 @@ async fn front(context: Arc<Context>, request: Request<Incoming>) -> Response<Pr
             return Response::new(empty());
         }
         if context.deny_other_hosts {
-            return other_host_refused(&host);
+            return context.audited(
+                "CONNECT",
+                &format!("{host}:{port}"),
+                other_host_refused(&host),
+            );
         }
-        return tunnel(context, request, host, port).await;
+        let target = format!("{host}:{port}");
+        let response = tunnel(Arc::clone(&context), request, host, port).await;
+        return context.audited("CONNECT", &target, response);
     }
     let Some(authority) = request.uri().authority().cloned() else {
         return plain(
@@ -239,10 +263,14 @@ async fn front(context: Arc<Context>, request: Request<Incoming>) -> Response<Pr
         )
         .await;
     }
+    // The URL without its query, as every audited path.
+    let url = format!("http://{authority}{}", request.uri().path());
+    let method = request.method().to_string();
     if context.deny_other_hosts {
-        return other_host_refused(&host);
+        return context.audited(&method, &url, other_host_refused(&host));
     }
-    forward_plain(request).await
+    let response = forward_plain(request).await;
+    context.audited(&method, &url, response)
 }
 
 fn empty() -> ProxyBody {
