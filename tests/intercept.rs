@@ -63,12 +63,14 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
          node -e \"fetch('https://acme.atlassian.net/rest/api/3/myself', {{headers: {{authorization: 'Bearer dummy-node'}}}})\
            .then(async (r) => console.log(r.status, (await r.json()).accountId), (e) => console.log(e, e.cause))\" > node.out 2>&1\n\
          {python} {sni} > sni.out\n\
+         {python} {absolute} https://acme.atlassian.net/rest/api/3/myself > absolute.out 2>&1\n\
          cat /proc/$$/environ > environ\n\
          env > env.txt\n\
          echo \"$SSL_CERT_FILE\" > bundle-path\n\
          exit 7",
         python = python.display(),
         sni = repo_path("tests/fixture/sni_mismatch.py").display(),
+        absolute = repo_path("tests/fixture/absolute_form.py").display(),
     );
     std::fs::write(home.file("cloud-id"), crate::support::CLOUD_ID).unwrap();
     let out = intercept(&home, &["--connector", "jira"], &script);
@@ -108,6 +110,13 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
     // A Host other than the tunnel's, and a TLS server name other than the tunnel's: 421.
     assert_eq!(read("host.status").trim(), "421");
     assert_eq!(read("sni.out").trim(), "421", "{}", read("sni.out"));
+    // axios's way: an absolute-form https:// URL in plain HTTP to the proxy.
+    assert_eq!(
+        read("absolute.out").trim(),
+        "200",
+        "{}",
+        read("absolute.out")
+    );
 
     // The real tokens are nowhere in the child's environment.
     let environ = read("environ") + &read("env.txt");
