@@ -62,6 +62,8 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
            print(j.myself()['accountId'])\" > apa.out 2>&1\n\
          node -e \"fetch('https://acme.atlassian.net/rest/api/3/myself', {{headers: {{authorization: 'Bearer dummy-node'}}}})\
            .then(async (r) => console.log(r.status, (await r.json()).accountId), (e) => console.log(e, e.cause))\" > node.out 2>&1\n\
+         node -e \"require('https').get('https://acme.atlassian.net/rest/api/3/myself', \
+           {{headers: {{authorization: 'Basic ZHVtbXk6ZHVtbXk='}}}}, (r) => console.log(r.statusCode))\" > node-https.out 2>&1\n\
          {python} {sni} > sni.out\n\
          {python} {absolute} https://acme.atlassian.net/rest/api/3/myself > absolute.out 2>&1\n\
          cat /proc/$$/environ > environ\n\
@@ -93,6 +95,7 @@ fn unmodified_tools_reach_atlassian_by_its_own_names() {
         read("python.out")
     );
     assert!(read("node.out").starts_with("200 "), "{}", read("node.out"));
+    assert_eq!(read("node-https.out").trim(), "200", "Node's https module");
     assert_eq!(
         read("apa.out").trim(),
         "fixture-user",

@@ -1,6 +1,8 @@
-// Latch, `latch exec --intercept`: Node's built-in fetch ignores HTTPS_PROXY before Node 24, so
-// this preload (in NODE_OPTIONS) sends it through the exec's proxy. It holds no credential: the
-// proxy adds the connector's to requests for the connectors' hosts.
+// Latch, `latch exec --intercept`: Node's built-in fetch and its https module ignore
+// HTTPS_PROXY before Node 24, so this preload (in NODE_OPTIONS) sends both through the exec's
+// proxy: fetch by a wrapper, `https.request` (node-fetch 2, got, most SDKs) by a global agent
+// that opens a CONNECT tunnel. It holds no credential: the proxy adds the connector's to
+// requests for the connectors' hosts.
 'use strict';
 (() => {
   const proxyText = process.env.HTTPS_PROXY || process.env.https_proxy;
@@ -34,6 +36,23 @@
     req.once('error', reject);
     req.end();
   });
+
+  // https.request without an agent of its own: a tunnel per connection, then TLS inside it.
+  class TunnelAgent extends https.Agent {
+    createConnection(options, done) {
+      const host = options.host || options.hostname || 'localhost';
+      const port = Number(options.port || 443);
+      if (bypass(host)) return super.createConnection(options, done);
+      tunnel(host, port).then(
+        (socket) => done(null, tls.connect({ ...options, socket, servername: options.servername || host })),
+        (err) => done(err),
+      );
+      return undefined;
+    }
+  }
+  // Without keep-alive: an idle TLS socket over a tunnel would hold the process open after its
+  // work is done.
+  https.globalAgent = new TunnelAgent();
 
   const once = async (request, body) => {
     const url = new URL(request.url);
