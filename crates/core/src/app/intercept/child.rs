@@ -25,7 +25,7 @@ const BUNDLE_VARIABLES: [&str; 5] = [
     "GIT_SSL_CAINFO",
 ];
 
-const FETCH_PRELOAD: &str = include_str!("fetch_preload.cjs");
+const NODE_PRELOAD: &str = include_str!("node_preload.cjs");
 
 /// A new password for the child's proxy (24 random bytes, URL-safe: it goes in a proxy URL).
 pub fn proxy_password() -> Secret {
@@ -67,8 +67,8 @@ impl ChildSetup {
         };
         let bundle = setup.dir.join("ca-bundle.pem");
         write_private(&bundle, bundle_text(ca_pem, inherited).as_bytes())?;
-        let preload = setup.dir.join("latch-fetch.cjs");
-        write_private(&preload, FETCH_PRELOAD.as_bytes())?;
+        let preload = setup.dir.join("latch-node.cjs");
+        write_private(&preload, NODE_PRELOAD.as_bytes())?;
         let mut setup = setup;
         let url = Secret::new(format!("http://latch:{}@{proxy}", password.expose()));
         let mut env = Vec::new();
