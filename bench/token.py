@@ -13,12 +13,11 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LATCH = os.path.join(ROOT, "target", "release", "latch")
+from signed_in import LATCH, signed_in_home
+
 CACHED_RUNS = int(os.environ.get("BENCH_CACHED_RUNS", "200"))
 REFRESH_RUNS = int(os.environ.get("BENCH_REFRESH_RUNS", "50"))
 STORM = int(os.environ.get("BENCH_STORM", "64"))
@@ -30,36 +29,9 @@ def pct(values, p):
     return values[k]
 
 
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "--bin", "latch"], cwd=ROOT, check=True)
-    redirect = f"http://127.0.0.1:{free_port()}/callback"
-    env = dict(os.environ, FIXTURE_REDIRECT_URIS=redirect)
-    fixture = subprocess.Popen(["node", os.path.join(ROOT, "tests/fixture/server.js")], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        port = json.loads(fixture.stdout.readline())["port"]
-        base = f"http://127.0.0.1:{port}"
-        home = tempfile.mkdtemp(prefix="latch-bench-")
-        lenv = dict(os.environ, LATCH_HOME=home, BROWSER=os.path.join(ROOT, "tests/fixture/browser.sh"))
-
-        def latch(*args, stdin=""):
-            return subprocess.run([LATCH, *args], env=lenv, input=stdin, capture_output=True, text=True, check=True)
-
-        latch("provider", "add", "atlassian", "--client-id", "latch-test-client", "--redirect-uri", redirect,
-              "--authorize-url", f"{base}/authorize", "--token-url", f"{base}/oauth/token",
-              "--resources-url", f"{base}/oauth/token/accessible-resources", "--me-url", f"{base}/me",
-              "--api-base", base, stdin="fixture-client-secret-0a9b8c7d")
-        latch("connector", "add", "jira")
-        latch("login", "atlassian", "--timeout", "60")
+    with signed_in_home() as signed:
+        base, home, lenv, latch = signed.base, signed.home, signed.env, signed.latch
 
         def stats():
             with urllib.request.urlopen(f"{base}/__stats") as r:
@@ -102,8 +74,6 @@ def main():
         print(f"  refresh/cached p50 ratio = {statistics.median(refresh) / statistics.median(cached):.2f}")
         print(f"  storm          processes={STORM}  token-endpoint calls={storm_calls}  failures={failures}"
               f"  distinct tokens={len(set(outputs))}  wall={storm_ms:.0f} ms")
-    finally:
-        fixture.terminate()
 
 
 if __name__ == "__main__":

@@ -249,8 +249,29 @@ pub(crate) fn all_files_text(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// A free loopback port (bound, then released: the test binds it again at once).
+/// A free loopback port for a program the test starts next (a callback, a server). Picked below
+/// the kernel's ephemeral range, so that no other socket — an outgoing connection, a `port 0`
+/// listener of a parallel test — can be given it between the pick and the program's bind; each
+/// pick is a different port.
 pub(crate) fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (low, span) = (10_000u32, ephemeral_low.saturating_sub(10_000));
+    if span >= 1000 {
+        // Another test binary running at the same time starts elsewhere in the range.
+        let seed = std::process::id() % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = u16::try_from(low + (seed + n) % span).unwrap_or(0);
+            if port != 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
