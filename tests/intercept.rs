@@ -320,6 +320,10 @@ fn a_company_proxy_and_ca_carry_over_to_the_child() {
         home,
         base,
     } = crate::datacenter::company_network();
+    home.set_env(
+        "HTTP_PROXY",
+        Some(&format!("http://127.0.0.1:{}", fixture.connect_port)),
+    );
     let port = fixture.tls_port.unwrap();
     let script = format!(
         "curl -sS -o myself.json -w '%{{http_code}}' -H 'Authorization: Bearer dummy' \
@@ -327,7 +331,10 @@ fn a_company_proxy_and_ca_carry_over_to_the_child() {
          curl -sS -o /dev/null -w '%{{http_code}}' -X POST {base}/rest/api/2/issue > post.status 2>&1\n\
          curl -sS -k -o /dev/null -w '%{{http_code}} %{{certs}}' \
            https://other.corp.test:{port}/dc/rest/api/2/serverInfo > other.out 2>&1\n\
-         cp \"$SSL_CERT_FILE\" bundle.pem"
+         curl -sS -o /dev/null -w '%{{http_code}}' \
+           http://plain.corp.test:{plain_port}/dc/rest/api/2/serverInfo > plain.status 2>&1\n\
+         cp \"$SSL_CERT_FILE\" bundle.pem",
+        plain_port = fixture.base.rsplit(':').next().unwrap()
     );
     let mut cmd = home.cmd(&[
         "exec",
@@ -367,6 +374,10 @@ fn a_company_proxy_and_ca_carry_over_to_the_child() {
         hosts.contains(&"other.corp.test"),
         "chained tunnel: {hosts:?}"
     );
+    // Plain HTTP to another host goes through the company proxy too (HTTP_PROXY).
+    assert_eq!(read("plain.status"), "200");
+    let plain = fixture.stats()["proxied_plain"].to_string();
+    assert!(plain.contains("plain.corp.test"), "{plain}");
     let bundle = read("bundle.pem");
     let company = std::fs::read_to_string(&ca).unwrap();
     assert!(

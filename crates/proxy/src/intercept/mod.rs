@@ -269,7 +269,7 @@ async fn front(context: Arc<Context>, request: Request<Incoming>) -> Response<Pr
     if context.deny_other_hosts {
         return context.audited(&method, &url, other_host_refused(&host));
     }
-    let response = forward_plain(request).await;
+    let response = forward_plain(&context, request).await;
     context.audited(&method, &url, response)
 }
 
@@ -395,14 +395,27 @@ async fn tunnel(
     Response::new(empty())
 }
 
-/// Plain HTTP to a host outside the map, passed on as it is (minus the proxy's own headers).
-async fn forward_plain(request: Request<Incoming>) -> Response<ProxyBody> {
+/// Plain HTTP to a host outside the map, passed on as it is (minus the proxy's own headers):
+/// directly, or to Latch's own outbound proxy (`HTTP_PROXY`) in absolute form with its
+/// credentials.
+async fn forward_plain(context: &Context, request: Request<Incoming>) -> Response<ProxyBody> {
     let (mut parts, body) = request.into_parts();
     parts.headers.remove(header::PROXY_AUTHORIZATION);
     parts.headers.remove("proxy-connection");
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<Incoming>();
-    match client.request(Request::from_parts(parts, body)).await {
+    let answer = match context.outbound.route(&parts.uri) {
+        Some(route) => {
+            if let Some(auth) = route.authorization {
+                parts.headers.insert(header::PROXY_AUTHORIZATION, auth);
+            }
+            via_proxy(&route.uri, Request::from_parts(parts, body)).await
+        }
+        None => hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http::<Incoming>()
+            .request(Request::from_parts(parts, body))
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    match answer {
         Ok(response) => response.map(|b| b.map_err(Into::into).boxed_unsync()),
         Err(err) => plain(
             StatusCode::BAD_GATEWAY,
@@ -410,4 +423,23 @@ async fn forward_plain(request: Request<Incoming>) -> Response<ProxyBody> {
             &format!("cannot reach the host: {err}"),
         ),
     }
+}
+
+/// One request to an HTTP proxy, its absolute-form target as it came.
+async fn via_proxy(proxy: &Uri, request: Request<Incoming>) -> Result<Response<Incoming>, String> {
+    let host = proxy.host().ok_or("the outbound proxy has no host")?;
+    let port = proxy.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port))
+        .await
+        .map_err(|e| format!("cannot reach the outbound proxy {host}:{port}: {e}"))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())
 }
