@@ -61,6 +61,12 @@ pub struct Intercepting {
 impl Intercepting {
     /// Stops accepting; open tunnels end with the runtime.
     pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Intercepting {
+    fn drop(&mut self) {
         self.task.abort();
     }
 }
