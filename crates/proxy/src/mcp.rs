@@ -102,12 +102,20 @@ fn rebuilt(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("text/event-stream"));
     let text = if streamed {
+        // Each event keeps its id: a client resumes a stream from it (`Last-Event-ID`).
         let mut events = SseEvents::default();
         events
-            .push(read)
+            .push_events(read)
             .iter()
-            .filter_map(|data| filter(data))
-            .map(|json| format!("event: message\ndata: {json}\n\n"))
+            .filter_map(|event| {
+                let json = filter(&event.data)?;
+                let id = event
+                    .id
+                    .as_deref()
+                    .map(|id| format!("id: {id}\n"))
+                    .unwrap_or_default();
+                Some(format!("{id}event: message\ndata: {json}\n\n"))
+            })
             .collect::<String>()
     } else {
         filter(read).unwrap_or_else(|| String::from_utf8_lossy(read).into_owned())
@@ -117,4 +125,30 @@ fn rebuilt(
         .map_err(|never| match never {})
         .boxed_unsync();
     Response::from_parts(head, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_filtered_event_stream_keeps_its_event_ids() {
+        let listing = serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {"tools": [
+            {"name": "search"}, {"name": "delete_everything"}
+        ]}});
+        let body = format!("id: 41\nevent: message\ndata: {listing}\n\n");
+        let (head, ()) = Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let answer = rebuilt(head, body.as_bytes(), &["search".to_owned()]);
+        let text = answer.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        assert!(text.starts_with("id: 41\nevent: message\ndata: "), "{text}");
+        assert!(
+            text.contains("search") && !text.contains("delete_everything"),
+            "{text}"
+        );
+    }
 }

@@ -415,9 +415,26 @@ pub struct SseEvents {
     buffer: Vec<u8>,
 }
 
+/// One complete server-sent event: its `id` (what a client resumes from) and its `data`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `id:` field, when the event has one.
+    pub id: Option<String>,
+    /// The `data:` lines, joined with `\n`.
+    pub data: Vec<u8>,
+}
+
 impl SseEvents {
     /// Takes the next bytes; returns the `data` of each event they complete.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        self.push_events(chunk)
+            .into_iter()
+            .map(|e| e.data)
+            .collect()
+    }
+
+    /// Takes the next bytes; returns each event they complete, with its id.
+    pub fn push_events(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         self.buffer.extend_from_slice(chunk);
         let mut events = Vec::new();
         loop {
@@ -438,6 +455,7 @@ impl SseEvents {
             };
             let event: Vec<u8> = self.buffer.drain(..at + len).collect();
             let mut data = Vec::new();
+            let mut id = None;
             for line in event.split(|b| *b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 if let Some(rest) = line.strip_prefix(b"data:") {
@@ -445,10 +463,13 @@ impl SseEvents {
                         data.push(b'\n');
                     }
                     data.extend_from_slice(rest.strip_prefix(b" ").unwrap_or(rest));
+                } else if let Some(rest) = line.strip_prefix(b"id:") {
+                    let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+                    id = Some(String::from_utf8_lossy(rest).into_owned());
                 }
             }
             if !data.is_empty() {
-                events.push(data);
+                events.push(SseEvent { id, data });
             }
         }
         events
@@ -465,5 +486,24 @@ mod tests {
         assert!(sse.push(b"event: message\ndata: {\"a\":").is_empty());
         let got = sse.push(b"1}\n\ndata: {\"b\":2}\r\n\r\n: comment\n\n");
         assert_eq!(got, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec()]);
+    }
+
+    #[test]
+    fn events_keep_their_ids() {
+        let mut sse = SseEvents::default();
+        let got = sse.push_events(b"id: 7\nevent: message\ndata: {}\n\ndata: 1\n\n");
+        assert_eq!(
+            got,
+            vec![
+                SseEvent {
+                    id: Some("7".into()),
+                    data: b"{}".to_vec()
+                },
+                SseEvent {
+                    id: None,
+                    data: b"1".to_vec()
+                }
+            ]
+        );
     }
 }
