@@ -27,19 +27,13 @@ import threading
 import time
 import urllib.request
 
+from signed_in import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "target", "release", "latch-desktop")
 LATCH = os.path.join(ROOT, "target", "release", "latch")
 IDLE_SECS = int(os.environ.get("BENCH_IDLE_SECS", "30"))
 RUNS = int(os.environ.get("BENCH_START_RUNS", "10"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wd(base, method, path, body=None):

@@ -28,6 +28,8 @@ import tempfile
 import time
 import urllib.request
 
+from signed_in import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LATCH = os.path.join(ROOT, "target", "release", "latch")
 DURATION = os.environ.get("BENCH_DURATION", "5s")
@@ -38,14 +40,6 @@ WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "1"))
 GIB = 1 << 30
 WAN_ROUNDS = int(os.environ.get("BENCH_WAN_ROUNDS", "2"))
 WAN_REQUESTS = 40
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_port(port):
