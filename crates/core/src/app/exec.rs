@@ -161,6 +161,9 @@ pub enum ExecError {
     Usage(String),
 }
 
+/// How long `--intercept` waits to learn a site's cloud id before the command starts.
+const CLOUD_ID_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What `latch exec` gives a child: which connectors it may reach, read-only or not, and the
 /// variables it gets once the private proxy's URL and the child's key are known.
 pub struct ExecPlan {
@@ -251,7 +254,10 @@ impl ExecPlan {
             let Some(connector) = self.connectors.iter().find(|c| c.name == name) else {
                 continue;
             };
-            if let Ok(id) = credentials.cloud_id(connector).await {
+            // Usually known already (a sign-in lists it, or an earlier call learnt it); a site
+            // that does not answer soon must not hold the command up.
+            let learnt = tokio::time::timeout(CLOUD_ID_WAIT, credentials.cloud_id(connector)).await;
+            if let Ok(Ok(id)) = learnt {
                 map.set_cloud_id(&name, &id);
             }
         }
