@@ -198,4 +198,19 @@ test("an MCP server's provider needs no app: Latch registers itself at the first
   await expect(form.getByLabel("Client id")).toHaveCount(0);
   await form.getByRole("button", { name: "Add provider" }).click();
   await expect(page.getByRole("status")).toContainText("Added provider atlassian-mcp");
+
+  // A key for the MCP server can be limited to some of its tools.
+  await page.getByRole("button", { name: "Add a connector" }).click();
+  const connectorForm = page.getByRole("form", { name: "Add connector" });
+  await connectorForm.getByLabel("Product").selectOption("mcp");
+  await connectorForm.getByRole("button", { name: "Add connector" }).click();
+  await page.getByRole("tab", { name: "Local keys" }).click();
+  const keyForm = page.getByRole("form", { name: "Create key" });
+  await expect(keyForm.getByLabel("MCP tools")).toHaveCount(0);
+  await keyForm.getByLabel("Name").fill("agent");
+  await keyForm.getByLabel("mcp").check();
+  await keyForm.getByLabel("MCP tools").fill("search, getJiraIssue");
+  await keyForm.getByRole("button", { name: "Create key" }).click();
+  await page.getByRole("button", { name: "Done" }).click();
+  await expect(page.locator('[data-key="agent"]').getByTestId("key-tools")).toHaveText("tools: search getJiraIssue");
 });

@@ -626,6 +626,7 @@ export function createMockHost(options: MockOptions = {}): MockHost {
         connectors: input.connectors,
         read_only: input.read_only,
         paths: input.paths?.length ? input.paths : null,
+        mcp_tools: input.mcp_tools?.length ? input.mcp_tools : null,
         expires_at: input.ttl ? inFuture(3600, now) : null,
         revoked_at: null,
         created_at: inFuture(0, now),
