@@ -39,23 +39,7 @@ fn service_accounts_and_api_tokens_work_through_serve_without_a_sign_in() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_endpoints_only(&fixture);
     // Service account (README "Service accounts").
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-svc",
-            "--type",
-            "jira",
-            "--auth",
-            "service",
-            "--client-id",
-            SVC_CLIENT_ID,
-            "--site",
-            "acme",
-        ],
-        "",
-    );
-    let out = home.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
+    let out = home.add_jira_service_account();
     assert!(out.contains("obtained a token"), "{out}");
     // No `scope` by default: the credential's scopes were chosen when it was created.
     let sent = &fixture.stats()["last_client_credentials"];
@@ -64,22 +48,7 @@ fn service_accounts_and_api_tokens_work_through_serve_without_a_sign_in() {
         "{sent}"
     );
     // A scoped API token (README "API tokens"), a classic one, and a service account's token.
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-tok",
-            "--type",
-            "jira",
-            "--auth",
-            "api-token",
-            "--email",
-            EMAIL,
-            "--site",
-            "acme",
-        ],
-        "",
-    );
+    home.add_jira_api_token_connector(&[]);
     let out = home.ok(&["credential", "set", "jira-tok"], SCOPED_TOKEN);
     assert!(out.contains("scoped API token"), "{out}");
     home.ok(
@@ -284,24 +253,7 @@ fn a_refused_service_credential_says_where_to_fix_it() {
 fn api_tokens_go_where_they_work_and_say_when_they_expire() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_endpoints_only(&fixture);
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-tok",
-            "--type",
-            "jira",
-            "--auth",
-            "api-token",
-            "--email",
-            EMAIL,
-            "--site",
-            "acme",
-            "--token",
-            "classic",
-        ],
-        "",
-    );
+    home.add_jira_api_token_connector(&["--token", "classic"]);
     // Pinned classic, but the token is scoped: refused, kept, and status says so.
     let out = home.run(&["credential", "set", "jira-tok"], SCOPED_TOKEN);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));

@@ -261,7 +261,8 @@ fn the_catalog_lists_data_center() {
 
 /// A PAT connector and a service-account connector on the `jira-dc` provider, each credential
 /// proven by `credential set` (a probe, and the token endpoint).
-pub(crate) fn add_pat_and_service_account(home: &Home) {
+/// The `dc-pat` connector (a PAT on the `jira-dc` provider), its PAT not yet stored.
+pub(crate) fn add_pat_connector(home: &Home) {
     home.ok(
         &[
             "connector",
@@ -274,6 +275,10 @@ pub(crate) fn add_pat_and_service_account(home: &Home) {
         ],
         "",
     );
+}
+
+pub(crate) fn add_pat_and_service_account(home: &Home) {
+    add_pat_connector(home);
     let out = home.ok(&["credential", "set", "dc-pat", "--json"], DC_PAT);
     let stored: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(stored["check"]["result"], "ok", "the PAT: {stored}");

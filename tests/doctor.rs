@@ -496,42 +496,11 @@ fn doctor_notices_a_revoked_sign_in_without_waiting_for_a_request() {
 /// instance, a providers section, and the verdict as a coloured badge.
 #[test]
 fn the_report_says_what_each_credential_is_and_when() {
-    use crate::support::{EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET};
+    use crate::support::SCOPED_TOKEN;
     let fixture = Fixture::start();
     let home = Home::with_fixture_endpoints_only(&fixture);
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-svc",
-            "--type",
-            "jira",
-            "--auth",
-            "service",
-            "--client-id",
-            SVC_CLIENT_ID,
-            "--site",
-            "acme",
-        ],
-        "",
-    );
-    home.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-tok",
-            "--type",
-            "jira",
-            "--auth",
-            "api-token",
-            "--email",
-            EMAIL,
-            "--site",
-            "acme",
-        ],
-        "",
-    );
+    home.add_jira_service_account();
+    home.add_jira_api_token_connector(&[]);
     let later = (time::OffsetDateTime::now_utc() + time::Duration::days(8)).date();
     home.ok(
         &[
@@ -556,18 +525,7 @@ fn the_report_says_what_each_credential_is_and_when() {
         ],
         "",
     );
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-pat",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "pat",
-        ],
-        "",
-    );
+    crate::datacenter::add_pat_connector(&home);
     home.ok(&["credential", "set", "dc-pat"], crate::datacenter::DC_PAT);
 
     let report_path = home.file("report.html");

@@ -508,26 +508,7 @@ fn pkce_mismatch_is_refused_and_the_honest_flow_works() {
 fn service_accounts_and_static_credentials_share_the_interface() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_provider(&fixture);
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-svc",
-            "--type",
-            "jira",
-            "--auth",
-            "service",
-            "--site",
-            "acme",
-            "--client-id",
-            crate::support::SVC_CLIENT_ID,
-        ],
-        "",
-    );
-    let stored = home.ok(
-        &["credential", "set", "jira-svc"],
-        crate::support::SVC_CLIENT_SECRET,
-    );
+    let stored = home.add_jira_service_account();
     assert!(stored.contains("obtained a token"), "{stored}");
     let first = token_of(&home, "jira-svc");
     assert!(fixture.token_works(&first));

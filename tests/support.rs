@@ -547,6 +547,48 @@ impl Home {
         );
     }
 
+    /// The README's service account: connector `jira-svc` on site `acme`, its secret stored;
+    /// returns what `credential set` printed.
+    pub(crate) fn add_jira_service_account(&self) -> String {
+        self.ok(
+            &[
+                "connector",
+                "add",
+                "jira-svc",
+                "--type",
+                "jira",
+                "--auth",
+                "service",
+                "--client-id",
+                SVC_CLIENT_ID,
+                "--site",
+                "acme",
+            ],
+            "",
+        );
+        self.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET)
+    }
+
+    /// The README's API-token connector `jira-tok` on site `acme` (its token not yet stored),
+    /// with `extra` flags (`--token scoped`).
+    pub(crate) fn add_jira_api_token_connector(&self, extra: &[&str]) {
+        let mut args = vec![
+            "connector",
+            "add",
+            "jira-tok",
+            "--type",
+            "jira",
+            "--auth",
+            "api-token",
+            "--email",
+            EMAIL,
+            "--site",
+            "acme",
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args, "");
+    }
+
     /// `latch provider add atlassian` without an OAuth app (no client id, no secret): only
     /// the fixture's endpoints, as a service-account or API-token user would have it.
     pub(crate) fn with_fixture_endpoints_only(fixture: &Fixture) -> Self {

@@ -3,7 +3,7 @@
 
 use crate::support::{
     connector_in, curl, require_secret_service, run_with_stdin, stderr, stdout, Fixture, Home,
-    PrivateKeyring, Serve, EMAIL, SCOPED_TOKEN, SVC_CLIENT_ID, SVC_CLIENT_SECRET,
+    PrivateKeyring, Serve, EMAIL, SCOPED_TOKEN,
 };
 
 /// `provider add --preset jira-dc` says where the instance's links are, the connector types to
@@ -145,23 +145,7 @@ fn an_unchecked_credential_is_kept_and_exits_7() {
 fn messages_name_connectors_not_internal_ids() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_endpoints_only(&fixture);
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-svc",
-            "--type",
-            "jira",
-            "--auth",
-            "service",
-            "--client-id",
-            SVC_CLIENT_ID,
-            "--site",
-            "acme",
-        ],
-        "",
-    );
-    home.ok(&["credential", "set", "jira-svc"], SVC_CLIENT_SECRET);
+    home.add_jira_service_account();
     fixture.control(serde_json::json!({ "token_mode": "500" }));
     let out = home.run(&["token", "jira-svc", "--refresh"], "");
     assert_ne!(out.status.code(), Some(0));
@@ -504,22 +488,7 @@ fn the_sign_in_page_tells_the_outcome() {
 fn a_credential_ending_soon_says_so_before_it_breaks() {
     let fixture = Fixture::start();
     let home = Home::with_fixture_endpoints_only(&fixture);
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "jira-tok",
-            "--type",
-            "jira",
-            "--auth",
-            "api-token",
-            "--email",
-            EMAIL,
-            "--site",
-            "acme",
-        ],
-        "",
-    );
+    home.add_jira_api_token_connector(&[]);
     let soon = (time::OffsetDateTime::now_utc() + time::Duration::days(5)).date();
     home.ok(
         &[

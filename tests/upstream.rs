@@ -419,18 +419,7 @@ fn client_certificates_reach_a_gateway_that_requires_one() {
         &format!("https://localhost:{port}/dc"),
         &tls.0,
     );
-    home.ok(
-        &[
-            "connector",
-            "add",
-            "dc-pat",
-            "--type",
-            "jira-dc",
-            "--auth",
-            "pat",
-        ],
-        "",
-    );
+    crate::datacenter::add_pat_connector(&home);
     // Without a certificate the gateway says no (nginx: 400), and the check says so.
     let out = home.run(&["credential", "set", "dc-pat", "--json"], DC_PAT);
     let stored: serde_json::Value = serde_json::from_str(&crate::support::stdout(&out)).unwrap();

@@ -191,24 +191,28 @@ impl ExecCmd {
             let mut intercepting = None;
             if let Some(map) = map {
                 let password = latch_core::app::intercept::child::proxy_password();
+                let hosts = map.host_names();
                 let running = proxy
                     .intercept(InterceptSetup {
-                        map: map.clone(),
+                        map,
                         key: exec_key,
                         password: password.clone(),
                         deny_other_hosts: self.deny_other_hosts,
                     })
                     .await
                     .map_err(|e| Failure::internal(e.to_string()))?;
-                let child =
-                    ChildSetup::prepare(running.addr, &password, &running.ca_pem, &map, &|name| {
-                        std::env::var(name).ok()
-                    })
-                    .map_err(|e| {
-                        Failure::internal(format!(
-                            "cannot write the command's CA bundle and proxy settings: {e}"
-                        ))
-                    })?;
+                let child = ChildSetup::prepare(
+                    running.addr,
+                    &password,
+                    &running.ca_pem,
+                    &hosts,
+                    &|name| std::env::var(name).ok(),
+                )
+                .map_err(|e| {
+                    Failure::internal(format!(
+                        "cannot write the command's CA bundle and proxy settings: {e}"
+                    ))
+                })?;
                 vars.extend(child.env.iter().cloned());
                 intercepting = Some((running, child));
             }
@@ -222,10 +226,8 @@ impl ExecCmd {
                 Err(err) => Err(err),
             }
             .map_err(|e| Failure::usage(format!("cannot run `{program}`: {e}")));
-            if let Some((running, setup)) = intercepting {
-                running.shutdown();
-                drop(setup);
-            }
+            // The listener first, then the directory its child was pointed at.
+            drop(intercepting);
             let status = status?;
             drop(key);
             proxy.shutdown().await;

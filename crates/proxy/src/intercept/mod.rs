@@ -49,7 +49,7 @@ pub enum InterceptError {
     Ca(#[from] CaError),
 }
 
-/// A running intercepting proxy: stops when dropped or shut down.
+/// A running intercepting proxy: it stops when dropped.
 pub struct Intercepting {
     /// Where the child's `HTTPS_PROXY` points.
     pub addr: SocketAddr,
@@ -58,13 +58,7 @@ pub struct Intercepting {
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Intercepting {
-    /// Stops accepting; open tunnels end with the runtime.
-    pub fn shutdown(self) {
-        drop(self);
-    }
-}
-
+/// Dropping it stops accepting; open tunnels end with the runtime.
 impl Drop for Intercepting {
     fn drop(&mut self) {
         self.task.abort();
@@ -79,6 +73,11 @@ struct Context {
     deny_other_hosts: bool,
     ca: EphemeralCa,
     outbound: latch_core::net::outbound::OutboundProxy,
+    /// Plain HTTP to other hosts, when no outbound proxy takes it.
+    direct: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Incoming,
+    >,
 }
 
 impl Context {
@@ -115,6 +114,8 @@ pub(crate) async fn start(
         deny_other_hosts: setup.deny_other_hosts,
         ca,
         outbound: latch_core::net::outbound::OutboundProxy::from_env(),
+        direct: hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http(),
     });
     let task = tokio::spawn(async move {
         loop {
@@ -415,8 +416,8 @@ async fn forward_plain(context: &Context, request: Request<Incoming>) -> Respons
             }
             via_proxy(&route.uri, Request::from_parts(parts, body)).await
         }
-        None => hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<Incoming>()
+        None => context
+            .direct
             .request(Request::from_parts(parts, body))
             .await
             .map_err(|e| e.to_string()),

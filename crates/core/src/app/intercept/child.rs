@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::app::intercept::InterceptMap;
 use crate::secret::Secret;
 
 /// Set in the child: `latch git-credential` answers git with a dummy password under intercept,
@@ -51,13 +50,14 @@ impl ChildSetup {
         &self.dir
     }
 
-    /// Writes the bundle and the preload, and fills the child's variables. `inherited` reads
+    /// Writes the bundle and the preload, and fills the child's variables; `hosts` are the
+    /// intercepted names (`InterceptMap::host_names`). `inherited` reads
     /// this process's environment (what the child would otherwise inherit).
     pub fn prepare(
         proxy: std::net::SocketAddr,
         password: &Secret,
         ca_pem: &str,
-        map: &InterceptMap,
+        hosts: &[String],
         inherited: &dyn Fn(&str) -> Option<String>,
     ) -> std::io::Result<Self> {
         let dir = private_dir()?;
@@ -79,7 +79,7 @@ impl ChildSetup {
             inherited("NO_PROXY")
                 .or_else(|| inherited("no_proxy"))
                 .as_deref(),
-            map,
+            hosts,
         );
         env.push(("NO_PROXY".to_owned(), Secret::new(no_proxy.clone())));
         env.push(("no_proxy".to_owned(), Secret::new(no_proxy)));
@@ -218,8 +218,7 @@ fn pem_blocks(text: &str) -> impl Iterator<Item = &str> {
 
 /// An inherited `NO_PROXY` without the entries that would keep the connectors' hosts off the
 /// proxy (the host, a domain above it, `*`), plus loopback.
-fn no_proxy(inherited: Option<&str>, map: &InterceptMap) -> String {
-    let hosts = map.host_names();
+fn no_proxy(inherited: Option<&str>, hosts: &[String]) -> String {
     let covers = |entry: &str| {
         let entry = entry.trim().to_ascii_lowercase();
         let domain = entry.trim_start_matches("*.").trim_start_matches('.');
@@ -247,6 +246,7 @@ fn no_proxy(inherited: Option<&str>, map: &InterceptMap) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::intercept::InterceptMap;
     use crate::config::Config;
 
     #[test]
@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(
             no_proxy(
                 Some("internal.corp, .atlassian.net,api.atlassian.com:443,*,localhost"),
-                &map
+                &map.host_names()
             ),
             "internal.corp,localhost,127.0.0.1,::1"
         );
@@ -281,7 +281,7 @@ mod tests {
             "127.0.0.1:9".parse().unwrap(),
             &password,
             "THE-CA\n",
-            &map,
+            &map.host_names(),
             &inherited,
         )
         .unwrap();
